@@ -1,0 +1,49 @@
+"""hipanalytics: hip internal-rotation mobility programs, ROM logs and progress reports.
+
+The public API is re-exported here::
+
+    import hipanalytics as ha
+    protocol = ha.load_protocol("hip-ir-breakouts")
+    program = ha.Program(patient_id="P001", protocol=protocol, schedule="three-per-week",
+                         start_date=date(2026, 1, 5), weeks=6)
+    ha.plan(program)
+"""
+
+__version__ = "0.1.0"
+
+from .errors import (
+    HipAnalyticsError,
+    HipAnalyticsWarning,
+    ProgramError,
+    ProtocolError,
+    ProtocolProblem,
+    ScheduleWarning,
+)
+from .handout import calendar_ics, handout_html, write_calendar, write_handout
+from .program import DoseOverride, Program, breakouts_per_week, plan, prescription, switch_schedule
+from .protocol import Protocol, Range, Schedule, list_protocols, load_protocol
+
+__all__ = [
+    "__version__",
+    "HipAnalyticsError",
+    "HipAnalyticsWarning",
+    "ProgramError",
+    "ProtocolError",
+    "ProtocolProblem",
+    "ScheduleWarning",
+    "Protocol",
+    "Range",
+    "Schedule",
+    "load_protocol",
+    "list_protocols",
+    "Program",
+    "DoseOverride",
+    "plan",
+    "prescription",
+    "breakouts_per_week",
+    "switch_schedule",
+    "handout_html",
+    "write_handout",
+    "calendar_ics",
+    "write_calendar",
+]

@@ -1,0 +1,170 @@
+"""The ``hipanalytics`` command: a thin face over the package's functions.
+
+Exit codes: 0 success; 1 the input was refused (protocol, program or data problem, message on
+stderr); 2 the command line itself was wrong.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import default_reports_dir, safe_filename
+from .errors import HipAnalyticsError
+from .handout import write_calendar, write_handout
+from .program import Program, breakouts_per_week, plan
+from .protocol import list_protocols, load_protocol
+
+EXIT_REFUSED = 1
+
+
+def _refusals(func):
+    """Turn package errors into a message on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except HipAnalyticsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_REFUSED)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hipanalytics")
+def main() -> None:
+    """Hip IR mobility programs, patient records and progress reports."""
+
+
+@main.command("protocols")
+@click.option("--dir", "dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Extra folder of protocol files (repeatable).")
+def protocols_command(dirs: tuple[Path, ...]) -> None:
+    """List the protocols found, and any protocol file that cannot be used."""
+    table = list_protocols(list(dirs))
+    for row in table.itertuples():
+        if row.problem:
+            click.echo(f"INVALID  {row.path}\n  {row.problem}")
+        else:
+            click.echo(f"{row.id}@{row.version}  {row.title}  ({row.path})")
+    if (table["problem"] != "").any():
+        sys.exit(EXIT_REFUSED)
+
+
+@main.command("check-protocol")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_refusals
+def check_protocol_command(file: Path) -> None:
+    """Validate a protocol FILE and report every problem with its line."""
+    protocol = load_protocol(file)
+    click.echo(
+        f"ok: {protocol.key} - {len(protocol.exercises)} exercises, {len(protocol.sessions)} "
+        f"session templates, schedules: {', '.join(s.id for s in protocol.schedules)}"
+    )
+
+
+def _write_program_files(program: Program, out: Path, **handout_kwargs) -> dict[str, Path]:
+    folder = out / safe_filename(program.program_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    sessions = plan(program)
+    sessions.to_csv(folder / "plan.csv", index=False)
+    return {
+        "plan": folder / "plan.csv",
+        "handout": write_handout(program, folder / "handout.html", **handout_kwargs),
+        "calendar": write_calendar(program, folder / "calendar.ics"),
+    }
+
+
+def _summary(program: Program) -> str:
+    weekly = breakouts_per_week(plan(program))
+    per_week = ", ".join(str(b) for b in weekly["breakouts"])
+    return (
+        f"{program.program_id}: {program.resolved_schedule.title}, {program.start_date} to "
+        f"{program.end_date}, {int(weekly['sessions'].sum())} sessions, "
+        f"{int(weekly['breakouts'].sum())} with breakouts (per week: {per_week})"
+    )
+
+
+@main.command("program")
+@click.argument("patient_id")
+@click.option("--schedule", required=True,
+              help="Schedule id (daily, three-per-week) or custom weekdays such as mon,thu.")
+@click.option("--start", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day, YYYY-MM-DD.")
+@click.option("--weeks", type=click.IntRange(min=1), help="Length in weeks.")
+@click.option("--end", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day, YYYY-MM-DD.")
+@click.option("--protocol", "protocol_ref", default="hip-ir-breakouts", show_default=True,
+              help="Protocol id, id@version, or a protocol file.")
+@click.option("--choice", "choices", multiple=True, metavar="CHOICE=EXERCISE",
+              help="Pick an alternative, e.g. ninety-ninety=ninety-ninety-ir-pails.")
+@click.option("--name", "patient_name", help="Name printed on the handout instead of the id.")
+@click.option("--clinician", help="Prescriber printed on the handout.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/programs].")
+@_refusals
+def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, patient_name,
+                    clinician, out) -> None:
+    """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics)."""
+    picked = {}
+    for item in choices:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected CHOICE=EXERCISE, got {item!r}", param_hint="--choice")
+        picked[key.strip()] = value.strip()
+    program = Program(
+        patient_id=patient_id,
+        protocol=load_protocol(protocol_ref),
+        schedule=schedule,
+        start_date=start.date(),
+        **({"weeks": weeks} if weeks else {}),
+        **({"end_date": end.date()} if end else {}),
+        choices=picked,
+    )
+    files = _write_program_files(program, out or default_reports_dir() / "programs",
+                                 patient_name=patient_name, clinician=clinician)
+    click.echo(_summary(program))
+    for kind, path in files.items():
+        click.echo(f"  {kind:9} {path}")
+
+
+def _next_monday(today: date) -> date:
+    return today + timedelta(days=(7 - today.weekday()) % 7 or 7)
+
+
+@main.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/demo].")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the demo programs [default: next Monday].")
+@_refusals
+def demo_command(out: Path | None, start) -> None:
+    """Build sample programs for two synthetic patients and write their plans, handouts and calendars."""
+    out = out or default_reports_dir() / "demo"
+    first = start.date() if start else _next_monday(date.today())
+    protocol = load_protocol("hip-ir-breakouts")
+    click.echo(f"Protocol {protocol.key}: {protocol.title} ({protocol.source_file})")
+    programs = [
+        Program(patient_id="DEMO-001", protocol=protocol, schedule="three-per-week",
+                start_date=first, weeks=6, reason="demo: breakouts 3x/week"),
+        Program(patient_id="DEMO-002", protocol=protocol, schedule="daily", start_date=first,
+                weeks=6, choices={"ninety-ninety": "ninety-ninety-ir-pails"},
+                reason="demo: daily breakouts with the contract-relax variant"),
+    ]
+    for program in programs:
+        files = _write_program_files(program, out, patient_name=f"Demo patient {program.patient_id}")
+        click.echo(_summary(program))
+        for kind, path in files.items():
+            click.echo(f"  {kind:9} {path}")
+    click.echo(f"\nOpen {out / safe_filename(programs[0].program_id) / 'handout.html'} in a browser to see a handout.")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

@@ -1,0 +1,601 @@
+"""Programs (a protocol prescribed to one patient) and their day-by-day plans.
+
+A :class:`Program` names the patient, the protocol (id and version), the schedule (a named one or a
+custom weekday set), the dates and any dose overrides. :func:`plan` turns one or more programs into
+one row per planned session. A schedule change mid-course is a new program from a date
+(:func:`switch_schedule`), so the old program stays on record as it was prescribed.
+
+Examples
+--------
+>>> from datetime import date
+>>> prog = Program(patient_id="P001", protocol="hip-ir-breakouts", schedule="three-per-week",
+...                start_date=date(2026, 1, 5), weeks=4)
+>>> sessions = plan(prog)
+>>> len(sessions), int(sessions["breakouts"].sum())
+(56, 12)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ProgramError, ProtocolError, ScheduleWarning
+from .protocol import (
+    WEEKDAYS,
+    ChoiceBlock,
+    CircuitBlock,
+    Count,
+    Dose,
+    Protocol,
+    Schedule,
+    Seconds,
+    load_protocol,
+    schedule_problems,
+)
+
+__all__ = [
+    "DoseOverride",
+    "Program",
+    "PLAN_COLUMNS",
+    "plan",
+    "prescription",
+    "breakouts_per_week",
+    "switch_schedule",
+]
+
+
+class DoseOverride(BaseModel):
+    """A clinician's change to one exercise's dose; unset fields keep the protocol's value.
+
+    Examples
+    --------
+    >>> DoseOverride(sets=4, hold_s={"stretch": 45}).hold_s["stretch"]
+    Range(low=45, high=45)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sets: Count | None = Field(default=None, description="new number of sets")
+    reps: Count | None = Field(default=None, description="new repetitions per set")
+    hold_s: dict[str, Seconds] = Field(default_factory=dict, description="phase id -> new hold, seconds")
+
+
+class Program(BaseModel):
+    """A protocol prescribed to one patient over a date range.
+
+    Parameters
+    ----------
+    patient_id : str
+        The patient's id in the clinic's records.
+    protocol : Protocol or str
+        A loaded protocol, or a reference (``"hip-ir-breakouts"`` or ``"hip-ir-breakouts@1.0.0"``).
+        Instead, ``protocol_id`` and ``protocol_version`` may be given (as stored).
+    schedule : str
+        A schedule id of the protocol (``"daily"``, ``"three-per-week"``) or a custom weekday set
+        (``"mon,thu"`` or ``"custom:mon,thu"``), which reuses the protocol's base schedule slots.
+    start_date : date
+        First day of the program.
+    weeks : int, optional
+        Length in weeks; give this or ``end_date``.
+    end_date : date, optional
+        Last day of the program (inclusive).
+    program_id : str, optional
+        Defaults to ``{patient_id}-{start:%Y%m%d}-{schedule}``.
+    breakout_slot : str, optional
+        Which of the day's slots carries the breakouts (default: the schedule's).
+    choices : dict, optional
+        Choice id -> exercise id, e.g. ``{"ninety-ninety": "ninety-ninety-ir-pails"}``.
+    dose_overrides : dict, optional
+        Exercise id -> :class:`DoseOverride` (or a mapping of its fields).
+    reason : str, optional
+        Why the program was prescribed or changed (e.g. "pain after daily breakouts").
+
+    Raises
+    ------
+    ProgramError
+        When the dates are reversed, the protocol, schedule, slot, choice, exercise or phase is
+        unknown, or a value is invalid; the message says what was expected.
+
+    Warns
+    -----
+    ScheduleWarning
+        When a custom weekday set puts breakouts on consecutive days although the schedule it is
+        based on needs a recovery day between them.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    patient_id: str = Field(min_length=1)
+    program_id: str = Field(default="", description="defaults to patient-start-schedule")
+    protocol: Protocol = Field(exclude=True, repr=False)
+    schedule: str = Field(min_length=1)
+    start_date: date
+    end_date: date
+    breakout_slot: str | None = None
+    choices: dict[str, str] = Field(default_factory=dict)
+    dose_overrides: dict[str, DoseOverride] = Field(default_factory=dict)
+    reason: str = ""
+
+    _schedule: Schedule = PrivateAttr()
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ProgramError(_describe_validation(exc, data)) from None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def protocol_id(self) -> str:
+        """Id of the protocol prescribed."""
+        return self.protocol.id
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def protocol_version(self) -> str:
+        """Version of the protocol prescribed."""
+        return self.protocol.version
+
+    @field_validator("patient_id", "program_id", "reason")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_inputs(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        ref = data.pop("protocol", None)
+        pid, version = data.pop("protocol_id", None), data.pop("protocol_version", None)
+        if ref is None and pid is not None:
+            ref = f"{pid}@{version}" if version else pid
+        if ref is None:
+            raise ProgramError("a program needs a protocol: give protocol= (id or Protocol)")
+        if not isinstance(ref, Protocol):
+            try:
+                ref = load_protocol(str(ref))
+            except ProtocolError as exc:
+                patient = data.get("patient_id", "?")
+                raise ProgramError(
+                    f"program for patient {patient!r} refers to protocol {str(ref)!r}, "
+                    f"which cannot be loaded: {exc}"
+                ) from None
+        data["protocol"] = ref
+        weeks = data.pop("weeks", None)
+        if weeks is not None:
+            if isinstance(weeks, bool) or not isinstance(weeks, int) or weeks < 1:
+                raise ProgramError(f"weeks must be a whole number of at least 1, got {weeks!r}")
+            start = _as_date(data.get("start_date"), "start_date")
+            end = start + timedelta(days=7 * weeks - 1)
+            given = data.get("end_date")
+            if given is not None and _as_date(given, "end_date") != end:
+                raise ProgramError(
+                    f"weeks={weeks} from {start} ends on {end}, but end_date={given} was also "
+                    "given; give one of them"
+                )
+            data["end_date"] = end
+        elif data.get("end_date") is None:
+            raise ProgramError("a program needs an end: give weeks= or end_date=")
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Program:
+        who = f"program for patient {self.patient_id!r}"
+        if self.start_date > self.end_date:
+            raise ProgramError(
+                f"{who}: start date {self.start_date} is after end date {self.end_date}; "
+                "swap them or correct the dates"
+            )
+        try:
+            schedule = self.protocol.resolve_schedule(self.schedule)
+        except (KeyError, ValueError) as exc:
+            raise ProgramError(f"{who}: unknown schedule {self.schedule!r}: {_reason(exc)}") from None
+        slot_ids = [s.id for s in schedule.slots]
+        if self.breakout_slot is not None:
+            if self.breakout_slot not in slot_ids:
+                raise ProgramError(
+                    f"{who}: breakout_slot {self.breakout_slot!r} is not a slot of schedule "
+                    f"{schedule.id!r} (slots: {', '.join(slot_ids)})"
+                )
+            schedule = schedule.model_copy(update={"breakout_slot": self.breakout_slot})
+        if schedule.id.startswith("custom:"):
+            for _, message in schedule_problems(schedule):
+                warnings.warn(f"{who}: {message}", ScheduleWarning, stacklevel=4)
+        self._check_choices(who)
+        self._check_overrides(who)
+        object.__setattr__(self, "_schedule", schedule)
+        if not self.program_id:
+            slug = schedule.id.replace("custom:", "custom-").replace(",", "-")
+            object.__setattr__(self, "program_id", f"{self.patient_id}-{self.start_date:%Y%m%d}-{slug}")
+        return self
+
+    def _check_choices(self, who: str) -> None:
+        known = {c.id: c for c in self.protocol.choices()}
+        for choice_id, exercise_id in self.choices.items():
+            if choice_id not in known:
+                raise ProgramError(
+                    f"{who}: unknown choice {choice_id!r} (protocol choices: {', '.join(known) or 'none'})"
+                )
+            if exercise_id not in known[choice_id].one_of:
+                raise ProgramError(
+                    f"{who}: choice {choice_id!r} must be one of "
+                    f"{', '.join(known[choice_id].one_of)}, got {exercise_id!r}"
+                )
+
+    def _check_overrides(self, who: str) -> None:
+        for exercise_id, override in self.dose_overrides.items():
+            try:
+                exercise = self.protocol.exercise(exercise_id)
+            except KeyError as exc:
+                raise ProgramError(f"{who}: dose override for {_reason(exc)}") from None
+            if exercise.dose is None:
+                raise ProgramError(f"{who}: {exercise.name} has no dose to override")
+            if override.reps is not None and exercise.dose.reps is None:
+                raise ProgramError(f"{who}: {exercise.name} is dosed by holds, not reps; override sets or hold_s")
+            phase_ids = [p.id for p in (*exercise.dose.lead_in, *exercise.dose.phases)]
+            for phase_id in override.hold_s:
+                if phase_id not in phase_ids:
+                    raise ProgramError(
+                        f"{who}: {exercise.name} has no phase {phase_id!r} "
+                        f"(phases: {', '.join(phase_ids)})"
+                    )
+
+    @property
+    def resolved_schedule(self) -> Schedule:
+        """The schedule in force, with any ``breakout_slot`` override applied."""
+        return self._schedule
+
+    @property
+    def weeks(self) -> float:
+        """Length in weeks (fractional when the end date is not a whole number of weeks)."""
+        return ((self.end_date - self.start_date).days + 1) / 7
+
+    def dose(self, exercise_id: str) -> Dose | None:
+        """The exercise's dose for this program, overrides applied."""
+        base = self.protocol.exercise(exercise_id).dose
+        override = self.dose_overrides.get(exercise_id)
+        if base is None or override is None:
+            return base
+
+        def held(phases):
+            return tuple(
+                p.model_copy(update={"hold_s": override.hold_s[p.id]}) if p.id in override.hold_s else p
+                for p in phases
+            )
+
+        return base.model_copy(update={
+            "sets": override.sets or base.sets,
+            "reps": override.reps or base.reps,
+            "lead_in": held(base.lead_in),
+            "phases": held(base.phases),
+        })
+
+    def chosen(self, choice: ChoiceBlock) -> str:
+        """The exercise this program uses for a ``one_of`` choice."""
+        return self.choices.get(choice.id, choice.chosen_by_default)
+
+
+def _as_date(value: Any, name: str) -> date:
+    if isinstance(value, pd.Timestamp):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ProgramError(f"{name} must be a date like 2026-01-05, got {value!r}") from None
+
+
+def _reason(exc: Exception) -> str:
+    return exc.args[0] if exc.args else str(exc)
+
+
+def _describe_validation(exc: ValidationError, data: dict) -> str:
+    who = f"program for patient {data.get('patient_id', '?')!r}"
+    parts = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in error["loc"]) or "program"
+        parts.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+    return f"{who}: " + "; ".join(parts)
+
+
+PLAN_COLUMNS = [
+    "patient_id", "program_id", "protocol_id", "protocol_version", "schedule", "date", "week",
+    "weekday", "slot", "slot_time", "session", "session_title", "breakouts", "doses",
+]
+
+
+def plan(programs: Program | Iterable[Program]) -> pd.DataFrame:
+    """One row per planned session of one or more programs.
+
+    Parameters
+    ----------
+    programs : Program or iterable of Program
+        Several programs of one patient must not overlap in time (a schedule change is a new
+        program from a date: see :func:`switch_schedule`).
+
+    Returns
+    -------
+    DataFrame
+        Sorted by patient, date and slot, with columns:
+
+        - ``patient_id``, ``program_id``, ``protocol_id``, ``protocol_version``, ``schedule``
+        - ``date`` (datetime64, day precision), ``week`` (1-based week of the program),
+          ``weekday`` (``mon``..``sun``)
+        - ``slot`` (e.g. ``morning``), ``slot_time`` (``HH:MM``, suggested start)
+        - ``session`` (template id), ``session_title``, ``breakouts`` (bool: the session
+          contains the breakout exercises)
+        - ``doses`` (the session's exercises and doses in clinician shorthand)
+
+    Raises
+    ------
+    ProgramError
+        When programs of the same patient overlap.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily",
+    ...             start_date=date(2026, 1, 5), weeks=4)
+    >>> df = plan(p)
+    >>> len(df), int(df["breakouts"].sum())
+    (56, 28)
+    """
+    items = [programs] if isinstance(programs, Program) else list(programs)
+    _check_no_overlap(items)
+    frames = [_plan_one(p) for p in items]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=_PLAN_DTYPES.get(c, "str")) for c in PLAN_COLUMNS})
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["patient_id", "date", "slot_order"], kind="stable").drop(
+        columns="slot_order"
+    ).reset_index(drop=True)
+
+
+_PLAN_DTYPES = {"date": "datetime64[s]", "week": "int64", "breakouts": "bool"}
+
+
+def _check_no_overlap(programs: list[Program]) -> None:
+    by_patient: dict[str, list[Program]] = {}
+    for p in programs:
+        by_patient.setdefault(p.patient_id, []).append(p)
+    for patient, progs in by_patient.items():
+        progs = sorted(progs, key=lambda p: p.start_date)
+        for a, b in zip(progs, progs[1:]):
+            if b.start_date <= a.end_date:
+                raise ProgramError(
+                    f"programs {a.program_id!r} ({a.start_date} to {a.end_date}) and "
+                    f"{b.program_id!r} ({b.start_date} to {b.end_date}) of patient {patient!r} "
+                    "overlap; end the first the day before the second starts (switch_schedule does this)"
+                )
+
+
+def _plan_one(program: Program) -> pd.DataFrame:
+    schedule = program.resolved_schedule
+    protocol = program.protocol
+    days = pd.date_range(program.start_date, program.end_date, freq="D", unit="s")
+    n_days, n_slots = len(days), len(schedule.slots)
+    weekday_index = days.dayofweek.to_numpy()
+    is_breakout_day = np.isin(weekday_index, [WEEKDAYS.index(d) for d in schedule.breakout_days])
+    slot_ids = [s.id for s in schedule.slots]
+    breakout_slot = slot_ids.index(schedule.breakout_slot)
+    # sessions[d, s]: the template done on day d in slot s
+    sessions = np.tile(np.array([s.session for s in schedule.slots], dtype=object), (n_days, 1))
+    sessions[is_breakout_day, breakout_slot] = schedule.breakout_session
+    templates = {t: protocol.session(t) for t in set(sessions.ravel())}
+    doses = {t: _session_doses(program, t) for t in templates}
+    flat = sessions.ravel()
+    day_pos = np.repeat(np.arange(n_days), n_slots)
+    return pd.DataFrame({
+        "patient_id": program.patient_id,
+        "program_id": program.program_id,
+        "protocol_id": protocol.id,
+        "protocol_version": protocol.version,
+        "schedule": schedule.id,
+        "date": days[day_pos],
+        "week": day_pos // 7 + 1,
+        "weekday": np.array(WEEKDAYS, dtype=object)[weekday_index[day_pos]],
+        "slot": np.tile(np.array(slot_ids, dtype=object), n_days),
+        "slot_time": np.tile(np.array([s.time.strftime("%H:%M") for s in schedule.slots], dtype=object), n_days),
+        "session": flat,
+        "session_title": [templates[t].title for t in flat],
+        "breakouts": np.array([protocol.has_breakouts(t) for t in flat], dtype=bool),
+        "doses": [doses[t] for t in flat],
+        "slot_order": np.tile(np.arange(n_slots), n_days),
+    })
+
+
+def _session_doses(program: Program, session_id: str) -> str:
+    rows = prescription(program, session_id)
+    parts = []
+    for (_, rounds), group in rows.groupby(["block", "rounds"], sort=False):
+        text = " + ".join(
+            f"{r.exercise_name} ({r.dose})" if r.dose else r.exercise_name for r in group.itertuples()
+        )
+        parts.append(f"{rounds} rounds of [{text}]" if group["in_circuit"].iloc[0] else text)
+    return "; then ".join(parts)
+
+
+def prescription(program: Program, session: str | None = None) -> pd.DataFrame:
+    """The exercises of each session template as this program prescribes them.
+
+    Choices are resolved (e.g. the 90/90 stretch or its contract-relax variant) and dose
+    overrides applied.
+
+    Parameters
+    ----------
+    program : Program
+    session : str, optional
+        Only this session template; by default every template the program's schedule uses.
+
+    Returns
+    -------
+    DataFrame
+        One row per exercise, in order: ``session``, ``block`` (position of the block in the
+        session), ``in_circuit`` (bool), ``rounds`` (circuit rounds, 1 outside a circuit),
+        ``exercise_id``, ``exercise_name``, ``kind``, ``sets``, ``reps``, ``dose`` (shorthand;
+        empty for a movement sequence), ``alternative_to`` (the choice id, when chosen from a
+        ``one_of``).
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily",
+    ...             start_date=date(2026, 1, 5), weeks=1,
+    ...             choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    >>> prescription(p, "breakouts")[["exercise_id", "rounds"]].values.tolist()
+    [['quadruped-band-ir', 3], ['ninety-ninety-ir-pails', 3], ['hip-movement-sequence', 1]]
+    """
+    schedule = program.resolved_schedule
+    if session is None:
+        ids = list(dict.fromkeys([schedule.breakout_session] + [s.session for s in schedule.slots]))
+    else:
+        ids = [session]
+    rows = []
+    for session_id in ids:
+        template = program.protocol.session(session_id)
+        for b, block in enumerate(template.blocks, start=1):
+            in_circuit = isinstance(block, CircuitBlock)
+            items = block.circuit.items if in_circuit else (block,)
+            rounds = int(block.circuit.rounds.low) if in_circuit else 1
+            for item in items:
+                choice = item if isinstance(item, ChoiceBlock) else None
+                exercise_id = program.chosen(choice) if choice else item.exercise
+                exercise = program.protocol.exercise(exercise_id)
+                dose = program.dose(exercise_id)
+                rows.append({
+                    "session": session_id,
+                    "block": b,
+                    "in_circuit": in_circuit,
+                    "rounds": rounds,
+                    "exercise_id": exercise_id,
+                    "exercise_name": exercise.name,
+                    "kind": exercise.kind,
+                    "sets": str(dose.sets) if dose else "",
+                    "reps": str(dose.reps) if dose and dose.reps else "",
+                    "dose": dose.describe() if dose else "",
+                    "alternative_to": choice.id if choice else "",
+                })
+    return pd.DataFrame(rows)
+
+
+def breakouts_per_week(plan_df: pd.DataFrame) -> pd.DataFrame:
+    """Planned sessions and breakout sessions per week of each patient's course.
+
+    Weeks count from the patient's first planned day, so a schedule switch mid-course keeps one
+    continuous week count. A last, shorter week is marked by ``days`` < 7.
+
+    Parameters
+    ----------
+    plan_df : DataFrame
+        Output of :func:`plan`.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``week``, ``week_start``, ``week_end``, ``days`` (days planned that
+        week), ``sessions``, ``breakouts``, ``schedule`` (schedules in force, ``+``-joined).
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="three-per-week",
+    ...             start_date=date(2026, 1, 7), weeks=2)
+    >>> breakouts_per_week(plan(p))[["week", "sessions", "breakouts"]].values.tolist()
+    [[1, 14, 3], [2, 14, 3]]
+    """
+    if plan_df.empty:
+        return pd.DataFrame({
+            "patient_id": pd.Series(dtype="str"), "week": pd.Series(dtype="int64"),
+            "week_start": pd.Series(dtype="datetime64[s]"), "week_end": pd.Series(dtype="datetime64[s]"),
+            "days": pd.Series(dtype="int64"), "sessions": pd.Series(dtype="int64"),
+            "breakouts": pd.Series(dtype="int64"), "schedule": pd.Series(dtype="str"),
+        })
+    df = plan_df[["patient_id", "date", "schedule", "breakouts"]]
+    first = df.groupby("patient_id")["date"].transform("min")
+    week = (df["date"] - first).dt.days // 7 + 1
+    grouped = df.assign(week=week).groupby(["patient_id", "week"], sort=True)
+    out = grouped.agg(
+        days=("date", "nunique"),
+        sessions=("date", "size"),
+        breakouts=("breakouts", "sum"),
+        schedule=("schedule", lambda s: "+".join(dict.fromkeys(s))),
+    ).reset_index()
+    starts = first.groupby(df["patient_id"]).first()
+    out["week_start"] = out["patient_id"].map(starts) + pd.to_timedelta((out["week"] - 1) * 7, unit="D")
+    out["week_end"] = out["week_start"] + pd.Timedelta(days=6)
+    out["breakouts"] = out["breakouts"].astype("int64")
+    return out[["patient_id", "week", "week_start", "week_end", "days", "sessions", "breakouts", "schedule"]]
+
+
+def switch_schedule(
+    program: Program, schedule: str, *, on: date, reason: str, weeks: int | None = None
+) -> tuple[Program, Program]:
+    """Change a program's schedule from a date: the old program ends the day before.
+
+    Parameters
+    ----------
+    program : Program
+        The program in force.
+    schedule : str
+        The new schedule (id or weekday set).
+    on : date
+        First day of the new schedule; must fall after the program's start and on or before its end.
+    reason : str
+        Why (kept with the new program), e.g. "pain rise after daily breakouts".
+    weeks : int, optional
+        Length of the new program; by default it ends when the old one would have.
+
+    Returns
+    -------
+    (Program, Program)
+        The old program cut short, and the new one.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> daily = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily",
+    ...                 start_date=date(2026, 1, 5), weeks=4)
+    >>> old, new = switch_schedule(daily, "three-per-week", on=date(2026, 1, 19),
+    ...                            reason="pain after daily breakouts")
+    >>> old.end_date, new.start_date, new.end_date
+    (datetime.date(2026, 1, 18), datetime.date(2026, 1, 19), datetime.date(2026, 2, 1))
+    >>> int(plan([old, new])["breakouts"].sum())
+    20
+    """
+    if not program.start_date < on <= program.end_date:
+        raise ProgramError(
+            f"switch date {on} must fall after the start ({program.start_date}) and on or before "
+            f"the end ({program.end_date}) of program {program.program_id!r}"
+        )
+    if not reason or not reason.strip():
+        raise ProgramError("a schedule change needs a reason (it is kept with the new program)")
+    old = program.model_copy(update={"end_date": on - timedelta(days=1)})
+    fields = program.model_dump(exclude={"program_id", "start_date", "end_date", "schedule", "reason"})
+    new = Program(
+        **fields,
+        protocol=program.protocol,
+        schedule=schedule,
+        start_date=on,
+        **({"weeks": weeks} if weeks is not None else {"end_date": program.end_date}),
+        reason=reason,
+    )
+    return old, new
