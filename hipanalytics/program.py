@@ -20,7 +20,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -30,8 +30,8 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    StringConstraints,
     computed_field,
-    field_validator,
     model_validator,
 )
 
@@ -121,8 +121,10 @@ class Program(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    patient_id: str = Field(min_length=1)
-    program_id: str = Field(default="", description="defaults to patient-start-schedule")
+    patient_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    program_id: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(
+        default="", description="defaults to patient-start-schedule"
+    )
     protocol: Protocol = Field(exclude=True, repr=False)
     schedule: str = Field(min_length=1)
     start_date: date
@@ -130,7 +132,7 @@ class Program(BaseModel):
     breakout_slot: str | None = None
     choices: dict[str, str] = Field(default_factory=dict)
     dose_overrides: dict[str, DoseOverride] = Field(default_factory=dict)
-    reason: str = ""
+    reason: Annotated[str, StringConstraints(strip_whitespace=True)] = ""
 
     _schedule: Schedule = PrivateAttr()
 
@@ -151,11 +153,6 @@ class Program(BaseModel):
     def protocol_version(self) -> str:
         """Version of the protocol prescribed."""
         return self.protocol.version
-
-    @field_validator("patient_id", "program_id", "reason")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        return value.strip()
 
     @model_validator(mode="before")
     @classmethod
@@ -393,7 +390,7 @@ def _plan_one(program: Program) -> pd.DataFrame:
     protocol = program.protocol
     days = pd.date_range(program.start_date, program.end_date, freq="D", unit="s")
     n_days, n_slots = len(days), len(schedule.slots)
-    weekday_index = days.dayofweek.to_numpy()
+    weekday_index = days.day_of_week.to_numpy()
     is_breakout_day = np.isin(weekday_index, [WEEKDAYS.index(d) for d in schedule.breakout_days])
     slot_ids = [s.id for s in schedule.slots]
     breakout_slot = slot_ids.index(schedule.breakout_slot)

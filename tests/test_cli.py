@@ -1,0 +1,73 @@
+"""The command line, tried as a user would."""
+
+from __future__ import annotations
+
+import pandas as pd
+from click.testing import CliRunner
+from icalendar import Calendar
+
+from hipanalytics.cli import main
+
+from .conftest import line_of
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_demo_writes_plan_handout_and_calendar_for_both_schedules(tmp_path):
+    result = run("demo", "--out", str(tmp_path), "--start", "2026-01-05")
+    assert result.exit_code == 0, result.output
+    daily = tmp_path / "DEMO-002-20260105-daily"
+    three = tmp_path / "DEMO-001-20260105-three-per-week"
+    for folder in (daily, three):
+        assert (folder / "handout.html").read_text().startswith("<!DOCTYPE html>")
+        assert str(folder / "handout.html") in result.output
+    assert int(pd.read_csv(three / "plan.csv")["breakouts"].sum()) == 18
+    assert int(pd.read_csv(daily / "plan.csv")["breakouts"].sum()) == 42
+    assert len(Calendar.from_ical((daily / "calendar.ics").read_bytes()).walk("VEVENT")) == 84
+    assert "84 sessions, 18 with breakouts (per week: 3, 3, 3, 3, 3, 3)" in result.output
+
+
+def test_program_command_writes_files_under_a_sanitised_folder(tmp_path):
+    result = run("program", "../../evil", "--schedule", "three-per-week", "--start", "2026-01-05",
+                 "--weeks", "4", "--out", str(tmp_path), "--choice", "ninety-ninety=ninety-ninety-ir-pails")
+    assert result.exit_code == 0, result.output
+    folders = [p.name for p in tmp_path.iterdir()]
+    assert folders == ["evil-20260105-three-per-week"]
+    assert "56 sessions, 12 with breakouts" in result.output
+    html = (tmp_path / folders[0] / "handout.html").read_text()
+    assert "contract-relax (PAILs)" in html
+
+
+def test_program_command_refuses_bad_input_with_exit_code_1(tmp_path):
+    result = run("program", "P1", "--schedule", "dialy", "--start", "2026-01-05", "--weeks", "4",
+                 "--out", str(tmp_path))
+    assert result.exit_code == 1
+    assert "error: program for patient 'P1': unknown schedule 'dialy'" in result.output
+    assert "did you mean 'daily'?" in result.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_program_command_usage_errors_exit_2(tmp_path):
+    assert run("program", "P1", "--schedule", "daily", "--start", "05/01/2026").exit_code == 2
+    assert run("program", "P1", "--schedule", "daily", "--start", "2026-01-05", "--weeks", "2",
+               "--choice", "oops", "--out", str(tmp_path)).exit_code == 2
+
+
+def test_check_protocol_reports_the_line_of_a_problem(tmp_path, edited_protocol):
+    bad = edited_protocol(("          hold_s: 1-2", "          hold_s: 3-1"))
+    result = run("check-protocol", str(bad))
+    assert result.exit_code == 1
+    line = line_of(bad, "hold_s: 3-1")
+    assert f"line {line}: exercises[0].dose.phases[0].hold_s: reversed range 3-1" in result.output
+    good = run("check-protocol", str(tmp_path.parent / "x.yaml"))
+    assert good.exit_code == 2  # no such file: a usage error
+
+
+def test_protocols_lists_shipped_and_invalid_files(tmp_path):
+    assert "hip-ir-breakouts@1.0.0" in run("protocols").output
+    (tmp_path / "broken.yaml").write_text("id: x\n")
+    result = run("protocols", "--dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "INVALID" in result.output and "missing required key 'version'" in result.output
