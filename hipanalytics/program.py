@@ -472,7 +472,7 @@ def prescription(program: Program, session: str | None = None) -> pd.DataFrame:
         for b, block in enumerate(template.blocks, start=1):
             in_circuit = isinstance(block, CircuitBlock)
             items = block.circuit.items if in_circuit else (block,)
-            rounds = int(block.circuit.rounds.low) if in_circuit else 1
+            rounds = block.circuit.rounds if in_circuit else 1
             for item in items:
                 choice = item if isinstance(item, ChoiceBlock) else None
                 exercise_id = program.chosen(choice) if choice else item.exercise

@@ -420,7 +420,7 @@ CircuitItem = Annotated[
 class Circuit(_Model):
     """Exercises done one after the other, the whole series repeated ``rounds`` times."""
 
-    rounds: Count = Field(description="times the circuit is repeated, a whole number >= 1")
+    rounds: int = Field(ge=1, le=100, description="times the circuit is repeated, a whole number >= 1")
     items: tuple[CircuitItem, ...] = Field(min_length=1, description="exercises of one round, in order")
 
 

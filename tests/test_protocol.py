@@ -56,7 +56,7 @@ def test_pails_is_initial_stretch_then_3_to_4_rounds_of_10_s_contract_and_10_s_r
 def test_breakout_session_is_a_three_round_circuit_then_the_movement_sequence(protocol):
     session = protocol.session("breakouts")
     circuit, after = session.blocks
-    assert isinstance(circuit, CircuitBlock) and circuit.circuit.rounds == Range(3, 3)
+    assert isinstance(circuit, CircuitBlock) and circuit.circuit.rounds == 3
     first, second = circuit.circuit.items
     assert isinstance(first, ExerciseBlock) and first.exercise == "quadruped-band-ir"
     assert isinstance(second, ChoiceBlock)
@@ -245,6 +245,12 @@ BAD_CASES = {
         [("  motion: internal_rotation", "  motion: internal_rotation\n  motion: external_rotation")],
         "motion: external_rotation",
         "target.motion: key 'motion' appears twice in the same mapping; keep one",
+    ),
+    "circuit rounds given as a range": (
+        [("          rounds: 3", "          rounds: 2-3")],
+        "rounds: 2-3",
+        "sessions[0].blocks[0].circuit.rounds: input should be a valid integer, unable to parse "
+        "string as an integer (times the circuit is repeated, a whole number >= 1); got '2-3'",
     ),
     "fractional repetitions": (
         [("      reps: 10", "      reps: 7.5")],
