@@ -690,14 +690,21 @@ class Protocol(_Model):
         return self.schedule(schedule)  # raises a KeyError naming the known schedules
 
 
+def _did_you_mean(value: Any, known: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the nearest known spelling, or ``""``."""
+    hint = difflib.get_close_matches(str(value), known, n=1)
+    return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
 def _by_id(items, wanted: str, what: str, protocol_id: str):
     for item in items:
         if item.id == wanted:
             return item
     known = [i.id for i in items]
-    hint = difflib.get_close_matches(str(wanted), known, n=1)
-    guess = f"; did you mean {hint[0]!r}?" if hint else ""
-    raise KeyError(f"protocol {protocol_id!r} has no {what} {wanted!r} (known: {', '.join(known)}){guess}")
+    raise KeyError(
+        f"protocol {protocol_id!r} has no {what} {wanted!r} (known: {', '.join(known)})"
+        + _did_you_mean(wanted, known)
+    )
 
 
 def _reference_problems(p: Protocol) -> list[tuple[str, str]]:
@@ -710,13 +717,12 @@ def _reference_problems(p: Protocol) -> list[tuple[str, str]]:
     exercise_ids = [e.id for e in p.exercises]
     session_ids = [s.id for s in p.sessions]
 
-    def check_exercise(path: str, exercise_id: str) -> None:
-        if exercise_id not in exercise_ids:
-            hint = difflib.get_close_matches(exercise_id, exercise_ids, n=1)
-            guess = f"; did you mean {hint[0]!r}?" if hint else ""
+    def check_ref(path: str, what: str, value: str, known: list[str]) -> None:
+        if value not in known:
             problems.append((
                 path,
-                f"unknown exercise {exercise_id!r}: expected one of {', '.join(exercise_ids)}{guess}",
+                f"unknown {what} {value!r}: expected one of {', '.join(known)}"
+                + _did_you_mean(value, known),
             ))
 
     choice_defs: dict[str, tuple[str, ChoiceBlock]] = {}
@@ -729,10 +735,10 @@ def _reference_problems(p: Protocol) -> list[tuple[str, str]]:
                 entries = [(base, block)]
             for path, item in entries:
                 if isinstance(item, ExerciseBlock):
-                    check_exercise(f"{path}.exercise", item.exercise)
+                    check_ref(f"{path}.exercise", "exercise", item.exercise, exercise_ids)
                     continue
                 for k, option in enumerate(item.one_of):
-                    check_exercise(f"{path}.one_of[{k}]", option)
+                    check_ref(f"{path}.one_of[{k}]", "exercise", option, exercise_ids)
                 earlier = choice_defs.setdefault(item.id, (path, item))
                 if earlier[1] != item:
                     problems.append((
@@ -741,14 +747,6 @@ def _reference_problems(p: Protocol) -> list[tuple[str, str]]:
                         "give this choice its own id",
                     ))
 
-    def check_session(path: str, session_id: str) -> None:
-        if session_id not in session_ids:
-            hint = difflib.get_close_matches(session_id, session_ids, n=1)
-            guess = f"; did you mean {hint[0]!r}?" if hint else ""
-            problems.append((
-                path, f"unknown session {session_id!r}: expected one of {', '.join(session_ids)}{guess}"
-            ))
-
     schedule_ids = [sc.id for sc in p.schedules]
     for k, sched in enumerate(p.schedules):
         base = f"schedules[{k}]"
@@ -756,19 +754,12 @@ def _reference_problems(p: Protocol) -> list[tuple[str, str]]:
         for j, slot in enumerate(sched.slots):
             if slot.id in slot_ids[:j]:
                 problems.append((f"{base}.slots[{j}].id", f"slot {slot.id!r} is listed twice"))
-            check_session(f"{base}.slots[{j}].session", slot.session)
-        if sched.breakout_slot not in slot_ids:
-            problems.append((
-                f"{base}.breakout_slot",
-                f"unknown slot {sched.breakout_slot!r}: expected one of {', '.join(slot_ids)}",
-            ))
-        check_session(f"{base}.breakout_session", sched.breakout_session)
+            check_ref(f"{base}.slots[{j}].session", "session", slot.session, session_ids)
+        check_ref(f"{base}.breakout_slot", "slot", sched.breakout_slot, slot_ids)
+        check_ref(f"{base}.breakout_session", "session", sched.breakout_session, session_ids)
         problems += [(f"{base}.{key}", message) for key, message in schedule_problems(sched)]
-    if p.custom_schedule_base is not None and p.custom_schedule_base not in schedule_ids:
-        problems.append((
-            "custom_schedule_base",
-            f"unknown schedule {p.custom_schedule_base!r}: expected one of {', '.join(schedule_ids)}",
-        ))
+    if p.custom_schedule_base is not None:
+        check_ref("custom_schedule_base", "schedule", p.custom_schedule_base, schedule_ids)
     if not problems:  # breakout checks need valid references
         for k, sched in enumerate(p.schedules):
             if not p.has_breakouts(sched.breakout_session):
@@ -877,9 +868,9 @@ def _problem_from_pydantic(error: dict, lines: dict[tuple, int]) -> ProtocolProb
         message = f"missing required key '{loc[-1]}'{what}"
     elif kind == "extra_forbidden":
         known = list(parent.model_fields) if parent else []
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        guess = f"; did you mean '{hint[0]}'?" if hint else ""
-        message = f"unknown key '{loc[-1]}' (allowed here: {', '.join(known)}){guess}"
+        message = f"unknown key '{loc[-1]}' (allowed here: {', '.join(known)})" + _did_you_mean(
+            loc[-1], known
+        )
     elif kind == "value_error":
         message = str(error["ctx"]["error"])
     else:
