@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "DataValidationError",
     "HipAnalyticsError",
     "HipAnalyticsWarning",
     "ProgramError",
@@ -90,3 +91,11 @@ class ProgramError(HipAnalyticsError):
 
 class ScheduleWarning(HipAnalyticsWarning):
     """A schedule is allowed but goes against its protocol's advice (e.g. no recovery day)."""
+
+
+class DataValidationError(HipAnalyticsError):
+    """A records file has errors; ``report`` (a ``records.ValidationReport``) lists every one."""
+
+    def __init__(self, report):
+        self.report = report
+        super().__init__(str(report))
