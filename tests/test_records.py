@@ -226,3 +226,15 @@ def test_report_exports_as_csv(tmp_path):
     back = pd.read_csv(path)
     assert list(back.columns) == ["severity", "file", "row", "column", "value", "rule", "fix"]
     assert back.iloc[0]["value"] == "sideways"
+
+
+def test_one_bad_row_at_the_end_of_100000_rows_is_found_by_its_spreadsheet_row(tmp_path):
+    path = tmp_path / "big.csv"
+    rows = [GOOD.replace(",1", f",{1 + i % 3}").replace("2026-01-05", f"2026-0{1 + i % 9}-1{i % 10}")
+            .replace("P001", f"P{i // 3:05d}") for i in range(99_999)]
+    rows.append(GOOD.replace(",32,", ",3O,"))  # letter O typed for a zero
+    path.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    result = read_records(path, "measurements", today=TODAY)
+    assert result.report.rows_read == 100_000
+    assert problems(result) == [("error", 100_001, "degrees", "3O", "not a number of degrees")]
+    assert len(result.valid()) == 99_999
