@@ -9,8 +9,8 @@ it (the header is row 1), the column, the value, the rule and how to fix it.
 Examples
 --------
 >>> import io
->>> csv = "patient_id,measured_on,side,motion,position,mode,instrument,degrees,trial\\n" \\
-...       "P001,2026-01-05,Lt,internal_rotation,seated_90,active,inclinometer,32°,1\\n"
+>>> csv = "patient_id,measured_on,side,joint,motion,position,mode,instrument,degrees,trial\\n" \\
+...       "P001,2026-01-05,Lt,hip,internal_rotation,seated_90,active,inclinometer,32°,1\\n"
 >>> result = read_records(io.StringIO(csv), "measurements", today=date(2026, 2, 1))
 >>> result.data[["side", "degrees"]].values.tolist()
 [['left', 32.0]]
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -338,7 +339,8 @@ class _Collector:
         # One problem per cell: a value that could not be parsed is not also reported as missing.
         cell = problems["row"].notna() & problems["column"].notna()
         dup = cell & problems.duplicated(["row", "column", "severity"], keep="first")
-        return problems[~dup].reset_index(drop=True), changes.sort_values("row", kind="stable").reset_index(drop=True)
+        changes = changes.sort_values("row", na_position="first", kind="stable").reset_index(drop=True)
+        return problems[~dup].reset_index(drop=True), changes
 
 
 # ----------------------------------------------------------------------------------------------
@@ -713,11 +715,59 @@ def _check_rules(table, spec, data, rows, collect, today, patients):
             collect.problem("error", rows[before.fillna(False)], date_col,
                             data.loc[before.fillna(False), date_col].dt.strftime("%Y-%m-%d"),
                             "date before the patient's birth year", "check the date and the patient id")
+    _derive_ids(table, data, rows, collect)
     _check_duplicates(table, data, rows, collect)
 
 
 _ID_COLUMN = {"patients": "patient_id", "programs": "program_id", "measurements": "measurement_id",
               "sessions": "session_id"}
+
+
+_NATURAL_KEY = {
+    "measurements": ["patient_id", "measured_on", "side", "joint", "motion", "position", "mode",
+                     "instrument", "trial"],
+    "sessions": ["patient_id", "performed_on", "performed_at", "session", "occurrence"],
+}
+
+
+def _hash_ids(prefix: str, frame: pd.DataFrame) -> pd.Series:
+    parts = [frame[c].astype("str").fillna("") for c in frame.columns]
+    text = parts[0].str.cat(parts[1:], sep="\x1f")
+    digests = [hashlib.sha1(t.encode("utf-8")).hexdigest()[:16] for t in text]
+    return pd.Series(digests, index=frame.index, dtype="str").radd(prefix)
+
+
+def _derive_ids(table, data, rows, collect):
+    """Fill absent measurement/session ids from the row's natural key (stable across re-imports).
+
+    Measurements: patient, date, side, joint, motion, position, mode, instrument, trial; rows
+    without a trial number are numbered 1, 2, ... in file order within their visit. Sessions:
+    patient, date, time, template and the occurrence of that combination in the file, so two
+    identical rows (a morning and an evening sequence) stay two sessions.
+    """
+    if table not in _NATURAL_KEY:
+        return
+    if table == "measurements":
+        no_joint = data["joint"].isna()
+        if no_joint.any():
+            data.loc[no_joint, "joint"] = "hip"
+            collect.normalised([None], "joint", [f"{int(no_joint.sum())} empty"], ["hip"],
+                               "joint not given: hip assumed (the protocol's joint)")
+        visit = ["patient_id", "measured_on", "side", "joint", "motion", "position", "mode", "instrument"]
+        no_trial = data["trial"].isna()
+        if no_trial.any():
+            numbered = data[no_trial].groupby(visit, dropna=False, sort=False).cumcount() + 1
+            data.loc[no_trial, "trial"] = numbered.astype("Int64")
+            collect.normalised(rows[no_trial], "trial", [""] * int(no_trial.sum()),
+                               numbered.astype("str"), "trial not given: numbered in file order within the visit")
+        key = data[_NATURAL_KEY[table]]
+    else:
+        key = data[["patient_id", "performed_on", "performed_at", "session"]].copy()
+        key["occurrence"] = key.groupby(list(key.columns), dropna=False, sort=False).cumcount()
+    id_col = _ID_COLUMN[table]
+    missing = data[id_col].isna()
+    if missing.any():
+        data.loc[missing, id_col] = _hash_ids("M-" if table == "measurements" else "S-", key[missing])
 
 
 def _check_duplicates(table, data, rows, collect):

@@ -12,8 +12,8 @@ from hipanalytics.errors import DataValidationError
 from hipanalytics.records import SOURCE_ROW, read_records, schema, table_spec
 
 TODAY = date(2026, 11, 1)
-HEADER = "patient_id,measured_on,side,motion,position,mode,instrument,degrees,trial"
-GOOD = "P001,2026-01-05,left,internal_rotation,seated_90,active,inclinometer,32,1"
+HEADER = "patient_id,measured_on,side,joint,motion,position,mode,instrument,degrees,trial"
+GOOD = "P001,2026-01-05,left,hip,internal_rotation,seated_90,active,inclinometer,32,1"
 
 
 def read(text: str, table: str = "measurements", **kwargs):
@@ -61,11 +61,11 @@ def test_every_problem_is_reported_at_once_with_row_column_value_and_fix():
     text = "\n".join([
         HEADER,
         GOOD,
-        "P001,2026-01-06,rihgt,IR,90/9,active,inclinometer,abc,x",
-        "P001,2026-01-07,left,IR,seated_90,active,inclinometer,95,1",
-        "P001,2026-01-08,left,IR,seated_90,active,inclinometer,-25,2",
-        "P001,2026-01-09,left,IR,seated_90,active,inclinometer,65,3",
-        "P001,2027-01-09,left,IR,seated_90,active,inclinometer,30,1",
+        "P001,2026-01-06,rihgt,hip,IR,90/9,active,inclinometer,abc,x",
+        "P001,2026-01-07,left,hip,IR,seated_90,active,inclinometer,95,1",
+        "P001,2026-01-08,left,hip,IR,seated_90,active,inclinometer,-25,2",
+        "P001,2026-01-09,left,hip,IR,seated_90,active,inclinometer,65,3",
+        "P001,2027-01-09,left,hip,IR,seated_90,active,inclinometer,30,1",
     ])
     result = read(text)
     got = problems(result)
@@ -238,3 +238,35 @@ def test_one_bad_row_at_the_end_of_100000_rows_is_found_by_its_spreadsheet_row(t
     assert result.report.rows_read == 100_000
     assert problems(result) == [("error", 100_001, "degrees", "3O", "not a number of degrees")]
     assert len(result.valid()) == 99_999
+
+
+def test_absent_ids_are_derived_from_the_natural_key_and_stable_across_reads():
+    text = f"{HEADER}\n{GOOD}\n{GOOD.replace(',32,1', ',34,2')}\n"
+    first, again = read(text).data, read(text).data
+    assert first["measurement_id"].tolist() == again["measurement_id"].tolist()
+    assert first["measurement_id"].str.match(r"^M-[0-9a-f]{16}$").all()
+    assert first["measurement_id"].nunique() == 2
+
+
+def test_two_values_for_the_same_trial_conflict():
+    result = read(f"{HEADER}\n{GOOD}\n{GOOD.replace(',32,', ',36,')}\n")
+    errors = result.report.errors
+    assert errors["row"].tolist() == [2, 3]
+    assert errors["rule"].iloc[0] == "the same id on rows with different content: rows 2, 3"
+
+
+def test_trials_without_numbers_are_numbered_in_file_order_within_the_visit():
+    header = HEADER.replace(",trial", "")
+    body = "\n".join(GOOD.rsplit(",", 1)[0].replace(",32", f",{d}") for d in (30, 31, 31))
+    result = read(f"{header}\n{body}\n")
+    assert result.report.ok and result.data["trial"].tolist() == [1, 2, 3]
+    notes = result.report.normalisations
+    assert notes.loc[notes["column"] == "trial", "rule"].eq(
+        "trial not given: numbered in file order within the visit").all()
+
+
+def test_identical_session_rows_stay_separate_sessions():
+    header = "patient_id,performed_on,session,completion"
+    result = read(f"{header}\nP001,2026-01-05,sequence,full\nP001,2026-01-05,sequence,full\n", "sessions")
+    assert result.report.problems.empty
+    assert result.data["session_id"].nunique() == 2 and len(result.valid()) == 2
