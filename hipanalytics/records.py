@@ -660,6 +660,7 @@ def _normalise_all(spec, raw, rows, data, collect, dates):
 
 
 def _check_rules(table, spec, data, rows, collect, today, patients):
+    _derive_ids(table, data, rows, collect)
     try:
         schema(table).validate(data, lazy=True)
     except SchemaErrors as exc:
@@ -715,7 +716,6 @@ def _check_rules(table, spec, data, rows, collect, today, patients):
             collect.problem("error", rows[before.fillna(False)], date_col,
                             data.loc[before.fillna(False), date_col].dt.strftime("%Y-%m-%d"),
                             "date before the patient's birth year", "check the date and the patient id")
-    _derive_ids(table, data, rows, collect)
     _check_duplicates(table, data, rows, collect)
 
 
