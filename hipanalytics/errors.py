@@ -18,6 +18,7 @@ __all__ = [
     "ProtocolError",
     "ProtocolProblem",
     "ScheduleWarning",
+    "StoreError",
 ]
 
 
@@ -99,3 +100,7 @@ class DataValidationError(HipAnalyticsError):
     def __init__(self, report):
         self.report = report
         super().__init__(str(report))
+
+
+class StoreError(HipAnalyticsError):
+    """The store cannot be opened, or a write to it is refused."""

@@ -280,10 +280,15 @@ class ValidationReport:
 
 @dataclass
 class ReadResult:
-    """Normalised data of every row read (with ``source_row``), and the report."""
+    """Normalised data of every row read (with ``source_row``), the report, and the raw text.
+
+    ``raw`` holds the cells exactly as read (column names standardised), row for row with
+    ``data``, so rejected rows can be written out unchanged for correction.
+    """
 
     data: pd.DataFrame
     report: ValidationReport
+    raw: pd.DataFrame
 
     def valid(self) -> pd.DataFrame:
         """Rows without errors and not duplicates of an earlier row: what an import may store."""
@@ -633,7 +638,8 @@ def read_records(
             _check_rules(table, spec, data, rows, collect, today, patients)
     problems, changes = collect.frames()
     report = ValidationReport(file, table, n, problems, changes)
-    return ReadResult(data.reset_index(drop=True), report)
+    raw.insert(0, SOURCE_ROW, rows)
+    return ReadResult(data.reset_index(drop=True), report, raw.reset_index(drop=True))
 
 
 def _normalise_all(spec, raw, rows, data, collect, dates):
@@ -661,27 +667,7 @@ def _normalise_all(spec, raw, rows, data, collect, dates):
 
 def _check_rules(table, spec, data, rows, collect, today, patients):
     _derive_ids(table, data, rows, collect)
-    try:
-        schema(table).validate(data, lazy=True)
-    except SchemaErrors as exc:
-        cases = exc.failure_cases
-        for case in cases.itertuples():
-            if case.index is None or pd.isna(case.index):
-                continue
-            column = case.column
-            check = str(case.check)
-            col = next(c for c in spec if c.name == column)
-            if check == "not_nullable":
-                rule, fix = "empty cell in a required column", f"fill in {col.description} (e.g. {col.example})"
-            else:
-                rule, fix = f"must be {check}", f"correct the value ({col.description}, e.g. {col.example})"
-            collect.problem("error", [rows.iloc[int(case.index)]], column, [case.failure_case], rule, fix)
-
-    for col in spec:
-        if col.kind == "date":
-            future = data[col.name] > pd.Timestamp(today)
-            collect.problem("error", rows[future], col.name, data.loc[future, col.name].dt.strftime("%Y-%m-%d"),
-                            f"date in the future (after {today})", "check the year and month")
+    # Hip IR plausibility first: for an IR value it is a more useful message than the hard limit.
     if "degrees" in data and "motion" in data:
         ir = data["motion"] == "internal_rotation"
         degrees = data["degrees"]
@@ -696,6 +682,29 @@ def _check_rules(table, spec, data, rows, collect, today, patients):
         collect.problem("warning", rows[unusual], "degrees", shown[unusual],
                         f"hip IR outside the usual {wlo:g}..{whi:g} degrees",
                         "confirm the value; it is imported as written")
+    try:
+        schema(table).validate(data, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+        for case in cases.itertuples():
+            if case.index is None or pd.isna(case.index):
+                continue
+            column = case.column
+            check = str(case.check)
+            col = next(c for c in spec if c.name == column)
+            if check == "not_nullable":
+                rule, fix = "empty cell in a required column", f"fill in {col.description} (e.g. {col.example})"
+            else:
+                rule, fix = f"must be {check}", f"correct the value ({col.description}, e.g. {col.example})"
+            value = case.failure_case
+            value = f"{value:g}" if isinstance(value, float) else value
+            collect.problem("error", [rows.iloc[int(case.index)]], column, [value], rule, fix)
+
+    for col in spec:
+        if col.kind == "date":
+            future = data[col.name] > pd.Timestamp(today)
+            collect.problem("error", rows[future], col.name, data.loc[future, col.name].dt.strftime("%Y-%m-%d"),
+                            f"date in the future (after {today})", "check the year and month")
     if table == "programs":
         reversed_ = data["start_date"] > data["end_date"]
         collect.problem("error", rows[reversed_], "end_date", data.loc[reversed_, "end_date"].dt.strftime("%Y-%m-%d"),

@@ -1,0 +1,578 @@
+"""The store: patient records in SQLite (default) or PostgreSQL, append-only, with an audit trail.
+
+Rows are never updated or deleted. A correction adds a new version of a record with a reason; a
+void adds a version marked ``voided`` with a reason. Reads return the current state (the latest
+version of each record, unless voided) by default, or the full history on request. Every write
+(import, correction, void) is recorded in the ``audit`` table with when, who, what and why.
+
+Imports run in one transaction. In ``strict`` mode nothing is imported when any row has an error;
+in ``quarantine`` mode the good rows are imported and the bad rows, unchanged and with their
+reasons, go to a quarantine CSV. Either way ``rows_read == imported + quarantined + duplicates``.
+Importing the same file again adds nothing.
+
+Examples
+--------
+>>> import io, tempfile
+>>> store = Store(tempfile.mkdtemp() + "/clinic.sqlite")
+>>> csv = io.StringIO("patient_id,birth_year,involved_side\\nP001,1970,right\\n")
+>>> store.import_file(csv, "patients").imported
+1
+>>> store.read("patients")["involved_side"].tolist()
+['right']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .config import safe_filename
+from .errors import DataValidationError, StoreError
+from .records import SOURCE_ROW, TABLES, ReadResult, read_records, table_spec
+
+__all__ = ["SCHEMA_VERSION", "ImportSummary", "Store"]
+
+SCHEMA_VERSION = 1
+"""Version of the store's table layout; a store written by another version is refused on open."""
+
+ID_COLUMN = {"patients": "patient_id", "programs": "program_id", "measurements": "measurement_id",
+             "sessions": "session_id"}
+_SQL_TYPES = {"id": sa.String, "text": sa.Text, "enum": sa.String, "date": sa.Date,
+              "int": sa.Integer, "year": sa.Integer, "float": sa.Float}
+HISTORY_COLUMNS = ["row_id", "version", "status", "supersedes", "change_reason", "import_id",
+                   "source_row", "recorded_at", "recorded_by"]
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What one import did. ``rows_read == imported + quarantined + duplicates`` always."""
+
+    file: str
+    table: str
+    mode: str
+    rows_read: int
+    imported: int
+    quarantined: int
+    duplicates: int
+    warnings: int
+    already_imported: bool
+    import_id: int | None
+    quarantine_file: str | None
+
+    def __str__(self) -> str:
+        if self.already_imported:
+            return f"{self.file}: already imported (same content); nothing added"
+        text = (f"{self.file} -> {self.table}: {self.rows_read} rows read, {self.imported} imported, "
+                f"{self.quarantined} quarantined, {self.duplicates} duplicates, {self.warnings} warnings")
+        if self.quarantine_file:
+            text += f"\n  bad rows with reasons: {self.quarantine_file}"
+        return text
+
+
+def _metadata() -> sa.MetaData:
+    md = sa.MetaData()
+    sa.Table("meta", md, sa.Column("key", sa.String(64), primary_key=True), sa.Column("value", sa.Text))
+    sa.Table(
+        "imports", md,
+        sa.Column("import_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("table_name", sa.String(32), nullable=False),
+        sa.Column("file", sa.Text, nullable=False),
+        sa.Column("file_sha256", sa.String(64), nullable=False),
+        sa.Column("mode", sa.String(16), nullable=False),
+        sa.Column("rows_read", sa.Integer, nullable=False),
+        sa.Column("imported", sa.Integer, nullable=False),
+        sa.Column("quarantined", sa.Integer, nullable=False),
+        sa.Column("duplicates", sa.Integer, nullable=False),
+        sa.Column("imported_at", sa.String(32), nullable=False),
+        sa.Column("imported_by", sa.Text, nullable=False),
+        sa.Index("ix_imports_sha", "table_name", "file_sha256"),
+    )
+    sa.Table(
+        "audit", md,
+        sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("who", sa.Text, nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("table_name", sa.String(32), nullable=False),
+        sa.Column("record_id", sa.Text),
+        sa.Column("row_id", sa.Integer),
+        sa.Column("import_id", sa.Integer),
+        sa.Column("reason", sa.Text),
+        sa.Column("details", sa.Text),
+    )
+    for table in TABLES:
+        id_col = ID_COLUMN[table]
+        columns = [sa.Column("row_id", sa.Integer, primary_key=True, autoincrement=True)]
+        for spec in table_spec(table):
+            columns.append(sa.Column(spec.name, _SQL_TYPES[spec.kind], nullable=spec.name != id_col and spec.nullable))
+        columns += [
+            sa.Column("version", sa.Integer, nullable=False),
+            sa.Column("status", sa.String(8), nullable=False),
+            sa.Column("supersedes", sa.Integer),
+            sa.Column("change_reason", sa.Text),
+            sa.Column("import_id", sa.Integer),
+            sa.Column("source_row", sa.Integer),
+            sa.Column("recorded_at", sa.String(32), nullable=False),
+            sa.Column("recorded_by", sa.Text, nullable=False),
+        ]
+        sa.Table(table, md, *columns, sa.UniqueConstraint(id_col, "version", name=f"uq_{table}_version"),
+                 *([sa.Index(f"ix_{table}_patient", "patient_id")] if table != "patients" else []))
+    return md
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _user(who: str | None) -> str:
+    if who:
+        return who
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "unknown"
+
+
+class Store:
+    """A patient-records store.
+
+    Parameters
+    ----------
+    location : str or Path
+        A SQLite file path (created if missing) or a SQLAlchemy database URL such as
+        ``postgresql+psycopg://user@host/clinic``.
+    create : bool, default True
+        Create the tables in a new, empty database; with False a missing store is an error.
+
+    Raises
+    ------
+    StoreError
+        When the store does not exist (and ``create`` is False), or was written by a different
+        schema version.
+    """
+
+    def __init__(self, location: str | Path, *, create: bool = True):
+        text = str(location)
+        is_url = "://" in text
+        if not is_url:
+            path = Path(location)
+            if not path.exists() and not create:
+                raise StoreError(f"no store at {path}; import data first or check the path")
+            if not path.parent.exists():
+                raise StoreError(f"folder {path.parent} does not exist; create it or choose another path")
+            text = f"sqlite:///{path}"
+        self.url = text
+        self.engine = sa.create_engine(text, future=True)
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_setup(self.engine)
+        self.md = _metadata()
+        self._check_schema(create)
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _check_schema(self, create: bool) -> None:
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table("meta"):
+            if not create:
+                raise StoreError(f"{self.url} is not a hipanalytics store (no meta table)")
+            with self.engine.begin() as conn:
+                self.md.create_all(conn)
+                conn.execute(self.md.tables["meta"].insert().prefix_with("OR IGNORE") if self.engine.dialect.name == "sqlite"
+                             else self.md.tables["meta"].insert(),
+                             [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+            return
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(self.md.tables["meta"].c.value).where(
+                self.md.tables["meta"].c.key == "schema_version")).scalar()
+        if found != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"store {self.url} has schema version {found}, but this hipanalytics uses "
+                f"{SCHEMA_VERSION}; open it with the matching hipanalytics version or migrate it"
+            )
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read(self, table: str, *, history: bool = False, patient_id: str | None = None) -> pd.DataFrame:
+        """Rows of a table: the current state by default, every version with ``history=True``.
+
+        Returns
+        -------
+        DataFrame
+            The table's columns (dates as datetime64[s]); with ``history=True`` also
+            ``row_id``, ``version``, ``status``, ``supersedes``, ``change_reason``, ``import_id``,
+            ``source_row``, ``recorded_at``, ``recorded_by``.
+        """
+        t = self._table(table)
+        id_col = ID_COLUMN[table]
+        query = sa.select(t)
+        if not history:
+            latest = (sa.select(t.c[id_col].label("rid"), sa.func.max(t.c.version).label("v"))
+                      .group_by(t.c[id_col]).subquery())
+            query = (sa.select(t).join(latest, sa.and_(t.c[id_col] == latest.c.rid, t.c.version == latest.c.v))
+                     .where(t.c.status == "active"))
+        if patient_id is not None:
+            query = query.where(t.c.patient_id == patient_id)
+        query = query.order_by(t.c[id_col], t.c.version)
+        with self.engine.connect() as conn:
+            df = pd.read_sql(query, conn)
+        df = _typed(table, df)
+        if not history:
+            df = df.drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
+        return df
+
+    def imports(self) -> pd.DataFrame:
+        """Every import: file, content hash, mode, counts, when and by whom."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.md.tables["imports"]).order_by("import_id"), conn)
+
+    def audit(self) -> pd.DataFrame:
+        """Every write: ``at``, ``who``, ``action`` (import | correct | void), table, record, reason, details."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.md.tables["audit"]).order_by("audit_id"), conn)
+
+    def fingerprint(self) -> str:
+        """A short hash of the store's write history: equal fingerprints mean the same data snapshot."""
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.count(), sa.func.max(self.md.tables["audit"].c.audit_id),
+                                          sa.func.max(self.md.tables["audit"].c.at))).one()
+        return hashlib.sha256(repr(tuple(last)).encode()).hexdigest()[:16]
+
+    def _table(self, table: str) -> sa.Table:
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}: expected one of {', '.join(TABLES)}")
+        return self.md.tables[table]
+
+    # -- importing --------------------------------------------------------------------------
+
+    def import_file(
+        self,
+        source: str | Path | io.IOBase,
+        table: str,
+        *,
+        mode: Literal["strict", "quarantine"] = "strict",
+        quarantine_dir: str | Path | None = None,
+        sheet: str | int | None = None,
+        dates: str | None = None,
+        who: str | None = None,
+        today: date | None = None,
+    ) -> ImportSummary:
+        """Validate a file and import it in one transaction.
+
+        Parameters
+        ----------
+        source : str, Path or file-like
+            See :func:`hipanalytics.records.read_records`.
+        table : str
+            ``patients``, ``programs``, ``measurements`` or ``sessions``.
+        mode : {"strict", "quarantine"}
+            ``strict`` imports nothing if any row has an error (raises DataValidationError);
+            ``quarantine`` imports the good rows and writes the bad ones, with reasons, to a
+            CSV in ``quarantine_dir`` (default: beside the file, or the current folder).
+        sheet, dates, today
+            Passed to :func:`hipanalytics.records.read_records`.
+        who : str, optional
+            Recorded in the audit trail (default: the login name).
+
+        Returns
+        -------
+        ImportSummary
+        """
+        if mode not in ("strict", "quarantine"):
+            raise StoreError(f"mode must be 'strict' or 'quarantine', got {mode!r}")
+        self._table(table)
+        content = _content_bytes(source)
+        sha = hashlib.sha256(content).hexdigest()
+        label = str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<data>")
+        patients = self.read("patients")[["patient_id", "birth_year"]] if table != "patients" else None
+        reread = io.BytesIO(content) if not isinstance(source, (str, Path)) or Path(source).suffix.lower() not in (
+            ".xlsx", ".xlsm", ".parquet") else source
+        if isinstance(reread, io.BytesIO):
+            reread.name = label
+        result = read_records(reread, table, sheet=sheet, dates=dates, today=today, patients=patients)
+        who = _user(who)
+        with self.engine.begin() as conn:
+            done = conn.execute(sa.select(self.md.tables["imports"].c.import_id).where(
+                self.md.tables["imports"].c.table_name == table,
+                self.md.tables["imports"].c.file_sha256 == sha)).first()
+            if done is not None:
+                n = result.report.rows_read
+                return ImportSummary(label, table, mode, n, 0, 0, n, 0, True, done[0], None)
+            conflicts = self._conflicts_with_store(conn, table, result)
+            bad_rows = result.report.rows_with("error") | set(conflicts)
+            if bad_rows and mode == "strict":
+                if conflicts:
+                    result = _with_problems(result, conflicts)
+                raise DataValidationError(result.report)
+            stored_dupes = self._already_stored(conn, table, result, bad_rows)
+            file_dupes = result.report.rows_with("duplicate") - bad_rows
+            skip = bad_rows | file_dupes | stored_dupes
+            good = result.data[~result.data[SOURCE_ROW].isin(skip)]
+            quarantine_file = None
+            if bad_rows:
+                result = _with_problems(result, conflicts)
+                quarantine_file = _write_quarantine(result, bad_rows, label, table, quarantine_dir)
+            summary = ImportSummary(
+                label, table, mode, result.report.rows_read, len(good), len(bad_rows),
+                len(file_dupes) + len(stored_dupes), len(result.report.warnings), False, None,
+                str(quarantine_file) if quarantine_file else None,
+            )
+            if summary.imported + summary.quarantined + summary.duplicates != summary.rows_read:
+                raise StoreError(f"row accounting failed for {label}: {summary}")  # never expected
+            import_id = conn.execute(self.md.tables["imports"].insert().values(
+                table_name=table, file=label, file_sha256=sha, mode=mode, rows_read=summary.rows_read,
+                imported=summary.imported, quarantined=summary.quarantined, duplicates=summary.duplicates,
+                imported_at=_now(), imported_by=who)).inserted_primary_key[0]
+            self._insert(conn, table, good, import_id=import_id, who=who)
+            conn.execute(self.md.tables["audit"].insert().values(
+                at=_now(), who=who, action="import", table_name=table, import_id=import_id,
+                reason=f"import of {label}", details=json.dumps({k: v for k, v in asdict(summary).items()
+                                                                 if k != "file"})))
+        return ImportSummary(**{**asdict(summary), "import_id": import_id})
+
+    def _current_ids(self, conn, table: str, ids: pd.Series) -> pd.DataFrame:
+        t = self.md.tables[table]
+        id_col = ID_COLUMN[table]
+        wanted = list(pd.unique(ids.dropna()))
+        frames = []
+        for start in range(0, len(wanted), 900):
+            chunk = wanted[start:start + 900]
+            frames.append(pd.read_sql(sa.select(t).where(t.c[id_col].in_(chunk)), conn))
+        if not frames or all(f.empty for f in frames):
+            return pd.DataFrame()
+        stored = _typed(table, pd.concat(frames, ignore_index=True))
+        latest = stored.sort_values("version").groupby(id_col).tail(1)
+        return latest[latest["status"] == "active"]
+
+    def _conflicts_with_store(self, conn, table: str, result: ReadResult) -> dict[int, str]:
+        """Rows whose id is stored with different content: {source_row: explanation}."""
+        stored = self._current_ids(conn, table, result.data[ID_COLUMN[table]])
+        if stored.empty:
+            return {}
+        id_col = ID_COLUMN[table]
+        content = [c.name for c in table_spec(table)]
+        merged = result.data.merge(stored[content], on=id_col, how="inner", suffixes=("", "__stored"))
+        differs = np.zeros(len(merged), dtype=bool)
+        for col in content:
+            if col == id_col:
+                continue
+            a, b = merged[col], merged[f"{col}__stored"]
+            differs |= ~((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy()
+        return {int(r): f"{id_col} {i!r} is already stored with different values"
+                for r, i in zip(merged.loc[differs, SOURCE_ROW], merged.loc[differs, id_col])}
+
+    def _already_stored(self, conn, table: str, result: ReadResult, bad_rows: set[int]) -> set[int]:
+        stored = self._current_ids(conn, table, result.data[ID_COLUMN[table]])
+        if stored.empty:
+            return set()
+        id_col = ID_COLUMN[table]
+        same = result.data[result.data[id_col].isin(stored[id_col]) & ~result.data[SOURCE_ROW].isin(bad_rows)]
+        return set(same[SOURCE_ROW].astype(int))
+
+    def _insert(self, conn, table: str, frame: pd.DataFrame, *, import_id: int | None, who: str,
+                version: int = 1, supersedes: int | None = None, reason: str | None = None,
+                status: str = "active") -> None:
+        if frame.empty:
+            return
+        spec = table_spec(table)
+        names = [c.name for c in spec]
+        columns: dict[str, Any] = {}
+        for c in spec:
+            values = frame[c.name]
+            if c.kind == "date":
+                values = values.dt.strftime("%Y-%m-%d")
+            columns[c.name] = values.astype(object).where(values.notna(), None)
+        recorded_at = _now()
+        n = len(frame)
+        extra = {
+            "version": [version] * n, "status": [status] * n, "supersedes": [supersedes] * n,
+            "change_reason": [reason] * n, "import_id": [import_id] * n,
+            "source_row": frame[SOURCE_ROW].astype(object).where(frame[SOURCE_ROW].notna(), None).tolist()
+            if SOURCE_ROW in frame else [None] * n,
+            "recorded_at": [recorded_at] * n, "recorded_by": [who] * n,
+        }
+        all_names = names + list(extra)
+        rows = list(zip(*[columns[name].tolist() for name in names], *extra.values()))
+        if self.engine.dialect.name == "sqlite":
+            cursor = conn.connection.driver_connection.cursor()
+            placeholders = ", ".join("?" for _ in all_names)
+            cursor.executemany(f'INSERT INTO "{table}" ({", ".join(all_names)}) VALUES ({placeholders})', rows)
+            cursor.close()
+        else:
+            conn.execute(self.md.tables[table].insert(), [dict(zip(all_names, r)) for r in rows])
+
+    # -- corrections and voids -------------------------------------------------------------
+
+    def correct(self, table: str, record_id: str, changes: dict[str, Any], *, reason: str,
+                who: str | None = None) -> int:
+        """Record a corrected version of a record; the old version stays in the history.
+
+        Parameters
+        ----------
+        table, record_id : str
+            The table and the record's id (e.g. a measurement_id).
+        changes : dict
+            Column -> new value, validated with the same rules as an import.
+        reason : str
+            Why (required), kept with the new version and in the audit trail.
+
+        Returns
+        -------
+        int
+            The new version number.
+        """
+        return self._new_version(table, record_id, changes, reason=reason, who=who, status="active")
+
+    def void(self, table: str, record_id: str, *, reason: str, who: str | None = None) -> int:
+        """Mark a record void (e.g. entered for the wrong patient); it disappears from current reads."""
+        return self._new_version(table, record_id, {}, reason=reason, who=who, status="voided")
+
+    def _new_version(self, table, record_id, changes, *, reason, who, status) -> int:
+        if not reason or not str(reason).strip():
+            raise StoreError("a correction or void needs a reason")
+        t = self._table(table)
+        id_col = ID_COLUMN[table]
+        if id_col in changes:
+            raise StoreError(f"{id_col} cannot be corrected; void the record and import it under the right id")
+        who = _user(who)
+        with self.engine.begin() as conn:
+            history = _typed(table, pd.read_sql(sa.select(t).where(t.c[id_col] == record_id).order_by(t.c.version), conn))
+            if history.empty:
+                raise StoreError(f"no {table} record {record_id!r}")
+            last = history.iloc[[-1]]
+            if last["status"].iloc[0] == "voided":
+                raise StoreError(f"{table} record {record_id!r} is void; it cannot be changed")
+            unknown = set(changes) - {c.name for c in table_spec(table)}
+            if unknown:
+                raise StoreError(f"unknown column(s) for {table}: {', '.join(sorted(unknown))}")
+            content = last[[c.name for c in table_spec(table)]].copy()
+            for col, value in changes.items():
+                content[col] = value
+            checked = _validate_row(table, content)
+            version = int(last["version"].iloc[0]) + 1
+            checked[SOURCE_ROW] = pd.NA
+            self._insert(conn, table, checked, import_id=None, who=who, version=version,
+                         supersedes=int(last["row_id"].iloc[0]), reason=reason, status=status)
+            conn.execute(self.md.tables["audit"].insert().values(
+                at=_now(), who=who, action="void" if status == "voided" else "correct", table_name=table,
+                record_id=record_id, reason=reason, details=json.dumps({k: str(v) for k, v in changes.items()})))
+        return version
+
+    # -- exports ----------------------------------------------------------------------------
+
+    def export(self, table: str, path: str | Path, *, history: bool = False) -> Path:
+        """Write a table to ``.csv`` or ``.parquet`` (by the path's suffix) and return the path."""
+        path = Path(path)
+        df = self.read(table, history=history)
+        if path.suffix.lower() == ".parquet":
+            df.to_parquet(path, index=False)
+        elif path.suffix.lower() == ".csv":
+            df.to_csv(path, index=False, date_format="%Y-%m-%d")
+        else:
+            raise StoreError(f"export format not recognised from {path.name!r}: use .csv or .parquet")
+        return path
+
+
+def _sqlite_setup(engine: sa.Engine) -> None:
+    """WAL journal, a generous busy timeout and BEGIN IMMEDIATE, so concurrent writers queue."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below start transactions
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _typed(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    from .records import _DTYPES  # one mapping of kinds to dtypes
+
+    out = df.copy()
+    for spec in table_spec(table):
+        if spec.name not in out:
+            continue
+        col = out[spec.name]
+        if spec.kind == "date":
+            out[spec.name] = pd.to_datetime(col).astype("datetime64[s]")
+        else:
+            out[spec.name] = col.astype(_DTYPES[spec.kind])
+    return out
+
+
+def _validate_row(table: str, content: pd.DataFrame) -> pd.DataFrame:
+    """Validate corrected values with the import rules; raise DataValidationError on errors."""
+    text = content.copy()
+    for spec in table_spec(table):
+        if spec.kind == "date":
+            text[spec.name] = pd.to_datetime(text[spec.name]).dt.strftime("%Y-%m-%d")
+    buffer = io.StringIO()
+    text.to_csv(buffer, index=False)
+    buffer.seek(0)
+    buffer.name = "<correction>"
+    result = read_records(buffer, table)
+    result.raise_for_errors()
+    return result.data
+
+
+def _content_bytes(source) -> bytes:
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise StoreError(f"no such file: {path}")
+        return path.read_bytes()
+    data = source.read()
+    return data.encode("utf-8") if isinstance(data, str) else data
+
+
+def _with_problems(result: ReadResult, conflicts: dict[int, str]) -> ReadResult:
+    if not conflicts:
+        return result
+    report = result.report
+    id_col = ID_COLUMN[report.table]
+    extra = pd.DataFrame({
+        "severity": "error", "file": report.file, "row": pd.Series(list(conflicts), dtype="Int64"),
+        "column": id_col,
+        "value": [result.data.loc[result.data[SOURCE_ROW] == r, id_col].iloc[0] for r in conflicts],
+        "rule": list(conflicts.values()),
+        "fix": "to change a stored record use a correction (with a reason); otherwise fix this row",
+    })
+    problems = pd.concat([report.problems, extra], ignore_index=True)
+    return ReadResult(result.data, dataclasses.replace(report, problems=problems), result.raw)
+
+
+def _write_quarantine(result: ReadResult, bad_rows: set[int], label: str, table: str,
+                      folder: str | Path | None) -> Path:
+    if folder is None:
+        folder = Path(label).parent if Path(label).exists() else Path.cwd()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = folder / f"{safe_filename(Path(label).stem)}-{table}-quarantine-{stamp}.csv"
+    errors = result.report.errors
+    reasons = (errors.assign(text=errors["column"].fillna("-") + ": " + errors["rule"] + " (fix: " + errors["fix"] + ")")
+               .groupby("row")["text"].agg(" | ".join))
+    bad = result.raw[result.raw[SOURCE_ROW].isin(bad_rows)].copy()
+    bad["problems"] = bad[SOURCE_ROW].map(reasons)
+    bad.to_csv(path, index=False)
+    return path
