@@ -1,0 +1,264 @@
+"""A seeded synthetic clinic: patients, programs, ROM measurements and session logs.
+
+Everything here is invented. The generator exists for the demo, the tests and the benchmarks, and
+its assumptions are explicit so that analyses can be checked against the truth it returns.
+
+Assumptions (each a parameter of :class:`Assumptions`)
+------------------------------------------------------
+- Patients aged 20-70, 55 % female; involved hip right 45 %, left 45 %, both 10 %; randomised
+  1:1 to ``daily`` or ``three-per-week`` breakouts.
+- Baseline active seated hip IR on the involved side ~ N(22, 6) degrees, clipped to 5-40; the other side ~ 8 degrees more (asymmetry SD 3). Normal adult means are about 29-50
+  degrees (J Athl Train 2018;53(6):560).
+- Gain saturates: IR(t) = baseline + G * (1 - exp(-t / tau)), tau = 4 weeks, so most of the gain
+  comes by weeks 4-8 (stretching responses plateau by about weeks 4-6: Bandy & Irion 1994).
+  The plateau gain depends on achieved breakout sessions per week b: G = g_max * (1 - exp(-k b))
+  + N(0, 2), g_max = 12 degrees, k = 0.35; the uninvolved side gains a quarter of that.
+- Measurement noise per trial ~ N(0, 3.5) degrees, within the SEM of 3.1-4.7 degrees reported in
+  hip OA (Pua et al., Arch Phys Med Rehabil 2008). 2-3 trials per visit; visits every 2 weeks
+  (+/- 2 days) from baseline; 5 % of visits also measured prone (a separate series).
+- Adherence: each planned breakout session is done with the patient's probability p ~ Beta(8, 3)
+  on daily breakouts (about 73 %) and Beta(9, 2) on 3x/week (about 82 %); sequence-only sessions
+  Beta(9, 2). 12 % of done sessions are partial (1-2 rounds).
+- Pain (NPRS 0-10): before ~ patient level N(3, 1.5); after a breakout session + N(0.8, 0.8) on
+  daily and + N(0.3, 0.8) on 3x/week; 10 % of daily patients are "pain-rise" responders with
+  + 2.5 after breakouts; 80 % of them switch to 3x/week at week 2-5 (a new program from that
+  date, the source's advice for patients who do not tolerate daily breakouts).
+- 10 % drop out at a random week after week 2: nothing is logged after that.
+
+Examples
+--------
+>>> clinic = generate_clinic(n_patients=5, seed=1)
+>>> sorted(clinic)
+['measurements', 'patients', 'programs', 'sessions', 'truth']
+>>> clinic["patients"]["patient_id"].tolist()
+['SYN-00001', 'SYN-00002', 'SYN-00003', 'SYN-00004', 'SYN-00005']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .protocol import WEEKDAYS, Protocol, load_protocol
+
+__all__ = ["Assumptions", "generate_clinic", "write_clinic"]
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """The generator's parameters; see the module docstring for their sources."""
+
+    weeks_min: int = 8
+    weeks_max: int = 12
+    first_start: date = date(2026, 1, 5)
+    enrolment_days: int = 180
+    baseline_mean: float = 22.0
+    baseline_sd: float = 6.0
+    other_side_offset: float = 8.0
+    gain_max: float = 12.0
+    gain_rate_per_breakout: float = 0.35
+    gain_sd: float = 2.0
+    tau_weeks: float = 4.0
+    trial_sd: float = 3.5
+    visit_every_days: int = 14
+    prone_share: float = 0.05
+    adherence_daily: tuple[float, float] = (8.0, 3.0)
+    adherence_three: tuple[float, float] = (9.0, 2.0)
+    adherence_sequence: tuple[float, float] = (9.0, 2.0)
+    partial_share: float = 0.12
+    pain_mean: float = 3.0
+    pain_rise_daily: float = 0.8
+    pain_rise_three: float = 0.3
+    pain_responder_share: float = 0.10
+    pain_responder_rise: float = 2.5
+    switch_share_of_responders: float = 0.80
+    dropout_share: float = 0.10
+
+
+def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assumptions | None = None,
+                    protocol: Protocol | None = None) -> dict[str, pd.DataFrame]:
+    """Generate a synthetic clinic.
+
+    Parameters
+    ----------
+    n_patients : int
+        Number of patients (scales to 10,000 for benchmarks).
+    seed : int
+        Same seed, same clinic.
+    assumptions : Assumptions, optional
+    protocol : Protocol, optional
+        Defaults to the shipped ``hip-ir-breakouts``.
+
+    Returns
+    -------
+    dict of DataFrame
+        ``patients``, ``programs``, ``measurements``, ``sessions`` in the import layout (see
+        docs/data-dictionary.md), and ``truth``: per patient the assigned schedule, adherence
+        probability, achieved breakouts per week, true plateau gain, baseline, dropout week and
+        whether the patient is a pain-rise responder.
+    """
+    a = assumptions or Assumptions()
+    protocol = protocol or load_protocol("hip-ir-breakouts")
+    rng = np.random.default_rng(seed)
+    n = n_patients
+    ids = np.array([f"SYN-{i:05d}" for i in range(1, n + 1)], dtype=object)
+
+    # --- patients -------------------------------------------------------------------------
+    age = rng.integers(20, 71, n)
+    sex = np.where(rng.random(n) < 0.55, "female", "male")
+    side = rng.choice(["right", "left", "both"], n, p=[0.45, 0.45, 0.10])
+    arm = np.where(rng.permutation(n) % 2 == 0, "daily", "three-per-week")
+    start = np.array([a.first_start + timedelta(days=int(d)) for d in rng.integers(0, a.enrolment_days, n)])
+    weeks = rng.integers(a.weeks_min, a.weeks_max + 1, n)
+    patients = pd.DataFrame({
+        "patient_id": ids, "birth_year": np.array([d.year for d in start]) - age, "sex": sex, "involved_side": side,
+        "site": rng.choice(["north", "south"], n), "cohort": arm,
+    })
+
+    # --- programs: some daily patients switch to 3x/week for tolerance ----------------------
+    responder = (arm == "daily") & (rng.random(n) < a.pain_responder_share)
+    switch = responder & (rng.random(n) < a.switch_share_of_responders)
+    switch_week = rng.integers(2, 6, n)
+    end = start + np.array([timedelta(days=int(7 * w - 1)) for w in weeks])
+    rows = []
+    for i in range(n):
+        if switch[i] and switch_week[i] < weeks[i]:
+            on = start[i] + timedelta(days=int(7 * switch_week[i]))
+            rows.append((ids[i], start[i], on - timedelta(days=1), "daily", "assigned: daily breakouts"))
+            rows.append((ids[i], on, end[i], "three-per-week", "pain rise after daily breakouts"))
+        else:
+            rows.append((ids[i], start[i], end[i], arm[i], f"assigned: {arm[i]}"))
+    programs = pd.DataFrame(rows, columns=["patient_id", "start_date", "end_date", "schedule", "reason"])
+    programs.insert(0, "program_id", programs["patient_id"] + "-" + pd.to_datetime(programs["start_date"]).dt.strftime("%Y%m%d")
+                    + "-" + programs["schedule"])
+    programs.insert(2, "protocol_id", protocol.id)
+    programs.insert(3, "protocol_version", protocol.version)
+
+    # --- planned sessions, vectorised over all programs ---------------------------------------
+    planned = _planned_sessions(programs, protocol)
+    dropout = np.where(rng.random(n) < a.dropout_share, rng.integers(3, 13, n), 10_000)
+    index = pd.Series(np.arange(n), index=ids)
+    pi = index[planned["patient_id"]].to_numpy()
+    day = (planned["date"].to_numpy() - start[pi].astype("datetime64[D]")).astype("timedelta64[D]").astype(int)
+    active = day < 7 * dropout[pi]
+
+    adherence = np.where(arm == "daily", rng.beta(*a.adherence_daily, n), rng.beta(*a.adherence_three, n))
+    adherence_seq = rng.beta(*a.adherence_sequence, n)
+    p_done = np.where(planned["breakouts"].to_numpy(), adherence[pi], adherence_seq[pi])
+    done = active & (rng.random(len(planned)) < p_done)
+    partial = done & (rng.random(len(planned)) < a.partial_share)
+    logged = planned[done].reset_index(drop=True)
+    lp = pi[done]
+    is_breakout = logged["breakouts"].to_numpy()
+    is_partial = partial[done]
+    pain_level = np.clip(rng.normal(a.pain_mean, 1.5, n), 0, 8)
+    before = np.clip(np.rint(pain_level[lp] + rng.normal(0, 0.8, len(logged))), 0, 10)
+    rise = np.where(logged["schedule"].to_numpy() == "daily", a.pain_rise_daily, a.pain_rise_three)
+    rise = rise + np.where(responder[lp] & (logged["schedule"].to_numpy() == "daily"), a.pain_responder_rise, 0)
+    after = np.clip(np.rint(before + np.where(is_breakout, rise, 0) + rng.normal(0, 0.8, len(logged))), 0, 10)
+    record_pain = is_breakout | (rng.random(len(logged)) < 0.3)
+    sessions = pd.DataFrame({
+        "patient_id": logged["patient_id"],
+        "performed_on": logged["date"].dt.strftime("%Y-%m-%d"),
+        "performed_at": logged["slot_time"],
+        "session": logged["session"],
+        "completion": np.where(is_partial, "partial", "full"),
+        "rounds_done": np.where(is_breakout, np.where(is_partial, rng.integers(1, 3, len(logged)), 3), pd.NA),
+        "pain_before": pd.array(np.where(record_pain, before, np.nan)).astype("Int64"),
+        "pain_after": pd.array(np.where(record_pain, after, np.nan)).astype("Int64"),
+    })
+    sessions["rounds_done"] = pd.array(sessions["rounds_done"], dtype="Int64")
+
+    # --- achieved breakouts per week and the true gain -----------------------------------------
+    followed_days = np.minimum(7 * weeks, 7 * dropout)
+    breakouts_done = np.bincount(lp[is_breakout], minlength=n)
+    per_week = breakouts_done / (followed_days / 7)
+    gain = a.gain_max * (1 - np.exp(-a.gain_rate_per_breakout * per_week)) + rng.normal(0, a.gain_sd, n)
+    baseline = np.clip(rng.normal(a.baseline_mean, a.baseline_sd, n), 5, 40)
+    other = baseline + a.other_side_offset + rng.normal(0, 3, n)
+
+    # --- measurements: visits every ~2 weeks, 2-3 trials per side -------------------------------
+    meas = []
+    for i in range(n):
+        last_day = min(int(followed_days[i]), 7 * int(weeks[i])) - 1
+        visits = np.arange(0, last_day + 1, a.visit_every_days)
+        jitter = np.concatenate([[0], rng.integers(-2, 3, max(len(visits) - 1, 0))])
+        visits = np.clip(visits + jitter, 0, last_day)
+        involved = ["left", "right"] if side[i] == "both" else [side[i]]
+        for v in visits:
+            t = v / 7
+            for s in ("left", "right"):
+                base = baseline[i] if s in involved else other[i]
+                g = gain[i] if s in involved else gain[i] / 4
+                true = base + g * (1 - np.exp(-t / a.tau_weeks))
+                positions = ["seated_90"] + (["prone"] if rng.random() < a.prone_share else [])
+                for position in positions:
+                    offset = 6.0 if position == "prone" else 0.0  # prone reads higher (Simoneau 1998)
+                    for trial in range(1, int(rng.integers(2, 4)) + 1):
+                        meas.append((ids[i], start[i] + timedelta(days=int(v)), s, position, trial,
+                                     round(true + offset + rng.normal(0, a.trial_sd), 1)))
+    measurements = pd.DataFrame(meas, columns=["patient_id", "measured_on", "side", "position", "trial", "degrees"])
+    measurements["measured_on"] = pd.to_datetime(measurements["measured_on"]).dt.strftime("%Y-%m-%d")
+    measurements = measurements.assign(joint="hip", motion="internal_rotation", mode="active",
+                                       instrument="inclinometer")[
+        ["patient_id", "measured_on", "side", "joint", "motion", "position", "mode", "instrument", "degrees", "trial"]]
+
+    truth = pd.DataFrame({
+        "patient_id": ids, "assigned_schedule": arm, "adherence_breakouts": adherence,
+        "breakouts_per_week": per_week, "true_gain": gain, "baseline_involved": baseline,
+        "tau_weeks": a.tau_weeks, "dropout_week": np.where(dropout < 10_000, dropout, pd.NA),
+        "pain_responder": responder, "switched": switch & (switch_week < weeks),
+    })
+    programs["start_date"] = pd.to_datetime(programs["start_date"]).dt.strftime("%Y-%m-%d")
+    programs["end_date"] = pd.to_datetime(programs["end_date"]).dt.strftime("%Y-%m-%d")
+    return {"patients": patients, "programs": programs, "measurements": measurements,
+            "sessions": sessions, "truth": truth}
+
+
+def _planned_sessions(programs: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
+    """Every planned session of every program, without a per-program Python loop over days."""
+    frames = []
+    for schedule_id, group in programs.groupby("schedule", sort=False):
+        schedule = protocol.resolve_schedule(schedule_id)
+        starts = pd.to_datetime(group["start_date"]).to_numpy().astype("datetime64[D]")
+        ends = pd.to_datetime(group["end_date"]).to_numpy().astype("datetime64[D]")
+        lengths = (ends - starts).astype(int) + 1
+        patient = np.repeat(group["patient_id"].to_numpy(), lengths)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        days = np.repeat(starts, lengths) + offsets.astype("timedelta64[D]")
+        weekday = (days.astype("datetime64[D]").view("int64") + 3) % 7  # 1970-01-01 was a Thursday
+        breakout_day = np.isin(weekday, [WEEKDAYS.index(d) for d in schedule.breakout_days])
+        for slot in schedule.slots:
+            is_breakout = breakout_day & (slot.id == schedule.breakout_slot)
+            frames.append(pd.DataFrame({
+                "patient_id": patient, "date": days.astype("datetime64[s]"), "slot": slot.id,
+                "slot_time": slot.time.strftime("%H:%M"), "schedule": schedule_id,
+                "session": np.where(is_breakout, schedule.breakout_session, slot.session),
+                "breakouts": is_breakout,
+            }))
+    return pd.concat(frames, ignore_index=True).sort_values(["patient_id", "date", "slot_time"], kind="stable")
+
+
+def write_clinic(clinic: dict[str, pd.DataFrame], folder: str | Path) -> dict[str, Path]:
+    """Write each table of :func:`generate_clinic` as ``<table>.csv`` in ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, frame in clinic.items():
+        paths[name] = folder / f"{name}.csv"
+        frame.to_csv(paths[name], index=False)
+    return paths
+
+
+if __name__ == "__main__":  # python -m hipanalytics.synthetic FOLDER [N] [SEED]
+    import sys
+
+    target = sys.argv[1] if len(sys.argv) > 1 else "data/sample"
+    count = int(sys.argv[2]) if len(sys.argv) > 2 else 40
+    seed_value = int(sys.argv[3]) if len(sys.argv) > 3 else 2026
+    for table, written in write_clinic(generate_clinic(count, seed=seed_value), target).items():
+        print(f"{table:13} {written}")
