@@ -1,7 +1,8 @@
 """The ``hipanalytics`` command: a thin face over the package's functions.
 
 Exit codes: 0 success; 1 the input was refused (protocol, program or data problem, message on
-stderr); 2 the command line itself was wrong.
+stderr; nothing was written); 2 the command line itself was wrong; 3 an import in quarantine mode
+stored the good rows and set bad rows aside (the quarantine file says why).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import default_reports_dir, safe_filename
-from .errors import HipAnalyticsError
+from .config import default_reports_dir, default_store, safe_filename
+from .errors import DataValidationError, HipAnalyticsError
 from .handout import write_calendar, write_handout
 from .program import Program, breakouts_per_week, plan
 from .protocol import list_protocols, load_protocol
 
 EXIT_REFUSED = 1
+EXIT_PARTIAL = 3
 
 
 def _refusals(func):
@@ -30,6 +32,10 @@ def _refusals(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except DataValidationError as exc:
+            click.echo(str(exc.report), err=True)
+            click.echo("error: nothing was imported; fix the rows above (or use --quarantine)", err=True)
+            sys.exit(EXIT_REFUSED)
         except HipAnalyticsError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(EXIT_REFUSED)
@@ -163,6 +169,134 @@ def demo_command(out: Path | None, start) -> None:
         for kind, path in files.items():
             click.echo(f"  {kind:9} {path}")
     click.echo(f"\nOpen {out / safe_filename(programs[0].program_id) / 'handout.html'} in a browser to see a handout.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Records: validate, import, export
+# ----------------------------------------------------------------------------------------------
+
+_TABLE = click.Choice(["patients", "programs", "measurements", "sessions"])
+_store_option = click.option("--store", "store_path", default=None,
+                             help="SQLite file or database URL [default: $HIPANALYTICS_STORE or ./hipanalytics.sqlite].")
+_read_options = [
+    click.option("--sheet", default=None, help="Excel sheet holding the table (default: the first)."),
+    click.option("--dates", type=click.Choice(["day-first", "month-first"]), default=None,
+                 help="How to read dates such as 03/04/2026 (refused unless declared)."),
+]
+
+
+def _with(options):
+    def apply(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return apply
+
+
+def _guess_table(path: Path, table: str | None) -> str:
+    if table:
+        return table
+    stem = path.stem.lower()
+    for name in ("patients", "programs", "measurements", "sessions"):
+        if stem.startswith(name):
+            return name
+    raise click.UsageError(f"cannot tell the table from the file name {path.name!r}; give --table")
+
+
+@main.command("validate")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--table", type=_TABLE, help="Table in the file (guessed from a file name such as measurements.csv).")
+@_with(_read_options)
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every problem to this CSV.")
+@_store_option
+@_refusals
+def validate_command(file, table, sheet, dates, report_path, store_path) -> None:
+    """Check FILE without importing it: every problem with its row, column, value and fix."""
+    from .records import read_records
+    from .store import Store
+
+    table = _guess_table(file, table)
+    patients = None
+    location = store_path or default_store()
+    if table != "patients" and ("://" in location or Path(location).exists()):
+        patients = Store(location, create=False).read("patients")[["patient_id", "birth_year"]]
+    result = read_records(file, table, sheet=sheet, dates=dates, patients=patients)
+    click.echo(str(result.report))
+    if not result.report.normalisations.empty:
+        counts = result.report.normalisations.groupby("rule").size()
+        click.echo("normalised (unambiguous, imported as shown):")
+        for rule, count in counts.items():
+            click.echo(f"  {count:>8}  {rule}")
+    if report_path:
+        result.report.to_csv(report_path)
+        click.echo(f"problems written to {report_path}")
+    if not result.report.ok:
+        sys.exit(EXIT_REFUSED)
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--table", type=_TABLE, help="Table in the file (guessed from a file name such as measurements.csv).")
+@_with(_read_options)
+@click.option("--quarantine", is_flag=True, help="Import the good rows; write bad rows with reasons to a file.")
+@click.option("--quarantine-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where quarantine files go [default: beside FILE].")
+@click.option("--who", help="Name recorded in the audit trail [default: login name].")
+@_store_option
+@_refusals
+def import_command(file, table, sheet, dates, quarantine, quarantine_dir, who, store_path) -> None:
+    """Validate FILE and import it into the store in one transaction."""
+    from tqdm import tqdm
+
+    from .store import Store
+
+    table = _guess_table(file, table)
+    store = Store(store_path or default_store())
+    with tqdm(total=0, unit=" rows", desc="reading and validating", disable=None, file=sys.stderr) as bar:
+        def progress(stage, done, total):
+            bar.set_description(stage)
+            if total:
+                bar.total = total
+                bar.n = done
+            bar.refresh()
+
+        summary = store.import_file(file, table, mode="quarantine" if quarantine else "strict",
+                                    quarantine_dir=quarantine_dir, sheet=sheet, dates=dates, who=who,
+                                    progress=progress)
+    click.echo(str(summary))
+    if summary.quarantined:
+        sys.exit(EXIT_PARTIAL)
+
+
+@main.command("export")
+@click.argument("table", type=_TABLE, required=False)
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="File (.csv/.parquet) for one table, or a folder with --deidentify.")
+@click.option("--history", is_flag=True, help="Every version of every record, not only the current state.")
+@click.option("--deidentify", is_flag=True, help="De-identified research export of all tables.")
+@click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Secret key for pseudonyms and date shifts [default: $HIPANALYTICS_DEID_KEY].")
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@_store_option
+@_refusals
+def export_command(table, out, history, deidentify, key_file, fmt, store_path) -> None:
+    """Export TABLE to a file, or (--deidentify) every table de-identified for research."""
+    import os
+
+    from .store import Store, export_research
+
+    store = Store(store_path or default_store(), create=False)
+    if deidentify:
+        key = key_file.read_bytes().strip() if key_file else os.environ.get("HIPANALYTICS_DEID_KEY", "").encode()
+        if not key:
+            raise click.UsageError("--deidentify needs a secret key: --key-file FILE or $HIPANALYTICS_DEID_KEY")
+        for name, path in export_research(store, out, key, fmt=fmt).items():
+            click.echo(f"  {name:13} {path}")
+        return
+    if table is None:
+        raise click.UsageError("name the TABLE to export, or use --deidentify")
+    click.echo(store.export(table, out, history=history))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ __all__ = [
     "SHIPPED_PROTOCOLS_DIR",
     "PROTOCOLS_ENV",
     "default_reports_dir",
+    "default_store",
     "protocol_dirs",
     "safe_filename",
 ]
@@ -54,6 +55,15 @@ def protocol_dirs(extra: list[str | Path] | None = None) -> list[Path]:
 def default_reports_dir() -> Path:
     """Where generated output goes unless the caller says otherwise: ``./reports``."""
     return Path.cwd() / "reports"
+
+
+STORE_ENV = "HIPANALYTICS_STORE"
+"""Environment variable naming the default store (a SQLite path or a database URL)."""
+
+
+def default_store() -> str:
+    """The store used unless the caller names one: ``$HIPANALYTICS_STORE``, else ``./hipanalytics.sqlite``."""
+    return os.environ.get(STORE_ENV) or str(Path.cwd() / "hipanalytics.sqlite")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

@@ -26,12 +26,13 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import hashlib
+import hmac
 import io
 import json
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ from .config import safe_filename
 from .errors import DataValidationError, StoreError
 from .records import SOURCE_ROW, TABLES, ReadResult, read_records, table_spec
 
-__all__ = ["SCHEMA_VERSION", "ImportSummary", "Store"]
+__all__ = ["SCHEMA_VERSION", "DEIDENTIFY_NOTE", "ImportSummary", "Store", "deidentify", "export_research"]
 
 SCHEMA_VERSION = 1
 """Version of the store's table layout; a store written by another version is refused on open."""
@@ -271,6 +272,7 @@ class Store:
         dates: str | None = None,
         who: str | None = None,
         today: date | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
     ) -> ImportSummary:
         """Validate a file and import it in one transaction.
 
@@ -288,6 +290,8 @@ class Store:
             Passed to :func:`hipanalytics.records.read_records`.
         who : str, optional
             Recorded in the audit trail (default: the login name).
+        progress : callable, optional
+            Called as ``progress(stage, done, total)`` while reading and writing (for a bar).
 
         Returns
         -------
@@ -304,6 +308,8 @@ class Store:
             ".xlsx", ".xlsm", ".parquet") else source
         if isinstance(reread, io.BytesIO):
             reread.name = label
+        report = progress or (lambda stage, done, total: None)
+        report("reading and validating", 0, 0)
         result = read_records(reread, table, sheet=sheet, dates=dates, today=today, patients=patients)
         who = _user(who)
         with self.engine.begin() as conn:
@@ -338,7 +344,7 @@ class Store:
                 table_name=table, file=label, file_sha256=sha, mode=mode, rows_read=summary.rows_read,
                 imported=summary.imported, quarantined=summary.quarantined, duplicates=summary.duplicates,
                 imported_at=_now(), imported_by=who)).inserted_primary_key[0]
-            self._insert(conn, table, good, import_id=import_id, who=who)
+            self._insert(conn, table, good, import_id=import_id, who=who, progress=report)
             conn.execute(self.md.tables["audit"].insert().values(
                 at=_now(), who=who, action="import", table_name=table, import_id=import_id,
                 reason=f"import of {label}", details=json.dumps({k: v for k, v in asdict(summary).items()
@@ -386,7 +392,7 @@ class Store:
 
     def _insert(self, conn, table: str, frame: pd.DataFrame, *, import_id: int | None, who: str,
                 version: int = 1, supersedes: int | None = None, reason: str | None = None,
-                status: str = "active") -> None:
+                status: str = "active", progress: Callable[[str, int, int], None] | None = None) -> None:
         if frame.empty:
             return
         spec = table_spec(table)
@@ -408,13 +414,21 @@ class Store:
         }
         all_names = names + list(extra)
         rows = list(zip(*[columns[name].tolist() for name in names], *extra.values()))
-        if self.engine.dialect.name == "sqlite":
+        chunk = 50_000
+        sqlite = self.engine.dialect.name == "sqlite"
+        if sqlite:  # the driver's executemany inside SQLAlchemy's transaction: no per-row overhead
             cursor = conn.connection.driver_connection.cursor()
-            placeholders = ", ".join("?" for _ in all_names)
-            cursor.executemany(f'INSERT INTO "{table}" ({", ".join(all_names)}) VALUES ({placeholders})', rows)
+            sql = f'INSERT INTO "{table}" ({", ".join(all_names)}) VALUES ({", ".join("?" for _ in all_names)})'
+        for start in range(0, n, chunk):
+            part = rows[start:start + chunk]
+            if sqlite:
+                cursor.executemany(sql, part)
+            else:
+                conn.execute(self.md.tables[table].insert(), [dict(zip(all_names, r)) for r in part])
+            if progress:
+                progress("writing", min(start + chunk, n), n)
+        if sqlite:
             cursor.close()
-        else:
-            conn.execute(self.md.tables[table].insert(), [dict(zip(all_names, r)) for r in rows])
 
     # -- corrections and voids -------------------------------------------------------------
 
@@ -576,3 +590,114 @@ def _write_quarantine(result: ReadResult, bad_rows: set[int], label: str, table:
     bad["problems"] = bad[SOURCE_ROW].map(reasons)
     bad.to_csv(path, index=False)
     return path
+
+
+# ----------------------------------------------------------------------------------------------
+# De-identified research export
+# ----------------------------------------------------------------------------------------------
+
+DEIDENTIFY_NOTE = """\
+# De-identified research export
+
+Made by hipanalytics from a clinic store. What was done to every table:
+
+- **Patient ids** are replaced by keyed-hash pseudonyms (HMAC-SHA256 with the exporter's secret
+  key, first 12 hex digits, prefix `R-`). The same key gives the same pseudonyms in every export,
+  so exports can be linked; without the key the mapping cannot be recomputed or reversed.
+- **Record ids** (program, measurement, session) are re-keyed the same way, because the clinic's
+  ids may contain patient ids or dates. Site names are pseudonymised likewise.
+- **Dates** of each patient are shifted by one random whole number of weeks between -26 and +26
+  (derived from the key), the same shift in every table: intervals between a patient's dates and
+  the weekday of every date are kept (schedules such as Mon/Wed/Fri stay visible), calendar dates
+  are not.
+- **Birth year** is replaced by `age_at_start` (whole years at the patient's first program start,
+  or first record when there is no program), with ages of 90 and above reported as 90.
+- **Dropped**: `display_name`, free-text `notes`, program `reason`, and `assessor`.
+- Only the current state is exported: superseded and voided versions are left out.
+
+Keep the key apart from the export; anyone holding both could re-identify patients whose ids they know.
+"""
+
+_FREE_TEXT = {"display_name", "notes", "reason", "assessor"}
+
+
+def _keyed(key: bytes, label: str, values: pd.Series, prefix: str) -> pd.Series:
+    def one(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return None
+        return prefix + hmac.new(key, f"{label}:{v}".encode(), "sha256").hexdigest()[:12]
+
+    return values.map(one).astype("str")
+
+
+def deidentify(tables: dict[str, pd.DataFrame], key: bytes) -> dict[str, pd.DataFrame]:
+    """De-identify current-state tables for research (see ``DEIDENTIFY_NOTE``).
+
+    Parameters
+    ----------
+    tables : dict of DataFrame
+        Any of ``patients``, ``programs``, ``measurements``, ``sessions`` as read from the store.
+    key : bytes
+        The exporter's secret (at least 16 bytes).
+
+    Returns
+    -------
+    dict of DataFrame
+        New frames; the inputs are not modified.
+    """
+    if len(key) < 16:
+        raise StoreError("the de-identification key must be at least 16 bytes; keep it secret and apart from the export")
+
+    all_ids = pd.concat([t["patient_id"] for t in tables.values() if "patient_id" in t], ignore_index=True)
+    patient_ids = pd.unique(all_ids.dropna())
+    shift_weeks = {
+        pid: int.from_bytes(hmac.new(key, f"shift:{pid}".encode(), "sha256").digest()[:4], "big") % 53 - 26
+        for pid in patient_ids
+    }
+    first_dates: dict[str, pd.Timestamp] = {}
+    for name, date_col in (("programs", "start_date"), ("measurements", "measured_on"), ("sessions", "performed_on")):
+        if name in tables and not tables[name].empty:  # program start first; records only as a fallback
+            for pid, d in tables[name].groupby("patient_id")[date_col].min().items():
+                first_dates.setdefault(pid, d)
+    out = {}
+    for name, frame in tables.items():
+        df = frame.drop(columns=[c for c in frame.columns if c in _FREE_TEXT]).copy()
+        if "patient_id" in df:
+            shift = pd.to_timedelta(df["patient_id"].map(shift_weeks).astype("int64") * 7, unit="D")
+            for spec in table_spec(name):
+                if spec.kind == "date" and spec.name in df:
+                    df[spec.name] = (df[spec.name] + shift).astype("datetime64[s]")
+        if name == "patients" and "birth_year" in df:
+            start_year = df["patient_id"].map(lambda p: first_dates[p].year if p in first_dates else np.nan)
+            age = (start_year - df["birth_year"].astype("float64")).clip(upper=90)
+            df.insert(df.columns.get_loc("birth_year"), "age_at_start", pd.array(age.round(), dtype="Int64"))
+            df = df.drop(columns="birth_year")
+        if "site" in df:
+            df["site"] = _keyed(key, "site", df["site"], "site-")
+        for id_col, prefix in (("program_id", "RP-"), ("measurement_id", "RM-"), ("session_id", "RS-")):
+            if id_col in df:
+                df[id_col] = _keyed(key, id_col, df[id_col], prefix)
+        if "patient_id" in df:
+            df["patient_id"] = _keyed(key, "patient", df["patient_id"], "R-")
+        out[name] = df.reset_index(drop=True)
+    return out
+
+
+def export_research(store: Store, folder: str | Path, key: bytes, *, fmt: str = "csv") -> dict[str, Path]:
+    """Write a de-identified copy of every table, and a README saying what was removed."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = deidentify({t: store.read(t) for t in TABLES}, key)
+    paths = {}
+    for name, df in tables.items():
+        path = folder / f"{name}.{fmt}"
+        if fmt == "parquet":
+            df.to_parquet(path, index=False)
+        elif fmt == "csv":
+            df.to_csv(path, index=False, date_format="%Y-%m-%d")
+        else:
+            raise StoreError(f"unknown export format {fmt!r}: use csv or parquet")
+        paths[name] = path
+    (folder / "README.md").write_text(DEIDENTIFY_NOTE, encoding="utf-8")
+    paths["README"] = folder / "README.md"
+    return paths

@@ -71,3 +71,44 @@ def test_protocols_lists_shipped_and_invalid_files(tmp_path):
     result = run("protocols", "--dir", str(tmp_path))
     assert result.exit_code == 1
     assert "INVALID" in result.output and "missing required key 'version'" in result.output
+
+
+def test_validate_import_and_export_as_a_user_would(tmp_path):
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    db = str(tmp_path / "clinic.sqlite")
+    assert run("import", str(sample / "patients.csv"), "--store", db).exit_code == 0
+    first = run("import", str(sample / "measurements.csv"), "--store", db)
+    assert first.exit_code == 0 and "imported, 0 quarantined" in first.output
+    assert "already imported" in run("import", str(sample / "measurements.csv"), "--store", db).output
+
+    bad = tmp_path / "measurements-new.csv"
+    bad.write_text("patient_id,measured_on,side,motion,position,mode,instrument,degrees\n"
+                   "SYN-00001,2026-03-02,L,IR,seated,active,gonio,32°\n"
+                   "SYN-00001,2026-03-03,L,IR,seated_90,active,gonio,320\n")
+    checked = run("validate", str(bad), "--store", db, "--report", str(tmp_path / "problems.csv"))
+    assert checked.exit_code == 1
+    assert "row      3  degrees: '320': hip IR outside -20..90 degrees" in checked.output
+    assert "unit text removed; the value is in degrees" in checked.output
+    strict = run("import", str(bad), "--store", db)
+    assert strict.exit_code == 1 and "nothing was imported" in strict.output
+    partial = run("import", str(bad), "--store", db, "--quarantine", "--quarantine-dir", str(tmp_path / "q"))
+    assert partial.exit_code == 3 and "1 imported, 1 quarantined" in partial.output
+
+    out = run("export", "measurements", "--out", str(tmp_path / "m.csv"), "--store", db)
+    assert out.exit_code == 0
+    exported = pd.read_csv(tmp_path / "m.csv")
+    assert len(exported) == len(pd.read_csv(sample / "measurements.csv")) + 1
+    key = tmp_path / "key"
+    key.write_text("a-secret-key-of-some-length")
+    research = run("export", "--deidentify", "--out", str(tmp_path / "research"), "--key-file", str(key), "--store", db)
+    assert research.exit_code == 0 and (tmp_path / "research" / "README.md").exists()
+    assert run("export", "--deidentify", "--out", str(tmp_path / "r2"), "--store", db).exit_code == 2
+
+
+def test_table_is_guessed_from_the_file_name_or_asked_for(tmp_path):
+    odd = tmp_path / "export.csv"
+    odd.write_text("a,b\n1,2\n")
+    result = run("validate", str(odd))
+    assert result.exit_code == 2 and "give --table" in result.output

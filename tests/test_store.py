@@ -192,3 +192,29 @@ def test_two_processes_importing_at_once_lose_nothing(store, tmp_path):
     again = Store(path)
     assert len(again.read("measurements")) == 1000
     assert len(again.imports()) == 1 + 40
+
+
+def test_deidentified_export_keeps_intervals_and_weekdays_and_drops_identifiers(store, tmp_path):
+    from hipanalytics.store import deidentify, export_research
+
+    store.import_file(write(tmp_path / "a.csv", m_row(day="2026-01-05"), m_row(day="2026-01-19", trial="2")),
+                      "measurements", today=TODAY)
+    key = b"k" * 32
+    tables = {t: store.read(t) for t in ("patients", "measurements")}
+    before = {t: df.copy() for t, df in tables.items()}
+    out = deidentify(tables, key)
+    for t in tables:
+        pd.testing.assert_frame_equal(tables[t], before[t])  # inputs untouched
+    m = out["measurements"].sort_values("measured_on").reset_index(drop=True)
+    assert m["patient_id"].str.match(r"^R-[0-9a-f]{12}$").all() and "P001" not in m.to_string()
+    gap = (m["measured_on"].iloc[1] - m["measured_on"].iloc[0]).days
+    assert gap == 14 and {d.weekday() for d in m["measured_on"]} == {0}
+    p = out["patients"]
+    assert "birth_year" not in p and p.set_index(p["patient_id"])["age_at_start"].dropna().tolist() == [56]
+    assert set(deidentify(tables, key)["measurements"]["patient_id"]) == set(m["patient_id"])
+    assert deidentify(tables, b"x" * 32)["measurements"]["patient_id"].iloc[0] != m["patient_id"].iloc[0]
+    with pytest.raises(StoreError, match="at least 16 bytes"):
+        deidentify(tables, b"short")
+    paths = export_research(store, tmp_path / "research", key)
+    assert "notes" not in pd.read_csv(paths["measurements"]).columns
+    assert "Dropped" in paths["README"].read_text()
