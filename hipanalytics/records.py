@@ -793,3 +793,86 @@ def _check_duplicates(table, data, rows, collect):
         collect.problem("error", rows[clash], id_col, ids[clash],
                         "the same id on rows with different content: " + ids[clash].map(lambda i: f"rows {listing[i]}"),
                         "keep the correct row, or give each row its own id")
+
+
+# ----------------------------------------------------------------------------------------------
+# Data dictionary and templates
+# ----------------------------------------------------------------------------------------------
+
+_KIND_TEXT = {"id": "text (identifier)", "text": "text", "date": "date (YYYY-MM-DD preferred)",
+              "int": "whole number", "year": "year (4 digits)", "float": "number", "enum": "one of a list"}
+
+
+def data_dictionary() -> str:
+    """The data dictionary (Markdown) of every table, generated from the column definitions."""
+    lines = [
+        "# Data dictionary",
+        "",
+        "Generated from `hipanalytics/records.py` (`hipanalytics.records.data_dictionary()`); a test keeps",
+        "this file in step with the code. Column names are matched case-insensitively, spaces read as `_`.",
+        "Row numbers in error messages are spreadsheet rows: the header is row 1.",
+        "",
+        "Accepted spellings are normalised and every normalisation is listed in the validation report:",
+        "sides `L`/`Lt`/`left` -> `left`; `32°`, `32 deg`, `32,5` -> 32 / 32.5 degrees; spaces trimmed;",
+        "dates `2026-01-05`, `2026/01/05`, `5 Jan 2026`, `January 5, 2026`, and `25/03/2026` (unambiguous).",
+        "A date like `03/04/2026` is refused unless the order is declared (`--dates day-first|month-first`).",
+        "",
+        "Templates to fill in: `data/templates/<table>.csv` and `data/templates/hipanalytics-templates.xlsx`.",
+        "",
+    ]
+    for table in TABLES:
+        lines += [f"## {table}", "", "| column | required | empty allowed | type | unit | allowed values / range | meaning | example |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for c in table_spec(table):
+            allowed = ", ".join(f"`{v}`" for v in c.allowed)
+            if c.aliases:
+                extra = sorted({k for k, v in c.aliases.items() if k != v})
+                allowed += f" (also read: {', '.join(extra)})" if extra else ""
+            if c.minimum is not None or c.maximum is not None:
+                allowed += f"{c.minimum:g}" if c.minimum is not None else ""
+                allowed += f" to {c.maximum:g}" if c.maximum is not None else " or more"
+            meaning = c.description + (f". Source: {c.source}" if c.source else "")
+            lines.append(f"| `{c.name}` | {'yes' if c.required else 'no'} | {'yes' if c.nullable else 'no'} | "
+                         f"{_KIND_TEXT[c.kind]} | {c.unit} | {allowed} | {meaning} | {c.example} |")
+        example = ",".join(c.example for c in table_spec(table))
+        lines += ["", "Example row:", "", "```csv", ",".join(c.name for c in table_spec(table)), example, "```", ""]
+    lines += [
+        "## Plausibility rules",
+        "",
+        f"- Hip internal rotation outside {HIP_IR_ERROR_RANGE[0]:g}..{HIP_IR_ERROR_RANGE[1]:g} degrees is an error; "
+        f"outside {HIP_IR_WARNING_RANGE[0]:g}..{HIP_IR_WARNING_RANGE[1]:g} a warning (normal adult means about 29-50, "
+        "SD 5-11: J Athl Train 2018;53(6):560, Table 1).",
+        "- Dates in the future are errors; so are measurements or sessions dated before the patient's birth year,",
+        "  and records for a patient who is not in the store.",
+        "- Measurement position and instrument are kept exactly: IR differs by 3-13 degrees between seated, supine",
+        "  and prone (Simoneau 1998; Gradoz 2018; Kouyoumdjian 2012) and by about 4.5 degrees between inclinometer",
+        "  and goniometer (Roach 2013), so a plain `supine` is refused rather than guessed.",
+        "- Two rows with the same id but different content are errors; identical rows are reported duplicates",
+        "  and imported once. Without `measurement_id`/`session_id` the id is derived from the row's natural key.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_templates(folder: str | Path) -> list[Path]:
+    """Write a header-only CSV per table and one Excel workbook with a sheet per table.
+
+    The templates hold no example row, so a filled-in template never imports made-up data;
+    example rows are in the data dictionary.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    frames = {}
+    for table in TABLES:
+        spec = table_spec(table)
+        frames[table] = pd.DataFrame(columns=[c.name for c in spec])
+        path = folder / f"{table}.csv"
+        frames[table].to_csv(path, index=False)
+        written.append(path)
+    workbook = folder / "hipanalytics-templates.xlsx"
+    with pd.ExcelWriter(workbook) as writer:
+        for table, frame in frames.items():
+            frame.to_excel(writer, sheet_name=table, index=False)
+    written.append(workbook)
+    return written

@@ -270,3 +270,32 @@ def test_identical_session_rows_stay_separate_sessions():
     result = read(f"{header}\nP001,2026-01-05,sequence,full\nP001,2026-01-05,sequence,full\n", "sessions")
     assert result.report.problems.empty
     assert result.data["session_id"].nunique() == 2 and len(result.valid()) == 2
+
+
+def test_data_dictionary_and_templates_are_in_step_with_the_code(tmp_path):
+    from pathlib import Path
+
+    from hipanalytics.records import TABLES, data_dictionary, write_templates
+
+    root = Path(__file__).resolve().parents[1]
+    committed = (root / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
+    assert committed == data_dictionary(), "regenerate docs/data-dictionary.md with records.data_dictionary()"
+    write_templates(tmp_path)
+    for table in TABLES:
+        assert (root / "data" / "templates" / f"{table}.csv").read_text() == (tmp_path / f"{table}.csv").read_text()
+        columns = [c.name for c in table_spec(table)]
+        sheet = pd.read_excel(root / "data" / "templates" / "hipanalytics-templates.xlsx", sheet_name=table)
+        assert list(sheet.columns) == columns and sheet.empty
+        for column in columns:
+            assert f"| `{column}` |" in committed
+
+
+def test_a_filled_in_template_imports(tmp_path):
+    from pathlib import Path
+
+    template = Path(__file__).resolve().parents[1] / "data" / "templates" / "measurements.csv"
+    path = tmp_path / "measurements.csv"
+    path.write_text(template.read_text() + "M1,P001,2026-01-05,left,hip,internal_rotation,seated_90,active,"
+                    "inclinometer,31.5,1,AB,\n")
+    result = read_records(path, "measurements", today=TODAY)
+    assert result.report.ok and result.report.problems.empty, result.report
