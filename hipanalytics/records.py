@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import io
 import re
 from dataclasses import dataclass, field
@@ -33,6 +32,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
 from .errors import DataValidationError
@@ -401,8 +402,12 @@ def _read_csv_text(raw: bytes, file: str, collect: _Collector) -> pd.DataFrame:
     if delimiter != ",":
         name = {";": "semicolon", "\t": "tab", "|": "pipe"}[delimiter]
         collect.normalised([None], None, ["(delimiter)"], [name], f"columns are separated by {name}s")
-    return pd.read_csv(io.StringIO(text), sep=delimiter, dtype="str", keep_default_na=False,
-                       na_filter=False, skip_blank_lines=True, engine="c")
+    data = text.encode("utf-8") if encoding != "utf-8-sig" else raw.removeprefix(b"\xef\xbb\xbf")
+    try:  # the multithreaded Arrow parser keeps every cell as text, "" and "NA" included
+        return pd.read_csv(io.BytesIO(data), sep=delimiter, dtype="str", keep_default_na=False, engine="pyarrow")
+    except Exception:  # noqa: BLE001 - e.g. a line break inside a quoted cell: the C parser handles it
+        return pd.read_csv(io.StringIO(text), sep=delimiter, dtype="str", keep_default_na=False,
+                           na_filter=False, skip_blank_lines=True, engine="c")
 
 
 def _read_raw(source: Any, sheet: str | int | None, collect: _Collector) -> pd.DataFrame:
@@ -642,31 +647,87 @@ def read_records(
     return ReadResult(data.reset_index(drop=True), report, raw.reset_index(drop=True))
 
 
+def _codes(values: pd.Series) -> tuple[np.ndarray, list]:
+    """Factorize a column: integer codes per row (-1 for missing) and the distinct values.
+
+    Arrow-backed text goes through Arrow's dictionary encoding, several times faster than the
+    generic path on a million cells.
+    """
+    array = getattr(values.array, "_pa_array", None)
+    if array is not None and pyarrow.types.is_string(array.type) or (
+            array is not None and pyarrow.types.is_large_string(array.type)):
+        encoded = pc.dictionary_encode(array).combine_chunks()
+        codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype("int64", copy=False)
+        return codes, encoded.dictionary.to_pylist()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return codes.astype("int64", copy=False), list(uniques)
+
+
+class _PerUnique:
+    """Lets a normaliser work on a column's distinct values and reports per row.
+
+    Normalisers receive the distinct texts with their positions as "rows"; this adaptor turns
+    every problem or change they report back into the spreadsheet rows holding that text.
+    A column of a million cells usually has a few hundred distinct values, so the work is small.
+    """
+
+    def __init__(self, collect: _Collector, codes: np.ndarray, rows: pd.Series, original: pd.Series):
+        self.collect, self.codes, self._original = collect, codes, original
+        self.rows = rows.to_numpy()
+
+    def _expand(self, unique_positions, *per_unique):
+        positions = np.asarray(pd.Series(unique_positions), dtype="int64")
+        lookup = np.full(int(self.codes.max()) + 1 if len(self.codes) else 0, -1)
+        lookup[positions] = np.arange(len(positions))
+        where = lookup[self.codes]
+        hit = where >= 0
+        taken = [np.asarray(v, dtype=object)[where[hit]] if isinstance(v, (pd.Series, np.ndarray, list)) else v
+                 for v in per_unique]
+        return hit, taken
+
+    def problem(self, severity, unique_positions, column, _values, rule, fix) -> None:
+        if len(unique_positions) == 0:
+            return
+        hit, (rule, fix) = self._expand(unique_positions, rule, fix)
+        self.collect.problem(severity, self.rows[hit], column, self._original[hit].to_numpy(dtype=object), rule, fix)
+
+    def normalised(self, unique_positions, column, _original, new, rule) -> None:
+        if len(unique_positions) == 0:
+            return
+        hit, (new, rule) = self._expand(unique_positions, new, rule)
+        self.collect.normalised(self.rows[hit], column, self._original[hit].to_numpy(dtype=object), new, rule)
+
+
 def _normalise_all(spec, raw, rows, data, collect, dates):
     for col in spec:
         if col.name not in raw.columns:
             data[col.name] = pd.Series(pd.NA, index=raw.index, dtype=_DTYPES[col.kind])
             continue
         original = raw[col.name].astype("str")
-        text = original.str.strip()
-        trimmed = text != original
+        codes, uniques = _codes(original)
+        distinct = pd.Series(np.asarray(uniques, dtype=object), dtype="str")
+        positions = pd.Series(np.arange(len(distinct)), dtype="int64")
+        report = _PerUnique(collect, codes, rows, original)
+        text = distinct.str.strip()
+        trimmed = text != distinct
         if trimmed.any():
-            collect.normalised(rows[trimmed], col.name, original[trimmed], text[trimmed], "spaces trimmed")
+            report.normalised(positions[trimmed], col.name, distinct[trimmed], text[trimmed], "spaces trimmed")
         if col.kind == "enum":
-            value = _normalise_enum(col, text, rows, collect)
+            value = _normalise_enum(col, text, positions, report)
         elif col.kind == "float":
-            value = _normalise_float(col, text, rows, collect)
+            value = _normalise_float(col, text, positions, report)
         elif col.kind in ("int", "year"):
-            value = _normalise_int(col, text, rows, collect)
+            value = _normalise_int(col, text, positions, report)
         elif col.kind == "date":
-            value = _normalise_date(col, text, rows, collect, dates)
+            value = _normalise_date(col, text, positions, report, dates)
         else:
             value = text
-        data[col.name] = value.where(text != "").astype(_DTYPES[col.kind])
+        value = value.where(text != "").astype(_DTYPES[col.kind])
+        data[col.name] = value.take(codes).set_axis(raw.index)
 
 
 def _check_rules(table, spec, data, rows, collect, today, patients):
-    _derive_ids(table, data, rows, collect)
+    repeated = _derive_ids(table, data, rows, collect)
     # Hip IR plausibility first: for an IR value it is a more useful message than the hard limit.
     if "degrees" in data and "motion" in data:
         ir = data["motion"] == "internal_rotation"
@@ -725,67 +786,116 @@ def _check_rules(table, spec, data, rows, collect, today, patients):
             collect.problem("error", rows[before.fillna(False)], date_col,
                             data.loc[before.fillna(False), date_col].dt.strftime("%Y-%m-%d"),
                             "date before the patient's birth year", "check the date and the patient id")
-    _check_duplicates(table, data, rows, collect)
+    _check_duplicates(table, data, rows, collect, repeated)
 
 
 _ID_COLUMN = {"patients": "patient_id", "programs": "program_id", "measurements": "measurement_id",
               "sessions": "session_id"}
 
 
+def _key_text(value: Any) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return ""
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _key_ids(prefix: str, coded: list[tuple[np.ndarray, list]], mask: np.ndarray) -> pd.Series:
+    """``prefix`` + the key values joined by ``|`` for the rows in ``mask``: readable and stable."""
+    parts = []
+    for codes, uniques in coded:
+        texts = np.array([_key_text(v) for v in uniques] + [""], dtype=object)  # code -1 -> ""
+        parts.append(pyarrow.array(texts[codes[mask]], type=pyarrow.string()))
+    n = int(mask.sum())
+    joined = pc.binary_join_element_wise(pyarrow.array([prefix] * n, type=pyarrow.string()), *parts, "|")
+    return pd.Series(pd.arrays.ArrowStringArray(joined)).astype("str")
+
+
+def _occurrence(frame: pd.DataFrame) -> pd.Series:
+    """0 for the first row of each combination of values, 1 for the second, ... (file order)."""
+    codes = pd.DataFrame({name: _codes(frame[name])[0] for name in frame.columns}, index=frame.index)
+    return codes.groupby(list(codes.columns), sort=False).cumcount()
+
+
 _NATURAL_KEY = {
     "measurements": ["patient_id", "measured_on", "side", "joint", "motion", "position", "mode",
                      "instrument", "trial"],
-    "sessions": ["patient_id", "performed_on", "performed_at", "session", "occurrence"],
+    "sessions": ["patient_id", "performed_on", "performed_at", "session"],
 }
 
 
-def _hash_ids(prefix: str, frame: pd.DataFrame) -> pd.Series:
-    parts = [frame[c].astype("str").fillna("") for c in frame.columns]
-    text = parts[0].str.cat(parts[1:], sep="\x1f")
-    digests = [hashlib.sha1(t.encode("utf-8")).hexdigest()[:16] for t in text]
-    return pd.Series(digests, index=frame.index, dtype="str").radd(prefix)
-
-
-def _derive_ids(table, data, rows, collect):
+def _derive_ids(table, data, rows, collect) -> pd.Series | None:
     """Fill absent measurement/session ids from the row's natural key (stable across re-imports).
 
+    The id is the key itself, e.g. ``M|P001|2026-01-05|left|hip|internal_rotation|seated_90|active|
+    inclinometer|1``: readable, and the same in every version of hipanalytics.
     Measurements: patient, date, side, joint, motion, position, mode, instrument, trial; rows
     without a trial number are numbered 1, 2, ... in file order within their visit. Sessions:
     patient, date, time, template and the occurrence of that combination in the file, so two
     identical rows (a morning and an evening sequence) stay two sessions.
+
+    Returns
+    -------
+    Series of bool or None
+        When every id was derived: which rows share their id with another row (found from the
+        key's integer codes, cheaper than comparing the id text); otherwise None.
     """
     if table not in _NATURAL_KEY:
-        return
+        return None
     if table == "measurements":
         no_joint = data["joint"].isna()
         if no_joint.any():
             data.loc[no_joint, "joint"] = "hip"
             collect.normalised([None], "joint", [f"{int(no_joint.sum())} empty"], ["hip"],
                                "joint not given: hip assumed (the protocol's joint)")
-        visit = ["patient_id", "measured_on", "side", "joint", "motion", "position", "mode", "instrument"]
+        visit = _NATURAL_KEY["measurements"][:-1]
         no_trial = data["trial"].isna()
         if no_trial.any():
-            numbered = data[no_trial].groupby(visit, dropna=False, sort=False).cumcount() + 1
+            numbered = _occurrence(data.loc[no_trial, visit]) + 1
             data.loc[no_trial, "trial"] = numbered.astype("Int64")
             collect.normalised(rows[no_trial], "trial", [""] * int(no_trial.sum()),
                                numbered.astype("str"), "trial not given: numbered in file order within the visit")
-        key = data[_NATURAL_KEY[table]]
+    columns = _NATURAL_KEY[table]
+    coded = [_codes(data[c]) for c in columns]
+    key_codes = pd.DataFrame({c: codes for c, (codes, _) in zip(columns, coded)}, index=data.index)
+    if table == "sessions":
+        occurrence = key_codes.groupby(columns, sort=False).cumcount().to_numpy()
+        coded.append((occurrence, list(range(int(occurrence.max()) + 1 if len(occurrence) else 0))))
+        repeated = pd.Series(False, index=data.index)  # the occurrence number makes every key unique
     else:
-        key = data[["patient_id", "performed_on", "performed_at", "session"]].copy()
-        key["occurrence"] = key.groupby(list(key.columns), dropna=False, sort=False).cumcount()
+        repeated = key_codes.duplicated(keep=False)
     id_col = _ID_COLUMN[table]
-    missing = data[id_col].isna()
+    missing = data[id_col].isna().to_numpy()
+    prefix = "M" if table == "measurements" else "S"
+    if missing.all():
+        data[id_col] = _key_ids(prefix, coded, missing).set_axis(data.index)
+        return repeated
     if missing.any():
-        data.loc[missing, id_col] = _hash_ids("M-" if table == "measurements" else "S-", key[missing])
+        data.loc[missing, id_col] = _key_ids(prefix, coded, missing).set_axis(data.index[missing])
+    return None
 
 
-def _check_duplicates(table, data, rows, collect):
-    content = [c for c in data.columns if c != SOURCE_ROW]
-    exact = data.duplicated(content, keep="first")
-    first_row = data.groupby(content, dropna=False, sort=False)[SOURCE_ROW].transform("min")
-    collect.problem("duplicate", rows[exact], None, first_row[exact].map(lambda r: f"same as row {r}"),
-                    "duplicate of an earlier row", "nothing to do: it is imported once")
+def _check_duplicates(table, data, rows, collect, repeated: pd.Series | None = None):
+    """Report identical rows (imported once) and rows sharing an id with different content (errors).
+
+    ``repeated`` marks rows whose id occurs more than once, when already known.
+    """
     id_col = _ID_COLUMN[table]
+    if repeated is None:
+        codes, uniques = _codes(data[id_col])
+        repeated = pd.Series((codes >= 0) & pd.Series(codes).duplicated(keep=False).to_numpy(), index=data.index)
+    if not repeated.any():  # identical rows share their id: with unique ids there is nothing to find
+        return
+    content = [c for c in data.columns if c != SOURCE_ROW]
+    exact = data.duplicated(content, keep="first") & repeated
+    if exact.any():
+        involved = data[data.duplicated(content, keep=False)]
+        first_row = involved.groupby(content, dropna=False, sort=False)[SOURCE_ROW].transform("min")
+        collect.problem("duplicate", rows[exact], None, first_row[exact[involved.index]].map(lambda r: f"same as row {r}"),
+                        "duplicate of an earlier row", "nothing to do: it is imported once")
     ids = data[id_col]
     clash = ids.notna() & ~exact & data[~exact].duplicated(id_col, keep=False).reindex(data.index, fill_value=False)
     if clash.any():

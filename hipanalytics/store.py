@@ -319,13 +319,13 @@ class Store:
             if done is not None:
                 n = result.report.rows_read
                 return ImportSummary(label, table, mode, n, 0, 0, n, 0, True, done[0], None)
-            conflicts = self._conflicts_with_store(conn, table, result)
+            conflicts, same_as_stored = self._compare_with_store(conn, table, result)
             bad_rows = result.report.rows_with("error") | set(conflicts)
             if bad_rows and mode == "strict":
                 if conflicts:
                     result = _with_problems(result, conflicts)
                 raise DataValidationError(result.report)
-            stored_dupes = self._already_stored(conn, table, result, bad_rows)
+            stored_dupes = same_as_stored - bad_rows
             file_dupes = result.report.rows_with("duplicate") - bad_rows
             skip = bad_rows | file_dupes | stored_dupes
             good = result.data[~result.data[SOURCE_ROW].isin(skip)]
@@ -351,26 +351,30 @@ class Store:
                                                                  if k != "file"})))
         return ImportSummary(**{**asdict(summary), "import_id": import_id})
 
-    def _current_ids(self, conn, table: str, ids: pd.Series) -> pd.DataFrame:
+    def _stored_versions(self, conn, table: str, ids: pd.Series) -> pd.DataFrame:
+        """Current stored rows whose id is among ``ids`` (one query through a temporary id table)."""
         t = self.md.tables[table]
         id_col = ID_COLUMN[table]
-        wanted = list(pd.unique(ids.dropna()))
-        frames = []
-        for start in range(0, len(wanted), 900):
-            chunk = wanted[start:start + 900]
-            frames.append(pd.read_sql(sa.select(t).where(t.c[id_col].in_(chunk)), conn))
-        if not frames or all(f.empty for f in frames):
+        if conn.execute(sa.select(t.c.row_id).limit(1)).first() is None:
             return pd.DataFrame()
-        stored = _typed(table, pd.concat(frames, ignore_index=True))
-        latest = stored.sort_values("version").groupby(id_col).tail(1)
-        return latest[latest["status"] == "active"]
+        wanted = pd.Series(pd.unique(ids.dropna()))
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS incoming_ids (rid TEXT PRIMARY KEY)")
+        conn.exec_driver_sql("DELETE FROM incoming_ids")
+        incoming = sa.table("incoming_ids", sa.column("rid"))
+        conn.execute(incoming.insert(), [{"rid": i} for i in wanted.tolist()])
+        latest = (sa.select(t.c[id_col].label("rid"), sa.func.max(t.c.version).label("v"))
+                  .where(t.c[id_col].in_(sa.select(incoming.c.rid))).group_by(t.c[id_col]).subquery())
+        query = sa.select(t).join(latest, sa.and_(t.c[id_col] == latest.c.rid, t.c.version == latest.c.v))
+        stored = _typed(table, pd.read_sql(query, conn))
+        conn.exec_driver_sql("DELETE FROM incoming_ids")
+        return stored[stored["status"] == "active"]
 
-    def _conflicts_with_store(self, conn, table: str, result: ReadResult) -> dict[int, str]:
-        """Rows whose id is stored with different content: {source_row: explanation}."""
-        stored = self._current_ids(conn, table, result.data[ID_COLUMN[table]])
-        if stored.empty:
-            return {}
+    def _compare_with_store(self, conn, table: str, result: ReadResult) -> tuple[dict[int, str], set[int]]:
+        """Rows whose id is stored with different content (conflicts) and with the same (duplicates)."""
         id_col = ID_COLUMN[table]
+        stored = self._stored_versions(conn, table, result.data[id_col])
+        if stored.empty:
+            return {}, set()
         content = [c.name for c in table_spec(table)]
         merged = result.data.merge(stored[content], on=id_col, how="inner", suffixes=("", "__stored"))
         differs = np.zeros(len(merged), dtype=bool)
@@ -379,16 +383,10 @@ class Store:
                 continue
             a, b = merged[col], merged[f"{col}__stored"]
             differs |= ~((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy()
-        return {int(r): f"{id_col} {i!r} is already stored with different values"
-                for r, i in zip(merged.loc[differs, SOURCE_ROW], merged.loc[differs, id_col])}
-
-    def _already_stored(self, conn, table: str, result: ReadResult, bad_rows: set[int]) -> set[int]:
-        stored = self._current_ids(conn, table, result.data[ID_COLUMN[table]])
-        if stored.empty:
-            return set()
-        id_col = ID_COLUMN[table]
-        same = result.data[result.data[id_col].isin(stored[id_col]) & ~result.data[SOURCE_ROW].isin(bad_rows)]
-        return set(same[SOURCE_ROW].astype(int))
+        conflicts = {int(r): f"{id_col} {i!r} is already stored with different values"
+                     for r, i in zip(merged.loc[differs, SOURCE_ROW], merged.loc[differs, id_col])}
+        same = set(merged.loc[~differs, SOURCE_ROW].astype(int))
+        return conflicts, same
 
     def _insert(self, conn, table: str, frame: pd.DataFrame, *, import_id: int | None, who: str,
                 version: int = 1, supersedes: int | None = None, reason: str | None = None,
@@ -396,35 +394,25 @@ class Store:
         if frame.empty:
             return
         spec = table_spec(table)
-        names = [c.name for c in spec]
-        columns: dict[str, Any] = {}
-        for c in spec:
-            values = frame[c.name]
-            if c.kind == "date":
-                values = values.dt.strftime("%Y-%m-%d")
-            columns[c.name] = values.astype(object).where(values.notna(), None)
-        recorded_at = _now()
-        n = len(frame)
-        extra = {
-            "version": [version] * n, "status": [status] * n, "supersedes": [supersedes] * n,
-            "change_reason": [reason] * n, "import_id": [import_id] * n,
-            "source_row": frame[SOURCE_ROW].astype(object).where(frame[SOURCE_ROW].notna(), None).tolist()
-            if SOURCE_ROW in frame else [None] * n,
-            "recorded_at": [recorded_at] * n, "recorded_by": [who] * n,
-        }
-        all_names = names + list(extra)
-        rows = list(zip(*[columns[name].tolist() for name in names], *extra.values()))
+        names = [c.name for c in spec] + ["source_row"]
+        columns = [_db_values(frame[c.name], c.kind) for c in spec]
+        columns.append(_db_values(frame[SOURCE_ROW], "int") if SOURCE_ROW in frame else [None] * len(frame))
+        constants = {"version": version, "status": status, "supersedes": supersedes, "change_reason": reason,
+                     "import_id": import_id, "recorded_at": _now(), "recorded_by": who}
+        rows = list(zip(*columns))
+        n = len(rows)
         chunk = 50_000
         sqlite = self.engine.dialect.name == "sqlite"
-        if sqlite:  # the driver's executemany inside SQLAlchemy's transaction: no per-row overhead
+        if sqlite:  # the driver's executemany inside SQLAlchemy's transaction; constants as literals
             cursor = conn.connection.driver_connection.cursor()
-            sql = f'INSERT INTO "{table}" ({", ".join(all_names)}) VALUES ({", ".join("?" for _ in all_names)})'
+            sql = (f'INSERT INTO "{table}" ({", ".join(names + list(constants))}) VALUES '
+                   f'({", ".join(["?"] * len(names) + [_sql_literal(v) for v in constants.values()])})')
         for start in range(0, n, chunk):
             part = rows[start:start + chunk]
             if sqlite:
                 cursor.executemany(sql, part)
             else:
-                conn.execute(self.md.tables[table].insert(), [dict(zip(all_names, r)) for r in part])
+                conn.execute(self.md.tables[table].insert(), [dict(zip(names, r), **constants) for r in part])
             if progress:
                 progress("writing", min(start + chunk, n), n)
         if sqlite:
@@ -502,6 +490,34 @@ class Store:
         return path
 
 
+def _db_values(values: pd.Series, kind: str) -> list:
+    """A column as plain Python values for the driver (dates as ISO text, missing as None).
+
+    Columns with repeated values are converted once per distinct value.
+    """
+    if values.nunique(dropna=False) > len(values) // 2:
+        if kind == "date":
+            values = values.dt.strftime("%Y-%m-%d")
+        array = values.to_numpy(dtype=object, na_value=None)
+        return [v.item() if isinstance(v, np.generic) else v for v in array] if kind in ("int", "year", "float") \
+            else array.tolist()
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if kind == "date":
+        distinct = [d.strftime("%Y-%m-%d") for d in uniques]
+    else:
+        distinct = [v.item() if isinstance(v, np.generic) else v for v in uniques]
+    return np.array(distinct + [None], dtype=object)[codes].tolist()
+
+
+def _sql_literal(value: Any) -> str:
+    """A constant as an SQL literal: integers as digits, text quoted with quotes doubled, None as NULL."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _sqlite_setup(engine: sa.Engine) -> None:
     """WAL journal, a generous busy timeout and BEGIN IMMEDIATE, so concurrent writers queue."""
 
@@ -512,6 +528,7 @@ def _sqlite_setup(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA cache_size=-262144")  # 256 MB page cache: index upkeep on big imports
         cursor.close()
 
     @event.listens_for(engine, "begin")
