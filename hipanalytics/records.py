@@ -493,10 +493,13 @@ def _normalise_float(spec, text, rows, collect):
                     "write a plain number such as 32 or 32.5")
     number = pd.to_numeric(match.str.replace(",", ".", regex=False), errors="coerce")
     shown = number.map(lambda v: f"{v:g}", na_action="ignore")
-    changed = present & ~bad & (shown != text)
-    comma = changed & text.str.contains(",", regex=False)
+    parsed = present & ~bad
+    comma = parsed & text.str.contains(",", regex=False)
+    unit = parsed & text.str.contains(r"[^\d.,+\-\s]", regex=True)  # "32.0" is just a number: not reported
     _record_changes(collect, rows, spec.name, text, shown, comma, "decimal comma read as a decimal point")
-    _record_changes(collect, rows, spec.name, text, shown, changed & ~comma,
+    _record_changes(collect, rows, spec.name, text, shown, unit & ~comma,
+                    f"unit text removed; the value is in {spec.unit}")
+    _record_changes(collect, rows, spec.name, text, shown, unit & comma,
                     f"unit text removed; the value is in {spec.unit}")
     return number.astype("float64")
 

@@ -299,3 +299,8 @@ def test_a_filled_in_template_imports(tmp_path):
                     "inclinometer,31.5,1,AB,\n")
     result = read_records(path, "measurements", today=TODAY)
     assert result.report.ok and result.report.problems.empty, result.report
+
+
+def test_a_plain_number_written_with_decimals_is_not_reported_as_changed():
+    result = read(f"{HEADER}\n{GOOD.replace(',32,', ',32.0,')}\n")
+    assert result.report.normalisations.empty and result.data["degrees"].iloc[0] == 32.0
