@@ -749,20 +749,17 @@ def _check_rules(table, spec, data, rows, collect, today, patients):
     try:
         schema(table).validate(data, lazy=True)
     except SchemaErrors as exc:
-        cases = exc.failure_cases
-        for case in cases.itertuples():
-            if case.index is None or pd.isna(case.index):
-                continue
-            column = case.column
-            check = str(case.check)
-            col = next(c for c in spec if c.name == column)
+        cases = exc.failure_cases.dropna(subset=["index"])
+        by_name = {c.name: c for c in spec}
+        for (column, check), group in cases.groupby(["column", "check"], sort=False):
+            col = by_name[column]
             if check == "not_nullable":
                 rule, fix = "empty cell in a required column", f"fill in {col.description} (e.g. {col.example})"
             else:
                 rule, fix = f"must be {check}", f"correct the value ({col.description}, e.g. {col.example})"
-            value = case.failure_case
-            value = f"{value:g}" if isinstance(value, float) else value
-            collect.problem("error", [rows.iloc[int(case.index)]], column, [value], rule, fix)
+            values = group["failure_case"].map(lambda v: f"{v:g}" if isinstance(v, float) else v)
+            collect.problem("error", rows.iloc[group["index"].astype("int64").to_numpy()].to_numpy(), column,
+                            values, rule, fix)
 
     for col in spec:
         if col.kind == "date":

@@ -286,6 +286,8 @@ class Store:
             ``strict`` imports nothing if any row has an error (raises DataValidationError);
             ``quarantine`` imports the good rows and writes the bad ones, with reasons, to a
             CSV in ``quarantine_dir`` (default: beside the file, or the current folder).
+            A file that cannot be read as the table at all (empty, a required column missing,
+            the data on another sheet) is refused whole in both modes.
         sheet, dates, today
             Passed to :func:`hipanalytics.records.read_records`.
         who : str, optional
@@ -311,6 +313,9 @@ class Store:
         report = progress or (lambda stage, done, total: None)
         report("reading and validating", 0, 0)
         result = read_records(reread, table, sheet=sheet, dates=dates, today=today, patients=patients)
+        whole_file = result.report.errors["row"].isna() | (result.report.errors["row"] == 1)
+        if whole_file.any():  # no usable table (empty, missing column, wrong sheet): refused whole
+            raise DataValidationError(result.report)
         who = _user(who)
         with self.engine.begin() as conn:
             done = conn.execute(sa.select(self.md.tables["imports"].c.import_id).where(
