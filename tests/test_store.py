@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
+import os
+import warnings
 import sqlite3
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -27,12 +31,43 @@ def write(path: Path, *rows: str, header: str = M_HEADER) -> Path:
     return path
 
 
+POSTGRES_ENV = "HIPANALYTICS_TEST_POSTGRES"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path):
+    """A new, empty store location: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "clinic.sqlite")
+        return
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{POSTGRES_ENV} is not set in CI: .ci/run must start PostgreSQL")
+        pytest.skip(f"LOUD SKIP: set {POSTGRES_ENV}=postgresql+psycopg://user@host:port/db to test PostgreSQL")
+    import psycopg
+    import sqlalchemy as sa
+
+    url = sa.make_url(server)
+    name = f"hipanalytics_test_{uuid.uuid4().hex[:12]}"
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield url.set(database=name).render_as_string(hide_password=False)
+    with warnings.catch_warnings():  # pools of stores a test left open are dropped with the database
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def store(tmp_path) -> Store:
-    s = Store(tmp_path / "clinic.sqlite")
+def store(location, tmp_path):
+    s = Store(location)
     s.import_file(write(tmp_path / "patients.csv", *PATIENTS.splitlines()[1:], header=PATIENTS.splitlines()[0]),
                   "patients", today=TODAY)
-    return s
+    yield s
+    s.close()
 
 
 def counts(store: Store) -> dict:
@@ -171,7 +206,7 @@ def test_exports_round_trip(store, tmp_path):
 
 
 def _import_many(path: str, folder: str, worker: int, files: int) -> int:
-    store = Store(path)
+    store = Store(path)  # a SQLite path or a database URL
     total = 0
     for k in range(files):
         side = "right" if worker == 1 else "left"
@@ -184,7 +219,7 @@ def _import_many(path: str, folder: str, worker: int, files: int) -> int:
 
 
 def test_two_processes_importing_at_once_lose_nothing(store, tmp_path):
-    path = str(tmp_path / "clinic.sqlite")
+    path = store.url
     store.close()
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         imported = pool.starmap(_import_many, [(path, str(tmp_path), w, 20) for w in (1, 2)])
