@@ -642,8 +642,8 @@ def read_records(
             collect.problem("warning", [None], None, [""], "the file has a header but no data rows",
                             "check that the right file or sheet was exported")
         if not missing:
-            _normalise_all(spec, raw, rows, data, collect, dates)
-            _check_rules(table, spec, data, rows, collect, today, patients)
+            coded = _normalise_all(spec, raw, rows, data, collect, dates)
+            _check_rules(table, spec, data, rows, collect, today, patients, coded)
     problems, changes = collect.frames()
     report = ValidationReport(file, table, n, problems, changes)
     raw.insert(0, SOURCE_ROW, rows)
@@ -701,7 +701,9 @@ class _PerUnique:
         self.collect.normalised(self.rows[hit], column, self._original[hit].to_numpy(dtype=object), new, rule)
 
 
-def _normalise_all(spec, raw, rows, data, collect, dates):
+def _normalise_all(spec, raw, rows, data, collect, dates) -> dict[str, tuple[np.ndarray, list]]:
+    """Normalise every column into ``data``; return each column's codes and distinct normalised values."""
+    coded = {}
     for col in spec:
         if col.name not in raw.columns:
             data[col.name] = pd.Series(pd.NA, index=raw.index, dtype=_DTYPES[col.kind])
@@ -727,10 +729,13 @@ def _normalise_all(spec, raw, rows, data, collect, dates):
             value = text
         value = value.where(text != "").astype(_DTYPES[col.kind])
         data[col.name] = value.take(codes).set_axis(raw.index)
+        merged, distinct_values = pd.factorize(value, use_na_sentinel=True)  # " P1" and "P1" are one value
+        coded[col.name] = (merged[codes].astype("int64"), list(distinct_values))
+    return coded
 
 
-def _check_rules(table, spec, data, rows, collect, today, patients):
-    repeated = _derive_ids(table, data, rows, collect)
+def _check_rules(table, spec, data, rows, collect, today, patients, coded=None):
+    repeated = _derive_ids(table, data, rows, collect, coded or {})
     # Hip IR plausibility first: for an IR value it is a more useful message than the hard limit.
     if "degrees" in data and "motion" in data:
         ir = data["motion"] == "internal_rotation"
@@ -804,20 +809,46 @@ def _key_text(value: Any) -> str:
 
 
 def _key_ids(prefix: str, coded: list[tuple[np.ndarray, list]], mask: np.ndarray) -> pd.Series:
-    """``prefix`` + the key values joined by ``|`` for the rows in ``mask``: readable and stable."""
+    """``prefix`` + the key values joined by ``|`` for the rows in ``mask``: readable and stable.
+
+    Built in Arrow from each column's distinct values and codes, without a Python string per row.
+    """
     parts = []
     for codes, uniques in coded:
-        texts = np.array([_key_text(v) for v in uniques] + [""], dtype=object)  # code -1 -> ""
-        parts.append(pyarrow.array(texts[codes[mask]], type=pyarrow.string()))
+        texts = pyarrow.array([_key_text(v) for v in uniques] + [""], type=pyarrow.string())
+        picked = np.where(codes[mask] < 0, len(uniques), codes[mask])  # missing -> ""
+        parts.append(pc.take(texts, pyarrow.array(picked)))
     n = int(mask.sum())
-    joined = pc.binary_join_element_wise(pyarrow.array([prefix] * n, type=pyarrow.string()), *parts, "|")
+    joined = pc.binary_join_element_wise(pyarrow.array(np.full(n, prefix, dtype=object), type=pyarrow.string()),
+                                         *parts, "|")
     return pd.Series(pd.arrays.ArrowStringArray(joined)).astype("str")
+
+
+def _group_codes(coded: list[np.ndarray]) -> np.ndarray:
+    """One integer per distinct combination of several code columns (codes may be -1)."""
+    combined = np.zeros(len(coded[0]) if coded else 0, dtype="int64")
+    for codes in coded:
+        size = int(codes.max()) + 2 if len(codes) else 1
+        if combined.max(initial=0) > (np.iinfo("int64").max // size) - size:  # re-number before overflow
+            combined = pd.factorize(combined)[0].astype("int64")
+        combined = combined * size + (codes + 1)
+    return combined
+
+
+def _cumcount(groups: np.ndarray) -> np.ndarray:
+    order = np.argsort(groups, kind="stable")
+    ordered = groups[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.array([], dtype=bool)
+    position = np.arange(len(ordered))
+    first = np.maximum.accumulate(np.where(starts, position, 0)) if len(ordered) else position
+    out = np.empty(len(groups), dtype="int64")
+    out[order] = position - first
+    return out
 
 
 def _occurrence(frame: pd.DataFrame) -> pd.Series:
     """0 for the first row of each combination of values, 1 for the second, ... (file order)."""
-    codes = pd.DataFrame({name: _codes(frame[name])[0] for name in frame.columns}, index=frame.index)
-    return codes.groupby(list(codes.columns), sort=False).cumcount()
+    return pd.Series(_cumcount(_group_codes([_codes(frame[c])[0] for c in frame.columns])), index=frame.index)
 
 
 _NATURAL_KEY = {
@@ -827,7 +858,7 @@ _NATURAL_KEY = {
 }
 
 
-def _derive_ids(table, data, rows, collect) -> pd.Series | None:
+def _derive_ids(table, data, rows, collect, coded_columns: dict) -> pd.Series | None:
     """Fill absent measurement/session ids from the row's natural key (stable across re-imports).
 
     The id is the key itself, e.g. ``M|P001|2026-01-05|left|hip|internal_rotation|seated_90|active|
@@ -859,14 +890,15 @@ def _derive_ids(table, data, rows, collect) -> pd.Series | None:
             collect.normalised(rows[no_trial], "trial", [""] * int(no_trial.sum()),
                                numbered.astype("str"), "trial not given: numbered in file order within the visit")
     columns = _NATURAL_KEY[table]
-    coded = [_codes(data[c]) for c in columns]
-    key_codes = pd.DataFrame({c: codes for c, (codes, _) in zip(columns, coded)}, index=data.index)
+    changed = {"joint", "trial"} if table == "measurements" else set()  # filled in above
+    coded = [coded_columns[c] if c in coded_columns and c not in changed else _codes(data[c]) for c in columns]
+    groups = _group_codes([codes for codes, _ in coded])
     if table == "sessions":
-        occurrence = key_codes.groupby(columns, sort=False).cumcount().to_numpy()
+        occurrence = _cumcount(groups)
         coded.append((occurrence, list(range(int(occurrence.max()) + 1 if len(occurrence) else 0))))
         repeated = pd.Series(False, index=data.index)  # the occurrence number makes every key unique
     else:
-        repeated = key_codes.duplicated(keep=False)
+        repeated = pd.Series(pd.Series(groups).duplicated(keep=False).to_numpy(), index=data.index)
     id_col = _ID_COLUMN[table]
     missing = data[id_col].isna().to_numpy()
     prefix = "M" if table == "measurements" else "S"

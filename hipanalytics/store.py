@@ -498,14 +498,21 @@ class Store:
 def _db_values(values: pd.Series, kind: str) -> list:
     """A column as plain Python values for the driver (dates as ISO text, missing as None).
 
-    Columns with repeated values are converted once per distinct value.
+    Columns that repeat their values (most of them) are converted once per distinct value; for
+    mostly distinct columns (ids, row numbers) a direct conversion is faster. A sample decides.
     """
-    if values.nunique(dropna=False) > len(values) // 2:
+    sample = values.iloc[:1000]
+    if len(sample) and sample.nunique(dropna=False) > len(sample) // 2:
         if kind == "date":
             values = values.dt.strftime("%Y-%m-%d")
-        array = values.to_numpy(dtype=object, na_value=None)
-        return [v.item() if isinstance(v, np.generic) else v for v in array] if kind in ("int", "year", "float") \
-            else array.tolist()
+        arrow = getattr(values.array, "_pa_array", None)
+        if arrow is not None:
+            return arrow.to_pylist()  # nulls become None
+        if kind in ("int", "year") and not values.isna().any():
+            return values.to_numpy(dtype="int64").tolist()
+        if kind == "float":
+            return [None if np.isnan(v) else v for v in values.to_numpy(dtype="float64").tolist()]
+        return [None if v is pd.NA else v for v in values.to_numpy(dtype=object).tolist()]
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     if kind == "date":
         distinct = [d.strftime("%Y-%m-%d") for d in uniques]

@@ -11,6 +11,7 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -253,3 +254,27 @@ def test_deidentified_export_keeps_intervals_and_weekdays_and_drops_identifiers(
     paths = export_research(store, tmp_path / "research", key)
     assert "notes" not in pd.read_csv(paths["measurements"]).columns
     assert "Dropped" in paths["README"].read_text()
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["a", None, "c"] * 700, dtype="str"),
+    pd.Series([f"id{i}" for i in range(2100)], dtype="str"),
+    pd.Series(list(range(2100)), dtype="Int64"),
+    pd.Series([1, None, 3] * 700, dtype="Int64"),
+    pd.Series([1.5, np.nan] * 1050, dtype="float64"),
+    pd.Series([float(i) for i in range(2100)], dtype="float64"),
+    pd.Series(pd.to_datetime(["2026-01-05", None] * 1050)).astype("datetime64[s]"),
+])
+def test_values_for_the_driver_are_plain_python_with_none_for_missing(values):
+    from hipanalytics.store import _db_values
+
+    kind = {"str": "text", "Int64": "int", "float64": "float"}.get(str(values.dtype), "date")
+    out = _db_values(values, kind)
+    assert len(out) == len(values)
+    for got, want in zip(out, values):
+        if pd.isna(want):
+            assert got is None
+        elif kind == "date":
+            assert got == want.strftime("%Y-%m-%d")
+        else:
+            assert got == want and type(got) in (str, int, float)
