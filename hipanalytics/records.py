@@ -411,27 +411,35 @@ def _read_csv_text(raw: bytes, file: str, collect: _Collector) -> pd.DataFrame:
 
 
 def _read_raw(source: Any, sheet: str | int | None, collect: _Collector) -> pd.DataFrame:
+    """The file as a table of text. The format follows the file name's suffix (a file-like
+    object may carry one in ``.name``); anything else is read as delimited text."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {path}")
-        suffix = path.suffix.lower()
-        if suffix in (".xlsx", ".xlsm"):
-            return _read_excel(path, sheet, collect)
-        if suffix == ".parquet":
-            return _cells_as_text(pd.read_parquet(path))
-        return _read_csv_text(path.read_bytes(), str(path), collect)
-    data = source.read()
-    return _read_csv_text(data.encode("utf-8") if isinstance(data, str) else data, _label(source), collect)
+        data: bytes | str = path.read_bytes()
+    else:
+        data = source.read()
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    suffix = Path(_label(source)).suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return _read_excel(io.BytesIO(raw), sheet, collect)
+    if suffix == ".parquet":
+        return _cells_as_text(pd.read_parquet(io.BytesIO(raw)))
+    return _read_csv_text(raw, _label(source), collect)
 
 
-def _read_excel(path: Path, sheet: str | int | None, collect: _Collector) -> pd.DataFrame:
-    sheets = pd.read_excel(path, sheet_name=None, dtype=object)
+def _read_excel(content: io.BytesIO, sheet: str | int | None, collect: _Collector) -> pd.DataFrame:
+    sheets = pd.read_excel(content, sheet_name=None, dtype=object)
     names = list(sheets)
     if sheet is not None:
-        if sheet not in sheets and not (isinstance(sheet, int) and 0 <= sheet < len(names)):
-            raise ValueError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(names)})")
-        return _cells_as_text(sheets[sheet] if sheet in sheets else sheets[names[sheet]])
+        if sheet in sheets:
+            return _cells_as_text(sheets[sheet])
+        if isinstance(sheet, int) and 0 <= sheet < len(names):
+            return _cells_as_text(sheets[names[sheet]])
+        collect.problem("error", [None], None, [str(sheet)], f"the workbook has no sheet {sheet!r}",
+                        f"name one of its sheets: {', '.join(repr(n) for n in names)}")
+        return pd.DataFrame()
     first = sheets[names[0]]
     if first.dropna(how="all").empty and first.columns.size == 0:
         filled = [n for n in names if not sheets[n].dropna(how="all").empty]

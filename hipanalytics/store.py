@@ -41,7 +41,7 @@ from sqlalchemy import event
 
 from .config import safe_filename
 from .errors import DataValidationError, StoreError
-from .records import SOURCE_ROW, TABLES, ReadResult, read_records, table_spec
+from .records import _DTYPES, SOURCE_ROW, TABLES, ReadResult, read_records, table_spec
 
 __all__ = ["SCHEMA_VERSION", "DEIDENTIFY_NOTE", "ImportSummary", "Store", "deidentify", "export_research"]
 
@@ -188,11 +188,11 @@ class Store:
         if not inspector.has_table("meta"):
             if not create:
                 raise StoreError(f"{self.url} is not a hipanalytics store (no meta table)")
-            with self.engine.begin() as conn:
+            with self.engine.begin() as conn:  # a second process creating the store waits, then finds it
                 self.md.create_all(conn)
-                conn.execute(self.md.tables["meta"].insert().prefix_with("OR IGNORE") if self.engine.dialect.name == "sqlite"
-                             else self.md.tables["meta"].insert(),
-                             [{"key": "schema_version", "value": str(SCHEMA_VERSION)}])
+                meta = self.md.tables["meta"]
+                if conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
+                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
             return
         with self.engine.connect() as conn:
             found = conn.execute(sa.select(self.md.tables["meta"].c.value).where(
@@ -306,13 +306,11 @@ class Store:
         sha = hashlib.sha256(content).hexdigest()
         label = str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "<data>")
         patients = self.read("patients")[["patient_id", "birth_year"]] if table != "patients" else None
-        reread = io.BytesIO(content) if not isinstance(source, (str, Path)) or Path(source).suffix.lower() not in (
-            ".xlsx", ".xlsm", ".parquet") else source
-        if isinstance(reread, io.BytesIO):
-            reread.name = label
+        exact = io.BytesIO(content)  # validate the very bytes that were fingerprinted
+        exact.name = label
         report = progress or (lambda stage, done, total: None)
         report("reading and validating", 0, 0)
-        result = read_records(reread, table, sheet=sheet, dates=dates, today=today, patients=patients)
+        result = read_records(exact, table, sheet=sheet, dates=dates, today=today, patients=patients)
         whole_file = result.report.errors["row"].isna() | (result.report.errors["row"] == 1)
         if whole_file.any():  # no usable table (empty, missing column, wrong sheet): refused whole
             raise DataValidationError(result.report)
@@ -549,8 +547,6 @@ def _sqlite_setup(engine: sa.Engine) -> None:
 
 
 def _typed(table: str, df: pd.DataFrame) -> pd.DataFrame:
-    from .records import _DTYPES  # one mapping of kinds to dtypes
-
     out = df.copy()
     for spec in table_spec(table):
         if spec.name not in out:

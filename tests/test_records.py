@@ -304,3 +304,11 @@ def test_a_filled_in_template_imports(tmp_path):
 def test_a_plain_number_written_with_decimals_is_not_reported_as_changed():
     result = read(f"{HEADER}\n{GOOD.replace(',32,', ',32.0,')}\n")
     assert result.report.normalisations.empty and result.data["degrees"].iloc[0] == 32.0
+
+
+def test_a_sheet_that_does_not_exist_is_a_clear_problem(tmp_path):
+    path = tmp_path / "book.xlsx"
+    pd.DataFrame({"a": [1]}).to_excel(path, sheet_name="ROM", index=False)
+    result = read_records(path, "measurements", sheet="Visits", today=TODAY)
+    assert problems(result)[0][4] == "the workbook has no sheet 'Visits'"
+    assert result.report.problems["fix"].iloc[0] == "name one of its sheets: 'ROM'"
