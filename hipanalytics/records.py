@@ -470,6 +470,15 @@ def _record_changes(collect, rows, column, before, after, changed, rule):
         collect.normalised(rows[changed], column, before[changed], after[changed], rule)
 
 
+def _enum_fix(spec: ColumnSpec, value: str) -> str:
+    if spec.name == "position" and value.strip().lower() == "supine":
+        return ("say which supine test: supine_90 (hip and knee at 90 degrees) is supported; "
+                "IR differs by position, so it cannot be assumed")
+    hint = difflib.get_close_matches(value.lower(), list(spec.aliases), n=1, cutoff=0.5)
+    guess = f" (did you mean {spec.aliases[hint[0]]!r}?)" if hint else ""
+    return f"use one of {', '.join(spec.allowed)}{guess}"
+
+
 def _normalise_enum(spec, text, rows, collect):
     key = text.str.lower().str.replace(r"[\s_]+", " ", regex=True).str.strip()
     aliases = {re.sub(r"[\s_]+", " ", k): v for k, v in spec.aliases.items()}
@@ -477,17 +486,10 @@ def _normalise_enum(spec, text, rows, collect):
     present = text != ""
     unknown = present & mapped.isna()
     if unknown.any():
-        for value in text[unknown].unique():
-            hint = difflib.get_close_matches(str(value).lower(), list(spec.aliases), n=1, cutoff=0.5)
-            fix = f"use one of {', '.join(spec.allowed)}"
-            if hint:
-                fix += f" (did you mean {spec.aliases[hint[0]]!r}?)"
-            if spec.name == "position" and str(value).strip().lower() == "supine":
-                fix = ("say which supine test: supine_90 (hip and knee at 90 degrees) is supported; "
-                       "IR differs by position, so it cannot be assumed")
-            mask = unknown & (text == value)
-            collect.problem("error", rows[mask], spec.name, text[mask],
-                            f"unknown {spec.name.replace('_', ' ')} {value!r}", fix)
+        values = text[unknown]
+        collect.problem("error", rows[unknown], spec.name, values,
+                        values.map(lambda v: f"unknown {spec.name.replace('_', ' ')} {v!r}"),
+                        values.map(lambda v: _enum_fix(spec, v)))
     changed = present & mapped.notna() & (mapped != text)
     _record_changes(collect, rows, spec.name, text, mapped, changed, f"{spec.name} spelling standardised")
     return mapped.astype("str")
@@ -505,10 +507,7 @@ def _normalise_float(spec, text, rows, collect):
     comma = parsed & text.str.contains(",", regex=False)
     unit = parsed & text.str.contains(r"[^\d.,+\-\s]", regex=True)  # "32.0" is just a number: not reported
     _record_changes(collect, rows, spec.name, text, shown, comma, "decimal comma read as a decimal point")
-    _record_changes(collect, rows, spec.name, text, shown, unit & ~comma,
-                    f"unit text removed; the value is in {spec.unit}")
-    _record_changes(collect, rows, spec.name, text, shown, unit & comma,
-                    f"unit text removed; the value is in {spec.unit}")
+    _record_changes(collect, rows, spec.name, text, shown, unit, f"unit text removed; the value is in {spec.unit}")
     return number.astype("float64")
 
 
