@@ -54,6 +54,7 @@ __all__ = [
     "Program",
     "PLAN_COLUMNS",
     "plan",
+    "plan_table",
     "prescription",
     "breakouts_per_week",
     "switch_schedule",
@@ -368,6 +369,67 @@ def plan(programs: Program | Iterable[Program]) -> pd.DataFrame:
 
 
 _PLAN_DTYPES = {"date": "datetime64[s]", "week": "int64", "breakouts": "bool"}
+
+
+PLAN_TABLE_COLUMNS = ["patient_id", "program_id", "schedule", "date", "weekday", "slot", "slot_time",
+                      "session", "breakouts"]
+
+
+def plan_table(programs: pd.DataFrame) -> pd.DataFrame:
+    """Planned sessions of many stored programs at once, vectorised over programs and days.
+
+    The frame counterpart of :func:`plan` for analysis at clinic or registry scale: same sessions,
+    without the dose text, and without building a :class:`Program` per row.
+
+    Parameters
+    ----------
+    programs : DataFrame
+        ``program_id``, ``patient_id``, ``protocol_id``, ``protocol_version``, ``schedule``,
+        ``start_date``, ``end_date`` (dates or ISO text), as stored.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``program_id``, ``schedule``, ``date`` (datetime64[s]), ``weekday``,
+        ``slot``, ``slot_time``, ``session``, ``breakouts`` (bool), sorted by patient, date, slot.
+
+    Examples
+    --------
+    >>> programs = pd.DataFrame({"program_id": ["A"], "patient_id": ["P1"],
+    ...     "protocol_id": ["hip-ir-breakouts"], "protocol_version": ["1.0.0"],
+    ...     "schedule": ["three-per-week"], "start_date": ["2026-01-05"], "end_date": ["2026-02-01"]})
+    >>> t = plan_table(programs)
+    >>> len(t), int(t["breakouts"].sum())
+    (56, 12)
+    """
+    frames = []
+    keys = ["protocol_id", "protocol_version", "schedule"]
+    for (protocol_id, version, schedule_id), group in programs.groupby(keys, sort=False):
+        protocol = load_protocol(f"{protocol_id}@{version}")
+        schedule = protocol.resolve_schedule(schedule_id)
+        starts = pd.to_datetime(group["start_date"]).to_numpy().astype("datetime64[D]")
+        ends = pd.to_datetime(group["end_date"]).to_numpy().astype("datetime64[D]")
+        lengths = np.maximum((ends - starts).astype("int64") + 1, 0)
+        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        days = np.repeat(starts, lengths) + offsets.astype("timedelta64[D]")
+        weekday = (days.view("int64") + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
+        breakout_day = np.isin(weekday, [WEEKDAYS.index(d) for d in schedule.breakout_days])
+        for order, slot in enumerate(schedule.slots):
+            is_breakout = breakout_day & (slot.id == schedule.breakout_slot)
+            frames.append(pd.DataFrame({
+                "patient_id": np.repeat(group["patient_id"].to_numpy(), lengths),
+                "program_id": np.repeat(group["program_id"].to_numpy(), lengths),
+                "schedule": schedule.id, "date": days.astype("datetime64[s]"),
+                "weekday": np.array(WEEKDAYS, dtype=object)[weekday], "slot": slot.id,
+                "slot_time": slot.time.strftime("%H:%M"),
+                "session": np.where(is_breakout, schedule.breakout_session, slot.session),
+                "breakouts": is_breakout, "slot_order": order,
+            }))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=_PLAN_DTYPES.get(c, "str")) for c in PLAN_TABLE_COLUMNS})
+    out = pd.concat(frames, ignore_index=True)
+    out = out.sort_values(["patient_id", "date", "slot_order"], kind="stable")
+    return out[PLAN_TABLE_COLUMNS].reset_index(drop=True)
 
 
 def _check_no_overlap(programs: list[Program]) -> None:

@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .protocol import WEEKDAYS, Protocol, load_protocol
+from .program import plan_table
+from .protocol import Protocol, load_protocol
 
 __all__ = ["Assumptions", "generate_clinic", "write_clinic"]
 
@@ -139,7 +140,7 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     programs.insert(3, "protocol_version", protocol.version)
 
     # --- planned sessions, vectorised over all programs ---------------------------------------
-    planned = _planned_sessions(programs, protocol)
+    planned = plan_table(programs)
     dropout = np.where(rng.random(n) < a.dropout_share, rng.integers(3, 13, n), 10_000)
     index = pd.Series(np.arange(n), index=ids)
     pi = index[planned["patient_id"]].to_numpy()
@@ -217,30 +218,6 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     programs["end_date"] = pd.to_datetime(programs["end_date"]).dt.strftime("%Y-%m-%d")
     return {"patients": patients, "programs": programs, "measurements": measurements,
             "sessions": sessions, "truth": truth}
-
-
-def _planned_sessions(programs: pd.DataFrame, protocol: Protocol) -> pd.DataFrame:
-    """Every planned session of every program, without a per-program Python loop over days."""
-    frames = []
-    for schedule_id, group in programs.groupby("schedule", sort=False):
-        schedule = protocol.resolve_schedule(schedule_id)
-        starts = pd.to_datetime(group["start_date"]).to_numpy().astype("datetime64[D]")
-        ends = pd.to_datetime(group["end_date"]).to_numpy().astype("datetime64[D]")
-        lengths = (ends - starts).astype(int) + 1
-        patient = np.repeat(group["patient_id"].to_numpy(), lengths)
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        days = np.repeat(starts, lengths) + offsets.astype("timedelta64[D]")
-        weekday = (days.astype("datetime64[D]").view("int64") + 3) % 7  # 1970-01-01 was a Thursday
-        breakout_day = np.isin(weekday, [WEEKDAYS.index(d) for d in schedule.breakout_days])
-        for slot in schedule.slots:
-            is_breakout = breakout_day & (slot.id == schedule.breakout_slot)
-            frames.append(pd.DataFrame({
-                "patient_id": patient, "date": days.astype("datetime64[s]"), "slot": slot.id,
-                "slot_time": slot.time.strftime("%H:%M"), "schedule": schedule_id,
-                "session": np.where(is_breakout, schedule.breakout_session, slot.session),
-                "breakouts": is_breakout,
-            }))
-    return pd.concat(frames, ignore_index=True).sort_values(["patient_id", "date", "slot_time"], kind="stable")
 
 
 def write_clinic(clinic: dict[str, pd.DataFrame], folder: str | Path) -> dict[str, Path]:

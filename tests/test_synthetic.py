@@ -8,11 +8,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from hipanalytics.program import Program, plan
-from hipanalytics.protocol import load_protocol
+from hipanalytics.program import Program, plan, plan_table
 from hipanalytics.records import read_records
 from hipanalytics.store import Store
-from hipanalytics.synthetic import _planned_sessions, generate_clinic, write_clinic
+from hipanalytics.synthetic import generate_clinic, write_clinic
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +45,13 @@ def test_arms_are_balanced_and_switches_are_new_programs_from_a_date(clinic):
         assert pd.Timestamp(second.start_date) - pd.Timestamp(first.end_date) == pd.Timedelta(days=1)
 
 
-def test_vectorised_plan_matches_the_program_planner(clinic):
+def test_vectorised_plan_table_matches_the_program_planner(clinic):
     programs = clinic["programs"].head(6)
-    fast = _planned_sessions(programs, load_protocol("hip-ir-breakouts"))
-    slow = plan([Program(patient_id=r.patient_id, protocol="hip-ir-breakouts", schedule=r.schedule,
+    fast = plan_table(programs)
+    slow = plan([Program(patient_id=r.patient_id, program_id=r.program_id, protocol="hip-ir-breakouts", schedule=r.schedule,
                          start_date=date.fromisoformat(r.start_date), end_date=date.fromisoformat(r.end_date))
                  for r in programs.itertuples()])
-    key = ["patient_id", "date", "slot", "session", "breakouts"]
+    key = ["patient_id", "program_id", "schedule", "date", "weekday", "slot", "slot_time", "session", "breakouts"]
     pd.testing.assert_frame_equal(fast[key].reset_index(drop=True), slow[key].reset_index(drop=True))
 
 
