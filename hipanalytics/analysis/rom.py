@@ -1,0 +1,248 @@
+"""ROM trends: one value per visit, one row per measurement series, vectorised over patients.
+
+A *series* is one patient, side, joint, motion, position, mode and instrument: values measured in
+different positions or with different instruments are never mixed (hip IR differs by 3-13 degrees
+between seated, supine and prone: Simoneau et al., JOSPT 1998; Gradoz et al., J Sport Rehabil
+2018; Kouyoumdjian et al., OTSR 2012; and an inclinometer reads about 4.5 degrees more than a
+goniometer: Roach et al., IJSPT 2013).
+
+Examples
+--------
+>>> m = pd.DataFrame({
+...     "patient_id": "P1", "side": "right", "joint": "hip", "motion": "internal_rotation",
+...     "position": "seated_90", "mode": "active", "instrument": "inclinometer",
+...     "measured_on": pd.to_datetime(["2026-01-05", "2026-01-05", "2026-01-19", "2026-02-02"]),
+...     "degrees": [20.0, 22.0, 25.0, 29.0]})
+>>> t = rom_trends(m)
+>>> t[["baseline_deg", "latest_deg", "change_deg", "slope_deg_per_week"]].round(2).values.tolist()
+[[21.0, 29.0, 8.0, 2.0]]
+>>> bool(t["beyond_mdc"].iloc[0]), float(t["mdc_deg"].iloc[0])
+(True, 5.4)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = ["SERIES_KEYS", "MDC_DEFAULTS", "NORMATIVE_IR", "visits", "rom_trends", "mixed_series"]
+
+SERIES_KEYS = ["patient_id", "side", "joint", "motion", "position", "mode", "instrument"]
+"""Columns that define one measurement series."""
+
+MDC_DEFAULTS: dict[tuple[str, str], tuple[float, str]] = {
+    ("seated_90", "inclinometer"): (
+        5.4, "MDC95 5.4 degrees, seated hip IR by inclinometer (Krause et al., KSSTA)"),
+}
+"""Minimal detectable change (MDC95) of hip IR by (position, instrument), with the source."""
+
+MDC_FALLBACK = (8.6, "MDC95 6.1-8.6 degrees across positions (Gradoz et al., J Sport Rehabil 2018): "
+                     "upper value used where no method-specific MDC is known")
+"""Used for methods without a specific MDC: the conservative end of the published range."""
+
+NORMATIVE_IR = (29.0, 50.0, "normal adult hip IR means about 29-50 degrees (J Athl Train 2018;53(6):560, Table 1)")
+"""Band of normal adult mean hip IR; its low end is the target when both hips are involved."""
+
+TREND_COLUMNS = SERIES_KEYS + [
+    "n_visits", "first_visit", "last_visit", "weeks_followed", "baseline_deg", "latest_deg",
+    "change_deg", "slope_deg_per_week", "slope_ci_low", "slope_ci_high", "mdc_deg", "mdc_source",
+    "beyond_mdc", "direction", "plateau", "plateau_weeks", "involved", "other_side_latest_deg",
+    "asymmetry_deg", "target_deg", "target_source", "to_target_deg", "note",
+]
+
+
+def visits(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Aggregate trials to one value per visit and series.
+
+    Parameters
+    ----------
+    measurements : DataFrame
+        Long format with :data:`SERIES_KEYS`, ``measured_on`` and ``degrees``.
+
+    Returns
+    -------
+    DataFrame
+        :data:`SERIES_KEYS`, ``measured_on``, ``degrees`` (mean of the trials), ``n_trials``,
+        ``trial_sd`` (NaN for a single trial), sorted by series and date.
+    """
+    _require(measurements, SERIES_KEYS + ["measured_on", "degrees"], "measurements")
+    grouped = measurements.groupby(SERIES_KEYS + ["measured_on"], sort=True, dropna=False)["degrees"]
+    out = grouped.agg(degrees="mean", n_trials="count", trial_sd="std").reset_index()
+    return out
+
+
+def mixed_series(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Patients and sides measured by more than one method (position, mode or instrument).
+
+    Such values are kept in separate series; this table says where that happened so a reader is
+    not surprised by two lines for one hip.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``side``, ``joint``, ``motion``, ``methods`` (count), ``method_list``.
+    """
+    _require(measurements, SERIES_KEYS, "measurements")
+    methods = measurements[SERIES_KEYS].drop_duplicates()
+    method = methods["position"] + "/" + methods["mode"] + "/" + methods["instrument"]
+    grouped = methods.assign(method=method).groupby(["patient_id", "side", "joint", "motion"])["method"]
+    out = grouped.agg(methods="nunique", method_list=lambda m: ", ".join(sorted(m))).reset_index()
+    return out[out["methods"] > 1].reset_index(drop=True)
+
+
+def rom_trends(
+    measurements: pd.DataFrame,
+    *,
+    patients: pd.DataFrame | None = None,
+    mdc: float | dict[tuple[str, str], float] | None = None,
+    plateau_weeks: int = 3,
+    as_of: pd.Timestamp | str | None = None,
+) -> pd.DataFrame:
+    """One row per measurement series: baseline, latest, change, slope with 95 % CI, MDC, plateau.
+
+    Parameters
+    ----------
+    measurements : DataFrame
+        Long format: :data:`SERIES_KEYS`, ``measured_on``, ``degrees`` (several trials per
+        visit allowed; they are averaged).
+    patients : DataFrame, optional
+        ``patient_id`` and ``involved_side`` (left | right | both); adds the involved flag,
+        side-to-side asymmetry and the target.
+    mdc : float or dict, optional
+        MDC95 in degrees for every series, or by ``(position, instrument)``; defaults to
+        :data:`MDC_DEFAULTS` and :data:`MDC_FALLBACK` (cited in ``mdc_source``).
+    plateau_weeks : int, default 3
+        A series has plateaued when its latest value is not more than the MDC above the value
+        measured at least this many weeks earlier.
+    as_of : date-like, optional
+        Ignore measurements after this date.
+
+    Returns
+    -------
+    DataFrame
+        :data:`SERIES_KEYS` and
+
+        - ``n_visits``, ``first_visit``, ``last_visit``, ``weeks_followed``
+        - ``baseline_deg`` (first visit), ``latest_deg`` (last visit), ``change_deg``
+        - ``slope_deg_per_week`` with ``slope_ci_low`` / ``slope_ci_high`` (OLS of visit values
+          on weeks; t-based 95 % CI; NaN with a ``note`` when fewer than 2 or 3 visits)
+        - ``mdc_deg``, ``mdc_source``, ``beyond_mdc`` (abs(change) > MDC), ``direction``
+          (improved | worse | no reliable change)
+        - ``plateau`` (bool, NA when followed for less than ``plateau_weeks``), ``plateau_weeks``
+        - ``involved`` (bool or NA), ``other_side_latest_deg``, ``asymmetry_deg`` (this side
+          minus the other side, same method, latest visits)
+        - ``target_deg``, ``target_source`` (the uninvolved side, or the low end of the normative
+          band when both hips are involved), ``to_target_deg`` (target minus latest)
+        - ``note``: why a value is missing.
+    """
+    _require(measurements, SERIES_KEYS + ["measured_on", "degrees"], "measurements")
+    data = measurements
+    if as_of is not None:
+        data = data[pd.to_datetime(data["measured_on"]) <= pd.Timestamp(as_of)]
+    if data.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in TREND_COLUMNS})
+    v = visits(data)
+    v["measured_on"] = pd.to_datetime(v["measured_on"])
+    g = v.groupby(SERIES_KEYS, sort=True, dropna=False)
+    first = g["measured_on"].transform("min")
+    v["weeks"] = (v["measured_on"] - first).dt.days / 7.0
+
+    out = g.agg(
+        n_visits=("degrees", "size"), first_visit=("measured_on", "min"), last_visit=("measured_on", "max"),
+        baseline_deg=("degrees", "first"), latest_deg=("degrees", "last"),
+    ).reset_index()
+    out["weeks_followed"] = (out["last_visit"] - out["first_visit"]).dt.days / 7.0
+    out["change_deg"] = out["latest_deg"] - out["baseline_deg"]
+
+    slope, low, high = _ols_slopes(v, g)
+    out["slope_deg_per_week"], out["slope_ci_low"], out["slope_ci_high"] = slope, low, high
+
+    out["mdc_deg"], out["mdc_source"] = _mdc(out, mdc)
+    out["beyond_mdc"] = out["change_deg"].abs() > out["mdc_deg"]
+    out["direction"] = np.select(
+        [out["beyond_mdc"] & (out["change_deg"] > 0), out["beyond_mdc"] & (out["change_deg"] < 0)],
+        ["improved", "worse"], "no reliable change")
+
+    out["plateau_weeks"] = plateau_weeks
+    out["plateau"] = _plateau(v, out, plateau_weeks)
+
+    out = _sides(out, patients)
+    note = pd.Series("", index=out.index, dtype="str")
+    note = note.mask(out["n_visits"] < 3, "two visits: slope without a CI")
+    note = note.mask(out["n_visits"] < 2, "single visit: no change or slope")
+    unjudged = (out["plateau"].isna() & (out["n_visits"] >= 2)).to_numpy(dtype=bool)
+    message = f"followed < {plateau_weeks} weeks: plateau not judged"
+    note = note.mask(unjudged & (note != ""), note + "; " + message).mask(unjudged & (note == ""), message)
+    out["note"] = note
+    return out[TREND_COLUMNS]
+
+
+def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} needs columns {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
+
+
+def _ols_slopes(v: pd.DataFrame, g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-series OLS slope of degrees on weeks with a t-based 95 % CI, from grouped sums."""
+    x, y = v["weeks"], v["degrees"]
+    sums = pd.DataFrame({"n": 1, "x": x, "y": y, "xx": x * x, "xy": x * y, "yy": y * y}, index=v.index)
+    s = sums.groupby([v[k] for k in SERIES_KEYS], sort=True, dropna=False).sum()
+    n = s["n"].to_numpy(dtype=float)
+    sxx = s["xx"].to_numpy() - s["x"].to_numpy() ** 2 / n
+    sxy = s["xy"].to_numpy() - s["x"].to_numpy() * s["y"].to_numpy() / n
+    syy = s["yy"].to_numpy() - s["y"].to_numpy() ** 2 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where((n >= 2) & (sxx > 0), sxy / sxx, np.nan)
+        sse = np.clip(syy - slope * sxy, 0, None)
+        se = np.sqrt(sse / (n - 2) / sxx)
+        t = stats.t.ppf(0.975, np.where(n > 2, n - 2, np.nan))
+        half = np.where(n > 2, t * se, np.nan)
+    return slope, slope - half, slope + half
+
+
+def _mdc(out: pd.DataFrame, mdc) -> tuple[np.ndarray, np.ndarray]:
+    keys = list(zip(out["position"], out["instrument"]))
+    if isinstance(mdc, (int, float)):
+        return np.full(len(out), float(mdc)), np.full(len(out), "set by the user", dtype=object)
+    table = {k: (v, src) for k, (v, src) in MDC_DEFAULTS.items()}
+    if isinstance(mdc, dict):
+        table.update({k: (float(val), "set by the user") for k, val in mdc.items()})
+    values = [table.get(k, MDC_FALLBACK) for k in keys]
+    return np.array([v for v, _ in values], dtype=float), np.array([s for _, s in values], dtype=object)
+
+
+def _plateau(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.Series:
+    """Latest value not more than the MDC above the last visit at least ``weeks`` before it."""
+    last = v.groupby(SERIES_KEYS, sort=True, dropna=False)["measured_on"].transform("max")
+    earlier = v[v["measured_on"] <= last - pd.Timedelta(days=7 * weeks)]
+    reference = earlier.groupby(SERIES_KEYS, sort=True, dropna=False)["degrees"].last().rename("reference")
+    merged = out.merge(reference.reset_index(), on=SERIES_KEYS, how="left")
+    gain = merged["latest_deg"] - merged["reference"]
+    return pd.Series(pd.array(np.where(merged["reference"].isna(), None, gain <= merged["mdc_deg"]),
+                              dtype="boolean"), index=out.index)
+
+
+def _sides(out: pd.DataFrame, patients: pd.DataFrame | None) -> pd.DataFrame:
+    method = ["patient_id", "joint", "motion", "position", "mode", "instrument"]
+    other = out[method + ["side", "latest_deg"]].copy()
+    other["side"] = other["side"].map({"left": "right", "right": "left"})
+    out = out.merge(other.rename(columns={"latest_deg": "other_side_latest_deg"}), on=method + ["side"], how="left")
+    out["asymmetry_deg"] = out["latest_deg"] - out["other_side_latest_deg"]
+    if patients is None or "involved_side" not in patients:
+        out["involved"] = pd.array([pd.NA] * len(out), dtype="boolean")
+        out["target_deg"], out["target_source"] = np.nan, "no involved side given"
+    else:
+        side = out["patient_id"].map(patients.drop_duplicates("patient_id").set_index("patient_id")["involved_side"])
+        out["involved"] = pd.array(np.where(side.isna(), None, (side == out["side"]) | (side == "both")),
+                                   dtype="boolean")
+        one_side = side.isin(["left", "right"]) & (side == out["side"])
+        low, _, source = NORMATIVE_IR
+        normative = (side == "both") & (out["motion"] == "internal_rotation")
+        out["target_deg"] = np.where(one_side, out["other_side_latest_deg"], np.where(normative, low, np.nan))
+        out["target_source"] = np.where(
+            one_side & out["other_side_latest_deg"].notna(), "uninvolved side, same method, latest visit",
+            np.where(normative, source + " (low end)", "no target: uninvolved side, or other side not measured"))
+    out["to_target_deg"] = out["target_deg"] - out["latest_deg"]
+    return out

@@ -1,0 +1,143 @@
+"""ROM trends pinned on small hand-computed cases, and checked against a per-series loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from hipanalytics.analysis.rom import SERIES_KEYS, mixed_series, rom_trends, visits
+
+METHOD = {"joint": "hip", "motion": "internal_rotation", "position": "seated_90", "mode": "active",
+          "instrument": "inclinometer"}
+
+
+def series(patient="P1", side="right", days=(0, 14, 28, 42), values=(20, 23, 25, 30), **method):
+    rows = [{"patient_id": patient, "side": side, **(METHOD | method),
+             "measured_on": pd.Timestamp("2026-01-05") + pd.Timedelta(days=d), "degrees": float(v)}
+            for d, v in zip(days, values)]
+    return pd.DataFrame(rows)
+
+
+def test_slope_and_its_95_ci_match_the_hand_computation():
+    # weeks 0,2,4,6; degrees 20,23,25,30: Sxx=20, Sxy=32 -> slope 1.6; SSE=1.8, se=sqrt(0.9/20);
+    # t(0.975, 2)=4.3027 -> CI 1.6 +/- 0.9127
+    t = rom_trends(series()).iloc[0]
+    assert t["slope_deg_per_week"] == pytest.approx(1.6)
+    assert t["slope_ci_low"] == pytest.approx(0.687270, abs=1e-6)
+    assert t["slope_ci_high"] == pytest.approx(2.512730, abs=1e-6)
+    assert (t["baseline_deg"], t["latest_deg"], t["change_deg"], t["n_visits"]) == (20, 30, 10, 4)
+    assert t["weeks_followed"] == 6
+
+
+def test_trials_are_averaged_to_one_value_per_visit():
+    m = pd.concat([series(values=(20, 23, 25, 30)), series(values=(22, 23, 27, 30))])
+    v = visits(m)
+    assert v["degrees"].tolist() == [21, 23, 26, 30] and v["n_trials"].tolist() == [2, 2, 2, 2]
+    assert v["trial_sd"].iloc[0] == pytest.approx(np.sqrt(2))
+    assert rom_trends(m)["baseline_deg"].iloc[0] == 21
+
+
+def test_positions_and_instruments_are_never_mixed_in_one_series():
+    m = pd.concat([series(), series(values=(30, 31, 33, 36), position="prone"),
+                   series(values=(16, 18, 20, 24), instrument="goniometer")])
+    t = rom_trends(m)
+    assert len(t) == 3
+    assert sorted(t["baseline_deg"]) == [16, 20, 30]
+    mixed = mixed_series(m)
+    assert mixed[["patient_id", "side", "methods"]].values.tolist() == [["P1", "right", 3]]
+    assert "prone/active/inclinometer" in mixed["method_list"].iloc[0]
+
+
+def test_mdc_is_cited_by_method_and_can_be_overridden():
+    t = rom_trends(pd.concat([series(), series(position="prone")]))
+    seated, prone = t.sort_values("position", ascending=False).itertuples()
+    assert seated.mdc_deg == 5.4 and "Krause" in seated.mdc_source
+    assert prone.mdc_deg == 8.6 and "Gradoz" in prone.mdc_source
+    assert seated.beyond_mdc and seated.direction == "improved"
+    assert prone.beyond_mdc and prone.direction == "improved"  # +10 > 8.6
+    strict = rom_trends(series(), mdc=12).iloc[0]
+    assert strict.mdc_deg == 12 and not strict.beyond_mdc and strict.direction == "no reliable change"
+    worse = rom_trends(series(values=(30, 28, 25, 22))).iloc[0]
+    assert worse.direction == "worse"
+
+
+def test_plateau_when_the_last_weeks_bring_no_reliable_gain():
+    flat_end = rom_trends(series(values=(20, 26, 27, 27.5))).iloc[0]
+    assert bool(flat_end["plateau"]) is True  # 27.5 vs week 2 (26): +1.5 <= 5.4
+    still_gaining = rom_trends(series(values=(20, 22, 24, 30))).iloc[0]
+    assert bool(still_gaining["plateau"]) is False  # 30 vs week 2 (22): +8 > 5.4
+    short = rom_trends(series(days=(0, 14), values=(20, 22))).iloc[0]
+    assert pd.isna(short["plateau"])
+    assert short["note"] == "two visits: slope without a CI; followed < 3 weeks: plateau not judged"
+
+
+def test_asymmetry_and_target_use_the_uninvolved_side():
+    m = pd.concat([series(side="right", values=(20, 22, 24, 25)), series(side="left", values=(34, 35, 35, 35))])
+    patients = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})
+    t = rom_trends(m, patients=patients).set_index("side")
+    assert t.loc["right", "involved"] and not t.loc["left", "involved"]
+    assert t.loc["right", "asymmetry_deg"] == -10 and t.loc["right", "target_deg"] == 35
+    assert t.loc["right", "to_target_deg"] == 10
+    assert pd.isna(t.loc["left", "target_deg"])
+
+
+def test_both_hips_involved_aim_for_the_normative_band():
+    m = pd.concat([series(side="right", values=(20, 22, 24, 25)), series(side="left", values=(18, 20, 21, 22))])
+    t = rom_trends(m, patients=pd.DataFrame({"patient_id": ["P1"], "involved_side": ["both"]}))
+    assert (t["target_deg"] == 29).all() and t["target_source"].str.contains("J Athl Train").all()
+
+
+def test_single_visit_gives_nan_slope_with_a_reason():
+    t = rom_trends(series(days=(0,), values=(20,))).iloc[0]
+    assert np.isnan(t["slope_deg_per_week"]) and t["change_deg"] == 0
+    assert t["note"] == "single visit: no change or slope"
+
+
+def test_identical_values_give_zero_slope_and_a_zero_width_ci():
+    t = rom_trends(series(values=(25, 25, 25, 25))).iloc[0]
+    assert t["slope_deg_per_week"] == 0 and t["slope_ci_low"] == 0 and t["slope_ci_high"] == 0
+
+
+def test_as_of_ignores_later_measurements():
+    t = rom_trends(series(), as_of="2026-01-20").iloc[0]
+    assert t["n_visits"] == 2 and t["latest_deg"] == 23
+
+
+def test_empty_input_gives_an_empty_table_with_the_columns():
+    empty = rom_trends(series().iloc[0:0])
+    assert empty.empty and "slope_deg_per_week" in empty.columns
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match="measurements needs columns degrees"):
+        rom_trends(series().drop(columns="degrees"))
+
+
+def test_inputs_are_not_modified():
+    m = series()
+    p = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})
+    before_m, before_p = m.copy(), p.copy()
+    rom_trends(m, patients=p)
+    visits(m)
+    mixed_series(m)
+    pd.testing.assert_frame_equal(m, before_m)
+    pd.testing.assert_frame_equal(p, before_p)
+
+
+def test_vectorised_table_equals_a_per_series_loop_on_a_synthetic_clinic():
+    from hipanalytics.synthetic import generate_clinic
+
+    m = generate_clinic(30, seed=3)["measurements"].assign(measured_on=lambda d: pd.to_datetime(d["measured_on"]))
+    table = rom_trends(m).set_index(SERIES_KEYS)
+    for key, one in m.groupby(SERIES_KEYS):
+        row = table.loc[key]
+        v = one.groupby("measured_on")["degrees"].mean()
+        weeks = (v.index - v.index[0]).days / 7
+        if len(v) >= 3:
+            fit = stats.linregress(weeks, v.to_numpy())
+            half = stats.t.ppf(0.975, len(v) - 2) * fit.stderr
+            assert row["slope_deg_per_week"] == pytest.approx(fit.slope)
+            assert row["slope_ci_low"] == pytest.approx(fit.slope - half)
+        assert row["latest_deg"] == pytest.approx(v.iloc[-1])
