@@ -11,6 +11,7 @@ The public API is re-exported here::
 
 __version__ = "0.1.0"
 
+from .analysis import adherence, adherence_summary, rom_trends, tolerance_flags
 from .errors import (
     HipAnalyticsError,
     HipAnalyticsWarning,
@@ -20,7 +21,7 @@ from .errors import (
     ScheduleWarning,
 )
 from .handout import calendar_ics, handout_html, write_calendar, write_handout
-from .program import DoseOverride, Program, breakouts_per_week, plan, prescription, switch_schedule
+from .program import DoseOverride, Program, breakouts_per_week, plan, plan_table, prescription, switch_schedule
 from .protocol import Protocol, Range, Schedule, list_protocols, load_protocol
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "Program",
     "DoseOverride",
     "plan",
+    "plan_table",
     "prescription",
     "breakouts_per_week",
     "switch_schedule",
@@ -46,4 +48,8 @@ __all__ = [
     "write_handout",
     "calendar_ics",
     "write_calendar",
+    "rom_trends",
+    "adherence",
+    "adherence_summary",
+    "tolerance_flags",
 ]

@@ -55,6 +55,7 @@ __all__ = [
     "PLAN_COLUMNS",
     "plan",
     "plan_table",
+    "breakout_templates",
     "prescription",
     "breakouts_per_week",
     "switch_schedule",
@@ -430,6 +431,21 @@ def plan_table(programs: pd.DataFrame) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out = out.sort_values(["patient_id", "date", "slot_order"], kind="stable")
     return out[PLAN_TABLE_COLUMNS].reset_index(drop=True)
+
+
+def breakout_templates(programs: pd.DataFrame) -> set[str]:
+    """Ids of the session templates that hold breakouts, in the protocols the programs use.
+
+    Examples
+    --------
+    >>> breakout_templates(pd.DataFrame({"protocol_id": ["hip-ir-breakouts"], "protocol_version": ["1.0.0"]}))
+    {'breakouts'}
+    """
+    templates: set[str] = set()
+    for protocol_id, version in programs[["protocol_id", "protocol_version"]].drop_duplicates().itertuples(index=False):
+        protocol = load_protocol(f"{protocol_id}@{version}")
+        templates |= {s.id for s in protocol.sessions if protocol.has_breakouts(s.id)}
+    return templates
 
 
 def _check_no_overlap(programs: list[Program]) -> None:

@@ -22,8 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..program import plan_table
-from ..protocol import load_protocol
+from ..program import breakout_templates, plan_table
 
 __all__ = ["adherence", "breakouts_per_week", "adherence_summary"]
 
@@ -38,14 +37,6 @@ def _iso(dates: pd.Series) -> pd.DataFrame:
         "iso_year": iso["year"].astype("int64"), "iso_week": iso["week"].astype("int64"),
         "week_start": (dates - pd.to_timedelta(dates.dt.day_of_week, unit="D")).astype("datetime64[s]"),
     }, index=dates.index)
-
-
-def _breakout_templates(programs: pd.DataFrame) -> set[str]:
-    templates: set[str] = set()
-    for protocol_id, version in programs[["protocol_id", "protocol_version"]].drop_duplicates().itertuples(index=False):
-        protocol = load_protocol(f"{protocol_id}@{version}")
-        templates |= {s.id for s in protocol.sessions if protocol.has_breakouts(s.id)}
-    return templates
 
 
 def adherence(programs: pd.DataFrame, sessions: pd.DataFrame, *, as_of=None) -> pd.DataFrame:
@@ -98,7 +89,7 @@ def _adherence(programs: pd.DataFrame, sessions: pd.DataFrame, as_of) -> tuple[p
     with np.errstate(divide="ignore", invalid="ignore"):
         table["adherence"] = np.where(table["planned"] > 0,
                                       np.minimum(table["done"], table["planned"]) / table["planned"], np.nan)
-    table["breakouts"] = table["session"].isin(_breakout_templates(programs)) if len(programs) else False
+    table["breakouts"] = table["session"].isin(breakout_templates(programs)) if len(programs) else False
     days = planned.groupby("patient_id")["date"].nunique()
     return table[ADHERENCE_COLUMNS].sort_values(keys).reset_index(drop=True), days
 
