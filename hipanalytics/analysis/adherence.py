@@ -12,7 +12,7 @@ Examples
 ...     "schedule": ["three-per-week"], "start_date": ["2026-01-05"], "end_date": ["2026-01-11"]})
 >>> log = pd.DataFrame({"patient_id": "P1", "session": "breakouts", "completion": ["full", "partial"],
 ...     "performed_on": pd.to_datetime(["2026-01-05", "2026-01-07"])})
->>> weekly = breakouts_per_week(programs, log)
+>>> weekly = breakout_frequency(programs, log)
 >>> weekly[["breakouts_planned", "breakouts_done", "breakouts_full"]].values.tolist()
 [[3, 2, 1]]
 """
@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..program import breakout_templates, plan_table
 
-__all__ = ["adherence", "breakouts_per_week", "adherence_summary"]
+__all__ = ["adherence", "breakout_frequency", "adherence_summary"]
 
 ADHERENCE_COLUMNS = ["patient_id", "iso_year", "iso_week", "week_start", "session", "breakouts", "planned",
                      "full", "partial", "skipped", "done", "unplanned", "adherence"]
@@ -94,7 +94,7 @@ def _adherence(programs: pd.DataFrame, sessions: pd.DataFrame, as_of) -> tuple[p
     return table[ADHERENCE_COLUMNS].sort_values(keys).reset_index(drop=True), days
 
 
-def breakouts_per_week(programs: pd.DataFrame, sessions: pd.DataFrame, *, as_of=None) -> pd.DataFrame:
+def breakout_frequency(programs: pd.DataFrame, sessions: pd.DataFrame, *, as_of=None) -> pd.DataFrame:
     """Breakout sessions planned and done per patient and ISO week.
 
     Returns

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from hipanalytics.analysis.adherence import adherence, adherence_summary, breakouts_per_week
+from hipanalytics.analysis.adherence import adherence, adherence_summary, breakout_frequency
 
 
 def programs_with_switch() -> pd.DataFrame:
@@ -39,7 +39,7 @@ def test_adherence_counts_across_a_schedule_switch():
     assert (week3_b["planned"], week3_b["done"], week3_b["skipped"]) == (3, 2, 1)
     assert (week3_s["planned"], week3_s["done"], week3_s["unplanned"], week3_s["adherence"]) == (11, 14, 3, 1.0)
 
-    weekly = breakouts_per_week(programs_with_switch(), sessions)
+    weekly = breakout_frequency(programs_with_switch(), sessions)
     assert weekly[["iso_week", "breakouts_planned", "breakouts_done", "breakouts_partial"]].values.tolist() == [
         [2, 7, 5, 1], [3, 3, 2, 0]]
 
@@ -72,6 +72,6 @@ def test_inputs_are_not_modified():
     before = programs.copy(), sessions.copy()
     adherence(programs, sessions)
     adherence_summary(programs, sessions)
-    breakouts_per_week(programs, sessions)
+    breakout_frequency(programs, sessions)
     pd.testing.assert_frame_equal(programs, before[0])
     pd.testing.assert_frame_equal(sessions, before[1])
