@@ -3,13 +3,25 @@
 - :mod:`.rom`: visits, per-series ROM trends (slope with CI, MDC, plateau, asymmetry, target)
 - :mod:`.adherence`: planned vs logged sessions, breakouts per week
 - :mod:`.tolerance`: pain response and the repeated pain-rise flag
+- :mod:`.cohort`: per-patient outcomes, schedule comparison, mixed model, ITT/per-protocol,
+  dose-response, Table 1
 """
 
+from .cohort import (
+    compare_groups,
+    cohort_visits,
+    dose_response,
+    itt_and_per_protocol,
+    mixed_model,
+    patient_outcomes,
+    table_one,
+)
 from .adherence import adherence, adherence_summary, breakout_frequency
 from .rom import MDC_DEFAULTS, SERIES_KEYS, mixed_series, rom_trends, visits
 from .tolerance import PAIN_RISE_NPRS, pain_response, tolerance_flags
 
 __all__ = [
     "MDC_DEFAULTS", "PAIN_RISE_NPRS", "SERIES_KEYS", "adherence", "adherence_summary", "breakout_frequency",
-    "mixed_series", "pain_response", "rom_trends", "tolerance_flags", "visits",
+    "mixed_series", "pain_response", "rom_trends", "tolerance_flags", "visits", "compare_groups", "cohort_visits",
+    "dose_response", "itt_and_per_protocol", "mixed_model", "patient_outcomes", "table_one",
 ]
