@@ -1,0 +1,295 @@
+"""Charts for reports and notebooks: matplotlib figures, returned and never shown.
+
+Figures are built without pyplot (no global state, no backend to choose, safe in worker processes).
+Every function takes ``ax=None`` (or ``axes=None``) and returns the Figure, uses the Okabe-Ito
+colour-blind-safe palette, and labels units. Data preparation is done by the analysis functions;
+these only draw.
+
+Examples
+--------
+>>> t = pd.DataFrame({"label": ["daily - 3x/week"], "estimate": [1.4], "ci_low": [0.8], "ci_high": [2.1]})
+>>> fig = forest_plot(t, unit="degrees")
+>>> fig.axes[0].get_xlabel()
+'difference (degrees)'
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+from .analysis.adherence import adherence
+from .analysis.cohort import PRIMARY_METHOD
+from .analysis.rom import rom_trends, visits
+from .program import breakout_templates, plan_table
+
+__all__ = ["PALETTE", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
+           "dose_response_chart", "forest_plot"]
+
+PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
+    "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
+    "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "grey": "#999999",
+}
+SCHEDULE_COLOURS = {"daily": PALETTE["vermillion"], "three-per-week": PALETTE["blue"]}
+SIDE_COLOURS = {"involved": PALETTE["vermillion"], "other": PALETTE["blue"]}
+
+
+def _figure(ax, **kwargs) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(**kwargs)
+    return fig, fig.add_subplot()
+
+
+def _primary(measurements: pd.DataFrame, patient_id: str, method: dict | None) -> pd.DataFrame:
+    m = measurements[measurements["patient_id"] == patient_id]
+    for column, value in (method or PRIMARY_METHOD).items():
+        m = m[m[column] == value]
+    return m.assign(measured_on=pd.to_datetime(m["measured_on"]))
+
+
+def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: pd.DataFrame,
+                 patient_id: str, *, patients: pd.DataFrame | None = None, method: dict | None = None,
+                 mdc: float | None = None, as_of=None, axes=None) -> Figure:
+    """The headline chart: hip IR over time per side, above weekly breakout sessions planned vs done.
+
+    The top panel shows the visit values (mean of trials) of each side on one measurement method,
+    the involved side in vermillion, the other side in blue (dashed); a band of +/- MDC around the
+    involved side's baseline marks changes within measurement error, and a dotted line the target
+    (the other side's latest value, or the normative band's low end when both hips are involved).
+    The bottom panel shows, per week, the breakout sessions planned (outline) and done (filled).
+
+    Parameters
+    ----------
+    axes : (Axes, Axes), optional
+        Where to draw; by default a new two-panel figure.
+    """
+    m = _primary(measurements, patient_id, method)
+    if as_of is not None:
+        m = m[m["measured_on"] <= pd.Timestamp(as_of)]
+    if axes is None:
+        fig = Figure(figsize=(8, 6), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
+    else:
+        top, bottom = axes
+        fig = top.figure
+    pats = patients if patients is not None else pd.DataFrame({"patient_id": [], "involved_side": []})
+    involved_side = pats.set_index("patient_id")["involved_side"].get(patient_id) if len(pats) else None
+    trends = rom_trends(m, patients=patients, mdc=mdc) if len(m) else None
+    v = visits(m) if len(m) else m
+    for side in ("left", "right"):
+        points = v[v["side"] == side] if len(v) else v
+        if points is None or points.empty:
+            continue
+        involved = involved_side in (side, "both")
+        colour = SIDE_COLOURS["involved" if involved else "other"]
+        label = f"{side} hip" + (" (involved)" if involved else "")
+        top.plot(pd.to_datetime(points["measured_on"]), points["degrees"], marker="o", color=colour,
+                 linestyle="-" if involved else "--", linewidth=2 if involved else 1.5, label=label)
+        if involved and trends is not None:
+            row = trends[trends["side"] == side].iloc[0]
+            top.axhspan(row["baseline_deg"] - row["mdc_deg"], row["baseline_deg"] + row["mdc_deg"],
+                        color=colour, alpha=0.12, label=f"baseline +/- MDC ({row['mdc_deg']:g} degrees)")
+            if pd.notna(row["target_deg"]):
+                top.axhline(row["target_deg"], color=PALETTE["green"], linestyle=":", linewidth=1.5,
+                            label=f"target {row['target_deg']:.0f} degrees")
+    if v is None or len(v) == 0:
+        top.text(0.5, 0.5, "no measurements on this method yet", transform=top.transAxes, ha="center",
+                 color=PALETTE["grey"])
+    top.set_ylabel("hip internal rotation (degrees)")
+    method_text = "/".join((method or PRIMARY_METHOD)[k] for k in ("position", "mode", "instrument"))
+    top.set_title(f"{patient_id}: hip IR ({method_text.replace('_', ' ')})", loc="left")
+    if top.get_legend_handles_labels()[0]:
+        top.legend(loc="lower right", fontsize=8, frameon=False)
+    top.grid(alpha=0.3)
+
+    progs = programs[programs["patient_id"] == patient_id]
+    logged = sessions[sessions["patient_id"] == patient_id]
+    weekly = (adherence(progs, logged, as_of=as_of) if len(progs) else pd.DataFrame())
+    if len(weekly):
+        b = weekly[weekly["breakouts"]].groupby("week_start")[["planned", "done"]].sum()
+        x = pd.to_datetime(b.index) + pd.Timedelta(days=3.5)
+        bottom.bar(x, b["done"], width=5, color=PALETTE["orange"], alpha=0.9, label="done")
+        bottom.bar(x, b["planned"], width=5, facecolor="none", edgecolor=PALETTE["black"], label="planned",
+                   zorder=3)  # outline on top, visible where everything planned was done
+        bottom.legend(loc="upper right", fontsize=8, frameon=False, ncols=2)
+    bottom.set_ylabel("breakout sessions\nper week")
+    bottom.set_xlabel("date")
+    bottom.grid(axis="y", alpha=0.3)
+    fig.autofmt_xdate() if axes is None else None
+    return fig
+
+
+def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_id: str, *, as_of=None,
+                       ax=None) -> Figure:
+    """A day grid of the program: each day coloured by what was done of what was planned.
+
+    Colours: all planned sessions done (green), some done or partial (yellow), none done (vermillion),
+    future (light grey). Breakout days carry a "B". Rows are ISO weeks (Monday first).
+    """
+    fig, ax = _figure(ax, figsize=(6, 5), layout="constrained")
+    progs = programs[programs["patient_id"] == patient_id]
+    plan = plan_table(progs)
+    if plan.empty:
+        ax.text(0.5, 0.5, "no program", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    logged = sessions[sessions["patient_id"] == patient_id].assign(
+        performed_on=lambda d: pd.to_datetime(d["performed_on"]))
+    done = logged[logged["completion"] == "full"].groupby("performed_on").size()
+    partial = logged[logged["completion"] == "partial"].groupby("performed_on").size()
+    per_day = plan.groupby("date").agg(planned=("session", "size"), breakout=("breakouts", "any"))
+    per_day["full"] = done.reindex(per_day.index).fillna(0)
+    per_day["partial"] = partial.reindex(per_day.index).fillna(0)
+    cut = pd.Timestamp(as_of) if as_of is not None else None
+    first_monday = per_day.index.min() - pd.Timedelta(days=per_day.index.min().weekday())
+    colours = {"all": PALETTE["green"], "some": PALETTE["yellow"], "none": PALETTE["vermillion"],
+               "future": "#EEEEEE"}
+    for day, row in per_day.iterrows():
+        week = (day - first_monday).days // 7
+        if cut is not None and day > cut:
+            state = "future"
+        elif row["full"] >= row["planned"]:
+            state = "all"
+        elif row["full"] + row["partial"] > 0:
+            state = "some"
+        else:
+            state = "none"
+        ax.add_patch(Rectangle((day.weekday(), week), 0.92, 0.92, color=colours[state]))
+        ax.text(day.weekday() + 0.46, week + 0.3, f"{day.day}", ha="center", va="center", fontsize=7)
+        if row["breakout"]:
+            ax.text(day.weekday() + 0.46, week + 0.66, "B", ha="center", va="center", fontsize=8, weight="bold")
+    weeks = (per_day.index.max() - first_monday).days // 7 + 1
+    ax.set_xlim(-0.1, 7)
+    ax.set_ylim(weeks, -0.1)
+    ax.set_xticks(np.arange(7) + 0.46, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
+    ax.set_yticks(np.arange(weeks) + 0.46,
+                  [(first_monday + pd.Timedelta(weeks=w)).strftime("%d %b") for w in range(weeks)])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(f"{patient_id}: sessions done per day (B = breakout day)", loc="left")
+    ax.legend(handles=[Patch(color=colours[k], label=t) for k, t in
+                       (("all", "all done"), ("some", "some / partial"), ("none", "none done"), ("future", "to come"))],
+              loc="upper center", bbox_to_anchor=(0.5, -0.04), ncols=4, fontsize=8, frameon=False)
+    return fig
+
+
+def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, *, ax=None) -> Figure:
+    """Pain (NPRS 0-10) before and after each session: a segment from before to after, breakout
+    sessions in vermillion, others in grey; a rise of 2 or more points is drawn solid and thick."""
+    fig, ax = _figure(ax, figsize=(8, 3.2), layout="constrained")
+    s = sessions[(sessions["patient_id"] == patient_id) & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
+    s = s.assign(performed_on=pd.to_datetime(s["performed_on"]))
+    breakout = s["session"].isin(breakout_templates(programs[programs["patient_id"] == patient_id])) if len(programs) else False
+    for is_breakout, colour, label in ((False, PALETTE["grey"], "movement sequence"),
+                                       (True, PALETTE["vermillion"], "breakout session")):
+        part = s[breakout == is_breakout] if len(s) else s
+        if part.empty:
+            continue
+        rise = (part["pain_after"] - part["pain_before"]) >= 2
+        ax.vlines(part["performed_on"], part["pain_before"], part["pain_after"], color=colour,
+                  linewidth=np.where(rise, 2.5, 1.0), alpha=0.9)
+        ax.scatter(part["performed_on"], part["pain_after"], color=colour, s=14, label=f"{label}: after", zorder=3)
+        ax.scatter(part["performed_on"], part["pain_before"], facecolor="white", edgecolor=colour, s=14,
+                   label=f"{label}: before", zorder=3)
+    if s.empty:
+        ax.text(0.5, 0.5, "no pain scores recorded", ha="center", transform=ax.transAxes, color=PALETTE["grey"])
+    ax.set_ylim(-0.5, 10.5)
+    ax.set_ylabel("pain (NPRS 0-10)")
+    ax.set_xlabel("date")
+    ax.set_title(f"{patient_id}: pain before -> after sessions (thick: rise of 2+ points)", loc="left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, frameon=False, ncols=2, loc="upper left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def cohort_trajectories(cohort_visits_df: pd.DataFrame, *, ax=None, max_lines: int = 200) -> Figure:
+    """Hip IR over weeks by schedule: thin individual lines under the weekly mean with its 95 % CI.
+
+    Parameters
+    ----------
+    cohort_visits_df : DataFrame
+        Output of :func:`hipanalytics.analysis.cohort_visits`.
+    max_lines : int
+        At most this many individual lines per schedule (a random, seeded sample) to keep it legible.
+    """
+    from scipy import stats
+
+    fig, ax = _figure(ax, figsize=(7, 4.5), layout="constrained")
+    d = cohort_visits_df.assign(week=np.rint(cohort_visits_df["weeks"]))
+    rng = np.random.default_rng(0)
+    for schedule, group in d.groupby("schedule"):
+        colour = SCHEDULE_COLOURS.get(schedule, PALETTE["purple"])
+        ids = group["patient_id"].unique()
+        for pid in rng.choice(ids, size=min(max_lines, len(ids)), replace=False):
+            one = group[group["patient_id"] == pid].sort_values("weeks")
+            for _, side in one.groupby("side"):
+                ax.plot(side["weeks"], side["degrees"], color=colour, alpha=0.08, linewidth=0.8)
+        summary = group.groupby("week")["degrees"].agg(["mean", "std", "count"])
+        summary = summary[summary["count"] >= 3]
+        half = stats.t.ppf(0.975, summary["count"] - 1) * summary["std"] / np.sqrt(summary["count"])
+        ax.fill_between(summary.index, summary["mean"] - half, summary["mean"] + half, color=colour, alpha=0.25)
+        ax.plot(summary.index, summary["mean"], color=colour, linewidth=2.5,
+                label=f"{schedule} (n = {len(ids)}): mean, 95% CI")
+    ax.set_xlabel("weeks since baseline")
+    ax.set_ylabel("hip internal rotation, involved side (degrees)")
+    ax.set_title("IR trajectories by breakout schedule", loc="left")
+    ax.legend(frameon=False, fontsize=9)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def dose_response_chart(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
+                        dose: str = "breakouts_per_week_done", ax=None) -> Figure:
+    """Scatter of each patient's IR slope against achieved breakouts per week, by schedule, with the
+    OLS fit and its 95 % confidence band."""
+    import statsmodels.formula.api as smf
+
+    fig, ax = _figure(ax, figsize=(6.5, 4.5), layout="constrained")
+    d = outcomes[[value, dose, "schedule"]].dropna()
+    for schedule, group in d.groupby("schedule"):
+        ax.scatter(group[dose], group[value], s=14, alpha=0.6, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]),
+                   label=schedule)
+    if len(d) >= 3:
+        fit = smf.ols(f"{value} ~ {dose}", d).fit()
+        grid = pd.DataFrame({dose: np.linspace(d[dose].min(), d[dose].max(), 50)})
+        pred = fit.get_prediction(grid).summary_frame(alpha=0.05)
+        ax.plot(grid[dose], pred["mean"], color=PALETTE["black"], linewidth=2,
+                label=f"fit: {fit.params[dose]:+.2f} deg/week per breakout/week")
+        ax.fill_between(grid[dose], pred["mean_ci_lower"], pred["mean_ci_upper"], color=PALETTE["black"], alpha=0.15)
+    ax.set_xlabel("breakout sessions done per week")
+    ax.set_ylabel("IR slope (degrees per week)")
+    ax.set_title("Dose-response: achieved breakouts and IR gain", loc="left")
+    ax.legend(frameon=False, fontsize=9)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", ax=None) -> Figure:
+    """Estimates with 95 % CIs as a forest plot; a vertical line marks no difference (0).
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``estimate``, ``ci_low``, ``ci_high`` and a label column (one row per estimate).
+    unit : str
+        Shown on the x axis, e.g. ``degrees``.
+    """
+    fig, ax = _figure(ax, figsize=(7, 0.6 * len(table) + 1.5), layout="constrained")
+    y = np.arange(len(table))[::-1]
+    ax.errorbar(table["estimate"], y, xerr=[table["estimate"] - table["ci_low"], table["ci_high"] - table["estimate"]],
+                fmt="s", color=PALETTE["blue"], ecolor=PALETTE["black"], capsize=4, markersize=7)
+    ax.axvline(0, color=PALETTE["grey"], linestyle="--", linewidth=1)
+    ax.set_yticks(y, table[label])
+    for yi, (_, row) in zip(y, table.iterrows()):
+        ax.annotate(f"{row['estimate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]", (row["ci_high"], yi),
+                    xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlabel(f"difference ({unit})" if unit else "difference")
+    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.grid(axis="x", alpha=0.3)
+    return fig

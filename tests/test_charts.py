@@ -1,0 +1,116 @@
+"""Charts: structure, labels and units, on hand-made data; every function draws into a given ax."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from hipanalytics import charts
+from hipanalytics.analysis import cohort_visits, dose_response, patient_outcomes
+from hipanalytics.synthetic import generate_clinic
+
+PROGRAMS = pd.DataFrame({"program_id": ["A"], "patient_id": ["P1"], "protocol_id": "hip-ir-breakouts",
+                         "protocol_version": "1.0.0", "schedule": ["three-per-week"],
+                         "start_date": ["2026-01-05"], "end_date": ["2026-01-18"]})
+PATIENTS = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})
+
+
+def measurements() -> pd.DataFrame:
+    rows = []
+    for side, values in (("right", (20, 24, 27)), ("left", (33, 33, 34))):
+        for day, value in zip((0, 7, 13), values):
+            rows.append({"patient_id": "P1", "side": side, "joint": "hip", "motion": "internal_rotation",
+                         "position": "seated_90", "mode": "active", "instrument": "inclinometer",
+                         "measured_on": pd.Timestamp("2026-01-05") + pd.Timedelta(days=day), "degrees": value})
+    return pd.DataFrame(rows)
+
+
+def sessions() -> pd.DataFrame:
+    return pd.DataFrame({
+        "patient_id": "P1", "session": ["breakouts", "sequence", "sequence", "breakouts", "breakouts"],
+        "performed_on": pd.to_datetime(["2026-01-05", "2026-01-05", "2026-01-05", "2026-01-07", "2026-01-12"]),
+        "completion": ["full", "full", "full", "partial", "full"],
+        "pain_before": pd.array([2, 2, None, 3, 2], dtype="Int64"), "pain_after": pd.array([5, 2, None, 3, 4], dtype="Int64")})
+
+
+def test_headline_chart_shows_both_sides_mdc_band_target_and_weekly_breakouts():
+    fig = charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", patients=PATIENTS)
+    top, bottom = fig.axes
+    assert top.get_ylabel() == "hip internal rotation (degrees)"
+    labels = top.get_legend_handles_labels()[1]
+    assert labels == ["left hip", "right hip (involved)", "baseline +/- MDC (5.4 degrees)", "target 34 degrees"]
+    assert "breakout sessions" in bottom.get_ylabel()
+    planned = [p.get_height() for p in bottom.patches if p.get_facecolor()[3] == 0]
+    done = [p.get_height() for p in bottom.patches if p.get_facecolor()[3] > 0]
+    assert planned == [3, 3] and done == [2, 1]
+
+
+def test_adherence_calendar_colours_each_planned_day():
+    fig = charts.adherence_calendar(PROGRAMS, sessions(), "P1")
+    cells = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    assert len(cells) == 14
+    colours = [tuple(round(c, 3) for c in p.get_facecolor()[:3]) for p in cells]
+    green, yellow, red = ((0.0, 0.62, 0.451), (0.941, 0.894, 0.259), (0.835, 0.369, 0.0))
+    assert colours[0] == green          # Mon 5 Jan: both sessions done
+    assert colours[2] == yellow         # Wed 7 Jan: breakout partial, sequence not done
+    assert colours[1] == red            # Tue 6 Jan: nothing done
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts.count("B") == 6
+
+
+def test_pain_chart_draws_rises_thick():
+    fig = charts.pain_chart(sessions(), PROGRAMS, "P1")
+    widths = [w for c in fig.axes[0].collections if hasattr(c, "get_linewidths") for w in c.get_linewidths()]
+    assert widths.count(2.5) == 2  # the two breakout rises (2->5, 2->4)
+    assert fig.axes[0].get_ylabel() == "pain (NPRS 0-10)"
+
+
+def test_cohort_charts_and_forest_plot():
+    c = generate_clinic(60, seed=2)
+    v = cohort_visits(c["measurements"], c["patients"], c["programs"])
+    fig = charts.cohort_trajectories(v)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["daily (n = 30): mean, 95% CI", "three-per-week (n = 30): mean, 95% CI"]
+    assert "degrees" in fig.axes[0].get_ylabel()
+    out = patient_outcomes(c["measurements"], c["patients"], c["programs"], c["sessions"])
+    fig = charts.dose_response_chart(out)
+    slope = dose_response(out).set_index("term").loc["breakouts_per_week_done", "estimate"]
+    assert f"fit: {slope:+.2f} deg/week per breakout/week" in fig.axes[0].get_legend_handles_labels()[1]
+    table = pd.DataFrame({"label": ["ITT", "PP"], "estimate": [1.0, 1.5], "ci_low": [0.2, 0.5], "ci_high": [1.8, 2.5]})
+    fig = charts.forest_plot(table, unit="degrees")
+    ticks = {t.get_text(): t.get_position()[1] for t in fig.axes[0].get_yticklabels()}
+    assert ticks["ITT"] > ticks["PP"]  # table order, top to bottom
+    assert "1.00 [0.20, 1.80]" in [t.get_text() for t in fig.axes[0].texts]
+
+
+def test_every_chart_draws_into_a_given_axes():
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert charts.pain_chart(sessions(), PROGRAMS, "P1", ax=ax) is fig
+    assert charts.adherence_calendar(PROGRAMS, sessions(), "P1", ax=fig.add_subplot(2, 1, 2)) is fig
+    top, bottom = Figure().subplots(2, 1)
+    assert charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", axes=(top, bottom)) is top.figure
+
+
+def test_empty_inputs_draw_an_explanation_instead_of_failing():
+    fig = charts.rom_progress(measurements().iloc[0:0], PROGRAMS, sessions(), "P1")
+    assert "no measurements on this method yet" in [t.get_text() for t in fig.axes[0].texts]
+    fig = charts.adherence_calendar(PROGRAMS.iloc[0:0], sessions(), "P1")
+    assert "no program" in [t.get_text() for t in fig.axes[0].texts]
+    fig = charts.pain_chart(sessions().iloc[0:0], PROGRAMS, "P1")
+    assert "no pain scores recorded" in [t.get_text() for t in fig.axes[0].texts]
+
+
+@pytest.mark.parametrize("draw", [
+    lambda m, p, s: charts.rom_progress(m, p, s, "P1", patients=PATIENTS),
+    lambda m, p, s: charts.adherence_calendar(p, s, "P1"),
+    lambda m, p, s: charts.pain_chart(s, p, "P1"),
+])
+def test_charts_do_not_modify_their_inputs(draw):
+    m, p, s = measurements(), PROGRAMS.copy(), sessions()
+    before = m.copy(), p.copy(), s.copy()
+    draw(m, p, s)
+    for now, then in zip((m, p, s), before):
+        pd.testing.assert_frame_equal(now, then)
