@@ -138,6 +138,17 @@ def _hedges_g(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return g, g - 1.96 * se, g + 1.96 * se
 
 
+def _hodges_lehmann(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """Median of all pairwise differences a - b, with the distribution-free 95 % CI from their order
+    statistics (normal approximation to the Mann-Whitney null; Hollander & Wolfe)."""
+    diffs = np.sort(np.subtract.outer(a, b).ravel())
+    n1, n2 = len(a), len(b)
+    k = int(np.floor(n1 * n2 / 2 - 1.959964 * np.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)))
+    if k < 1:
+        return float(np.median(diffs)), np.nan, np.nan
+    return float(np.median(diffs)), float(diffs[k - 1]), float(diffs[len(diffs) - k])
+
+
 def compare_groups(outcomes: pd.DataFrame, value: str, *, group: str = "schedule",
                    groups: tuple[str, str] | None = None) -> pd.DataFrame:
     """Compare two groups on one outcome: Welch t, Hedges g and Mann-Whitney U, with 95 % CIs.
@@ -187,14 +198,14 @@ def compare_groups(outcomes: pd.DataFrame, value: str, *, group: str = "schedule
     ci = welch.confidence_interval(0.95)
     g, g_low, g_high = _hedges_g(a, b)
     mw = stats.mannwhitneyu(a, b, alternative="two-sided")
-    shift = np.median(np.subtract.outer(a, b))  # Hodges-Lehmann shift
+    shift, shift_low, shift_high = _hodges_lehmann(a, b)
     rows = [
         {"statistic": names[0], "estimate": a.mean() - b.mean(), "ci_low": ci.low, "ci_high": ci.high,
          "p_value": welch.pvalue, "note": "degrees" if value.endswith("_deg") else ""},
         {"statistic": names[1], "estimate": g, "ci_low": g_low, "ci_high": g_high, "p_value": np.nan,
          "note": "standardised; CI by the Hedges & Olkin normal approximation"},
-        {"statistic": names[2], "estimate": shift, "ci_low": np.nan, "ci_high": np.nan, "p_value": mw.pvalue,
-         "note": "estimate: Hodges-Lehmann median of pairwise differences"},
+        {"statistic": names[2], "estimate": shift, "ci_low": shift_low, "ci_high": shift_high, "p_value": mw.pvalue,
+         "note": "estimate: Hodges-Lehmann shift with its distribution-free 95% CI"},
     ]
     if np.all(a == a[0]) and np.all(b == b[0]):
         rows[1]["note"] = "all values identical within groups: no spread, g undefined"

@@ -94,7 +94,12 @@ def test_group_statistics_match_the_hand_computation():
     # Hedges g: pooled SD sqrt((8 + 2)/6), d = 3 / pooled, J = 1 - 3/(4*8 - 9)
     g = (1 - 3 / 23) * 3 / np.sqrt(10 / 6)
     assert t.loc["Hedges g", "estimate"] == pytest.approx(g)
-    assert t.loc["Mann-Whitney U", "estimate"] == 3.0
+    mw = t.loc["Mann-Whitney U"]
+    assert mw["estimate"] == 3.0
+    # k = floor(16/2 - 1.96 * sqrt(16 * 9 / 12)) = floor(1.21) = 1: the CI spans the smallest and
+    # largest of the 16 pairwise differences
+    differences = sorted(x - y for x in (8, 10, 12, 10) for y in (6, 7, 8, 7))
+    assert (mw["ci_low"], mw["ci_high"]) == (differences[0], differences[-1])
 
 
 def test_small_groups_warn_and_give_nan_with_a_reason():
@@ -161,13 +166,26 @@ def test_itt_and_per_protocol_and_table_one(clinic, outcomes):
     assert set(t1["variable"]) >= {"age, years, mean (SD)", "baseline IR, degrees, mean (SD)", "sex, n (%)"}
 
 
+def test_a_patient_with_no_program_or_no_visits_gets_nan_with_a_reason(clinic):
+    patients = pd.concat([clinic["patients"].head(3),
+                          pd.DataFrame({"patient_id": ["NEW"], "birth_year": [1980], "involved_side": ["left"]})])
+    out = patient_outcomes(clinic["measurements"], patients, clinic["programs"], clinic["sessions"]).set_index("patient_id")
+    assert pd.isna(out.loc["NEW", "change_deg"]) and pd.isna(out.loc["NEW", "adherence"])
+    assert out.loc["NEW", "note"] == "no baseline on the primary method"
+
+
 def test_inputs_are_not_modified(clinic):
     frames = {k: clinic[k].copy() for k in ("measurements", "patients", "programs", "sessions")}
     out = patient_outcomes(clinic["measurements"], clinic["patients"], clinic["programs"], clinic["sessions"])
     before = out.copy()
     compare_groups(out, "change_deg")
+    itt_and_per_protocol(out)
     dose_response(out)
     table_one(clinic["patients"], out, as_of_year=2026)
+    v = cohort_visits(clinic["measurements"], clinic["patients"], clinic["programs"])
+    v_before = v.copy()
+    mixed_model(v.head(400))
+    pd.testing.assert_frame_equal(v, v_before)
     for k, frame in frames.items():
         pd.testing.assert_frame_equal(clinic[k], frame)
     pd.testing.assert_frame_equal(out, before)

@@ -141,3 +141,9 @@ def test_vectorised_table_equals_a_per_series_loop_on_a_synthetic_clinic():
             assert row["slope_deg_per_week"] == pytest.approx(fit.slope)
             assert row["slope_ci_low"] == pytest.approx(fit.slope - half)
         assert row["latest_deg"] == pytest.approx(v.iloc[-1])
+
+
+def test_one_sided_measurements_leave_asymmetry_and_target_empty_with_a_reason():
+    t = rom_trends(series(side="right"), patients=pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})).iloc[0]
+    assert pd.isna(t["asymmetry_deg"]) and pd.isna(t["target_deg"]) and bool(t["involved"])
+    assert t["target_source"] == "no target: uninvolved side, or other side not measured"
