@@ -13,25 +13,31 @@ __version__ = "0.1.0"
 
 from .analysis import adherence, adherence_summary, rom_trends, tolerance_flags
 from .errors import (
+    DataValidationError,
     HipAnalyticsError,
     HipAnalyticsWarning,
     ProgramError,
     ProtocolError,
     ProtocolProblem,
     ScheduleWarning,
+    StoreError,
 )
 from .handout import calendar_ics, handout_html, write_calendar, write_handout
 from .program import DoseOverride, Program, breakouts_per_week, plan, plan_table, prescription, switch_schedule
 from .protocol import Protocol, Range, Schedule, list_protocols, load_protocol
+from .records import read_records
+from .store import Store
 
 __all__ = [
     "__version__",
+    "DataValidationError",
     "HipAnalyticsError",
     "HipAnalyticsWarning",
     "ProgramError",
     "ProtocolError",
     "ProtocolProblem",
     "ScheduleWarning",
+    "StoreError",
     "Protocol",
     "Range",
     "Schedule",
@@ -48,6 +54,8 @@ __all__ = [
     "write_handout",
     "calendar_ics",
     "write_calendar",
+    "read_records",
+    "Store",
     "rom_trends",
     "adherence",
     "adherence_summary",
