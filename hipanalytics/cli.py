@@ -299,6 +299,38 @@ def export_command(table, out, history, deidentify, key_file, fmt, store_path) -
     click.echo(store.export(table, out, history=history))
 
 
+# ----------------------------------------------------------------------------------------------
+# Reports
+# ----------------------------------------------------------------------------------------------
+
+
+@main.group("report")
+def report_group() -> None:
+    """Progress reports (HTML, PDF) from parameterised notebooks."""
+
+
+@report_group.command("patient")
+@click.argument("patient_id")
+@_store_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/patients].")
+@click.option("--format", "formats", default="html", show_default=True,
+              help="Comma-separated: html, pdf.")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
+@click.option("--show-name", is_flag=True, help="Print the display name (sensitive) instead of the patient id.")
+@_refusals
+def report_patient_command(patient_id, store_path, out, formats, as_of, show_name) -> None:
+    """Render PATIENT_ID's progress report."""
+    from .reports import render_patient
+
+    result = render_patient(store_path or default_store(), patient_id, out or default_reports_dir() / "patients",
+                            as_of=as_of.date() if as_of else None,
+                            formats=tuple(f.strip() for f in formats.split(",") if f.strip()), show_name=show_name)
+    for kind in ("html", "pdf", "json"):
+        if kind in result:
+            click.echo(f"  {kind:5} {result[kind]}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

@@ -17,6 +17,7 @@ __all__ = [
     "ProgramError",
     "ProtocolError",
     "ProtocolProblem",
+    "ReportError",
     "ScheduleWarning",
     "StoreError",
 ]
@@ -104,3 +105,12 @@ class DataValidationError(HipAnalyticsError):
 
 class StoreError(HipAnalyticsError):
     """The store cannot be opened, or a write to it is refused."""
+
+
+class ReportError(HipAnalyticsError):
+    """A report cannot be made (unknown patient, no data, a failing notebook); nothing is presented
+    as complete. ``notebook`` names the executed notebook kept for diagnosis, when there is one."""
+
+    def __init__(self, message: str, notebook: str | None = None):
+        self.notebook = notebook
+        super().__init__(message + (f" (executed notebook kept for diagnosis: {notebook})" if notebook else ""))

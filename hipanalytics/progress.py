@@ -1,0 +1,204 @@
+"""What a patient's progress report says: figures, a plain-language summary, tables and flags.
+
+Report notebooks call :func:`patient_progress` and display what it returns; the logic lives here
+and is tested without a notebook.
+
+Examples
+--------
+>>> from hipanalytics.synthetic import generate_clinic
+>>> c = generate_clinic(5, seed=3)
+>>> tables = {k: c[k] for k in ("patients", "programs", "measurements", "sessions")}
+>>> p = patient_progress(tables, "SYN-00001", as_of="2026-12-31")
+>>> p.key_figures["patient_id"]
+'SYN-00001'
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .analysis import adherence_summary, rom_trends, tolerance_flags
+from .analysis.cohort import PRIMARY_METHOD
+from .errors import ReportError
+
+__all__ = ["PatientProgress", "patient_progress", "REFERENCES"]
+
+REFERENCES = [
+    "Krause DA et al. Reliability and minimal detectable change of hip rotation range of motion "
+    "measured with an inclinometer (seated). Knee Surg Sports Traumatol Arthrosc: MDC95 5.4 degrees.",
+    "Gradoz MC et al. J Sport Rehabil 2018: MDC95 of hip rotation 6.1-8.6 degrees across positions.",
+    "Simoneau GG et al. JOSPT 1998; Kouyoumdjian P et al. OTSR 2012: hip IR differs by test position.",
+    "Roach S et al. IJSPT 2013: digital inclinometer reads about 4.5 degrees more IR than a goniometer.",
+    "Normative hip IR: compiled in J Athl Train 2018;53(6):560, Table 1 (adult means about 29-50 degrees).",
+    "Farrar JT et al. Pain 2001: a 2-point NPRS change is clinically important.",
+]
+
+
+@dataclass
+class PatientProgress:
+    """Everything one patient's progress report shows."""
+
+    patient_id: str
+    label: str
+    as_of: pd.Timestamp
+    method: dict
+    patient: pd.Series
+    programs: pd.DataFrame
+    measurements: pd.DataFrame
+    sessions: pd.DataFrame
+    trends: pd.DataFrame
+    adherence: pd.Series | None
+    flags: pd.DataFrame
+    key_figures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """Two or three sentences a clinician can read aloud."""
+        return _summary(self)
+
+    def measurement_table(self) -> pd.DataFrame:
+        """Every measurement with its method, as a report table."""
+        m = self.measurements.sort_values(["measured_on", "side", "position", "trial"])
+        out = m[["measured_on", "side", "position", "mode", "instrument", "trial", "degrees"]].copy()
+        out["measured_on"] = pd.to_datetime(out["measured_on"]).dt.strftime("%Y-%m-%d")
+        return out.rename(columns={"measured_on": "date", "degrees": "IR (degrees)"}).reset_index(drop=True)
+
+    def header_html(self) -> str:
+        """Header block (escaped): patient, programs, dates."""
+        rows = [("Patient", self.label), ("Report date", self.as_of.strftime("%Y-%m-%d")),
+                ("Involved side", str(self.patient.get("involved_side", "")))]
+        for p in self.programs.itertuples():
+            rows.append(("Program", f"{p.protocol_id} {p.protocol_version}, {p.schedule}, "
+                                    f"{pd.Timestamp(p.start_date):%Y-%m-%d} to {pd.Timestamp(p.end_date):%Y-%m-%d}"))
+        cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+        return f'<table class="header">{cells}</table>'
+
+    def flags_html(self) -> str:
+        """The tolerance flags with their reasons (escaped), or a line saying there are none."""
+        raised = self.flags[self.flags["flagged"]] if len(self.flags) else self.flags
+        if raised.empty:
+            return "<p>No flags: pain did not rise by 2 or more points after repeated breakout sessions.</p>"
+        return "".join(f"<p class='flag'>{html.escape(m)}</p>" for m in raised["message"])
+
+
+def _load(source, patient_id: str) -> dict[str, pd.DataFrame]:
+    if isinstance(source, dict):
+        return {k: v[v["patient_id"] == patient_id] for k, v in source.items()
+                if k in ("patients", "programs", "measurements", "sessions")}
+    return {t: source.read(t, patient_id=patient_id) for t in ("patients", "programs", "measurements", "sessions")}
+
+
+def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None = None,
+                     show_name: bool = False) -> PatientProgress:
+    """Gather one patient's report content from a store (or a dict of tables).
+
+    Parameters
+    ----------
+    source : Store or dict of DataFrame
+    patient_id : str
+    as_of : date-like, optional
+        The report date; data after it are left out. Default: the latest recorded date.
+    method : dict, optional
+        Measurement method of the headline series (default: seated 90, active, inclinometer).
+    show_name : bool
+        Use the patient's display name in the header (sensitive) instead of the id.
+
+    Raises
+    ------
+    ReportError
+        When the patient is unknown.
+    """
+    tables = _load(source, patient_id)
+    if tables["patients"].empty:
+        raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
+    method = method or PRIMARY_METHOD
+    m, s = tables["measurements"], tables["sessions"]
+    dates = [pd.to_datetime(m["measured_on"]).max(), pd.to_datetime(s["performed_on"]).max()]
+    latest = max((d for d in dates if pd.notna(d)), default=pd.Timestamp.today().normalize())
+    cut = pd.Timestamp(as_of) if as_of is not None else latest
+    m = m[pd.to_datetime(m["measured_on"]) <= cut]
+    s = s[pd.to_datetime(s["performed_on"]) <= cut]
+    patient = tables["patients"].iloc[0]
+    name = patient.get("display_name") if show_name else None
+    label = str(name) if name is not None and pd.notna(name) and str(name).strip() else patient_id
+    primary = m
+    for column, value in method.items():
+        primary = primary[primary[column] == value]
+    trends = rom_trends(primary, patients=tables["patients"]) if len(primary) else rom_trends(m.iloc[0:0])
+    adh = adherence_summary(tables["programs"], s, as_of=cut) if len(tables["programs"]) else pd.DataFrame()
+    flags = tolerance_flags(s, tables["programs"], as_of=cut) if len(tables["programs"]) else tolerance_flags(
+        s.iloc[0:0], tables["programs"])
+    progress = PatientProgress(patient_id, label, cut, method, patient, tables["programs"], m, s, trends,
+                               adh.iloc[0] if len(adh) else None, flags)
+    progress.key_figures = _key_figures(progress)
+    return progress
+
+
+def _involved(trends: pd.DataFrame) -> pd.DataFrame:
+    return trends[trends["involved"].fillna(False).astype(bool)]
+
+
+def _number(x) -> float | None:
+    return None if x is None or (isinstance(x, float) and np.isnan(x)) or pd.isna(x) else round(float(x), 2)
+
+
+def _key_figures(p: PatientProgress) -> dict[str, Any]:
+    involved = _involved(p.trends)
+    sides = {}
+    for row in involved.itertuples():
+        sides[row.side] = {
+            "baseline_deg": _number(row.baseline_deg), "latest_deg": _number(row.latest_deg),
+            "change_deg": _number(row.change_deg), "slope_deg_per_week": _number(row.slope_deg_per_week),
+            "mdc_deg": _number(row.mdc_deg), "beyond_mdc": bool(row.beyond_mdc), "direction": row.direction,
+            "plateau": None if pd.isna(row.plateau) else bool(row.plateau), "weeks_followed": _number(row.weeks_followed),
+            "target_deg": _number(row.target_deg),
+        }
+    a = p.adherence
+    return {
+        "patient_id": p.patient_id, "as_of": p.as_of.strftime("%Y-%m-%d"), "hipanalytics_version": __version__,
+        "method": p.method, "involved": sides,
+        "adherence": None if a is None else _number(a["adherence"]),
+        "breakout_adherence": None if a is None else _number(a["breakout_adherence"]),
+        "breakouts_per_week_done": None if a is None else _number(a["breakouts_per_week_done"]),
+        "flagged": bool(p.flags["flagged"].any()) if len(p.flags) else False,
+        "n_measurements": int(len(p.measurements)), "n_sessions": int(len(p.sessions)),
+    }
+
+
+def _summary(p: PatientProgress) -> str:
+    involved = _involved(p.trends)
+    parts = []
+    if involved.empty:
+        parts.append("No hip IR measurements on the report's method yet for the involved side.")
+    for row in involved.itertuples():
+        if row.n_visits < 2:
+            parts.append(f"{row.side.capitalize()} hip IR measured once so far: {row.latest_deg:.0f} degrees.")
+            continue
+        verdict = {"improved": f"beyond the {row.mdc_deg:g}-degree MDC",
+                   "worse": f"a loss beyond the {row.mdc_deg:g}-degree MDC",
+                   "no reliable change": f"within the {row.mdc_deg:g}-degree MDC, so not a reliable change"}[row.direction]
+        verb = {"improved": "improved", "worse": "fell"}.get(row.direction, "changed")
+        text = (f"{row.side.capitalize()} hip IR {verb} from {row.baseline_deg:.0f} to {row.latest_deg:.0f} degrees "
+                f"({row.change_deg:+.0f}, {verdict}) over {row.weeks_followed:.0f} weeks")
+        if pd.notna(row.plateau) and bool(row.plateau):
+            text += "; no reliable gain over the last weeks (plateau)"
+        if pd.notna(row.target_deg):
+            text += f"; {max(row.target_deg - row.latest_deg, 0):.0f} degrees short of the target of {row.target_deg:.0f}"
+        parts.append(text + ".")
+    a = p.adherence
+    if a is not None and pd.notna(a["breakout_adherence"]):
+        parts.append(f"{100 * a['breakout_adherence']:.0f}% of planned breakout sessions done "
+                     f"({a['breakouts_per_week_done']:.1f} per week); {100 * a['adherence']:.0f}% of all planned sessions.")
+    flagged = p.flags[p.flags["flagged"]] if len(p.flags) else p.flags
+    if len(flagged):
+        parts.append("Pain rose after repeated breakout sessions: see the flags.")
+    elif len(p.flags):
+        parts.append("Pain stable after breakout sessions.")
+    return " ".join(parts)
+

@@ -1,0 +1,199 @@
+"""Progress reports: run a parameterised notebook with papermill and export it, self-contained.
+
+The HTML has no code cells, no prompts, images embedded as data URIs and no external scripts or
+styles, so it opens on an offline machine; the PDF is made from it by WeasyPrint (no TeX). Each
+report is stamped with the data snapshot (store fingerprint), the package version, the parameters
+and the generation time, and comes with a JSON of its key figures. A notebook that fails leaves
+its executed copy for diagnosis and no report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import __version__
+from .config import PACKAGE_DIR, safe_filename
+from .errors import ReportError, StoreError
+from .progress import REFERENCES, PatientProgress, patient_progress
+
+__all__ = ["TEMPLATES_DIR", "open_patient", "show", "paragraph", "table_html", "references_html", "write_key_figures",
+           "render_notebook", "render_patient"]
+
+TEMPLATES_DIR = PACKAGE_DIR.parent / "notebooks" / "reports"
+"""Report notebook templates (``notebooks/reports`` of the source checkout)."""
+
+_CSS = """
+body { font: 11pt/1.45 "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: #1b1b1b; max-width: 52rem;
+       margin: 0 auto; padding: 1.2rem; }
+h1 { color: #0b5394; font-size: 1.5rem; } h2 { font-size: 1.15rem; border-bottom: 2px solid #0b5394; }
+table { border-collapse: collapse; margin: .4rem 0; font-size: .9rem; }
+th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; }
+table.header th { background: #f3f3f3; }
+img { max-width: 100%; height: auto; }
+.flag { border-left: 4px solid #D55E00; padding-left: .6rem; }
+footer { margin-top: 2rem; font-size: .75rem; color: #555; border-top: 1px solid #ccc; padding-top: .4rem; }
+@page { size: A4; margin: 14mm; }
+"""
+
+
+def open_patient(store: str, patient_id: str, *, as_of=None, show_name: bool = False, position: str = "seated_90",
+                 mode: str = "active", instrument: str = "inclinometer") -> PatientProgress:
+    """A patient's report content from the store at ``store`` (used by the report notebook)."""
+    from .store import Store
+
+    method = {"joint": "hip", "motion": "internal_rotation", "position": position, "mode": mode,
+              "instrument": instrument}
+    return patient_progress(Store(store, create=False), patient_id, as_of=as_of, method=method, show_name=show_name)
+
+
+def show(figure, *, dpi: int = 110):
+    """Display a matplotlib Figure as an embedded PNG (no pyplot or inline backend needed)."""
+    import io
+
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    display(Image(data=buffer.getvalue(), format="png"))
+
+
+def paragraph(text: str) -> str:
+    """Text as an escaped HTML paragraph."""
+    return f"<p>{html.escape(text)}</p>"
+
+
+def table_html(df: pd.DataFrame) -> str:
+    """A DataFrame as an escaped HTML table without the index."""
+    return df.to_html(index=False, escape=True, border=0, na_rep="")
+
+
+def references_html() -> str:
+    """The references behind the report's thresholds."""
+    return "<ol>" + "".join(f"<li>{html.escape(r)}</li>" for r in REFERENCES) + "</ol>"
+
+
+def write_key_figures(figures: dict[str, Any], path: str) -> None:
+    """Write the report's key figures as JSON (called by the notebook's last cell)."""
+    Path(path).write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
+
+
+_EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""", re.I)
+
+
+def _html_document(body: str, title: str, stamp: dict[str, Any]) -> str:
+    footer = " &middot; ".join(f"{html.escape(k)}: {html.escape(str(v))}" for k, v in stamp.items())
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{_CSS}</style></head><body>{body}<footer>{footer}</footer></body></html>")
+
+
+def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: str | Path, name: str, *,
+                    formats: tuple[str, ...] = ("html",), title: str = "hipanalytics report",
+                    stamp: dict[str, Any] | None = None, timeout: int = 600) -> dict[str, Any]:
+    """Execute ``template`` with ``parameters`` and export it.
+
+    Parameters
+    ----------
+    template : path
+        A notebook with a cell tagged ``parameters``; its last cell writes ``figures_json``.
+    name : str
+        Base name of the outputs (sanitised).
+    formats : tuple of {"html", "pdf"}
+    stamp : dict, optional
+        Added to the footer and the JSON (e.g. the store fingerprint).
+
+    Returns
+    -------
+    dict
+        ``html`` / ``pdf`` / ``json`` paths (those made), ``pdf_pages``, and ``figures`` (the key
+        figures).
+
+    Raises
+    ------
+    ReportError
+        When the notebook fails (its executed copy is kept under ``out_dir/failed``) or the HTML
+        would reference anything outside itself.
+    """
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    unknown = set(formats) - {"html", "pdf"}
+    if unknown:
+        raise ReportError(f"unknown report format(s) {', '.join(sorted(unknown))}: use html and/or pdf")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base = safe_filename(name)
+    work = Path(tempfile.mkdtemp(prefix="hipanalytics-report-"))
+    executed = work / f"{base}.ipynb"
+    figures_path = work / "figures.json"
+    try:
+        papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "figures_json": str(figures_path)},
+                                   kernel_name="python3", progress_bar=False, cwd=str(work),
+                                   execution_timeout=timeout, log_output=False)
+    except Exception as exc:  # noqa: BLE001 - any failure: keep the notebook, present no report
+        kept = out / "failed" / f"{base}.ipynb"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        if executed.exists():
+            shutil.copy(executed, kept)
+        reason = getattr(exc, "evalue", None) or str(exc).strip().splitlines()[-1]
+        raise ReportError(f"report {base!r} failed: {reason}", notebook=str(kept) if kept.exists() else None) from None
+    figures = json.loads(figures_path.read_text(encoding="utf-8"))
+    stamp = {**(stamp or {}), "hipanalytics": __version__,
+             "parameters": json.dumps(parameters, default=str, sort_keys=True),
+             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, exclude_anchor_links=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    document = _html_document(body, title, stamp)
+    if _EXTERNAL.search(document):
+        raise ReportError(f"report {base!r} would load something from outside the file; not written")
+    paths: dict[str, Any] = {}
+    if "html" in formats:
+        paths["html"] = out / f"{base}.html"
+        paths["html"].write_text(document, encoding="utf-8")
+    if "pdf" in formats:
+        from weasyprint import HTML
+
+        paths["pdf"] = out / f"{base}.pdf"
+        rendered = HTML(string=document, base_url=str(work)).render()
+        rendered.write_pdf(paths["pdf"])
+        paths["pdf_pages"] = len(rendered.pages)
+    paths["json"] = out / f"{base}.json"
+    paths["json"].write_text(json.dumps({**figures, "stamp": stamp}, indent=2, default=str), encoding="utf-8")
+    shutil.rmtree(work, ignore_errors=True)
+    return {**paths, "figures": figures}
+
+
+def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, as_of=None,
+                   formats: tuple[str, ...] = ("html",), show_name: bool = False, timeout: int = 600) -> dict[str, Any]:
+    """A patient's progress report from ``notebooks/reports/patient_progress.ipynb``.
+
+    Checks the store and the patient before starting a kernel, so the common mistakes answer at
+    once with a clear message.
+    """
+    from .store import Store
+
+    try:
+        opened = Store(store, create=False)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+    patients = opened.read("patients", patient_id=patient_id)
+    if patients.empty:
+        raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
+    if opened.read("measurements", patient_id=patient_id).empty:
+        raise ReportError(f"patient {patient_id!r} has no measurements yet: nothing to report")
+    template = TEMPLATES_DIR / "patient_progress.ipynb"
+    parameters = {"store": str(store), "patient_id": patient_id,
+                  "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()), "show_name": show_name}
+    return render_notebook(template, parameters, out_dir, f"progress-{patient_id}", formats=formats,
+                           title=f"Hip IR progress: {patient_id}", stamp={"store": opened.fingerprint()},
+                           timeout=timeout)

@@ -1,0 +1,115 @@
+"""Progress reports through papermill: figures match the package, output is self-contained, and
+failures are clear and never leave a report that looks complete."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from click.testing import CliRunner
+
+from hipanalytics.cli import main
+from hipanalytics.errors import ReportError
+from hipanalytics.progress import patient_progress
+from hipanalytics.reports import TEMPLATES_DIR, render_notebook, render_patient
+from hipanalytics.store import Store
+from hipanalytics.synthetic import generate_clinic, write_clinic
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("clinic")
+    clinic = generate_clinic(12, seed=4)
+    clinic["patients"].loc[0, "display_name"] = "<script>alert('x')</script> Jo Zebrafinch"
+    paths = write_clinic(clinic, folder)
+    store = Store(folder / "clinic.sqlite")
+    for table in ("patients", "programs", "measurements", "sessions"):
+        store.import_file(paths[table], table)
+    return str(folder / "clinic.sqlite")
+
+
+def test_patient_report_figures_match_the_package_and_the_outputs_are_self_contained(store_path, tmp_path):
+    result = render_patient(store_path, "SYN-00002", tmp_path, formats=("html", "pdf"))
+    expected = patient_progress(Store(store_path), "SYN-00002").key_figures
+    assert result["figures"] == json.loads(json.dumps(expected, default=str))
+    document = result["html"].read_text()
+    assert document.count("data:image/png;base64") == 3  # headline, calendar, pain
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", document)
+    assert "<script" not in document.lower() and "In&nbsp;[" not in document and "reports.show(" not in document
+    assert "Summary" in document and "References for thresholds" in document
+    stamp = json.loads(result["json"].read_text())["stamp"]
+    assert stamp["store"] == Store(store_path).fingerprint() and stamp["hipanalytics"]
+    assert result["pdf"].read_bytes().startswith(b"%PDF") and result["pdf_pages"] >= 2
+
+
+def test_display_names_are_escaped_and_only_shown_when_asked(store_path, tmp_path):
+    hidden = render_patient(store_path, "SYN-00001", tmp_path / "a")["html"].read_text()
+    assert "Zebrafinch" not in hidden
+    shown = render_patient(store_path, "SYN-00001", tmp_path / "b", show_name=True)["html"].read_text()
+    assert "&lt;script&gt;alert(" in shown and "&lt;/script&gt; Jo Zebrafinch" in shown
+    assert "<script" not in shown.lower()
+
+
+def test_unknown_patient_missing_store_and_no_measurements_are_clear(store_path, tmp_path):
+    with pytest.raises(ReportError, match="unknown patient 'NOPE'"):
+        render_patient(store_path, "NOPE", tmp_path)
+    with pytest.raises(ReportError, match="no store at"):
+        render_patient(tmp_path / "missing.sqlite", "SYN-00001", tmp_path)
+    store = Store(store_path)
+    import io
+    store.import_file(io.StringIO("patient_id,birth_year,involved_side\nNEW-1,1980,left\n"), "patients")
+    with pytest.raises(ReportError, match="patient 'NEW-1' has no measurements yet"):
+        render_patient(store_path, "NEW-1", tmp_path)
+    assert not any(tmp_path.glob("*.html"))
+
+
+def test_a_failing_notebook_keeps_its_executed_copy_and_writes_no_report(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1\nfigures_json = 'f.json'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("raise ValueError('boom in the report')"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    template = tmp_path / "broken.ipynb"
+    nbformat.write(nb, template)
+    with pytest.raises(ReportError, match="report 'broken' failed: boom in the report") as info:
+        render_notebook(template, {"x": 2}, tmp_path / "out", "broken")
+    assert info.value.notebook and Path(info.value.notebook).exists()
+    assert not list((tmp_path / "out").glob("broken.*"))
+
+
+def test_file_names_from_ids_are_sanitised(store_path, tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("figures_json = 'f.json'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import json; json.dump({'ok': 1}, open(figures_json, 'w'))"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    result = render_notebook(tmp_path / "t.ipynb", {}, tmp_path / "out", "../../etc/passwd")
+    assert result["html"].parent == tmp_path / "out" and result["html"].name == "etc_passwd.html"
+
+
+def test_report_templates_have_one_parameters_cell_of_literals():
+    params = papermill.inspect_notebook(str(TEMPLATES_DIR / "patient_progress.ipynb"))
+    assert set(params) == {"store", "patient_id", "as_of", "show_name", "position", "mode", "instrument", "figures_json"}
+
+
+def test_committed_notebooks_hold_no_outputs():
+    for path in NOTEBOOKS.rglob("*.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{path} has outputs: strip them"
+
+
+def test_cli_report_patient(store_path, tmp_path):
+    result = CliRunner().invoke(main, ["report", "patient", "SYN-00003", "--store", store_path, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "progress-SYN-00003.html").exists()
+    refused = CliRunner().invoke(main, ["report", "patient", "NOPE", "--store", store_path, "--out", str(tmp_path)])
+    assert refused.exit_code == 1 and "unknown patient 'NOPE'" in refused.output
