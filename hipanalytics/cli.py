@@ -331,6 +331,32 @@ def report_patient_command(patient_id, store_path, out, formats, as_of, show_nam
             click.echo(f"  {kind:5} {result[kind]}")
 
 
+@report_group.command("clinic")
+@_store_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/clinic].")
+@click.option("--patients", help="Comma-separated patient ids [default: every active patient].")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Reports made at once.")
+@click.option("--format", "formats", default="html", show_default=True, help="Comma-separated: html, pdf.")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
+@click.option("--timeout", type=click.IntRange(min=10), default=600, show_default=True,
+              help="Seconds a report's cell may run.")
+@_refusals
+def report_clinic_command(store_path, out, patients, jobs, formats, as_of, timeout) -> None:
+    """Render progress reports for every active patient in parallel, with an index page."""
+    from .reports import render_clinic
+
+    result = render_clinic(store_path or default_store(), out or default_reports_dir() / "clinic",
+                           patients=[p.strip() for p in patients.split(",")] if patients else None, jobs=jobs,
+                           formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                           as_of=as_of.date() if as_of else None, timeout=timeout)
+    click.echo(f"{len(result['done'])} reports made, {len(result['failed'])} failed; index: {result['index']}")
+    for patient_id, reason in sorted(result["failed"].items()):
+        click.echo(f"  FAILED {patient_id}: {reason}", err=True)
+    if result["failed"]:
+        sys.exit(EXIT_REFUSED)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
 

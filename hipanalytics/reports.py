@@ -26,7 +26,7 @@ from .errors import ReportError, StoreError
 from .progress import REFERENCES, PatientProgress, patient_progress
 
 __all__ = ["TEMPLATES_DIR", "open_patient", "show", "paragraph", "table_html", "references_html", "write_key_figures",
-           "render_notebook", "render_patient"]
+           "render_notebook", "render_patient", "active_patients", "render_clinic"]
 
 TEMPLATES_DIR = PACKAGE_DIR.parent / "notebooks" / "reports"
 """Report notebook templates (``notebooks/reports`` of the source checkout)."""
@@ -86,6 +86,19 @@ def write_key_figures(figures: dict[str, Any], path: str) -> None:
     Path(path).write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernels talk over Unix sockets instead of TCP ports, so parallel
+    report workers cannot race for the same port (a known failure of parallel papermill runs)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 _EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""", re.I)
 
 
@@ -138,7 +151,8 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
     try:
         papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "figures_json": str(figures_path)},
                                    kernel_name="python3", progress_bar=False, cwd=str(work),
-                                   execution_timeout=timeout, log_output=False)
+                                   execution_timeout=timeout, log_output=False,
+                                   kernel_manager_class=_ipc_kernel_manager())
     except Exception as exc:  # noqa: BLE001 - any failure: keep the notebook, present no report
         kept = out / "failed" / f"{base}.ipynb"
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -197,3 +211,119 @@ def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, a
     return render_notebook(template, parameters, out_dir, f"progress-{patient_id}", formats=formats,
                            title=f"Hip IR progress: {patient_id}", stamp={"store": opened.fingerprint()},
                            timeout=timeout)
+
+
+# ----------------------------------------------------------------------------------------------
+# Batch: every active patient, in parallel worker processes
+# ----------------------------------------------------------------------------------------------
+
+
+def active_patients(store, *, as_of=None, grace_days: int = 28) -> list[str]:
+    """Patients with a program in force on ``as_of`` or ended within ``grace_days`` before it
+    (a final report is still due). ``as_of`` defaults to the latest session or measurement date."""
+    from .store import Store
+
+    opened = store if hasattr(store, "read") else Store(store, create=False)
+    programs = opened.read("programs")
+    if programs.empty:
+        return []
+    if as_of is None:
+        dates = [opened.read(t)[c].max() for t, c in (("measurements", "measured_on"), ("sessions", "performed_on"))]
+        as_of = max((d for d in dates if pd.notna(d)), default=None)
+        if as_of is None:
+            return []
+    day = pd.Timestamp(as_of)
+    live = (programs["start_date"] <= day) & (programs["end_date"] >= day - pd.Timedelta(days=grace_days))
+    return sorted(programs.loc[live, "patient_id"].unique())
+
+
+def _render_one(args: tuple) -> tuple[str, dict | None, str | None, int]:
+    store, patient_id, out_dir, as_of, formats, timeout, retries = args
+    error = None
+    for attempt in range(1, retries + 2):
+        try:
+            result = render_patient(store, patient_id, out_dir, as_of=as_of, formats=formats, timeout=timeout)
+            return patient_id, {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()}, None, attempt
+        except ReportError as exc:
+            error = str(exc)
+            if "unknown patient" in error or "no measurements" in error:
+                break  # not worth a retry
+    return patient_id, None, error, attempt
+
+
+def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str] | None = None, jobs: int = 2,
+                  formats: tuple[str, ...] = ("html",), as_of=None, timeout: int = 600, retries: int = 1,
+                  progress: bool = True) -> dict[str, Any]:
+    """Progress reports for every active patient (or ``patients``), ``jobs`` at a time.
+
+    Each report runs in its own worker process and kernel; a failing patient is retried
+    ``retries`` times, then recorded with its reason, and the others go on. An ``index.html``
+    links every report with its headline figures and lists the failures.
+
+    Returns
+    -------
+    dict
+        ``done`` (patient -> outputs and figures), ``failed`` (patient -> reason), ``index`` (path).
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    from .store import Store
+
+    try:
+        opened = Store(store, create=False)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+    ids = list(patients) if patients is not None else active_patients(opened, as_of=as_of)
+    if not ids:
+        raise ReportError("no patients to report on: no program in force at the report date (give patient ids)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    done: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    work = [(str(store), pid, str(out), None if as_of is None else str(pd.Timestamp(as_of).date()), formats,
+             timeout, retries) for pid in ids]
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_render_one, item) for item in work]
+        with tqdm(total=len(futures), unit="report", desc="reports", disable=not progress, file=None) as bar:
+            for future in as_completed(futures):
+                patient_id, result, error, _ = future.result()
+                if result is not None:
+                    done[patient_id] = result
+                else:
+                    failed[patient_id] = error or "unknown failure"
+                bar.update(1)
+    index = out / "index.html"
+    index.write_text(_index_html(done, failed, opened.fingerprint(), out), encoding="utf-8")
+    return {"done": done, "failed": failed, "index": index}
+
+
+def _index_html(done: dict[str, dict], failed: dict[str, str], fingerprint: str, out: Path) -> str:
+    rows = []
+    for patient_id in sorted(done):
+        figures = done[patient_id]["figures"]
+        involved = figures.get("involved") or {}
+        side, numbers = next(iter(involved.items()), ("", {}))
+        link = Path(done[patient_id]["html"]).name if "html" in done[patient_id] else ""
+
+        def fmt(value, pattern="{:.0f}"):
+            return "" if value is None else pattern.format(value)
+
+        cells = [f'<a href="{html.escape(link)}">{html.escape(patient_id)}</a>' if link else html.escape(patient_id),
+                 html.escape(side), fmt(numbers.get("latest_deg")), fmt(numbers.get("change_deg"), "{:+.0f}"),
+                 html.escape(str(numbers.get("direction", ""))),
+                 "yes" if numbers.get("plateau") else "", fmt(figures.get("breakout_adherence") and
+                                                             100 * figures["breakout_adherence"], "{:.0f}%"),
+                 "FLAG" if figures.get("flagged") else ""]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = ("<tr><th>patient</th><th>involved side</th><th>latest IR (deg)</th><th>change (deg)</th>"
+            "<th>vs MDC</th><th>plateau</th><th>breakouts done</th><th>tolerance</th></tr>")
+    failures = "".join(f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in sorted(failed.items()))
+    body = (f"<h1>Clinic progress reports</h1><p>{len(done)} reports made, {len(failed)} failed.</p>"
+            f"<table>{head}{''.join(rows)}</table>"
+            + (f"<h2>Failed</h2><ul>{failures}</ul>" if failures else ""))
+    stamp = {"store": fingerprint, "hipanalytics": __version__,
+             "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return _html_document(body, "Clinic progress reports", stamp)

@@ -113,3 +113,26 @@ def test_cli_report_patient(store_path, tmp_path):
     assert (tmp_path / "progress-SYN-00003.html").exists()
     refused = CliRunner().invoke(main, ["report", "patient", "NOPE", "--store", store_path, "--out", str(tmp_path)])
     assert refused.exit_code == 1 and "unknown patient 'NOPE'" in refused.output
+
+
+def test_clinic_batch_isolates_failures_and_links_every_report(store_path, tmp_path):
+    from hipanalytics.reports import active_patients, render_clinic
+
+    result = render_clinic(store_path, tmp_path, patients=["SYN-00004", "SYN-00005", "GHOST"], jobs=2, progress=False)
+    assert sorted(result["done"]) == ["SYN-00004", "SYN-00005"]
+    assert list(result["failed"]) == ["GHOST"] and "unknown patient 'GHOST'" in result["failed"]["GHOST"]
+    index = result["index"].read_text()
+    assert 'href="progress-SYN-00004.html"' in index and 'href="progress-SYN-00005.html"' in index
+    assert "GHOST: unknown patient" in index and "2 reports made, 1 failed" in index
+    assert (tmp_path / "progress-SYN-00004.html").exists()
+    active = active_patients(Store(store_path), as_of="2026-04-01")
+    programs = Store(store_path).read("programs")
+    live = programs[(programs["start_date"] <= "2026-04-01") & (programs["end_date"] >= "2026-03-04")]
+    assert active == sorted(live["patient_id"].unique())
+
+
+def test_cli_report_clinic_exits_non_zero_when_a_report_fails(store_path, tmp_path):
+    result = CliRunner().invoke(main, ["report", "clinic", "--store", store_path, "--out", str(tmp_path),
+                                       "--patients", "SYN-00006,GHOST", "--jobs", "2"])
+    assert result.exit_code == 1 and "1 reports made, 1 failed" in result.output
+    assert "FAILED GHOST" in result.output
