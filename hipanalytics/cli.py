@@ -149,9 +149,17 @@ def _next_monday(today: date) -> date:
               help="Output folder [default: ./reports/demo].")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]),
               help="First day of the demo programs [default: next Monday].")
+@click.option("--reports", "n_reports", type=click.IntRange(min=0), default=4, show_default=True,
+              help="How many synthetic patients get a progress report.")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Reports made at once.")
 @_refusals
-def demo_command(out: Path | None, start) -> None:
-    """Build sample programs for two synthetic patients and write their plans, handouts and calendars."""
+def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
+    """Run the main jobs on synthetic data: programs with handouts and calendars, a store built
+    from the synthetic clinic, and progress reports with an index page."""
+    from .reports import render_clinic
+    from .store import Store
+    from .synthetic import generate_clinic, write_clinic
+
     out = out or default_reports_dir() / "demo"
     first = start.date() if start else _next_monday(date.today())
     protocol = load_protocol("hip-ir-breakouts")
@@ -164,11 +172,23 @@ def demo_command(out: Path | None, start) -> None:
                 reason="demo: daily breakouts with the contract-relax variant"),
     ]
     for program in programs:
-        files = _write_program_files(program, out, patient_name=f"Demo patient {program.patient_id}")
+        files = _write_program_files(program, out / "programs", patient_name=f"Demo patient {program.patient_id}")
         click.echo(_summary(program))
         for kind, path in files.items():
             click.echo(f"  {kind:9} {path}")
-    click.echo(f"\nOpen {out / safe_filename(programs[0].program_id) / 'handout.html'} in a browser to see a handout.")
+
+    click.echo("\nSynthetic clinic (40 invented patients, the same as data/sample) into a store:")
+    paths = write_clinic(generate_clinic(40, seed=2026), out / "synthetic-data")
+    store_path = out / "clinic.sqlite"
+    store = Store(store_path)
+    for table in ("patients", "programs", "measurements", "sessions"):
+        click.echo(f"  {store.import_file(paths[table], table, who='demo')}")
+    if n_reports:
+        ids = sorted(store.read("measurements")["patient_id"].unique())[:n_reports]
+        result = render_clinic(store_path, out / "reports", patients=ids, jobs=jobs)
+        click.echo(f"  {len(result['done'])} progress reports, {len(result['failed'])} failed")
+        click.echo(f"\nOpen {result['index']} for the reports,")
+    click.echo(f"and {out / 'programs' / safe_filename(programs[0].program_id) / 'handout.html'} for a patient handout.")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from icalendar import Calendar
 
 from hipanalytics.cli import main
+from hipanalytics.store import Store
 
 from .conftest import line_of
 
@@ -15,11 +16,11 @@ def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_demo_writes_plan_handout_and_calendar_for_both_schedules(tmp_path):
-    result = run("demo", "--out", str(tmp_path), "--start", "2026-01-05")
+def test_demo_writes_plan_handout_and_calendar_for_both_schedules_and_a_store(tmp_path):
+    result = run("demo", "--out", str(tmp_path), "--start", "2026-01-05", "--reports", "0")
     assert result.exit_code == 0, result.output
-    daily = tmp_path / "DEMO-002-20260105-daily"
-    three = tmp_path / "DEMO-001-20260105-three-per-week"
+    daily = tmp_path / "programs" / "DEMO-002-20260105-daily"
+    three = tmp_path / "programs" / "DEMO-001-20260105-three-per-week"
     for folder in (daily, three):
         assert (folder / "handout.html").read_text().startswith("<!DOCTYPE html>")
         assert str(folder / "handout.html") in result.output
@@ -27,6 +28,8 @@ def test_demo_writes_plan_handout_and_calendar_for_both_schedules(tmp_path):
     assert int(pd.read_csv(daily / "plan.csv")["breakouts"].sum()) == 42
     assert len(Calendar.from_ical((daily / "calendar.ics").read_bytes()).walk("VEVENT")) == 84
     assert "84 sessions, 18 with breakouts (per week: 3, 3, 3, 3, 3, 3)" in result.output
+    assert "measurements: 1060 rows read, 1060 imported" in result.output
+    assert len(Store(tmp_path / "clinic.sqlite").read("patients")) == 40
 
 
 def test_program_command_writes_files_under_a_sanitised_folder(tmp_path):
