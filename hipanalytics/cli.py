@@ -351,6 +351,47 @@ def report_patient_command(patient_id, store_path, out, formats, as_of, show_nam
             click.echo(f"  {kind:5} {result[kind]}")
 
 
+@report_group.command("cohort")
+@_store_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/cohort].")
+@click.option("--cohort", help="Only patients whose cohort column has this value [default: everyone].")
+@click.option("--week", type=click.IntRange(min=1), default=6, show_default=True, help="Week of the compared change.")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+              help="Breakout adherence needed for the per-protocol analysis.")
+@click.option("--format", "formats", default="html", show_default=True, help="Comma-separated: html, pdf.")
+@_refusals
+def report_cohort_command(store_path, out, cohort, week, threshold, formats) -> None:
+    """Compare daily and 3x/week breakouts across a cohort (Table 1, trajectories, mixed model, ...)."""
+    from .reports import render_cohort
+
+    result = render_cohort(store_path or default_store(), out or default_reports_dir() / "cohort", cohort=cohort,
+                           week=week, threshold=threshold,
+                           formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+    for kind in ("html", "pdf", "json"):
+        if kind in result:
+            click.echo(f"  {kind:5} {result[kind]}")
+
+
+@report_group.command("overview")
+@_store_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/clinic].")
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
+@click.option("--format", "formats", default="html", show_default=True, help="Comma-separated: html, pdf.")
+@_refusals
+def report_overview_command(store_path, out, as_of, formats) -> None:
+    """Every patient's latest IR, change vs MDC, adherence and flags, who needs attention first."""
+    from .reports import render_overview
+
+    result = render_overview(store_path or default_store(), out or default_reports_dir() / "clinic",
+                             as_of=as_of.date() if as_of else None,
+                             formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
+    for kind in ("html", "pdf", "json"):
+        if kind in result:
+            click.echo(f"  {kind:5} {result[kind]}")
+
+
 @report_group.command("clinic")
 @_store_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import html
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,10 @@ import pandas as pd
 from . import __version__
 from .analysis import adherence_summary, rom_trends, tolerance_flags
 from .analysis.cohort import PRIMARY_METHOD
-from .errors import ReportError
+from .errors import HipAnalyticsWarning, ReportError
 
-__all__ = ["PatientProgress", "patient_progress", "REFERENCES"]
+__all__ = ["PatientProgress", "patient_progress", "REFERENCES", "clinic_overview", "CohortComparison",
+           "cohort_comparison"]
 
 REFERENCES = [
     "Krause DA et al. Reliability and minimal detectable change of hip rotation range of motion "
@@ -202,3 +204,179 @@ def _summary(p: PatientProgress) -> str:
         parts.append("Pain stable after breakout sessions.")
     return " ".join(parts)
 
+
+
+# ----------------------------------------------------------------------------------------------
+# Clinic overview and cohort comparison
+# ----------------------------------------------------------------------------------------------
+
+
+def _all_tables(source) -> dict[str, pd.DataFrame]:
+    if isinstance(source, dict):
+        return {k: source[k] for k in ("patients", "programs", "measurements", "sessions")}
+    return {t: source.read(t) for t in ("patients", "programs", "measurements", "sessions")}
+
+
+def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) -> pd.DataFrame:
+    """Every patient (or ``patients``) with latest IR, change against the MDC, adherence, plateau and
+    tolerance flag, sorted by who needs attention first.
+
+    Attention order: a tolerance flag, then a loss beyond the MDC, then a plateau short of the
+    target, then breakout adherence under 50 %, then everyone else by smallest change.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``side``, ``latest_deg``, ``change_deg``, ``direction``, ``plateau``,
+        ``to_target_deg``, ``breakout_adherence``, ``flagged``, ``attention`` (the reason, or
+        empty), sorted.
+    """
+    t = _all_tables(source)
+    if patients is not None:
+        t = {k: v[v["patient_id"].isin(patients)] for k, v in t.items()}
+    cut = pd.Timestamp(as_of) if as_of is not None else None
+    m = t["measurements"]
+    for column, value in PRIMARY_METHOD.items():
+        m = m[m[column] == value]
+    trends = _involved(rom_trends(m, patients=t["patients"], as_of=cut))
+    # one row per patient: the involved side with the smallest change (both hips: the worse one)
+    trends = trends.sort_values("change_deg").drop_duplicates("patient_id")
+    adh = adherence_summary(t["programs"], t["sessions"], as_of=cut).set_index("patient_id")
+    flags = tolerance_flags(t["sessions"], t["programs"], as_of=cut).set_index("patient_id")
+    out = trends[["patient_id", "side", "latest_deg", "change_deg", "direction", "plateau", "to_target_deg"]].copy()
+    out["breakout_adherence"] = out["patient_id"].map(adh["breakout_adherence"]) if len(adh) else np.nan
+    out["flagged"] = out["patient_id"].map(flags["flagged"]).fillna(False).astype(bool) if len(flags) else False
+    reasons = [
+        (out["flagged"], "pain rose after repeated breakouts"),
+        (out["direction"] == "worse", "IR fell beyond the MDC"),
+        (out["plateau"].fillna(False).astype(bool) & (out["to_target_deg"].fillna(0) > 0), "plateau short of target"),
+        (out["breakout_adherence"] < 0.5, "under half of breakouts done"),
+    ]
+    out["attention"] = ""
+    out["rank"] = len(reasons)
+    for rank, (mask, reason) in reversed(list(enumerate(reasons))):
+        mask = mask.fillna(False).astype(bool)
+        out.loc[mask, "attention"] = reason
+        out.loc[mask, "rank"] = rank
+    out = out.sort_values(["rank", "change_deg"], kind="stable").drop(columns="rank")
+    return out.reset_index(drop=True)
+
+
+@dataclass
+class CohortComparison:
+    """Everything a cohort report shows."""
+
+    outcomes: pd.DataFrame
+    visits: pd.DataFrame
+    groups: pd.DataFrame
+    mixed: pd.DataFrame
+    dose: pd.DataFrame
+    table1: pd.DataFrame
+    week: int
+    threshold: float
+    key_figures: dict[str, Any] = field(default_factory=dict)
+    caveats: list[str] = field(default_factory=list)
+
+    def caveats_html(self) -> str:
+        """Warnings raised while analysing (small groups, a model that fell back), escaped."""
+        if not self.caveats:
+            return "<p>No caveats: every group was large enough and the model converged as specified.</p>"
+        return "".join(f"<p class='flag'>{html.escape(c)}</p>" for c in self.caveats)
+
+    def forest_table(self) -> pd.DataFrame:
+        """Differences in IR change (degrees) between schedules: intention-to-treat and per protocol.
+
+        (The mixed model's weekly-gain difference is in degrees per week and is shown in its table.)
+        """
+        welch = self.groups[self.groups["statistic"] == "mean difference (Welch)"]
+        short = {"intention-to-treat": "intention-to-treat"}
+        return pd.DataFrame([{"label": short.get(r.analysis, f"per protocol (>= {100 * self.threshold:.0f}% breakouts)"),
+                              "estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high}
+                             for r in welch.itertuples()])
+
+    @property
+    def contrast(self) -> str:
+        """Which difference the estimates are, e.g. 'daily - three-per-week'."""
+        return str(self.groups["groups"].iloc[0])
+
+    def groups_table(self) -> pd.DataFrame:
+        """The ITT and per-protocol statistics, compact enough for a printed page."""
+        g = self.groups
+        return pd.DataFrame({
+            "analysis": g["analysis"], "statistic": g["statistic"], "n": g["n_1"].astype(str) + " / " + g["n_2"].astype(str),
+            "estimate": g["estimate"].round(2), "95% CI": _ci_text(g["ci_low"], g["ci_high"]),
+            "p": g["p_value"].map(_p_text)})
+
+    def mixed_table(self) -> pd.DataFrame:
+        """The mixed model's fixed effects, compact."""
+        m = self.mixed
+        return pd.DataFrame({"term": m["term"], "estimate": m["estimate"].round(3),
+                             "95% CI": _ci_text(m["ci_low"], m["ci_high"], 3), "p": m["p_value"].map(_p_text)})
+
+    @property
+    def mixed_note(self) -> str:
+        """How the mixed model was fitted, in a sentence."""
+        m = self.mixed.iloc[0]
+        return (f"REML fit on {m['n_obs']} visits of {m['n_subjects']} patients; random effects: {m['random_effects']}"
+                f"{'; ' + m['note'] if m['note'] else ''}. The 'weeks x schedule' term is the difference in weekly "
+                "gain (degrees per week) against the reference schedule.")
+
+    @property
+    def methods(self) -> str:
+        """A methods paragraph for the report."""
+        return (
+            f"Hip IR of the involved side, measured seated with the hip at 90 degrees, actively, by inclinometer, "
+            f"was averaged over trials per visit. The outcome is the change from baseline at week {self.week} "
+            "(the visit within one week of it). Schedules are compared by intention-to-treat (assigned schedule) "
+            f"and per protocol (patients who did at least {100 * self.threshold:.0f}% of planned breakout sessions), "
+            "with Welch's t-test, Hedges' g and the Mann-Whitney U test with the Hodges-Lehmann shift, each with a "
+            "95% CI. A linear mixed model (REML, statsmodels MixedLM) of degrees on weeks, schedule and their "
+            "interaction, with a random intercept and slope per patient (random intercept only if that does not "
+            "converge), estimates the difference in weekly gain. Dose-response is the OLS regression of each "
+            "patient's IR slope on breakout sessions done per week.")
+
+
+def _ci_text(low: pd.Series, high: pd.Series, digits: int = 2) -> pd.Series:
+    return pd.Series([("" if pd.isna(a) else f"{a:.{digits}f} to {b:.{digits}f}") for a, b in zip(low, high)],
+                     index=low.index)
+
+
+def _p_text(p) -> str:
+    return "" if pd.isna(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, threshold: float = 0.7,
+                      as_of_year: int | None = None) -> CohortComparison:
+    """Compare breakout schedules across a cohort (or the patients whose ``cohort`` equals ``cohort``)."""
+    from .analysis import (cohort_visits, compare_groups, dose_response, itt_and_per_protocol, mixed_model,
+                           patient_outcomes, table_one)
+
+    t = _all_tables(source)
+    if cohort:
+        keep = set(t["patients"].loc[t["patients"]["cohort"] == cohort, "patient_id"])
+        t = {k: v[v["patient_id"].isin(keep)] for k, v in t.items()}
+    if t["patients"].empty:
+        raise ReportError(f"empty cohort: no patients{' in cohort ' + repr(cohort) if cohort else ''}")
+    outcomes = patient_outcomes(t["measurements"], t["patients"], t["programs"], t["sessions"], week=week)
+    visits_df = cohort_visits(t["measurements"], t["patients"], t["programs"])
+    with warnings.catch_warnings(record=True) as caught:  # caveats belong in the report, not on stderr
+        warnings.simplefilter("always", HipAnalyticsWarning)
+        groups = itt_and_per_protocol(outcomes, threshold=threshold)
+        mixed = mixed_model(visits_df)
+    caveats = [str(w.message) for w in caught if issubclass(w.category, HipAnalyticsWarning)]
+    dose = dose_response(outcomes)
+    table1 = table_one(t["patients"], outcomes, as_of_year=as_of_year)
+    result = CohortComparison(outcomes, visits_df, groups, mixed, dose, table1, week, threshold, caveats=caveats)
+    itt = groups.iloc[0]
+    inter = mixed[mixed["term"].str.contains(" x ")].iloc[0]
+    result.key_figures = {
+        "n_patients": int(len(t["patients"])), "week": week, "threshold": threshold,
+        "groups": itt["groups"], "n_itt": [int(itt["n_1"]), int(itt["n_2"])],
+        "itt_difference_deg": _number(itt["estimate"]), "itt_ci": [_number(itt["ci_low"]), _number(itt["ci_high"])],
+        "per_protocol_difference_deg": _number(groups.iloc[3]["estimate"]),
+        "mixed_interaction": inter["term"], "mixed_interaction_deg_per_week": _number(inter["estimate"]),
+        "mixed_interaction_ci": [_number(inter["ci_low"]), _number(inter["ci_high"])],
+        "mixed_random_effects": inter["random_effects"],
+        "dose_slope": _number(dose.iloc[1]["estimate"]), "caveats": caveats, "hipanalytics_version": __version__,
+    }
+    return result

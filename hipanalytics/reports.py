@@ -26,7 +26,8 @@ from .errors import ReportError, StoreError
 from .progress import REFERENCES, PatientProgress, patient_progress
 
 __all__ = ["TEMPLATES_DIR", "open_patient", "show", "paragraph", "table_html", "references_html", "write_key_figures",
-           "render_notebook", "render_patient", "active_patients", "render_clinic"]
+           "render_notebook", "render_patient", "active_patients", "render_clinic", "open_store",
+           "render_cohort", "render_overview"]
 
 TEMPLATES_DIR = PACKAGE_DIR.parent / "notebooks" / "reports"
 """Report notebook templates (``notebooks/reports`` of the source checkout)."""
@@ -35,7 +36,7 @@ _CSS = """
 body { font: 11pt/1.45 "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: #1b1b1b; max-width: 52rem;
        margin: 0 auto; padding: 1.2rem; }
 h1 { color: #0b5394; font-size: 1.5rem; } h2 { font-size: 1.15rem; border-bottom: 2px solid #0b5394; }
-table { border-collapse: collapse; margin: .4rem 0; font-size: .9rem; }
+table { border-collapse: collapse; margin: .4rem 0; font-size: .82rem; }
 th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; }
 table.header th { background: #f3f3f3; }
 img { max-width: 100%; height: auto; }
@@ -64,6 +65,13 @@ def show(figure, *, dpi: int = 110):
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
     display(Image(data=buffer.getvalue(), format="png"))
+
+
+def open_store(store: str):
+    """The store at ``store`` (used by report notebooks)."""
+    from .store import Store
+
+    return Store(store, create=False)
 
 
 def paragraph(text: str) -> str:
@@ -327,3 +335,34 @@ def _index_html(done: dict[str, dict], failed: dict[str, str], fingerprint: str,
     stamp = {"store": fingerprint, "hipanalytics": __version__,
              "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     return _html_document(body, "Clinic progress reports", stamp)
+
+
+def _opened(store):
+    from .store import Store
+
+    try:
+        return Store(store, create=False)
+    except StoreError as exc:
+        raise ReportError(str(exc)) from None
+
+
+def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None = None, week: int = 6,
+                  threshold: float = 0.7, formats: tuple[str, ...] = ("html",), timeout: int = 900) -> dict[str, Any]:
+    """The cohort comparison report (``notebooks/reports/cohort_comparison.ipynb``)."""
+    opened = _opened(store)
+    if cohort and cohort not in set(opened.read("patients")["cohort"].dropna()):
+        raise ReportError(f"empty cohort: no patients in cohort {cohort!r}")
+    parameters = {"store": str(store), "cohort": cohort, "week": week, "threshold": threshold}
+    return render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
+                           f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
+                           stamp={"store": opened.fingerprint()}, timeout=timeout)
+
+
+def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, formats: tuple[str, ...] = ("html",),
+                    timeout: int = 600) -> dict[str, Any]:
+    """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``)."""
+    opened = _opened(store)
+    parameters = {"store": str(store), "as_of": None if as_of is None else str(pd.Timestamp(as_of).date())}
+    return render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
+                           formats=formats, title="Clinic overview", stamp={"store": opened.fingerprint()},
+                           timeout=timeout)

@@ -136,3 +136,30 @@ def test_cli_report_clinic_exits_non_zero_when_a_report_fails(store_path, tmp_pa
                                        "--patients", "SYN-00006,GHOST", "--jobs", "2"])
     assert result.exit_code == 1 and "1 reports made, 1 failed" in result.output
     assert "FAILED GHOST" in result.output
+
+
+def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
+    from hipanalytics.progress import clinic_overview, cohort_comparison
+    from hipanalytics.reports import render_cohort, render_overview
+
+    cohort = render_cohort(store_path, tmp_path, week=6)
+    expected = cohort_comparison(Store(store_path), week=6).key_figures
+    assert cohort["figures"] == json.loads(json.dumps(expected))
+    document = cohort["html"].read_text()
+    assert document.count("data:image/png;base64") == 3 and "Table 1" in document and "mixed model" in document
+    overview = render_overview(store_path, tmp_path)
+    table = clinic_overview(Store(store_path))
+    assert overview["figures"] == {"patients": len(table), "need_attention": int((table["attention"] != "").sum()),
+                                   "flagged": int(table["flagged"].sum())}
+    with pytest.raises(ReportError, match="empty cohort: no patients in cohort 'nobody'"):
+        render_cohort(store_path, tmp_path, cohort="nobody")
+
+
+def test_overview_puts_flagged_patients_first():
+    from hipanalytics.progress import clinic_overview
+
+    clinic = generate_clinic(40, seed=2026)
+    table = clinic_overview({k: clinic[k] for k in ("patients", "programs", "measurements", "sessions")})
+    ranks = table["attention"].map({"pain rose after repeated breakouts": 0, "IR fell beyond the MDC": 1,
+                                    "plateau short of target": 2, "under half of breakouts done": 3, "": 4})
+    assert ranks.is_monotonic_increasing and (ranks == 0).any()
