@@ -46,14 +46,12 @@ footer { margin-top: 2rem; font-size: .75rem; color: #555; border-top: 1px solid
 """
 
 
-def open_patient(store: str, patient_id: str, *, as_of=None, show_name: bool = False, position: str = "seated_90",
-                 mode: str = "active", instrument: str = "inclinometer") -> PatientProgress:
+def open_patient(store: str | None, patient_id: str, *, as_of=None, show_name: bool = False,
+                 position: str = "seated_90", mode: str = "active", instrument: str = "inclinometer") -> PatientProgress:
     """A patient's report content from the store at ``store`` (used by the report notebook)."""
-    from .store import Store
-
     method = {"joint": "hip", "motion": "internal_rotation", "position": position, "mode": mode,
               "instrument": instrument}
-    return patient_progress(Store(store, create=False), patient_id, as_of=as_of, method=method, show_name=show_name)
+    return patient_progress(open_store(store), patient_id, as_of=as_of, method=method, show_name=show_name)
 
 
 def show(figure, *, dpi: int = 110):
@@ -67,11 +65,13 @@ def show(figure, *, dpi: int = 110):
     display(Image(data=buffer.getvalue(), format="png"))
 
 
-def open_store(store: str):
-    """The store at ``store`` (used by report notebooks)."""
+def open_store(store: str | None):
+    """The store at ``store``, or with None the synthetic sample store (used by report notebooks,
+    whose default parameters then run as they are)."""
     from .store import Store
+    from .synthetic import sample_store
 
-    return Store(store, create=False)
+    return Store(store if store is not None else sample_store(), create=False)
 
 
 def paragraph(text: str) -> str:
@@ -214,7 +214,7 @@ def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, a
     if opened.read("measurements", patient_id=patient_id).empty:
         raise ReportError(f"patient {patient_id!r} has no measurements yet: nothing to report")
     template = TEMPLATES_DIR / "patient_progress.ipynb"
-    parameters = {"store": str(store), "patient_id": patient_id,
+    parameters = {"store": _store_parameter(store), "patient_id": patient_id,
                   "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()), "show_name": show_name}
     return render_notebook(template, parameters, out_dir, f"progress-{patient_id}", formats=formats,
                            title=f"Hip IR progress: {patient_id}", stamp={"store": opened.fingerprint()},
@@ -337,6 +337,13 @@ def _index_html(done: dict[str, dict], failed: dict[str, str], fingerprint: str,
     return _html_document(body, "Clinic progress reports", stamp)
 
 
+def _store_parameter(store) -> str:
+    """The store as the report kernel must see it: URLs as given, file paths made absolute (the
+    kernel runs in its own working folder)."""
+    text = str(store)
+    return text if "://" in text else str(Path(text).resolve())
+
+
 def _opened(store):
     from .store import Store
 
@@ -352,7 +359,7 @@ def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None 
     opened = _opened(store)
     if cohort and cohort not in set(opened.read("patients")["cohort"].dropna()):
         raise ReportError(f"empty cohort: no patients in cohort {cohort!r}")
-    parameters = {"store": str(store), "cohort": cohort, "week": week, "threshold": threshold}
+    parameters = {"store": _store_parameter(store), "cohort": cohort, "week": week, "threshold": threshold}
     return render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
                            f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
                            stamp={"store": opened.fingerprint()}, timeout=timeout)
@@ -362,7 +369,8 @@ def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, forma
                     timeout: int = 600) -> dict[str, Any]:
     """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``)."""
     opened = _opened(store)
-    parameters = {"store": str(store), "as_of": None if as_of is None else str(pd.Timestamp(as_of).date())}
+    parameters = {"store": _store_parameter(store),
+                  "as_of": None if as_of is None else str(pd.Timestamp(as_of).date())}
     return render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
                            formats=formats, title="Clinic overview", stamp={"store": opened.fingerprint()},
                            timeout=timeout)

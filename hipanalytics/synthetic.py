@@ -46,7 +46,7 @@ import pandas as pd
 from .program import plan_table
 from .protocol import Protocol, load_protocol
 
-__all__ = ["Assumptions", "generate_clinic", "write_clinic"]
+__all__ = ["Assumptions", "generate_clinic", "write_clinic", "sample_store"]
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,33 @@ def write_clinic(clinic: dict[str, pd.DataFrame], folder: str | Path) -> dict[st
         paths[name] = folder / f"{name}.csv"
         frame.to_csv(paths[name], index=False)
     return paths
+
+
+def sample_store(path: str | Path | None = None) -> Path:
+    """A store holding the 40-patient synthetic sample clinic (``generate_clinic(40, seed=2026)``,
+    the same as ``data/sample``), built on first use.
+
+    Report templates and tutorials use it when no store is named, so they run as they are.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Where the SQLite file goes; default ``hipanalytics-sample.sqlite`` in the system's temporary
+        folder.
+    """
+    import tempfile
+
+    from .store import Store
+
+    path = Path(path) if path is not None else Path(tempfile.gettempdir()) / "hipanalytics-sample.sqlite"
+    store = Store(path)
+    if store.read("patients").empty:
+        folder = Path(tempfile.mkdtemp(prefix="hipanalytics-sample-"))
+        files = write_clinic(generate_clinic(40, seed=2026), folder)
+        for table in ("patients", "programs", "measurements", "sessions"):
+            store.import_file(files[table], table, who="sample")
+    store.close()
+    return path
 
 
 if __name__ == "__main__":  # python -m hipanalytics.synthetic FOLDER [N] [SEED]
