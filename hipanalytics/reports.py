@@ -94,6 +94,12 @@ def write_key_figures(figures: dict[str, Any], path: str) -> None:
     Path(path).write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
 
 
+def _socket_prefix() -> str:
+    """An absolute path prefix for a kernel's IPC sockets, in a private folder (a relative prefix
+    would resolve differently for a kernel started in another working folder)."""
+    return str(Path(tempfile.mkdtemp(prefix="hipanalytics-ipc-")) / "kernel")
+
+
 def _ipc_kernel_manager():
     """A kernel manager whose kernels talk over Unix sockets instead of TCP ports, so parallel
     report workers cannot race for the same port (a known failure of parallel papermill runs)."""
@@ -102,9 +108,40 @@ def _ipc_kernel_manager():
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", _socket_prefix())
             super().__init__(**kwargs)
 
     return IPCKernelManager
+
+
+_WARM: dict[str, Any] = {}
+
+
+def _warm_kernel():
+    """This process's long-lived report kernel (IPC transport), namespace cleared for the next report.
+
+    A kernel that died (a crash, a timeout) is replaced. The kernel is shut down when the process
+    exits.
+    """
+    import atexit
+
+    from jupyter_client.manager import KernelManager
+
+    km = _WARM.get("km")
+    if km is None or not km.is_alive():
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=_socket_prefix())
+        km.start_kernel(cwd=tempfile.mkdtemp(prefix="hipanalytics-kernel-"))
+        if "km" not in _WARM:
+            atexit.register(lambda: _WARM["km"].shutdown_kernel(now=True) if _WARM["km"].is_alive() else None)
+        _WARM["km"] = km
+    client = km.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        client.execute_interactive("%reset -f", timeout=60)  # no variable survives from the last report
+    finally:
+        client.stop_channels()
+    return km
 
 
 _EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""", re.I)
@@ -118,7 +155,7 @@ def _html_document(body: str, title: str, stamp: dict[str, Any]) -> str:
 
 def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: str | Path, name: str, *,
                     formats: tuple[str, ...] = ("html",), title: str = "hipanalytics report",
-                    stamp: dict[str, Any] | None = None, timeout: int = 600) -> dict[str, Any]:
+                    stamp: dict[str, Any] | None = None, timeout: int = 600, warm: bool = False) -> dict[str, Any]:
     """Execute ``template`` with ``parameters`` and export it.
 
     Parameters
@@ -130,6 +167,9 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
     formats : tuple of {"html", "pdf"}
     stamp : dict, optional
         Added to the footer and the JSON (e.g. the store fingerprint).
+    warm : bool
+        Run on this process's long-lived kernel (started on first use, its namespace cleared
+        before every notebook) instead of a new kernel: the imports are paid once per worker.
 
     Returns
     -------
@@ -156,11 +196,11 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
     work = Path(tempfile.mkdtemp(prefix="hipanalytics-report-"))
     executed = work / f"{base}.ipynb"
     figures_path = work / "figures.json"
+    engine: dict[str, Any] = {"km": _warm_kernel()} if warm else {"kernel_manager_class": _ipc_kernel_manager()}
     try:
         papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "figures_json": str(figures_path)},
                                    kernel_name="python3", progress_bar=False, cwd=str(work),
-                                   execution_timeout=timeout, log_output=False,
-                                   kernel_manager_class=_ipc_kernel_manager())
+                                   execution_timeout=timeout, log_output=False, **engine)
     except Exception as exc:  # noqa: BLE001 - any failure: keep the notebook, present no report
         kept = out / "failed" / f"{base}.ipynb"
         kept.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +236,8 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
 
 
 def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, as_of=None,
-                   formats: tuple[str, ...] = ("html",), show_name: bool = False, timeout: int = 600) -> dict[str, Any]:
+                   formats: tuple[str, ...] = ("html",), show_name: bool = False, timeout: int = 600,
+                   warm: bool = False) -> dict[str, Any]:
     """A patient's progress report from ``notebooks/reports/patient_progress.ipynb``.
 
     Checks the store and the patient before starting a kernel, so the common mistakes answer at
@@ -218,7 +259,7 @@ def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, a
                   "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()), "show_name": show_name}
     return render_notebook(template, parameters, out_dir, f"progress-{patient_id}", formats=formats,
                            title=f"Hip IR progress: {patient_id}", stamp={"store": opened.fingerprint()},
-                           timeout=timeout)
+                           timeout=timeout, warm=warm)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,7 +291,8 @@ def _render_one(args: tuple) -> tuple[str, dict | None, str | None, int]:
     error = None
     for attempt in range(1, retries + 2):
         try:
-            result = render_patient(store, patient_id, out_dir, as_of=as_of, formats=formats, timeout=timeout)
+            result = render_patient(store, patient_id, out_dir, as_of=as_of, formats=formats, timeout=timeout,
+                                    warm=True)
             return patient_id, {k: (str(v) if isinstance(v, Path) else v) for k, v in result.items()}, None, attempt
         except ReportError as exc:
             error = str(exc)
@@ -264,8 +306,10 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
                   progress: bool = True) -> dict[str, Any]:
     """Progress reports for every active patient (or ``patients``), ``jobs`` at a time.
 
-    Each report runs in its own worker process and kernel; a failing patient is retried
-    ``retries`` times, then recorded with its reason, and the others go on. An ``index.html``
+    ``jobs`` worker processes each keep one kernel (IPC transport, so no port races) and run
+    report after report on it with a cleared namespace, so kernel start-up and imports are paid
+    once per worker, not once per report. A failing patient is retried ``retries`` times (on a
+    fresh kernel if the old one died), then recorded with its reason, and the others go on. An ``index.html``
     links every report with its headline figures and lists the failures.
 
     Returns
