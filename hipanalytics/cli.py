@@ -156,7 +156,7 @@ def _next_monday(today: date) -> date:
 def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
     """Run the main jobs on synthetic data: programs with handouts and calendars, a store built
     from the synthetic clinic, and progress reports with an index page."""
-    from .reports import render_clinic
+    from .reports import render_clinic, render_cohort, render_overview
     from .store import Store
     from .synthetic import generate_clinic, write_clinic
 
@@ -186,8 +186,12 @@ def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
     if n_reports:
         ids = sorted(store.read("measurements")["patient_id"].unique())[:n_reports]
         result = render_clinic(store_path, out / "reports", patients=ids, jobs=jobs)
-        click.echo(f"  {len(result['done'])} progress reports, {len(result['failed'])} failed")
-        click.echo(f"\nOpen {result['index']} for the reports,")
+        click.echo(f"  {len(result['done'])} patient progress reports, {len(result['failed'])} failed")
+        cohort = render_cohort(store_path, out / "reports", formats=("html", "pdf"))
+        overview = render_overview(store_path, out / "reports")
+        click.echo(f"  cohort comparison: {cohort['html']} (and PDF)")
+        click.echo(f"  clinic overview:   {overview['html']}")
+        click.echo(f"\nOpen {result['index']} for the patient reports,")
     click.echo(f"and {out / 'programs' / safe_filename(programs[0].program_id) / 'handout.html'} for a patient handout.")
 
 
@@ -329,13 +333,21 @@ def report_group() -> None:
     """Progress reports (HTML, PDF) from parameterised notebooks."""
 
 
+_format_option = click.option("--format", "formats", default="html", show_default=True,
+                              callback=lambda ctx, param, value: tuple(f.strip() for f in value.split(",") if f.strip()),
+                              help="Comma-separated: html, pdf.")
+
+
+def _echo_outputs(result: dict) -> None:
+    _echo_outputs(result)
+
+
 @report_group.command("patient")
 @click.argument("patient_id")
 @_store_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/patients].")
-@click.option("--format", "formats", default="html", show_default=True,
-              help="Comma-separated: html, pdf.")
+@_format_option
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
 @click.option("--show-name", is_flag=True, help="Print the display name (sensitive) instead of the patient id.")
 @_refusals
@@ -345,10 +357,8 @@ def report_patient_command(patient_id, store_path, out, formats, as_of, show_nam
 
     result = render_patient(store_path or default_store(), patient_id, out or default_reports_dir() / "patients",
                             as_of=as_of.date() if as_of else None,
-                            formats=tuple(f.strip() for f in formats.split(",") if f.strip()), show_name=show_name)
-    for kind in ("html", "pdf", "json"):
-        if kind in result:
-            click.echo(f"  {kind:5} {result[kind]}")
+                            formats=formats, show_name=show_name)
+    _echo_outputs(result)
 
 
 @report_group.command("cohort")
@@ -359,7 +369,7 @@ def report_patient_command(patient_id, store_path, out, formats, as_of, show_nam
 @click.option("--week", type=click.IntRange(min=1), default=6, show_default=True, help="Week of the compared change.")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.7, show_default=True,
               help="Breakout adherence needed for the per-protocol analysis.")
-@click.option("--format", "formats", default="html", show_default=True, help="Comma-separated: html, pdf.")
+@_format_option
 @_refusals
 def report_cohort_command(store_path, out, cohort, week, threshold, formats) -> None:
     """Compare daily and 3x/week breakouts across a cohort (Table 1, trajectories, mixed model, ...)."""
@@ -367,10 +377,8 @@ def report_cohort_command(store_path, out, cohort, week, threshold, formats) -> 
 
     result = render_cohort(store_path or default_store(), out or default_reports_dir() / "cohort", cohort=cohort,
                            week=week, threshold=threshold,
-                           formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
-    for kind in ("html", "pdf", "json"):
-        if kind in result:
-            click.echo(f"  {kind:5} {result[kind]}")
+                           formats=formats)
+    _echo_outputs(result)
 
 
 @report_group.command("overview")
@@ -378,7 +386,7 @@ def report_cohort_command(store_path, out, cohort, week, threshold, formats) -> 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/clinic].")
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
-@click.option("--format", "formats", default="html", show_default=True, help="Comma-separated: html, pdf.")
+@_format_option
 @_refusals
 def report_overview_command(store_path, out, as_of, formats) -> None:
     """Every patient's latest IR, change vs MDC, adherence and flags, who needs attention first."""
@@ -386,10 +394,8 @@ def report_overview_command(store_path, out, as_of, formats) -> None:
 
     result = render_overview(store_path or default_store(), out or default_reports_dir() / "clinic",
                              as_of=as_of.date() if as_of else None,
-                             formats=tuple(f.strip() for f in formats.split(",") if f.strip()))
-    for kind in ("html", "pdf", "json"):
-        if kind in result:
-            click.echo(f"  {kind:5} {result[kind]}")
+                             formats=formats)
+    _echo_outputs(result)
 
 
 @report_group.command("clinic")
@@ -398,7 +404,7 @@ def report_overview_command(store_path, out, as_of, formats) -> None:
               help="Output folder [default: ./reports/clinic].")
 @click.option("--patients", help="Comma-separated patient ids [default: every active patient].")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Reports made at once.")
-@click.option("--format", "formats", default="html", show_default=True, help="Comma-separated: html, pdf.")
+@_format_option
 @click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
 @click.option("--timeout", type=click.IntRange(min=10), default=600, show_default=True,
               help="Seconds a report's cell may run.")
@@ -409,7 +415,7 @@ def report_clinic_command(store_path, out, patients, jobs, formats, as_of, timeo
 
     result = render_clinic(store_path or default_store(), out or default_reports_dir() / "clinic",
                            patients=[p.strip() for p in patients.split(",")] if patients else None, jobs=jobs,
-                           formats=tuple(f.strip() for f in formats.split(",") if f.strip()),
+                           formats=formats,
                            as_of=as_of.date() if as_of else None, timeout=timeout)
     click.echo(f"{len(result['done'])} reports made, {len(result['failed'])} failed; index: {result['index']}")
     for patient_id, reason in sorted(result["failed"].items()):
