@@ -339,7 +339,9 @@ _format_option = click.option("--format", "formats", default="html", show_defaul
 
 
 def _echo_outputs(result: dict) -> None:
-    _echo_outputs(result)
+    for kind in ("html", "pdf", "json"):
+        if kind in result:
+            click.echo(f"  {kind:5} {result[kind]}")
 
 
 @report_group.command("patient")
