@@ -28,7 +28,7 @@ from .analysis import adherence_summary, rom_trends, tolerance_flags
 from .analysis.cohort import PRIMARY_METHOD
 from .errors import HipAnalyticsWarning, ReportError
 
-__all__ = ["PatientProgress", "patient_progress", "REFERENCES", "clinic_overview", "CohortComparison",
+__all__ = ["PatientProgress", "patient_progress", "REFERENCES", "clinic_overview", "overview_table", "CohortComparison",
            "cohort_comparison"]
 
 REFERENCES = [
@@ -260,6 +260,19 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) ->
         out.loc[mask, "rank"] = rank
     out = out.sort_values(["rank", "change_deg"], kind="stable").drop(columns="rank")
     return out.reset_index(drop=True)
+
+
+def overview_table(overview: pd.DataFrame) -> pd.DataFrame:
+    """:func:`clinic_overview` with readable headings and values, for a printed page."""
+    return pd.DataFrame({
+        "patient": overview["patient_id"], "side": overview["side"],
+        "latest IR (deg)": overview["latest_deg"].map("{:.0f}".format),
+        "change (deg)": overview["change_deg"].map("{:+.0f}".format),
+        "vs MDC": overview["direction"], "plateau": overview["plateau"].map({True: "yes", False: ""}).fillna(""),
+        "to target (deg)": overview["to_target_deg"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"),
+        "breakouts done": (100 * overview["breakout_adherence"]).map(lambda v: "" if pd.isna(v) else f"{v:.0f}%"),
+        "needs attention": overview["attention"],
+    })
 
 
 @dataclass
