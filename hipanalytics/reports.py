@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import tempfile
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,47 @@ def _warm_kernel():
     return km
 
 
+def _warm_engine() -> str:
+    """Register (once) and name a papermill engine for long-lived kernels.
+
+    papermill's own engine, handed a kernel it did not start, leaves the kernel client's sockets
+    open and an exit handler registered after every notebook; over a clinic's worth of reports
+    that leaks file descriptors and memory. This engine closes and unregisters them.
+    """
+    import atexit
+
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    name = "hipanalytics-warm"
+    if name in papermill_engines._engines:
+        return name
+
+    class WarmKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            final = merge_kwargs(kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
+                                 kernel_name=kernel_name, log=logger, log_output=log_output,
+                                 stdout_file=stdout_file, stderr_file=stderr_file)
+            client = PapermillNotebookClient(nb_man, **final)
+            try:
+                return client.execute()
+            finally:
+                kc = getattr(client, "kc", None)
+                if kc is not None:
+                    kc.stop_channels()
+                    if kc.context is not getattr(client.km, "context", None):
+                        kc.context.destroy(linger=0)  # the client's own zmq context
+                atexit.unregister(client._cleanup_kernel)
+
+    papermill_engines.register(name, WarmKernelEngine)
+    return name
+
+
 _EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|@import|url\(\s*["']?(?:https?:)?//""", re.I)
 
 
@@ -196,7 +238,14 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
     work = Path(tempfile.mkdtemp(prefix="hipanalytics-report-"))
     executed = work / f"{base}.ipynb"
     figures_path = work / "figures.json"
-    engine: dict[str, Any] = {"km": _warm_kernel()} if warm else {"kernel_manager_class": _ipc_kernel_manager()}
+    engine: dict[str, Any] = ({"km": _warm_kernel(), "engine_name": _warm_engine()} if warm
+                              else {"kernel_manager_class": _ipc_kernel_manager()})
+    # Every cell has ``timeout`` seconds; on a warm kernel the whole report has them too: a watchdog
+    # interrupts the kernel when they run out.
+    watchdog = threading.Timer(timeout, engine["km"].interrupt_kernel) if warm else None
+    if watchdog:
+        watchdog.daemon = True
+        watchdog.start()
     try:
         papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "figures_json": str(figures_path)},
                                    kernel_name="python3", progress_bar=False, cwd=str(work),
@@ -207,7 +256,12 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
         if executed.exists():
             shutil.copy(executed, kept)
         reason = getattr(exc, "evalue", None) or str(exc).strip().splitlines()[-1]
+        if watchdog and not watchdog.is_alive():
+            reason = f"took longer than {timeout} s and was stopped ({reason})"
         raise ReportError(f"report {base!r} failed: {reason}", notebook=str(kept) if kept.exists() else None) from None
+    finally:
+        if watchdog:
+            watchdog.cancel()
     figures = json.loads(figures_path.read_text(encoding="utf-8"))
     stamp = {**(stamp or {}), "hipanalytics": __version__,
              "parameters": json.dumps(parameters, default=str, sort_keys=True),
@@ -245,20 +299,17 @@ def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, a
     """
     from .store import Store
 
-    try:
-        opened = Store(store, create=False)
-    except StoreError as exc:
-        raise ReportError(str(exc)) from None
-    patients = opened.read("patients", patient_id=patient_id)
-    if patients.empty:
-        raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
-    if opened.read("measurements", patient_id=patient_id).empty:
-        raise ReportError(f"patient {patient_id!r} has no measurements yet: nothing to report")
+    with _opened(store) as opened:
+        if opened.read("patients", patient_id=patient_id).empty:
+            raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
+        if opened.read("measurements", patient_id=patient_id).empty:
+            raise ReportError(f"patient {patient_id!r} has no measurements yet: nothing to report")
+        fingerprint = opened.fingerprint()
     template = TEMPLATES_DIR / "patient_progress.ipynb"
     parameters = {"store": _store_parameter(store), "patient_id": patient_id,
                   "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()), "show_name": show_name}
     return render_notebook(template, parameters, out_dir, f"progress-{patient_id}", formats=formats,
-                           title=f"Hip IR progress: {patient_id}", stamp={"store": opened.fingerprint()},
+                           title=f"Hip IR progress: {patient_id}", stamp={"store": fingerprint},
                            timeout=timeout, warm=warm)
 
 
@@ -272,7 +323,10 @@ def active_patients(store, *, as_of=None, grace_days: int = 28) -> list[str]:
     (a final report is still due). ``as_of`` defaults to the latest session or measurement date."""
     from .store import Store
 
-    opened = store if hasattr(store, "read") else Store(store, create=False)
+    if not hasattr(store, "read"):
+        with Store(store, create=False) as opened:
+            return active_patients(opened, as_of=as_of, grace_days=grace_days)
+    opened = store
     programs = opened.read("programs")
     if programs.empty:
         return []
@@ -322,13 +376,9 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
 
     from tqdm import tqdm
 
-    from .store import Store
-
-    try:
-        opened = Store(store, create=False)
-    except StoreError as exc:
-        raise ReportError(str(exc)) from None
-    ids = list(patients) if patients is not None else active_patients(opened, as_of=as_of)
+    with _opened(store) as opened:
+        ids = list(patients) if patients is not None else active_patients(opened, as_of=as_of)
+        fingerprint = opened.fingerprint()
     if not ids:
         raise ReportError("no patients to report on: no program in force at the report date (give patient ids)")
     out = Path(out_dir)
@@ -348,7 +398,7 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
                     failed[patient_id] = error or "unknown failure"
                 bar.update(1)
     index = out / "index.html"
-    index.write_text(_index_html(done, failed, opened.fingerprint(), out), encoding="utf-8")
+    index.write_text(_index_html(done, failed, fingerprint, out), encoding="utf-8")
     return {"done": done, "failed": failed, "index": index}
 
 
@@ -400,21 +450,23 @@ def _opened(store):
 def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None = None, week: int = 6,
                   threshold: float = 0.7, formats: tuple[str, ...] = ("html",), timeout: int = 900) -> dict[str, Any]:
     """The cohort comparison report (``notebooks/reports/cohort_comparison.ipynb``)."""
-    opened = _opened(store)
-    if cohort and cohort not in set(opened.read("patients")["cohort"].dropna()):
-        raise ReportError(f"empty cohort: no patients in cohort {cohort!r}")
+    with _opened(store) as opened:
+        if cohort and cohort not in set(opened.read("patients")["cohort"].dropna()):
+            raise ReportError(f"empty cohort: no patients in cohort {cohort!r}")
+        fingerprint = opened.fingerprint()
     parameters = {"store": _store_parameter(store), "cohort": cohort, "week": week, "threshold": threshold}
     return render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
                            f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
-                           stamp={"store": opened.fingerprint()}, timeout=timeout)
+                           stamp={"store": fingerprint}, timeout=timeout)
 
 
 def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, formats: tuple[str, ...] = ("html",),
                     timeout: int = 600) -> dict[str, Any]:
     """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``)."""
-    opened = _opened(store)
+    with _opened(store) as opened:
+        fingerprint = opened.fingerprint()
     parameters = {"store": _store_parameter(store),
                   "as_of": None if as_of is None else str(pd.Timestamp(as_of).date())}
     return render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
-                           formats=formats, title="Clinic overview", stamp={"store": opened.fingerprint()},
+                           formats=formats, title="Clinic overview", stamp={"store": fingerprint},
                            timeout=timeout)

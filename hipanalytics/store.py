@@ -207,6 +207,12 @@ class Store:
         """Release the database connections."""
         self.engine.dispose()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # -- reading ----------------------------------------------------------------------------
 
     def read(self, table: str, *, history: bool = False, patient_id: str | None = None) -> pd.DataFrame:

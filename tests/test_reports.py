@@ -163,3 +163,21 @@ def test_overview_puts_flagged_patients_first():
     ranks = table["attention"].map({"pain rose after repeated breakouts": 0, "IR fell beyond the MDC": 1,
                                     "plateau short of target": 2, "under half of breakouts done": 3, "": 4})
     assert ranks.is_monotonic_increasing and (ranks == 0).any()
+
+
+# nbclient keeps one event loop per thread for its synchronous calls; it is left for the garbage
+# collector at the end, once per process (the batch workers are separate processes).
+@pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_report_that_runs_too_long_on_a_warm_kernel_is_stopped(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("figures_json = 'f.json'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(2)"),
+        nbformat.v4.new_code_cell("time.sleep(2)"),  # each cell within the limit, the report not
+        nbformat.v4.new_code_cell("import json; json.dump({'ok': 1}, open(figures_json, 'w'))"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    with pytest.raises(ReportError, match="took longer than 3 s and was stopped"):
+        render_notebook(tmp_path / "slow.ipynb", {}, tmp_path / "out", "slow", timeout=3, warm=True)
+    again = render_notebook(tmp_path / "slow.ipynb", {}, tmp_path / "out", "slow", timeout=10, warm=True)
+    assert again["figures"] == {"ok": 1}  # the same warm kernel serves the next report
