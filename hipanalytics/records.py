@@ -636,6 +636,10 @@ def read_records(
     rows = pd.Series(np.arange(2, n + 2), index=raw.index, dtype="int64")
     data = pd.DataFrame({SOURCE_ROW: rows})
 
+    if SOURCE_ROW in raw.columns:  # the name hipanalytics gives the spreadsheet row number
+        collect.problem("error", [1], SOURCE_ROW, [SOURCE_ROW], f"column name {SOURCE_ROW!r} is reserved",
+                        "rename or remove that column; hipanalytics numbers the rows itself")
+        raw = raw.drop(columns=SOURCE_ROW)
     if raw.columns.size:
         for name in raw.columns:
             if name not in columns:

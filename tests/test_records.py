@@ -312,3 +312,9 @@ def test_a_sheet_that_does_not_exist_is_a_clear_problem(tmp_path):
     result = read_records(path, "measurements", sheet="Visits", today=TODAY)
     assert problems(result)[0][4] == "the workbook has no sheet 'Visits'"
     assert result.report.problems["fix"].iloc[0] == "name one of its sheets: 'ROM'"
+
+
+def test_a_column_named_source_row_is_refused_not_confused_with_the_row_number():
+    result = read(f"{HEADER},source_row\n{GOOD},99\n")
+    assert problems(result)[0][:3] == ("error", 1, "source_row")
+    assert result.data["source_row"].tolist() == [2]  # the spreadsheet row, not the file's column
