@@ -19,9 +19,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
 from scipy import stats
-from statsmodels.tools.sm_exceptions import ConvergenceWarning as StatsmodelsConvergenceWarning
 
 from ..errors import HipAnalyticsError, HipAnalyticsWarning
 from .adherence import adherence_summary
@@ -237,6 +235,9 @@ def mixed_model(data: pd.DataFrame, *, outcome: str = "degrees", time: str = "we
         ``intercept``), ``converged``, ``n_subjects``, ``n_obs``, ``note``. With a group, the
         ``time x group`` term is the difference in weekly gain between groups.
     """
+    import statsmodels.formula.api as smf  # imported here: it takes a second, and most callers never fit
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning as StatsmodelsConvergenceWarning
+
     columns = [outcome, time, subject] + ([group] if group else [])
     d = data[columns].dropna()
     formula = f"{outcome} ~ {time}" + (f" * C({group})" if group else "")
@@ -310,6 +311,8 @@ def dose_response(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
         ``term`` (intercept, dose), ``estimate``, ``std_error``, ``ci_low``, ``ci_high``,
         ``p_value``, ``n``, ``r_squared``.
     """
+    import statsmodels.formula.api as smf
+
     d = outcomes[[value, dose]].dropna()
     if len(d) < 3:
         raise HipAnalyticsError(f"dose-response needs at least 3 patients with {value} and {dose}; found {len(d)}")
