@@ -19,7 +19,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import HipAnalyticsError, HipAnalyticsWarning
 from .adherence import adherence_summary
@@ -174,6 +173,8 @@ def compare_groups(outcomes: pd.DataFrame, value: str, *, group: str = "schedule
     SmallCohortWarning
         When a group has fewer than 3 patients with a value (statistics are then NaN).
     """
+    from scipy import stats  # imported when needed: scipy.stats takes half a second to load
+
     data = outcomes[[group, value]].dropna()
     found = sorted(data[group].unique())
     if groups is None:

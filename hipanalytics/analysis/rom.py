@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = ["SERIES_KEYS", "MDC_DEFAULTS", "NORMATIVE_IR", "visits", "rom_trends", "mixed_series"]
 
@@ -186,6 +185,8 @@ def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
 
 def _ols_slopes(v: pd.DataFrame, g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-series OLS slope of degrees on weeks with a t-based 95 % CI, from grouped sums."""
+    from scipy import stats  # imported when needed: scipy.stats takes half a second to load
+
     x, y = v["weeks"], v["degrees"]
     sums = pd.DataFrame({"n": 1, "x": x, "y": y, "xx": x * x, "xy": x * y, "yy": y * y}, index=v.index)
     s = sums.groupby([v[k] for k in SERIES_KEYS], sort=True, dropna=False).sum()
