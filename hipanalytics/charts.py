@@ -22,8 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from .analysis.adherence import adherence
-from .analysis.cohort import PRIMARY_METHOD
-from .analysis.rom import rom_trends, visits
+from .analysis.rom import PRIMARY_METHOD, rom_trends, select_method, visits
 from .program import breakout_templates, plan_table
 
 __all__ = ["PALETTE", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
@@ -45,9 +44,7 @@ def _figure(ax, **kwargs) -> tuple[Figure, Axes]:
 
 
 def _primary(measurements: pd.DataFrame, patient_id: str, method: dict | None) -> pd.DataFrame:
-    m = measurements[measurements["patient_id"] == patient_id]
-    for column, value in (method or PRIMARY_METHOD).items():
-        m = m[m[column] == value]
+    m = select_method(measurements[measurements["patient_id"] == patient_id], method)
     return m.assign(measured_on=pd.to_datetime(m["measured_on"]))
 
 

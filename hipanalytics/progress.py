@@ -25,7 +25,7 @@ import pandas as pd
 
 from . import __version__
 from .analysis import adherence_summary, rom_trends, tolerance_flags
-from .analysis.cohort import PRIMARY_METHOD
+from .analysis.rom import PRIMARY_METHOD, select_method
 from .errors import HipAnalyticsWarning, ReportError
 
 __all__ = ["PatientProgress", "patient_progress", "REFERENCES", "clinic_overview", "overview_table", "CohortComparison",
@@ -89,11 +89,15 @@ class PatientProgress:
         return "".join(f"<p class='flag'>{html.escape(m)}</p>" for m in raised["message"])
 
 
-def _load(source, patient_id: str) -> dict[str, pd.DataFrame]:
+_TABLES = ("patients", "programs", "measurements", "sessions")
+
+
+def _tables(source, patient_id: str | None = None) -> dict[str, pd.DataFrame]:
+    """The four record tables from a Store or a dict of frames, for one patient or everyone."""
     if isinstance(source, dict):
-        return {k: v[v["patient_id"] == patient_id] for k, v in source.items()
-                if k in ("patients", "programs", "measurements", "sessions")}
-    return {t: source.read(t, patient_id=patient_id) for t in ("patients", "programs", "measurements", "sessions")}
+        return {k: source[k] if patient_id is None else source[k][source[k]["patient_id"] == patient_id]
+                for k in _TABLES}
+    return {t: source.read(t, patient_id=patient_id) for t in _TABLES}
 
 
 def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None = None,
@@ -116,7 +120,7 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
     ReportError
         When the patient is unknown.
     """
-    tables = _load(source, patient_id)
+    tables = _tables(source, patient_id)
     if tables["patients"].empty:
         raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
     method = method or PRIMARY_METHOD
@@ -129,9 +133,7 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
     patient = tables["patients"].iloc[0]
     name = patient.get("display_name") if show_name else None
     label = str(name) if name is not None and pd.notna(name) and str(name).strip() else patient_id
-    primary = m
-    for column, value in method.items():
-        primary = primary[primary[column] == value]
+    primary = select_method(m, method)
     trends = rom_trends(primary, patients=tables["patients"]) if len(primary) else rom_trends(m.iloc[0:0])
     adh = adherence_summary(tables["programs"], s, as_of=cut) if len(tables["programs"]) else pd.DataFrame()
     flags = tolerance_flags(s, tables["programs"], as_of=cut) if len(tables["programs"]) else tolerance_flags(
@@ -211,12 +213,6 @@ def _summary(p: PatientProgress) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _all_tables(source) -> dict[str, pd.DataFrame]:
-    if isinstance(source, dict):
-        return {k: source[k] for k in ("patients", "programs", "measurements", "sessions")}
-    return {t: source.read(t) for t in ("patients", "programs", "measurements", "sessions")}
-
-
 def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) -> pd.DataFrame:
     """Every patient (or ``patients``) with latest IR, change against the MDC, adherence, plateau and
     tolerance flag, sorted by who needs attention first.
@@ -231,13 +227,11 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) ->
         ``to_target_deg``, ``breakout_adherence``, ``flagged``, ``attention`` (the reason, or
         empty), sorted.
     """
-    t = _all_tables(source)
+    t = _tables(source)
     if patients is not None:
         t = {k: v[v["patient_id"].isin(patients)] for k, v in t.items()}
     cut = pd.Timestamp(as_of) if as_of is not None else None
-    m = t["measurements"]
-    for column, value in PRIMARY_METHOD.items():
-        m = m[m[column] == value]
+    m = select_method(t["measurements"])
     trends = _involved(rom_trends(m, patients=t["patients"], as_of=cut))
     # one row per patient: the involved side with the smallest change (both hips: the worse one)
     trends = trends.sort_values("change_deg").drop_duplicates("patient_id")
@@ -364,7 +358,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
     from .analysis import (cohort_visits, compare_groups, dose_response, itt_and_per_protocol, mixed_model,
                            patient_outcomes, table_one)
 
-    t = _all_tables(source)
+    t = _tables(source)
     if cohort:
         keep = set(t["patients"].loc[t["patients"]["cohort"] == cohort, "patient_id"])
         t = {k: v[v["patient_id"].isin(keep)] for k, v in t.items()}

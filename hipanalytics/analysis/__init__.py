@@ -17,11 +17,11 @@ from .cohort import (
     table_one,
 )
 from .adherence import adherence, adherence_summary, breakout_frequency
-from .rom import MDC_DEFAULTS, SERIES_KEYS, mixed_series, rom_trends, visits
+from .rom import MDC_DEFAULTS, PRIMARY_METHOD, SERIES_KEYS, mixed_series, rom_trends, select_method, visits
 from .tolerance import PAIN_RISE_NPRS, pain_response, tolerance_flags
 
 __all__ = [
-    "MDC_DEFAULTS", "PAIN_RISE_NPRS", "SERIES_KEYS", "adherence", "adherence_summary", "breakout_frequency",
+    "MDC_DEFAULTS", "PAIN_RISE_NPRS", "PRIMARY_METHOD", "select_method", "SERIES_KEYS", "adherence", "adherence_summary", "breakout_frequency",
     "mixed_series", "pain_response", "rom_trends", "tolerance_flags", "visits", "compare_groups", "cohort_visits",
     "dose_response", "itt_and_per_protocol", "mixed_model", "patient_outcomes", "table_one",
 ]

@@ -22,16 +22,13 @@ import pandas as pd
 
 from ..errors import HipAnalyticsError, HipAnalyticsWarning
 from .adherence import adherence_summary
-from .rom import rom_trends, visits
+from .rom import PRIMARY_METHOD, rom_trends, select_method, visits
 
 __all__ = [
     "PRIMARY_METHOD", "ConvergenceWarning", "SmallCohortWarning", "patient_outcomes", "cohort_visits",
     "compare_groups", "mixed_model", "itt_and_per_protocol", "dose_response", "table_one",
 ]
 
-PRIMARY_METHOD = {"joint": "hip", "motion": "internal_rotation", "position": "seated_90", "mode": "active",
-                  "instrument": "inclinometer"}
-"""The measurement series a cohort is compared on (one method only: positions are never mixed)."""
 
 
 class SmallCohortWarning(HipAnalyticsWarning):
@@ -40,14 +37,6 @@ class SmallCohortWarning(HipAnalyticsWarning):
 
 class ConvergenceWarning(HipAnalyticsWarning):
     """The mixed model with random slopes did not converge; a random-intercept model was fitted."""
-
-
-def _primary(measurements: pd.DataFrame, method: dict | None) -> pd.DataFrame:
-    method = method or PRIMARY_METHOD
-    mask = np.ones(len(measurements), dtype=bool)
-    for column, value in method.items():
-        mask &= (measurements[column] == value).to_numpy()
-    return measurements[mask]
 
 
 def _assigned(patients: pd.DataFrame, programs: pd.DataFrame) -> pd.Series:
@@ -73,7 +62,7 @@ def cohort_visits(measurements: pd.DataFrame, patients: pd.DataFrame, programs: 
     DataFrame
         ``patient_id``, ``side``, ``measured_on``, ``weeks``, ``degrees``, ``schedule``.
     """
-    v = visits(_primary(measurements, method))
+    v = visits(select_method(measurements, method))
     v["measured_on"] = pd.to_datetime(v["measured_on"])
     involved = patients.set_index("patient_id")["involved_side"]
     side = v["patient_id"].map(involved)
@@ -110,7 +99,7 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     near["change"] = near["degrees"].to_numpy() - base_side.reindex(
         pd.MultiIndex.from_frame(near[["patient_id", "side"]])).to_numpy()
     change = near.groupby("patient_id")["change"].mean()
-    trends = rom_trends(_primary(measurements, method), patients=patients, as_of=as_of)
+    trends = rom_trends(select_method(measurements, method), patients=patients, as_of=as_of)
     slope = trends[trends["involved"].fillna(False).astype(bool)].groupby("patient_id")["slope_deg_per_week"].mean()
     adh = adherence_summary(programs, sessions, as_of=as_of).set_index("patient_id")
     out = pd.DataFrame({"patient_id": patients["patient_id"].to_numpy()})

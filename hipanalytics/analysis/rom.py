@@ -25,10 +25,32 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SERIES_KEYS", "MDC_DEFAULTS", "NORMATIVE_IR", "visits", "rom_trends", "mixed_series"]
+__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "MDC_DEFAULTS", "NORMATIVE_IR", "select_method", "visits", "rom_trends",
+           "mixed_series"]
 
 SERIES_KEYS = ["patient_id", "side", "joint", "motion", "position", "mode", "instrument"]
 """Columns that define one measurement series."""
+
+PRIMARY_METHOD = {"joint": "hip", "motion": "internal_rotation", "position": "seated_90", "mode": "active",
+                  "instrument": "inclinometer"}
+"""The measurement method reports and cohort comparisons use by default (methods are never mixed)."""
+
+
+def select_method(measurements: pd.DataFrame, method: dict | None = None) -> pd.DataFrame:
+    """The measurements taken by one method (default :data:`PRIMARY_METHOD`): every column of the
+    ``method`` dict must match.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({**PRIMARY_METHOD, "degrees": [30.0]}, index=[0])
+    >>> len(select_method(m)), len(select_method(m, {"position": "prone"}))
+    (1, 0)
+    """
+    mask = np.ones(len(measurements), dtype=bool)
+    for column, value in (method or PRIMARY_METHOD).items():
+        mask &= (measurements[column] == value).to_numpy()
+    return measurements[mask]
+
 
 MDC_DEFAULTS: dict[tuple[str, str], tuple[float, str]] = {
     ("seated_90", "inclinometer"): (
