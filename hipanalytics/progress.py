@@ -193,7 +193,9 @@ def _summary(p: PatientProgress) -> str:
         if pd.notna(row.plateau) and bool(row.plateau):
             text += "; no reliable gain over the last weeks (plateau)"
         if pd.notna(row.target_deg):
-            text += f"; {max(row.target_deg - row.latest_deg, 0):.0f} degrees short of the target of {row.target_deg:.0f}"
+            short = row.target_deg - row.latest_deg
+            text += (f"; {short:.0f} degrees short of the target of {row.target_deg:.0f}" if short >= 0.5
+                     else f"; at or above the target of {row.target_deg:.0f}")
         parts.append(text + ".")
     a = p.adherence
     if a is not None and pd.notna(a["breakout_adherence"]):
