@@ -17,8 +17,9 @@ Examples
 
 from __future__ import annotations
 
+import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -59,6 +60,9 @@ __all__ = [
     "prescription",
     "breakouts_per_week",
     "switch_schedule",
+    "session_times",
+    "program_record",
+    "program_from_record",
 ]
 
 
@@ -105,6 +109,10 @@ class Program(BaseModel):
         Choice id -> exercise id, e.g. ``{"ninety-ninety": "ninety-ninety-ir-pails"}``.
     dose_overrides : dict, optional
         Exercise id -> :class:`DoseOverride` (or a mapping of its fields).
+    omit : tuple of str, optional
+        Breakout exercises left out (e.g. the band mobilisation when the patient has no band).
+        The Hip Movement Sequence cannot be left out, and each breakout session keeps at least
+        one breakout exercise.
     reason : str, optional
         Why the program was prescribed or changed (e.g. "pain after daily breakouts").
 
@@ -134,6 +142,7 @@ class Program(BaseModel):
     breakout_slot: str | None = None
     choices: dict[str, str] = Field(default_factory=dict)
     dose_overrides: dict[str, DoseOverride] = Field(default_factory=dict)
+    omit: tuple[str, ...] = ()
     reason: Annotated[str, StringConstraints(strip_whitespace=True)] = ""
 
     _schedule: Schedule = PrivateAttr()
@@ -220,6 +229,7 @@ class Program(BaseModel):
                 warnings.warn(f"{who}: {message}", ScheduleWarning, stacklevel=4)
         self._check_choices(who)
         self._check_overrides(who)
+        self._check_omit(who, schedule)
         object.__setattr__(self, "_schedule", schedule)
         if not self.program_id:
             slug = schedule.id.replace("custom:", "custom-").replace(",", "-")
@@ -256,6 +266,29 @@ class Program(BaseModel):
                         f"{who}: {exercise.name} has no phase {phase_id!r} "
                         f"(phases: {', '.join(phase_ids)})"
                     )
+
+    def _check_omit(self, who: str, schedule: Schedule) -> None:
+        known = {e.id: e for e in self.protocol.exercises}
+        for exercise_id in self.omit:
+            if exercise_id not in known:
+                raise ProgramError(f"{who}: cannot leave out unknown exercise {exercise_id!r} "
+                                   f"(exercises: {', '.join(known)})")
+            if known[exercise_id].kind == "movement_sequence":
+                raise ProgramError(f"{who}: {known[exercise_id].name} cannot be left out; the protocol "
+                                   "follows every breakout circuit with it")
+        template = self.protocol.session(schedule.breakout_session)
+        kept = [e for e in self._session_exercises(template)
+                if e not in self.omit and self.protocol.exercise(e).kind != "movement_sequence"]
+        if not kept:
+            raise ProgramError(f"{who}: every breakout exercise of {template.title!r} is left out; keep at "
+                               "least one, or prescribe the movement sequence without breakouts")
+
+    def _session_exercises(self, template) -> list[str]:
+        out = []
+        for block in template.blocks:
+            for item in (block.circuit.items if isinstance(block, CircuitBlock) else (block,)):
+                out.append(self.chosen(item) if isinstance(item, ChoiceBlock) else item.exercise)
+        return out
 
     @property
     def resolved_schedule(self) -> Schedule:
@@ -386,7 +419,8 @@ def plan_table(programs: pd.DataFrame) -> pd.DataFrame:
     ----------
     programs : DataFrame
         ``program_id``, ``patient_id``, ``protocol_id``, ``protocol_version``, ``schedule``,
-        ``start_date``, ``end_date`` (dates or ISO text), as stored.
+        ``start_date``, ``end_date`` (dates or ISO text), as stored; optionally ``breakout_slot``
+        (empty: the schedule's own).
 
     Returns
     -------
@@ -404,10 +438,16 @@ def plan_table(programs: pd.DataFrame) -> pd.DataFrame:
     (56, 12)
     """
     frames = []
-    keys = ["protocol_id", "protocol_version", "schedule"]
-    for (protocol_id, version, schedule_id), group in programs.groupby(keys, sort=False):
+    keys = ["protocol_id", "protocol_version", "schedule", "breakout_slot"]
+    if "breakout_slot" not in programs:
+        programs = programs.assign(breakout_slot=None)
+    slot_given = programs["breakout_slot"].fillna("")
+    for (protocol_id, version, schedule_id, slot_id), group in programs.assign(breakout_slot=slot_given).groupby(
+            keys, sort=False):
         protocol = load_protocol(f"{protocol_id}@{version}")
         schedule = protocol.resolve_schedule(schedule_id)
+        if slot_id:
+            schedule = schedule.model_copy(update={"breakout_slot": slot_id})
         starts = pd.to_datetime(group["start_date"]).to_numpy().astype("datetime64[D]")
         ends = pd.to_datetime(group["end_date"]).to_numpy().astype("datetime64[D]")
         lengths = np.maximum((ends - starts).astype("int64") + 1, 0)
@@ -554,6 +594,8 @@ def prescription(program: Program, session: str | None = None) -> pd.DataFrame:
             for item in items:
                 choice = item if isinstance(item, ChoiceBlock) else None
                 exercise_id = program.chosen(choice) if choice else item.exercise
+                if exercise_id in program.omit:
+                    continue
                 exercise = program.protocol.exercise(exercise_id)
                 dose = program.dose(exercise_id)
                 rows.append({
@@ -674,3 +716,137 @@ def switch_schedule(
         reason=reason,
     )
     return old, new
+
+
+def session_times(program: Program) -> pd.DataFrame:
+    """Estimated time of each session template the program uses, from its doses.
+
+    The estimate adds up the holds: lead-in holds once, then sets x reps x the holds of one
+    repetition, times the circuit's rounds. Setting up, changing sides of the room and moving
+    between exercises come on top, and an exercise without a dose (the Hip Movement Sequence,
+    whose contents the clinic sets) is listed as untimed rather than guessed.
+
+    Returns
+    -------
+    DataFrame
+        One row per template: ``session``, ``session_title``, ``minutes_low``, ``minutes_high``
+        (floats, hold time only), ``untimed`` (names of exercises without a dose, ``"; "``-joined).
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily",
+    ...             start_date=date(2026, 1, 5), weeks=1)
+    >>> t = session_times(p).set_index("session")
+    >>> t.loc["breakouts", ["minutes_low", "minutes_high"]].tolist()  # 3 x (10 x 3-5 s + 3 x 30 s)
+    [6.0, 7.0]
+    >>> t.loc["breakouts", "untimed"]
+    'Hip Movement Sequence'
+    """
+    rows = []
+    rx = prescription(program)
+    for session_id, group in rx.groupby("session", sort=False):
+        low = high = 0.0
+        untimed = []
+        for item in group.itertuples():
+            dose = program.dose(item.exercise_id)
+            if dose is None:
+                untimed.append(item.exercise_name)
+                continue
+            lead_lo = sum(p.hold_s.low for p in dose.lead_in)
+            lead_hi = sum(p.hold_s.high for p in dose.lead_in)
+            rep_lo = sum(p.hold_s.low for p in dose.phases)
+            rep_hi = sum(p.hold_s.high for p in dose.phases)
+            reps_lo, reps_hi = (dose.reps.low, dose.reps.high) if dose.reps else (1, 1)
+            low += item.rounds * (lead_lo + dose.sets.low * reps_lo * rep_lo)
+            high += item.rounds * (lead_hi + dose.sets.high * reps_hi * rep_hi)
+        rows.append({"session": session_id, "session_title": program.protocol.session(session_id).title,
+                     "minutes_low": low / 60, "minutes_high": high / 60, "untimed": "; ".join(untimed)})
+    return pd.DataFrame(rows, columns=["session", "session_title", "minutes_low", "minutes_high", "untimed"])
+
+
+def program_record(program: Program) -> dict[str, Any]:
+    """A program as one row of the store's ``programs`` table.
+
+    Choices are written ``choice=exercise`` joined by ``"; "``, left-out exercises comma-separated
+    and dose overrides as JSON (doses as text such as ``"3-4"``); empty fields are None.
+    :func:`program_from_record` reads the row back into the same program.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="wed, mon, fri",
+    ...             start_date=date(2026, 1, 5), weeks=2, dose_overrides={"ninety-ninety-ir-stretch": {"sets": 4}})
+    >>> row = program_record(p)
+    >>> row["schedule"], row["dose_overrides"]
+    ('custom:mon,wed,fri', '{"ninety-ninety-ir-stretch": {"sets": "4"}}')
+    >>> program_from_record(row) == p.model_copy(update={"schedule": "custom:mon,wed,fri"})
+    True
+    """
+    overrides = {
+        exercise: {k: (str(v) if k != "hold_s" else {ph: str(r) for ph, r in v.items()})
+                   for k, v in o.model_dump(exclude_none=True).items() if v not in ({}, None)}
+        for exercise, o in sorted(program.dose_overrides.items())
+    }
+    return {
+        "program_id": program.program_id,
+        "patient_id": program.patient_id,
+        "protocol_id": program.protocol.id,
+        "protocol_version": program.protocol.version,
+        "schedule": program.resolved_schedule.id if program.schedule not in
+        [s.id for s in program.protocol.schedules] else program.schedule,
+        "start_date": program.start_date,
+        "end_date": program.end_date,
+        "breakout_slot": program.breakout_slot,
+        "choices": "; ".join(f"{k}={v}" for k, v in sorted(program.choices.items())) or None,
+        "dose_overrides": json.dumps(overrides) if overrides else None,
+        "omit": ", ".join(program.omit) or None,
+        "reason": program.reason or None,
+    }
+
+
+def program_from_record(row: Mapping[str, Any], *, protocol: Protocol | None = None) -> Program:
+    """The :class:`Program` of a stored ``programs`` row (see :func:`program_record`).
+
+    Raises
+    ------
+    ProgramError
+        When a field cannot be read (the message names it) or the program is not valid for its
+        protocol.
+    """
+    def text(name: str) -> str:
+        value = row.get(name)
+        return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value).strip()
+
+    who = f"program {text('program_id')!r}"
+    choices = {}
+    for part in filter(None, (p.strip() for p in text("choices").split(";"))):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise ProgramError(f"{who}: choices must be written choice=exercise (e.g. "
+                               f"ninety-ninety=ninety-ninety-ir-pails), got {part!r}")
+        choices[key.strip()] = value.strip()
+    overrides = {}
+    if text("dose_overrides"):
+        try:
+            overrides = json.loads(text("dose_overrides"))
+        except json.JSONDecodeError as exc:
+            raise ProgramError(f"{who}: dose_overrides is not valid JSON ({exc.msg}); write e.g. "
+                               '{"ninety-ninety-ir-stretch": {"sets": "4"}}') from None
+        if not isinstance(overrides, dict):
+            raise ProgramError(f"{who}: dose_overrides must be a JSON object keyed by exercise id")
+    ref = {"protocol": protocol} if protocol is not None else {
+        "protocol_id": text("protocol_id"), "protocol_version": text("protocol_version") or None}
+    return Program(
+        **ref,
+        program_id=text("program_id"),
+        patient_id=text("patient_id"),
+        schedule=text("schedule"),
+        start_date=_as_date(row.get("start_date"), "start_date"),
+        end_date=_as_date(row.get("end_date"), "end_date"),
+        breakout_slot=text("breakout_slot") or None,
+        choices=choices,
+        dose_overrides=overrides,
+        omit=tuple(filter(None, (e.strip() for e in text("omit").split(",")))),
+        reason=text("reason"),
+    )

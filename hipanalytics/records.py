@@ -24,6 +24,7 @@ import csv
 import difflib
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -36,7 +37,7 @@ import pyarrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from .errors import DataValidationError
+from .errors import DataValidationError, HipAnalyticsError
 
 __all__ = [
     "TABLES",
@@ -131,6 +132,14 @@ _SPECS: dict[str, tuple[ColumnSpec, ...]] = {
         ColumnSpec("schedule", "text", "schedule id or custom weekdays", "three-per-week"),
         ColumnSpec("start_date", "date", "first day", "2026-01-05"),
         ColumnSpec("end_date", "date", "last day (inclusive)", "2026-02-15"),
+        ColumnSpec("breakout_slot", "text", "slot carrying the breakouts; empty: the schedule's own",
+                   "evening", required=False, nullable=True),
+        ColumnSpec("choices", "text", "exercise chosen for a one-of item, as choice=exercise (several: separate with ;)",
+                   "ninety-ninety=ninety-ninety-ir-pails", required=False, nullable=True),
+        ColumnSpec("dose_overrides", "text", "changed doses as JSON, exercise -> sets/reps/hold_s",
+                   '{"ninety-ninety-ir-stretch": {"sets": "4"}}', required=False, nullable=True),
+        ColumnSpec("omit", "text", "breakout exercises left out, comma-separated", "quadruped-band-ir",
+                   required=False, nullable=True),
         ColumnSpec("reason", "text", "why prescribed or changed", "pain after daily breakouts",
                    required=False, nullable=True),
     ),
@@ -786,6 +795,7 @@ def _check_rules(table, spec, data, rows, collect, today, patients, coded=None):
         reversed_ = data["start_date"] > data["end_date"]
         collect.problem("error", rows[reversed_], "end_date", data.loc[reversed_, "end_date"].dt.strftime("%Y-%m-%d"),
                         "end date before start date", "swap or correct the dates")
+        _check_programs(data[~reversed_], rows[~reversed_], collect)
     if table == "patients":
         future = data["birth_year"] > today.year
         collect.problem("error", rows[future], "birth_year", data.loc[future, "birth_year"],
@@ -803,6 +813,28 @@ def _check_rules(table, spec, data, rows, collect, today, patients, coded=None):
                             data.loc[before.fillna(False), date_col].dt.strftime("%Y-%m-%d"),
                             "date before the patient's birth year", "check the date and the patient id")
     _check_duplicates(table, data, rows, collect, repeated)
+
+
+def _check_programs(data: pd.DataFrame, rows: pd.Series, collect: _Collector) -> None:
+    """Each program row must make a valid program of its protocol (schedule, slot, choices, doses)."""
+    from .program import program_from_record  # programs build on protocols; records do not need them otherwise
+
+    required = ["program_id", "patient_id", "protocol_id", "protocol_version", "schedule", "start_date", "end_date"]
+    complete = data[required].notna().all(axis=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for row, record in zip(rows[complete], data[complete].to_dict("records")):
+            caught.clear()
+            try:
+                program_from_record(record)
+            except HipAnalyticsError as exc:
+                message = str(exc).removeprefix(f"program for patient {record['patient_id']!r}: ")
+                collect.problem("error", [row], "program_id", [record["program_id"]],
+                                f"not a valid program: {message}",
+                                "correct the schedule, slot, choices, dose_overrides or omit columns")
+            for w in caught:
+                collect.problem("warning", [row], "schedule", [record["schedule"]], str(w.message),
+                                "confirm the schedule with the prescribing clinician")
 
 
 _ID_COLUMN = {"patients": "patient_id", "programs": "program_id", "measurements": "measurement_id",

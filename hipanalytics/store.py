@@ -30,9 +30,9 @@ import hmac
 import io
 import json
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,10 +43,19 @@ from .config import safe_filename
 from .errors import DataValidationError, StoreError
 from .records import _DTYPES, SOURCE_ROW, TABLES, ReadResult, read_records, table_spec
 
+if TYPE_CHECKING:
+    from .program import Program
+
 __all__ = ["SCHEMA_VERSION", "DEIDENTIFY_NOTE", "ImportSummary", "Store", "deidentify", "export_research"]
 
-SCHEMA_VERSION = 1
-"""Version of the store's table layout; a store written by another version is refused on open."""
+SCHEMA_VERSION = 2
+"""Version of the store's table layout. An older store is migrated on open (each step adds columns
+only, and is audited); a store written by a newer version is refused."""
+
+_MIGRATIONS = {  # from version -> (table, column) pairs added
+    1: [("programs", "breakout_slot"), ("programs", "choices"), ("programs", "dose_overrides"),
+        ("programs", "omit")],
+}
 
 ID_COLUMN = {"patients": "patient_id", "programs": "program_id", "measurements": "measurement_id",
              "sessions": "session_id"}
@@ -194,14 +203,37 @@ class Store:
                 if conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
                     conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
             return
+        meta = self.md.tables["meta"]
         with self.engine.connect() as conn:
-            found = conn.execute(sa.select(self.md.tables["meta"].c.value).where(
-                self.md.tables["meta"].c.key == "schema_version")).scalar()
+            found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        if found is not None and found.isdigit() and int(found) in _MIGRATIONS:
+            self._migrate(int(found))
+            return
         if found != str(SCHEMA_VERSION):
             raise StoreError(
                 f"store {self.url} has schema version {found}, but this hipanalytics uses "
                 f"{SCHEMA_VERSION}; open it with the matching hipanalytics version or migrate it"
             )
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older store up to SCHEMA_VERSION in one transaction, adding columns only."""
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as conn:
+            meta = self.md.tables["meta"]
+            now = int(conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar())
+            if now >= SCHEMA_VERSION:  # another process migrated it while we waited
+                return
+            for version in range(now, SCHEMA_VERSION):
+                for table, name in _MIGRATIONS[version]:
+                    column = self.md.tables[table].c[name]
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(name)} {kind}")
+            conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+            conn.execute(self.md.tables["audit"].insert().values(
+                at=_now(), who=_user(None), action="migrate", table_name="meta",
+                reason=f"schema version {found} -> {SCHEMA_VERSION}",
+                details=json.dumps({"added": [f"{t}.{c}" for v in range(found, SCHEMA_VERSION)
+                                              for t, c in _MIGRATIONS[v]]})))
 
     def close(self) -> None:
         """Release the database connections."""
@@ -226,22 +258,12 @@ class Store:
             ``source_row``, ``recorded_at``, ``recorded_by``.
         """
         t = self._table(table)
-        id_col = ID_COLUMN[table]
-        query = sa.select(t)
-        if not history:
-            latest = (sa.select(t.c[id_col].label("rid"), sa.func.max(t.c.version).label("v"))
-                      .group_by(t.c[id_col]).subquery())
-            query = (sa.select(t).join(latest, sa.and_(t.c[id_col] == latest.c.rid, t.c.version == latest.c.v))
-                     .where(t.c.status == "active"))
-        if patient_id is not None:
-            query = query.where(t.c.patient_id == patient_id)
-        query = query.order_by(t.c[id_col], t.c.version)
+        where = t.c.patient_id == patient_id if patient_id is not None else sa.true()
         with self.engine.connect() as conn:
-            df = pd.read_sql(query, conn)
-        df = _typed(table, df)
-        if not history:
-            df = df.drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
-        return df
+            if history:
+                return _typed(table, pd.read_sql(
+                    sa.select(t).where(where).order_by(t.c[ID_COLUMN[table]], t.c.version), conn))
+            return self._current(conn, table, where).drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
 
     def imports(self) -> pd.DataFrame:
         """Every import: file, content hash, mode, counts, when and by whom."""
@@ -249,7 +271,7 @@ class Store:
             return pd.read_sql(sa.select(self.md.tables["imports"]).order_by("import_id"), conn)
 
     def audit(self) -> pd.DataFrame:
-        """Every write: ``at``, ``who``, ``action`` (import | correct | void), table, record, reason, details."""
+        """Every write: ``at``, ``who``, ``action`` (import | entry | correct | void | migrate), table, record, reason, details."""
         with self.engine.connect() as conn:
             return pd.read_sql(sa.select(self.md.tables["audit"]).order_by("audit_id"), conn)
 
@@ -454,6 +476,10 @@ class Store:
         return self._new_version(table, record_id, {}, reason=reason, who=who, status="voided")
 
     def _new_version(self, table, record_id, changes, *, reason, who, status) -> int:
+        with self.engine.begin() as conn:
+            return self._new_version_in(conn, table, record_id, changes, reason=reason, who=who, status=status)
+
+    def _new_version_in(self, conn, table, record_id, changes, *, reason, who, status) -> int:
         if not reason or not str(reason).strip():
             raise StoreError("a correction or void needs a reason")
         t = self._table(table)
@@ -461,28 +487,148 @@ class Store:
         if id_col in changes:
             raise StoreError(f"{id_col} cannot be corrected; void the record and import it under the right id")
         who = _user(who)
-        with self.engine.begin() as conn:
-            history = _typed(table, pd.read_sql(sa.select(t).where(t.c[id_col] == record_id).order_by(t.c.version), conn))
-            if history.empty:
-                raise StoreError(f"no {table} record {record_id!r}")
-            last = history.iloc[[-1]]
-            if last["status"].iloc[0] == "voided":
-                raise StoreError(f"{table} record {record_id!r} is void; it cannot be changed")
-            unknown = set(changes) - {c.name for c in table_spec(table)}
-            if unknown:
-                raise StoreError(f"unknown column(s) for {table}: {', '.join(sorted(unknown))}")
-            content = last[[c.name for c in table_spec(table)]].copy()
-            for col, value in changes.items():
-                content[col] = value
-            checked = _validate_row(table, content)
-            version = int(last["version"].iloc[0]) + 1
-            checked[SOURCE_ROW] = pd.NA
-            self._insert(conn, table, checked, import_id=None, who=who, version=version,
-                         supersedes=int(last["row_id"].iloc[0]), reason=reason, status=status)
-            conn.execute(self.md.tables["audit"].insert().values(
-                at=_now(), who=who, action="void" if status == "voided" else "correct", table_name=table,
-                record_id=record_id, reason=reason, details=json.dumps({k: str(v) for k, v in changes.items()})))
+        history = _typed(table, pd.read_sql(sa.select(t).where(t.c[id_col] == record_id).order_by(t.c.version), conn))
+        if history.empty:
+            raise StoreError(f"no {table} record {record_id!r}")
+        last = history.iloc[[-1]]
+        if last["status"].iloc[0] == "voided":
+            raise StoreError(f"{table} record {record_id!r} is void; it cannot be changed")
+        unknown = set(changes) - {c.name for c in table_spec(table)}
+        if unknown:
+            raise StoreError(f"unknown column(s) for {table}: {', '.join(sorted(unknown))}")
+        content = last[[c.name for c in table_spec(table)]].copy()
+        for col, value in changes.items():
+            content[col] = value
+        checked = _validate_row(table, content)
+        version = int(last["version"].iloc[0]) + 1
+        checked[SOURCE_ROW] = pd.NA
+        self._insert(conn, table, checked, import_id=None, who=who, version=version,
+                     supersedes=int(last["row_id"].iloc[0]), reason=reason, status=status)
+        conn.execute(self.md.tables["audit"].insert().values(
+            at=_now(), who=who, action="void" if status == "voided" else "correct", table_name=table,
+            record_id=record_id, reason=reason, details=json.dumps({k: str(v) for k, v in changes.items()})))
         return version
+
+    # -- entries from forms -----------------------------------------------------------------
+
+    def add_records(self, table: str, rows: pd.DataFrame | list[dict[str, Any]], *, who: str | None = None,
+                    today: date | None = None, label: str = "entry form") -> pd.DataFrame:
+        """Save rows typed into a form, validated with the same rules as a file import.
+
+        All rows are saved in one transaction, or none: any error (including a row whose id is
+        already stored, with the same or different values) raises and saves nothing, so the
+        caller can keep the form filled in.
+
+        Parameters
+        ----------
+        table : str
+            ``patients``, ``programs``, ``measurements`` or ``sessions``.
+        rows : DataFrame or list of dict
+            Columns as in the data dictionary; ids are derived when left out, as on import.
+        who : str, optional
+            Recorded in the audit trail (default: the login name).
+        today : date, optional
+            Reference for "date in the future".
+        label : str
+            Names the source in problems and in the audit trail.
+
+        Returns
+        -------
+        DataFrame
+            The rows as saved (normalised, with their ids).
+
+        Raises
+        ------
+        DataValidationError
+            With every problem; the report's ``row`` counts the first entry as row 2, as a
+            spreadsheet with a header would.
+        """
+        with self.engine.begin() as conn:
+            return self._add_records_in(conn, table, rows, who=_user(who), today=today, label=label)
+
+    def _add_records_in(self, conn, table, rows, *, who, today, label) -> pd.DataFrame:
+        self._table(table)
+        frame = pd.DataFrame(rows)
+        patients = None
+        if table != "patients":
+            patients = _typed("patients", pd.read_sql(sa.select(self.md.tables["patients"].c.patient_id,
+                                                                self.md.tables["patients"].c.birth_year), conn))
+        result = read_records(_as_csv(frame, label), table, today=today, patients=patients)
+        conflicts, same = self._compare_with_store(conn, table, result)
+        conflicts |= {r: f"{ID_COLUMN[table]} {i!r} is already stored with these values; nothing new to save"
+                      for r, i in zip(result.data[SOURCE_ROW], result.data[ID_COLUMN[table]]) if r in same}
+        result = _with_problems(result, conflicts)
+        if not result.report.ok or result.report.rows_with("duplicate"):
+            raise DataValidationError(result.report)
+        saved = result.data.assign(**{SOURCE_ROW: pd.NA})
+        self._insert(conn, table, saved, import_id=None, who=who)
+        conn.execute(self.md.tables["audit"].insert().values(
+            at=_now(), who=who, action="entry", table_name=table,
+            record_id=", ".join(saved[ID_COLUMN[table]].astype(str)), reason=label,
+            details=json.dumps({"rows": len(saved)})))
+        return saved.drop(columns=SOURCE_ROW).reset_index(drop=True)
+
+    def save_program(self, program: Program, *, who: str | None = None, today: date | None = None) -> list[str]:
+        """Save a program; a program already in force for the patient is ended the day before.
+
+        A schedule change is a new program from a date: the running program's ``end_date`` is
+        corrected (a new version, so its prescription stays on record) and the new program is
+        added, in one transaction. The new program's ``reason`` is required then, and is kept
+        with both.
+
+        Returns
+        -------
+        list of str
+            The ids of the programs written: the ended one (if any), then the new one.
+
+        Raises
+        ------
+        StoreError
+            When a stored program of the patient starts on or after the new start date (void
+            it first), or a change has no reason.
+        DataValidationError
+            When the program fails the import rules (e.g. an unknown patient).
+        """
+        from .program import program_record
+
+        record = program_record(program)
+        who = _user(who)
+        t = self.md.tables["programs"]
+        with self.engine.begin() as conn:
+            current = self._current(conn, "programs", t.c.patient_id == program.patient_id)
+            current = current[current["program_id"] != program.program_id]
+            start, end = pd.Timestamp(program.start_date), pd.Timestamp(program.end_date)
+            overlapping = current[(current["start_date"] <= end) & (current["end_date"] >= start)]
+            later = overlapping[overlapping["start_date"] >= start]
+            if not later.empty:
+                first = later.iloc[0]
+                raise StoreError(
+                    f"program {first['program_id']!r} of patient {program.patient_id!r} runs "
+                    f"{first['start_date']:%Y-%m-%d} to {first['end_date']:%Y-%m-%d}, on or after the new start "
+                    f"{program.start_date}; void it (with a reason) or start the new program later")
+            if not overlapping.empty and not program.reason:
+                raise StoreError("a schedule change needs a reason (kept with the new program and the old one's "
+                                 "correction), e.g. 'pain after daily breakouts'")
+            written = []
+            for old in overlapping.itertuples():
+                self._new_version_in(conn, "programs", old.program_id,
+                                     {"end_date": program.start_date - timedelta(days=1)},
+                                     reason=f"replaced by {program.program_id} from {program.start_date}: "
+                                            f"{program.reason}", who=who, status="active")
+                written.append(old.program_id)
+            self._add_records_in(conn, "programs", [record], who=who, today=today,
+                                 label=f"program {program.program_id}")
+        return [*written, program.program_id]
+
+    def _current(self, conn, table: str, where) -> pd.DataFrame:
+        """Current (latest, active) rows of ``table`` matching ``where``, inside ``conn``'s transaction."""
+        t = self.md.tables[table]
+        id_col = ID_COLUMN[table]
+        latest = (sa.select(t.c[id_col].label("rid"), sa.func.max(t.c.version).label("v"))
+                  .group_by(t.c[id_col]).subquery())
+        query = (sa.select(t).join(latest, sa.and_(t.c[id_col] == latest.c.rid, t.c.version == latest.c.v))
+                 .where(t.c.status == "active").where(where).order_by(t.c[id_col]))
+        return _typed(table, pd.read_sql(query, conn))
 
     # -- exports ----------------------------------------------------------------------------
 
@@ -565,17 +711,24 @@ def _typed(table: str, df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _validate_row(table: str, content: pd.DataFrame) -> pd.DataFrame:
-    """Validate corrected values with the import rules; raise DataValidationError on errors."""
-    text = content.copy()
-    for spec in table_spec(table):
-        if spec.kind == "date":
-            text[spec.name] = pd.to_datetime(text[spec.name]).dt.strftime("%Y-%m-%d")
+def _as_csv(frame: pd.DataFrame, label: str) -> io.StringIO:
+    """Values from code or a form as a CSV file, so they pass through the import rules."""
+    text = frame.copy()
+    for column in text.columns:
+        if pd.api.types.is_datetime64_any_dtype(text[column]):
+            text[column] = text[column].dt.strftime("%Y-%m-%d")
+        elif text[column].dtype == object:
+            text[column] = text[column].map(lambda v: v.isoformat() if isinstance(v, date) else v)
     buffer = io.StringIO()
     text.to_csv(buffer, index=False)
     buffer.seek(0)
-    buffer.name = "<correction>"
-    result = read_records(buffer, table)
+    buffer.name = label
+    return buffer
+
+
+def _validate_row(table: str, content: pd.DataFrame) -> pd.DataFrame:
+    """Validate corrected values with the import rules; raise DataValidationError on errors."""
+    result = read_records(_as_csv(content, "<correction>"), table)
     result.raise_for_errors()
     return result.data
 

@@ -225,3 +225,53 @@ def test_empty_plans_keep_their_columns():
     assert list(empty.columns) == PLAN_COLUMNS and empty.empty
     weekly = breakouts_per_week(empty)
     assert weekly.empty and "breakouts" in weekly.columns
+
+
+def test_an_omitted_exercise_leaves_the_prescription_but_the_movement_sequence_cannot():
+    from hipanalytics.program import prescription
+
+    rx = prescription(make(omit=("quadruped-band-ir",)), "breakouts")
+    assert rx["exercise_id"].tolist() == ["ninety-ninety-ir-stretch", "hip-movement-sequence"]
+    with pytest.raises(ProgramError, match="Hip Movement Sequence cannot be left out"):
+        make(omit=("hip-movement-sequence",))
+    with pytest.raises(ProgramError, match="every breakout exercise .* is left out; keep at least one"):
+        make(omit=("quadruped-band-ir", "ninety-ninety-ir-stretch"))
+    with pytest.raises(ProgramError, match="unknown exercise 'band'"):
+        make(omit=("band",))
+
+
+def test_session_times_add_up_the_holds_of_the_chosen_exercises_and_overrides():
+    from hipanalytics.program import session_times
+
+    # PAILs: lead-in 10-30 s, then 3-4 x (10 s + 10 s) = 70-110 s; band: 10 x (1-2 + 2-3) = 30-50 s;
+    # 3 rounds of both: 300-480 s
+    pails = make(choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    row = session_times(pails).set_index("session").loc["breakouts"]
+    assert (row["minutes_low"], row["minutes_high"]) == (5.0, 8.0)
+    longer = make(dose_overrides={"ninety-ninety-ir-stretch": {"hold_s": {"stretch": 60}}})
+    row = session_times(longer).set_index("session").loc["breakouts"]  # 3 x (30-50 + 3 x 60) s
+    assert (row["minutes_low"], row["minutes_high"]) == (10.5, 11.5)
+    sequence = session_times(longer).set_index("session").loc["sequence"]
+    assert (sequence["minutes_low"], sequence["untimed"]) == (0.0, "Hip Movement Sequence")
+
+
+def test_plan_table_moves_breakouts_to_the_stored_breakout_slot_as_plan_does():
+    from hipanalytics.program import plan_table, program_record
+
+    program = make(breakout_slot="evening")
+    table = plan_table(pd.DataFrame([program_record(program)]))
+    expected = plan(program)
+    assert table.loc[table["breakouts"], "slot"].eq("evening").all()
+    assert table[["date", "slot", "breakouts"]].equals(expected[["date", "slot", "breakouts"]])
+
+
+def test_program_records_with_unreadable_fields_name_the_field():
+    from hipanalytics.program import program_from_record, program_record
+
+    row = program_record(make())
+    with pytest.raises(ProgramError, match="choices must be written choice=exercise"):
+        program_from_record(row | {"choices": "pails"})
+    with pytest.raises(ProgramError, match="dose_overrides is not valid JSON"):
+        program_from_record(row | {"dose_overrides": "{sets: 4"})
+    with pytest.raises(ProgramError, match="choice 'ninety-ninety' must be one of"):
+        program_from_record(row | {"choices": "ninety-ninety=pigeon"})

@@ -318,3 +318,19 @@ def test_a_column_named_source_row_is_refused_not_confused_with_the_row_number()
     result = read(f"{HEADER},source_row\n{GOOD},99\n")
     assert problems(result)[0][:3] == ("error", 1, "source_row")
     assert result.data["source_row"].tolist() == [2]  # the spreadsheet row, not the file's column
+
+
+def test_program_rows_are_checked_against_their_protocol(tmp_path):
+    from hipanalytics.records import read_records
+
+    path = tmp_path / "programs.csv"
+    path.write_text(
+        "program_id,patient_id,protocol_id,protocol_version,schedule,start_date,end_date,breakout_slot,choices\n"
+        "A,P1,hip-ir-breakouts,1.0.0,daily,2026-01-05,2026-02-01,,ninety-ninety=ninety-ninety-ir-pails\n"
+        "B,P2,hip-ir-breakouts,1.0.0,daily,2026-01-05,2026-02-01,noon,\n"
+        "C,P3,hip-ir-breakouts,1.0.0,\"mon,tue\",2026-01-05,2026-02-01,,\n", encoding="utf-8")
+    report = read_records(path, "programs", today=date(2026, 11, 1)).report
+    assert report.errors[["row", "column"]].values.tolist() == [[3, "program_id"]]
+    assert "breakout_slot 'noon' is not a slot" in report.errors["rule"].iloc[0]
+    assert report.warnings[["row", "column"]].values.tolist() == [[4, "schedule"]]
+    assert "mon and tue are consecutive" in report.warnings["rule"].iloc[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import io
 import multiprocessing
 import os
 import warnings
@@ -183,9 +184,30 @@ def test_schema_version_is_checked_on_open(tmp_path):
     path = tmp_path / "old.sqlite"
     Store(path).close()
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match="has schema version 0, but this hipanalytics uses 1"):
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match="has schema version 99, but this hipanalytics uses 2"):
         Store(path)
+
+
+def test_a_version_1_store_gains_the_program_columns_on_open_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "v1.sqlite"
+    with Store(path) as store:
+        store.import_file(io.StringIO("patient_id,birth_year,involved_side\nP1,1970,left\n"), "patients")
+        store.import_file(io.StringIO(
+            "program_id,patient_id,protocol_id,protocol_version,schedule,start_date,end_date\n"
+            "A,P1,hip-ir-breakouts,1.0.0,daily,2026-01-05,2026-02-01\n"), "programs")
+    with sqlite3.connect(path) as conn:  # what version 1 looked like
+        for column in ("breakout_slot", "choices", "dose_overrides", "omit"):
+            conn.execute(f"ALTER TABLE programs DROP COLUMN {column}")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    with Store(path) as store:
+        programs = store.read("programs")
+        assert programs["program_id"].tolist() == ["A"]
+        assert programs["breakout_slot"].isna().all()
+        migration = store.audit().query("action == 'migrate'")
+        assert migration["reason"].tolist() == ["schema version 1 -> 2"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
 
 
 def test_missing_store_is_refused_when_not_creating(tmp_path):
@@ -278,3 +300,89 @@ def test_values_for_the_driver_are_plain_python_with_none_for_missing(values):
             assert got == want.strftime("%Y-%m-%d")
         else:
             assert got == want and type(got) in (str, int, float)
+
+
+# -- entries from forms and programs from the builder ------------------------------------------
+
+MEASUREMENT = {"patient_id": "P001", "measured_on": date(2026, 1, 5), "side": "right", "joint": "hip",
+               "motion": "internal_rotation", "position": "seated_90", "mode": "active",
+               "instrument": "inclinometer", "degrees": 31.5, "trial": 1}
+
+
+def test_entries_are_validated_like_imports_and_saved_with_an_audit_row(store):
+    saved = store.add_records("measurements", [MEASUREMENT, MEASUREMENT | {"trial": 2, "degrees": 33}],
+                              who="AB", today=TODAY)
+    assert saved["degrees"].tolist() == [31.5, 33.0]
+    assert store.read("measurements")["measurement_id"].tolist() == saved["measurement_id"].tolist()
+    entry = store.audit().query("action == 'entry'")
+    assert entry[["who", "table_name"]].values.tolist() == [["AB", "measurements"]]
+
+
+def test_a_bad_entry_saves_nothing_and_says_why(store):
+    with pytest.raises(DataValidationError) as caught:
+        store.add_records("measurements", [MEASUREMENT, MEASUREMENT | {"trial": 2, "degrees": 130,
+                                                                      "patient_id": "P404"}], today=TODAY)
+    errors = caught.value.report.errors
+    assert set(errors["column"]) == {"degrees", "patient_id"} and set(errors["row"]) == {3}
+    assert store.read("measurements").empty
+
+
+def test_entering_the_same_measurement_twice_is_refused_not_doubled(store):
+    store.add_records("measurements", [MEASUREMENT], today=TODAY)
+    with pytest.raises(DataValidationError, match="already stored with these values"):
+        store.add_records("measurements", [MEASUREMENT], today=TODAY)
+    assert len(store.read("measurements")) == 1
+
+
+def _program(schedule, start, weeks=8, **kw):
+    from hipanalytics.program import Program
+
+    return Program(patient_id="P001", protocol="hip-ir-breakouts", schedule=schedule, start_date=start,
+                   weeks=weeks, **kw)
+
+
+def test_saved_programs_keep_slot_choices_doses_and_omissions(store):
+    from hipanalytics.program import program_from_record
+
+    program = _program("mon,thu", date(2026, 1, 5), breakout_slot="evening", omit=("quadruped-band-ir",),
+                       choices={"ninety-ninety": "ninety-ninety-ir-pails"},
+                       dose_overrides={"ninety-ninety-ir-pails": {"sets": 4}})
+    assert store.save_program(program, today=TODAY) == [program.program_id]
+    row = store.read("programs").iloc[0]
+    back = program_from_record(row)
+    assert (back.breakout_slot, back.omit, back.choices) == (
+        "evening", ("quadruped-band-ir",), {"ninety-ninety": "ninety-ninety-ir-pails"})
+    assert back.schedule == "custom:mon,thu" and back.end_date == program.end_date
+    assert str(back.dose("ninety-ninety-ir-pails").sets) == "4"
+
+
+def test_a_schedule_change_ends_the_running_program_and_keeps_it_on_record(store):
+    daily = _program("daily", date(2026, 1, 5))
+    store.save_program(daily, today=TODAY)
+    change = _program("three-per-week", date(2026, 1, 19), weeks=6, reason="pain after daily breakouts")
+    assert store.save_program(change, who="AB", today=TODAY) == [daily.program_id, change.program_id]
+    current = store.read("programs").set_index("program_id")
+    assert current.loc[daily.program_id, "end_date"] == pd.Timestamp("2026-01-18")
+    assert current.loc[change.program_id, "start_date"] == pd.Timestamp("2026-01-19")
+    history = store.read("programs", history=True)
+    old = history[history["program_id"] == daily.program_id]
+    assert old["end_date"].tolist() == [pd.Timestamp("2026-03-01"), pd.Timestamp("2026-01-18")]
+    assert "pain after daily breakouts" in old["change_reason"].iloc[-1]
+
+
+def test_a_schedule_change_needs_a_reason_and_cannot_start_before_the_running_program(store):
+    store.save_program(_program("daily", date(2026, 1, 5)), today=TODAY)
+    with pytest.raises(StoreError, match="needs a reason"):
+        store.save_program(_program("three-per-week", date(2026, 1, 19)), today=TODAY)
+    with pytest.raises(StoreError, match="on or after the new start 2026-01-01; void it"):
+        store.save_program(_program("three-per-week", date(2026, 1, 1), reason="x"), today=TODAY)
+    assert len(store.read("programs", history=True)) == 1
+
+
+def test_a_program_for_an_unknown_patient_is_refused(store):
+    from hipanalytics.program import Program
+
+    stranger = Program(patient_id="P404", protocol="hip-ir-breakouts", schedule="daily",
+                       start_date=date(2026, 1, 5), weeks=4)
+    with pytest.raises(DataValidationError, match="unknown patient"):
+        store.save_program(stranger, today=TODAY)
