@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 from .analysis import adherence, adherence_summary, rom_trends, tolerance_flags
 from .errors import (
     DataValidationError,
+    EntryError,
     HipAnalyticsError,
     HipAnalyticsWarning,
     ProgramError,
@@ -31,6 +32,7 @@ from .store import Store
 __all__ = [
     "__version__",
     "DataValidationError",
+    "EntryError",
     "HipAnalyticsError",
     "HipAnalyticsWarning",
     "ProgramError",

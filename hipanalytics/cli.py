@@ -84,6 +84,7 @@ def _write_program_files(program: Program, out: Path, **handout_kwargs) -> dict[
     return {
         "plan": folder / "plan.csv",
         "handout": write_handout(program, folder / "handout.html", **handout_kwargs),
+        "handout_pdf": write_handout(program, folder / "handout.pdf", **handout_kwargs),
         "calendar": write_calendar(program, folder / "calendar.ics"),
     }
 
@@ -424,6 +425,57 @@ def report_clinic_command(store_path, out, patients, jobs, formats, as_of, timeo
         click.echo(f"  FAILED {patient_id}: {reason}", err=True)
     if result["failed"]:
         sys.exit(EXIT_REFUSED)
+
+
+# ----------------------------------------------------------------------------------------------
+# Apps
+
+
+def _serve_options(default_port: int):
+    return _with([
+        click.option("--port", type=click.IntRange(1, 65535), default=default_port, show_default=True),
+        click.option("--host", default="127.0.0.1", show_default=True,
+                     help="Address to listen on; anything but localhost exposes patient data (see the warning)."),
+        click.option("--no-browser", is_flag=True, help="Do not open a browser tab."),
+    ])
+
+
+@main.command("app")
+@click.argument("app", type=click.Choice(["builder", "entry", "dashboard"]))
+@_store_option
+@click.option("--sample", is_flag=True, help="Work on a copy of the synthetic sample clinic instead of a store.")
+@click.option("--idle-minutes", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Shut down the kernel of a closed page after this long without activity.")
+@_serve_options(8866)
+@_refusals
+def app_command(app, store_path, sample, idle_minutes, port, host, no_browser) -> None:
+    """Serve an app with Voilà: builder (programs), entry (visits) or dashboard (one patient)."""
+    from .apps.serve import exposure_warning, run, voila_command
+    from .store import Store
+
+    if sample:
+        from .synthetic import sample_store
+
+        location = str(sample_store())
+    else:
+        location = store_path or default_store()
+        Store(location, create=False).close()  # refuses a missing store or a wrong schema, with the reason
+    click.echo(exposure_warning(host), err=True)
+    click.echo(f"store: {location}\nopen http://{'localhost' if host == '127.0.0.1' else host}:{port}/ "
+               "(Ctrl-C stops the app)", err=True)
+    sys.exit(run(voila_command(app, port=port, host=host, idle_minutes=idle_minutes, open_browser=not no_browser),
+                 store=location))
+
+
+@main.command("lab")
+@_store_option
+@_serve_options(8888)
+def lab_command(store_path, port, host, no_browser) -> None:
+    """Open JupyterLab at the notebooks (reports, tutorials, apps), with the store set for them."""
+    from .apps.serve import exposure_warning, lab_command as command, run
+
+    click.echo(exposure_warning(host), err=True)
+    sys.exit(run(command(port=port, host=host, open_browser=not no_browser), store=store_path))
 
 
 if __name__ == "__main__":  # pragma: no cover

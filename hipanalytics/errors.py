@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "DataValidationError",
+    "EntryError",
     "HipAnalyticsError",
     "HipAnalyticsWarning",
     "ProgramError",
@@ -101,6 +102,10 @@ class DataValidationError(HipAnalyticsError):
     def __init__(self, report):
         self.report = report
         super().__init__(str(report))
+
+
+class EntryError(HipAnalyticsError):
+    """A form entry is incomplete before it can even be validated (e.g. no trial typed in)."""
 
 
 class StoreError(HipAnalyticsError):

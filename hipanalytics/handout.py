@@ -29,7 +29,7 @@ from . import __version__
 from .program import Program, plan, prescription
 from .protocol import WEEKDAYS, Dose, Range
 
-__all__ = ["handout_html", "write_handout", "calendar_ics", "write_calendar", "patient_dose"]
+__all__ = ["handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hipanalytics", "templates"),
@@ -200,11 +200,36 @@ def _tick_weeks(sessions: pd.DataFrame) -> list[dict]:
     return weeks
 
 
+def handout_pdf(program: Program, **kwargs) -> bytes:
+    """The handout of :func:`handout_html` as an A4 PDF (WeasyPrint; nothing is fetched).
+
+    Takes the same keyword arguments as :func:`handout_html`.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from hipanalytics.program import Program
+    >>> prog = Program(patient_id="P001", protocol="hip-ir-breakouts", schedule="daily",
+    ...                start_date=date(2026, 1, 5), weeks=1)
+    >>> handout_pdf(prog)[:5]
+    b'%PDF-'
+    """
+    from weasyprint import HTML
+
+    def refuse(url: str, *args, **kw):  # the handout is self-contained; a fetch would be a bug
+        raise ValueError(f"the handout tried to load {url!r}; handouts must not fetch anything")
+
+    return HTML(string=handout_html(program, **kwargs), url_fetcher=refuse).write_pdf()
+
+
 def write_handout(program: Program, path: str | Path, **kwargs) -> Path:
-    """Write :func:`handout_html` to ``path`` (UTF-8) and return the path."""
+    """Write the handout to ``path``: PDF when it ends in ``.pdf``, else HTML (UTF-8)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(handout_html(program, **kwargs), encoding="utf-8")
+    if path.suffix.lower() == ".pdf":
+        path.write_bytes(handout_pdf(program, **kwargs))
+    else:
+        path.write_text(handout_html(program, **kwargs), encoding="utf-8")
     return path
 
 

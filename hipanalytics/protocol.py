@@ -515,7 +515,7 @@ def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
     >>> schedule_problems(s)
     []
     >>> schedule_problems(s.model_copy(update={"breakout_days": ("mon", "tue", "thu")}))
-    [('breakout_days', 'breakout days mon and tue are consecutive, but this schedule needs a recovery day between breakout days; spread them out (e.g. mon, wed, fri) or set recovery_day_between: false')]
+    [('breakout_days', 'breakout days mon and tue are consecutive, but this schedule needs a recovery day between breakout days; spread them out (e.g. mon, wed, fri)')]
     """
     problems = []
     days = list(schedule.breakout_days)
@@ -531,7 +531,7 @@ def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
                     "breakout_days",
                     f"breakout days {WEEKDAYS[a]} and {WEEKDAYS[b]} are consecutive, but this "
                     "schedule needs a recovery day between breakout days; spread them out "
-                    "(e.g. mon, wed, fri) or set recovery_day_between: false",
+                    "(e.g. mon, wed, fri)",
                 ))
     return problems
 
@@ -757,7 +757,8 @@ def _reference_problems(p: Protocol) -> list[tuple[str, str]]:
             check_ref(f"{base}.slots[{j}].session", "session", slot.session, session_ids)
         check_ref(f"{base}.breakout_slot", "slot", sched.breakout_slot, slot_ids)
         check_ref(f"{base}.breakout_session", "session", sched.breakout_session, session_ids)
-        problems += [(f"{base}.{key}", message) for key, message in schedule_problems(sched)]
+        problems += [(f"{base}.{key}", message + (" or set recovery_day_between: false" if "consecutive" in message
+                                                  else "")) for key, message in schedule_problems(sched)]
     if p.custom_schedule_base is not None:
         check_ref("custom_schedule_base", "schedule", p.custom_schedule_base, schedule_ids)
     if not problems:  # breakout checks need valid references

@@ -787,7 +787,7 @@ def _check_rules(table, spec, data, rows, collect, today, patients, coded=None):
                             values, rule, fix)
 
     for col in spec:
-        if col.kind == "date":
+        if col.kind == "date" and table != "programs":  # a program may be prescribed ahead; visits cannot be
             future = data[col.name] > pd.Timestamp(today)
             collect.problem("error", rows[future], col.name, data.loc[future, col.name].dt.strftime("%Y-%m-%d"),
                             f"date in the future (after {today})", "check the year and month")
@@ -1027,8 +1027,12 @@ def data_dictionary() -> str:
         f"- Hip internal rotation outside {HIP_IR_ERROR_RANGE[0]:g}..{HIP_IR_ERROR_RANGE[1]:g} degrees is an error; "
         f"outside {HIP_IR_WARNING_RANGE[0]:g}..{HIP_IR_WARNING_RANGE[1]:g} a warning (normal adult means about 29-50, "
         "SD 5-11: J Athl Train 2018;53(6):560, Table 1).",
-        "- Dates in the future are errors; so are measurements or sessions dated before the patient's birth year,",
-        "  and records for a patient who is not in the store.",
+        "- Visit and session dates in the future are errors (a program may start or end in the future); so are",
+        "  measurements or sessions dated before the patient's birth year, and records for a patient who is not",
+        "  in the store.",
+        "- Each program row must be a valid program of its protocol: a known schedule or weekday set, slot,",
+        "  choices, dose overrides and left-out exercises (a recovery schedule with consecutive breakout days is",
+        "  a warning).",
         "- Measurement position and instrument are kept exactly: IR differs by 3-13 degrees between seated, supine",
         "  and prone (Simoneau 1998; Gradoz 2018; Kouyoumdjian 2012) and by about 4.5 degrees between inclinometer",
         "  and goniometer (Roach 2013), so a plain `supine` is refused rather than guessed.",

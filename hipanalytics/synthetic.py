@@ -231,6 +231,13 @@ def write_clinic(clinic: dict[str, pd.DataFrame], folder: str | Path) -> dict[st
     return paths
 
 
+def sample_store_path() -> Path:
+    """Where :func:`sample_store` keeps the sample store by default (the system's temporary folder)."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "hipanalytics-sample.sqlite"
+
+
 def sample_store(path: str | Path | None = None) -> Path:
     """A store holding the 40-patient synthetic sample clinic (``generate_clinic(40, seed=2026)``,
     the same as ``data/sample``), built on first use.
@@ -247,7 +254,7 @@ def sample_store(path: str | Path | None = None) -> Path:
 
     from .store import Store
 
-    path = Path(path) if path is not None else Path(tempfile.gettempdir()) / "hipanalytics-sample.sqlite"
+    path = Path(path) if path is not None else sample_store_path()
     store = Store(path)
     if store.read("patients").empty:
         folder = Path(tempfile.mkdtemp(prefix="hipanalytics-sample-"))

@@ -1,0 +1,145 @@
+"""What the apps share: the page frame, the patient picker, status lines and error display.
+
+Only wiring lives here; every decision is made by the plain functions of the app modules and
+the store.
+"""
+
+from __future__ import annotations
+
+import getpass
+import html
+from contextlib import contextmanager
+
+import ipywidgets as w
+import pandas as pd
+
+from ..errors import DataValidationError, HipAnalyticsError
+
+_CSS = """
+<style>
+.hip-app { max-width: 1100px; font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1b1b1b; }
+.hip-app h2 { color: #0b4f8a; margin: 0 0 2px 0; font-size: 1.5em; }
+.hip-app .hip-sub { color: #555; margin: 0 0 10px 0; }
+.hip-section { border: 1px solid #d6dbe1; border-radius: 6px; padding: 6px 12px 10px 12px; margin: 6px 0; }
+.hip-section h3 { font-size: 1.05em; color: #0b4f8a; margin: 4px 0 6px 0; }
+.hip-week { border-collapse: collapse; margin: 6px 0; font-size: 0.92em; }
+.hip-week th, .hip-week td { border: 1px solid #c9ced6; padding: 4px 6px; text-align: center; vertical-align: middle;
+                             line-height: 1.25; }
+.hip-week th { background: #f2f4f7; }
+.hip-week td.hip-breakout { background: #dcebf7; color: #0b4f8a; font-weight: 600; }
+.hip-warning { background: #fff4e5; border-left: 4px solid #e69f00; padding: 6px 10px; margin: 6px 0; }
+.hip-problem { background: #fdecea; border-left: 4px solid #b3261e; padding: 6px 10px; margin: 6px 0; }
+.hip-ok { background: #e8f5e9; border-left: 4px solid #009e73; padding: 6px 10px; margin: 6px 0; }
+.hip-problems { border-collapse: collapse; font-size: 0.9em; margin-top: 4px; }
+.hip-problems td, .hip-problems th { border: 1px solid #e3c4c1; padding: 3px 6px; text-align: left; }
+.hip-table { border-collapse: collapse; font-size: 0.9em; }
+.hip-table th, .hip-table td { border-bottom: 1px solid #e0e3e8; padding: 3px 8px; text-align: left; }
+.hip-download { display: inline-block; margin: 4px 12px 4px 0; padding: 6px 12px; border: 1px solid #0b4f8a;
+                border-radius: 4px; color: #0b4f8a; text-decoration: none; }
+.hip-muted { color: #666; }
+</style>
+"""
+
+
+def _is_sample(store) -> bool:
+    from ..synthetic import sample_store_path
+
+    return str(store.url).endswith(str(sample_store_path()))
+
+
+def login_name() -> str:
+    """The operating-system login, the default 'who' of saved records."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "unknown"
+
+
+def section(title: str, children: list) -> w.VBox:
+    """A titled, bordered group of controls."""
+    box = w.VBox([w.HTML(f"<h3>{html.escape(title)}</h3>"), *children])
+    box.add_class("hip-section")
+    return box
+
+
+def problem_html(message: str) -> str:
+    return f'<div class="hip-problem">{html.escape(message)}</div>'
+
+
+def ok_html(message: str) -> str:
+    return f'<div class="hip-ok">{html.escape(message)}</div>'
+
+
+def report_html(error: DataValidationError) -> str:
+    """A validation report as an inline table: field, value, what is wrong, how to fix it."""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(p.column if pd.notna(p.column) else ''))}</td>"
+        f"<td>{html.escape(str(p.value))}</td><td>{html.escape(str(p.rule))}</td>"
+        f"<td>{html.escape(str(p.fix))}</td></tr>"
+        for p in error.report.errors.itertuples())
+    return ('<div class="hip-problem">Not saved; the form keeps what you typed. Please correct:'
+            '<table class="hip-problems"><tr><th>field</th><th>value</th><th>problem</th><th>fix</th></tr>'
+            f"{rows}</table></div>")
+
+
+def table_html(df: pd.DataFrame, *, empty: str) -> str:
+    if df.empty:
+        return f'<p class="hip-muted">{html.escape(empty)}</p>'
+    return df.to_html(index=False, classes="hip-table", border=0, escape=True, na_rep="")
+
+
+class App(w.VBox):
+    """Base of the apps: a store, a title, a status line and the patient picker."""
+
+    def __init__(self, store, title: str, subtitle: str):
+        super().__init__()
+        self.add_class("hip-app")
+        self.store = store
+        banner = ('<div class="hip-warning">Synthetic sample data: start the app with <code>hipanalytics app '
+                  '... --store YOUR-STORE</code> to work on your clinic\'s records.</div>' if _is_sample(store) else "")
+        self.header = w.HTML(f"{_CSS}<h2>{html.escape(title)}</h2><p class='hip-sub'>{html.escape(subtitle)}</p>"
+                             f"{banner}")
+        self.status = w.HTML()
+
+    def patients(self) -> pd.DataFrame:
+        return self.store.read("patients")
+
+    def patient_picker(self, description: str = "Patient") -> w.Dropdown:
+        """A dropdown of the store's patients, labelled by id and, when recorded, display name."""
+        patients = self.patients()
+        options = []
+        for p in patients.itertuples():
+            name = getattr(p, "display_name", None)
+            label = f"{p.patient_id} - {name}" if isinstance(name, str) and name.strip() else p.patient_id
+            options.append((label, p.patient_id))
+        picker = w.Dropdown(description=description, options=options, layout=w.Layout(width="420px"))
+        picker.add_class("hip-patient")
+        return picker
+
+    def programs_in_force_html(self, patient_id: str | None) -> str:
+        if not patient_id:
+            return '<p class="hip-muted">No patients in the store yet: import the patients table first.</p>'
+        programs = self.store.read("programs", patient_id=patient_id).sort_values("start_date")
+        if programs.empty:
+            return '<p class="hip-muted">No program on record for this patient.</p>'
+        lines = "".join(
+            f"<li>{html.escape(p.program_id)}: {html.escape(p.schedule)}, "
+            f"{p.start_date:%Y-%m-%d} to {p.end_date:%Y-%m-%d}</li>" for p in programs.itertuples())
+        return (f'<p class="hip-muted">Programs on record (a new program that starts inside one ends it the day '
+                f"before, with your reason):</p><ul>{lines}</ul>")
+
+    @contextmanager
+    def saving(self, doing: str):
+        """Run a save; on failure say why in the status line and leave the form as it is."""
+        self.status.value = f'<p class="hip-muted">{html.escape(doing)}...</p>'
+        try:
+            yield
+        except DataValidationError as exc:
+            self.status.value = report_html(exc)
+        except HipAnalyticsError as exc:
+            self.status.value = problem_html(f"Not saved: {exc}")
+        except Exception as exc:  # noqa: BLE001 - a clinician sees the reason; the form keeps its values
+            self.status.value = problem_html(f"Not saved, unexpected error ({type(exc).__name__}): {exc}")
+
+    def say_saved(self, message: str) -> None:
+        self.status.value = ok_html(message)

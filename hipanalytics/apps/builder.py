@@ -1,0 +1,490 @@
+"""Program builder: a clinician prescribes a protocol to a patient without writing code.
+
+The logic is in plain functions that tests call directly: :func:`breakout_items` lists what the
+builder shows, :func:`build_program` turns the form's values into a validated
+:class:`~hipanalytics.program.Program`, and :func:`preview_html` draws the live preview.
+:class:`ProgramBuilder` only wires ipywidgets controls to them and to the store.
+
+Examples
+--------
+>>> from datetime import date
+>>> from hipanalytics.protocol import load_protocol
+>>> protocol = load_protocol("hip-ir-breakouts")
+>>> program = build_program(protocol, {"patient_id": "P001", "schedule": "three-per-week",
+...                                    "start_date": date(2026, 1, 5), "weeks": 6,
+...                                    "alternatives": {"ninety-ninety": "ninety-ninety-ir-pails"},
+...                                    "doses": {"ninety-ninety-ir-pails": {"sets": "4"}}})
+>>> program.program_id, str(program.dose("ninety-ninety-ir-pails").sets)
+('P001-20260105-three-per-week', '4')
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+from pydantic import ValidationError
+
+from ..config import safe_filename
+from ..errors import HipAnalyticsError, ProgramError
+from ..program import DoseOverride, Program, breakouts_per_week, plan, session_times
+from ..protocol import WEEKDAYS, ChoiceBlock, CircuitBlock, Protocol, Range, schedule_problems
+
+__all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "week_table",
+           "preview_html", "download_links", "ProgramBuilder"]
+
+CUSTOM = "custom"
+"""The ``schedule`` value that means: the weekdays in ``days``."""
+
+
+@dataclass(frozen=True)
+class BreakoutItem:
+    """One line of the breakout circuit as the builder shows it: an exercise, or a one-of choice."""
+
+    key: str
+    """Exercise id, or the choice id for a one-of item."""
+    label: str
+    options: tuple[tuple[str, str], ...]
+    """(exercise id, name) pairs; one pair for a plain exercise."""
+    default: str
+    """Exercise id used when nothing is chosen."""
+
+
+def breakout_items(protocol: Protocol, schedule: str | None = None) -> list[BreakoutItem]:
+    """The exercises of a schedule's breakout session that a clinician may tick, in order.
+
+    The movement sequence is not listed: the protocol always follows the circuit with it.
+
+    Examples
+    --------
+    >>> from hipanalytics.protocol import load_protocol
+    >>> [(i.key, i.label) for i in breakout_items(load_protocol("hip-ir-breakouts"))]
+    [('quadruped-band-ir', 'Band-assisted quadruped hip internal rotation'), ('ninety-ninety', '90/90 hip internal rotation: one of')]
+    """
+    sched = protocol.resolve_schedule(schedule or protocol.schedules[0].id)
+    items = []
+    for block in protocol.session(sched.breakout_session).blocks:
+        for item in block.circuit.items if isinstance(block, CircuitBlock) else (block,):
+            if isinstance(item, ChoiceBlock):
+                options = tuple((e, protocol.exercise(e).name) for e in item.one_of)
+                shared = os.path.commonprefix([name for _, name in options]).strip(" -(:")
+                label = f"{shared}: one of" if shared else "One of"
+                items.append(BreakoutItem(item.id, label, options, item.chosen_by_default))
+            elif protocol.exercise(item.exercise).kind != "movement_sequence":
+                name = protocol.exercise(item.exercise).name
+                items.append(BreakoutItem(item.exercise, name, ((item.exercise, name),), item.exercise))
+    return items
+
+
+def dose_fields(protocol: Protocol, exercise_id: str) -> list[tuple[str, str, str]]:
+    """The dose fields a clinician may change for an exercise: (field, label, protocol value).
+
+    ``field`` is ``sets``, ``reps`` or ``hold_s.<phase id>``.
+
+    Examples
+    --------
+    >>> from hipanalytics.protocol import load_protocol
+    >>> dose_fields(load_protocol("hip-ir-breakouts"), "ninety-ninety-ir-stretch")
+    [('sets', 'sets', '3'), ('hold_s.stretch', 'stretch hold (s)', '30')]
+    """
+    dose = protocol.exercise(exercise_id).dose
+    if dose is None:
+        return []
+    fields = [("sets", "sets", str(dose.sets))]
+    if dose.reps is not None:
+        fields.append(("reps", "reps", str(dose.reps)))
+    for phase in (*dose.lead_in, *dose.phases):
+        fields.append((f"hold_s.{phase.id}", f"{phase.id.replace('-', ' ')} hold (s)", str(phase.hold_s)))
+    return fields
+
+
+def build_program(protocol: Protocol, choices: Mapping[str, Any]) -> Program:
+    """A validated program from the builder's values.
+
+    Parameters
+    ----------
+    protocol : Protocol
+    choices : mapping
+        - ``patient_id``, ``start_date`` (date), ``weeks`` (int): required;
+        - ``schedule``: a schedule id of the protocol, or ``"custom"`` with ``days`` (weekday
+          ids such as ``["mon", "thu"]``);
+        - ``breakout_slot``: slot id, optional (default: the schedule's);
+        - ``exercises``: item key (see :func:`breakout_items`) -> bool, ticked or not
+          (default: all ticked);
+        - ``alternatives``: one-of choice id -> exercise id;
+        - ``doses``: exercise id -> {``sets``, ``reps``, ``hold_s`` -> {phase: value}} as
+          numbers or text such as ``"3-4"``; values equal to the protocol's are not overrides;
+        - ``reason``, ``program_id``: optional text.
+
+    Returns
+    -------
+    Program
+
+    Raises
+    ------
+    ProgramError
+        Naming the field and what is expected (e.g. an empty patient, a dose of 0, no weekday).
+    """
+    patient = str(choices.get("patient_id") or "").strip()
+    if not patient:
+        raise ProgramError("choose a patient")
+    start = choices.get("start_date")
+    if not isinstance(start, date):
+        raise ProgramError("choose a start date")
+    schedule = choices.get("schedule") or protocol.schedules[0].id
+    if schedule == CUSTOM:
+        days = [d for d in WEEKDAYS if d in set(choices.get("days") or ())]
+        if not days:
+            raise ProgramError("a custom schedule needs at least one breakout weekday")
+        schedule = "custom:" + ",".join(days)
+    ticked = dict(choices.get("exercises") or {})
+    alternatives = dict(choices.get("alternatives") or {})
+    items = breakout_items(protocol, schedule if not schedule.startswith("custom:") else None)
+    chosen = {i.key: alternatives.get(i.key, i.default) for i in items}
+    omit = tuple(chosen[i.key] for i in items if not ticked.get(i.key, True))
+    overrides = {}
+    for exercise_id, values in (choices.get("doses") or {}).items():
+        override = _override(protocol, exercise_id, values)
+        if override and exercise_id in chosen.values() and exercise_id not in omit:
+            overrides[exercise_id] = override
+    slot = choices.get("breakout_slot") or None
+    if slot == protocol.resolve_schedule(schedule).breakout_slot:
+        slot = None  # the schedule's own: nothing to override
+    with warnings.catch_warnings():  # the preview lists schedule problems itself (program_warnings)
+        warnings.simplefilter("ignore")
+        return Program(
+            patient_id=patient, protocol=protocol, schedule=schedule, start_date=start,
+            weeks=choices.get("weeks"), breakout_slot=slot,
+            choices={i.key: chosen[i.key] for i in items if len(i.options) > 1 and i.key in alternatives},
+            dose_overrides=overrides, omit=omit, reason=str(choices.get("reason") or "").strip(),
+            **({"program_id": choices["program_id"]} if choices.get("program_id") else {}),
+        )
+
+
+def _override(protocol: Protocol, exercise_id: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of ``values`` that differ from the protocol's dose, parsed as ranges."""
+    name = protocol.exercise(exercise_id).name
+    base = {f: v for f, _, v in dose_fields(protocol, exercise_id)}
+    flat = {k: v for k, v in values.items() if k != "hold_s"}
+    flat |= {f"hold_s.{phase}": v for phase, v in (values.get("hold_s") or {}).items()}
+    override: dict[str, Any] = {}
+    for field, value in flat.items():
+        if field not in base:
+            raise ProgramError(f"{name} has no dose field {field!r} (fields: {', '.join(base)})")
+        text = str(value).strip()
+        if not text:
+            raise ProgramError(f"{name}: {field.replace('hold_s.', '')} is empty; type a number such as {base[field]}")
+        try:
+            parsed = Range.parse(float(text) if text.replace(".", "", 1).isdigit() else text)
+        except ValueError as exc:
+            raise ProgramError(f"{name}: {field.replace('hold_s.', '')}: {exc}") from None
+        if str(parsed) == base[field]:
+            continue
+        one = {"hold_s": {field.removeprefix("hold_s."): parsed}} if field.startswith("hold_s.") else {field: parsed}
+        try:
+            DoseOverride(**one)  # the same bounds as a protocol file
+        except ValidationError as exc:
+            message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise ProgramError(f"{name}: {field.replace('hold_s.', '')}: {message}") from None
+        if field.startswith("hold_s."):
+            override.setdefault("hold_s", {})[field.removeprefix("hold_s.")] = parsed
+        else:
+            override[field] = parsed
+    return override
+
+
+def program_warnings(program: Program) -> list[str]:
+    """Programming-rule problems of the program's schedule, e.g. consecutive breakout days.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from hipanalytics.protocol import load_protocol
+    >>> p = build_program(load_protocol("hip-ir-breakouts"), {"patient_id": "P1", "schedule": "custom",
+    ...     "days": ["mon", "tue"], "start_date": date(2026, 1, 5), "weeks": 2})
+    >>> program_warnings(p)[0][:36]
+    'breakout days mon and tue are consec'
+    """
+    return [message for _, message in schedule_problems(program.resolved_schedule)]
+
+
+def week_table(program: Program) -> pd.DataFrame:
+    """The program's week at a glance: one row per slot, one column per weekday, session titles.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from hipanalytics.protocol import load_protocol
+    >>> p = build_program(load_protocol("hip-ir-breakouts"), {"patient_id": "P1", "schedule": "three-per-week",
+    ...     "start_date": date(2026, 1, 7), "weeks": 1})
+    >>> week_table(p).loc["morning 08:00", ["mon", "tue"]].tolist()
+    ['IR breakouts + Hip Movement Sequence', 'Hip Movement Sequence']
+    """
+    first_week = plan(program).head(7 * len(program.resolved_schedule.slots))
+    first_week = first_week.assign(row=first_week["slot"] + " " + first_week["slot_time"])
+    table = first_week.pivot(index="row", columns="weekday", values="session_title")
+    order = [f"{s.id} {s.time:%H:%M}" for s in program.resolved_schedule.slots]
+    return table.reindex(index=order, columns=[d for d in WEEKDAYS if d in table.columns])
+
+
+def preview_html(program: Program) -> str:
+    """The live preview: week grid, breakouts per week, estimated session times, warnings (escaped)."""
+    schedule = program.resolved_schedule
+    breakout_title = program.protocol.session(schedule.breakout_session).title
+    grid = week_table(program)
+    head = "".join(f"<th>{d.capitalize()}</th>" for d in grid.columns)
+    body = ""
+    for row, values in grid.iterrows():
+        cells = "".join(
+            f'<td class="{"hip-breakout" if v == breakout_title else ""}">{html.escape(str(v))}</td>' for v in values)
+        body += f"<tr><th>{html.escape(str(row))}</th>{cells}</tr>"
+    per_week = breakouts_per_week(plan(program))
+    weeks = ", ".join(f"week {w.week}: {w.breakouts}" for w in per_week.itertuples())
+    times = ""
+    for t in session_times(program).itertuples():
+        span = f"{t.minutes_low:.0f}" if round(t.minutes_low) == round(t.minutes_high) else \
+            f"{t.minutes_low:.0f}-{t.minutes_high:.0f}"
+        if t.minutes_high == 0:
+            text = "its length is set by your clinic"
+        else:
+            text = f"about {span} min of holds"
+            if t.untimed:
+                text += f", plus the {html.escape(t.untimed)} (its length is set by your clinic)"
+        times += f"<li><b>{html.escape(t.session_title)}</b>: {text}</li>"
+    problems = "".join(f'<p class="hip-warning">&#9888; {html.escape(m)}</p>' for m in program_warnings(program))
+    rx_note = ""
+    if program.omit:
+        names = ", ".join(program.protocol.exercise(e).name for e in program.omit)
+        rx_note = f"<p>Left out: {html.escape(names)}.</p>"
+    return (
+        f'<div class="hip-preview"><h4>{html.escape(schedule.title)}: '
+        f'{program.start_date:%a %d %b %Y} to {program.end_date:%a %d %b %Y}</h4>{problems}'
+        f'<table class="hip-week"><tr><th></th>{head}</tr>{body}</table>'
+        f"<p><b>Breakout sessions per week</b>: {html.escape(weeks)} "
+        f"({int(per_week['breakouts'].sum())} in all, {int(per_week['sessions'].sum())} sessions)</p>"
+        f"<ul>{times}</ul>{rx_note}</div>"
+    )
+
+
+def download_links(program: Program, *, patient_name: str | None = None) -> str:
+    """Links that download the handout (HTML and PDF) and the calendar, embedded as data URIs.
+
+    Nothing is served or fetched: the files travel inside the page, so the links work in
+    JupyterLab and in Voilà alike. File names derive from the program id, sanitised.
+    """
+    from ..handout import calendar_ics, handout_html, handout_pdf
+
+    base = safe_filename(program.program_id)
+    files = [
+        (f"{base}-handout.html", "text/html", handout_html(program, patient_name=patient_name).encode("utf-8"),
+         "Handout (HTML)"),
+        (f"{base}-handout.pdf", "application/pdf", handout_pdf(program, patient_name=patient_name), "Handout (PDF)"),
+        (f"{base}.ics", "text/calendar", calendar_ics(program), "Calendar (.ics)"),
+    ]
+    links = "".join(
+        f'<a class="hip-download" download="{html.escape(name)}" '
+        f'href="data:{kind};base64,{base64.b64encode(content).decode()}">&#8681; {label}</a>'
+        for name, kind, content, label in files)
+    return f'<div class="hip-downloads">{links}</div>'
+
+
+# ----------------------------------------------------------------------------------------------
+# Widgets
+# ----------------------------------------------------------------------------------------------
+
+from . import _ui  # noqa: E402 - widgets only after the plain functions they wire
+
+
+class ProgramBuilder(_ui.App):
+    """The program builder app: patient, protocol, exercises and doses, schedule, dates -> store.
+
+    Parameters
+    ----------
+    store : Store
+        Patients are chosen from it and programs saved to it.
+    today : date, optional
+        Default start date and reference for "date in the future" (default: today).
+    who : str, optional
+        Recorded with saved programs (default: the login name); the form lets it be changed.
+
+    Attributes
+    ----------
+    value : Program or None
+        The program the form describes now, or None while the form has a problem.
+    """
+
+    def __init__(self, store, *, today: date | None = None, who: str | None = None):
+        import ipywidgets as w
+
+        from ..protocol import list_protocols, load_protocol
+
+        super().__init__(store, "Program builder", "Prescribe the hip IR breakouts; the preview updates as you go.")
+        self.today = today or date.today()
+        self.value: Program | None = None
+        self._load_protocol = load_protocol
+        protocols = list_protocols()
+        self._patient = self.patient_picker()
+        wide = {"description_width": "110px"}
+        self._protocol = w.Dropdown(description="Protocol", style=wide, layout=w.Layout(width="480px"), options=[
+            (f"{r.title} (v{r.version})", f"{r.id}@{r.version}") for r in protocols.itertuples()])
+        self._schedule = w.ToggleButtons(style={"button_width": "auto"})
+        self._schedule.add_class("hip-schedule")
+        self._days = [w.ToggleButton(description=d.capitalize(), layout=w.Layout(width="52px")) for d in WEEKDAYS]
+        self._days_box = w.HBox([w.Label("Breakout days", layout=w.Layout(width="114px")), *self._days])
+        self._slot = w.Dropdown(description="Breakouts in", style=wide, layout=w.Layout(width="320px"))
+        self._start = w.DatePicker(description="Start", value=self.today, style=wide)
+        self._weeks = w.BoundedIntText(description="Weeks", value=6, min=1, max=52, layout=w.Layout(width="180px"))
+        self._reason = w.Text(description="Reason", placeholder="why this program (needed for a change of schedule)",
+                              style=wide, layout=w.Layout(width="560px"))
+        self._who = w.Text(description="Clinician", value=who or _ui.login_name(), style=wide,
+                           layout=w.Layout(width="320px"))
+        self._exercises = w.VBox()
+        self._in_force = w.HTML()
+        self._preview = w.HTML()
+        self._save = w.Button(description="Save program", button_style="primary", icon="save",
+                              layout=w.Layout(width="auto"))
+        self._prepare = w.Button(description="Handout and calendar", icon="download", layout=w.Layout(width="auto"))
+        self._downloads = w.HTML()
+        self._ticks: dict[str, Any] = {}
+        self._alternatives: dict[str, Any] = {}
+        self._dose_inputs: dict[str, dict[str, Any]] = {}
+        self._dose_rows: dict[str, Any] = {}
+        self._building = False
+
+        self.children = [
+            self.header,
+            _ui.section("Patient and protocol", [self._patient, self._in_force, self._protocol]),
+            _ui.section("Exercises and doses", [self._exercises]),
+            _ui.section("Schedule", [self._schedule, self._days_box, self._slot,
+                                     w.HBox([self._start, self._weeks]), self._reason, self._who]),
+            _ui.section("Preview", [self._preview]),
+            w.HBox([self._save, self._prepare]),
+            self.status,
+            self._downloads,
+        ]
+        self._protocol.observe(self._protocol_changed, "value")
+        self._patient.observe(self._patient_changed, "value")
+        for control in (self._schedule, self._slot, self._start, self._weeks, self._reason, *self._days):
+            control.observe(self._changed, "value")
+        self._save.on_click(self._save_clicked)
+        self._prepare.on_click(self._prepare_clicked)
+        self._protocol_changed()
+        self._patient_changed()
+
+    # -- reading the form ---------------------------------------------------------------------
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol chosen in the form."""
+        return self._load_protocol(self._protocol.value)
+
+    def choices(self) -> dict[str, Any]:
+        """The form's values, as :func:`build_program` takes them."""
+        return {
+            "patient_id": self._patient.value,
+            "schedule": self._schedule.value,
+            "days": [d for d, b in zip(WEEKDAYS, self._days) if b.value],
+            "breakout_slot": self._slot.value,
+            "start_date": self._start.value,
+            "weeks": self._weeks.value,
+            "exercises": {k: box.value for k, box in self._ticks.items()},
+            "alternatives": {k: radio.value for k, radio in self._alternatives.items()},
+            "doses": {e: {**{f: t.value for f, t in fields.items() if not f.startswith("hold_s.")},
+                          "hold_s": {f.removeprefix("hold_s."): t.value for f, t in fields.items()
+                                     if f.startswith("hold_s.")}}
+                      for e, fields in self._dose_inputs.items()},
+            "reason": self._reason.value,
+        }
+
+    # -- handlers -----------------------------------------------------------------------------
+
+    def _protocol_changed(self, change=None) -> None:
+        import ipywidgets as w
+
+        protocol = self.protocol
+        self._building = True  # the controls below are rebuilt: no preview until they all exist
+        self._schedule.options = [(s.title, s.id) for s in protocol.schedules] + [("Custom days", CUSTOM)]
+        self._schedule.value = protocol.schedules[0].id
+        base = protocol.resolve_schedule(protocol.custom_schedule_base or protocol.schedules[0].id)
+        self._slot.options = [(f"{s.id} ({s.time:%H:%M})", s.id) for s in base.slots]
+        self._slot.value = base.breakout_slot
+        self._ticks, self._alternatives, self._dose_inputs, self._dose_rows = {}, {}, {}, {}
+        rows = []
+        for item in breakout_items(protocol):
+            tick = w.Checkbox(value=True, description=item.label, indent=False, layout=w.Layout(width="auto"))
+            tick.add_class(f"hip-tick-{item.key}")
+            tick.observe(self._changed, "value")
+            self._ticks[item.key] = tick
+            line = [tick]
+            if len(item.options) > 1:
+                radio = w.RadioButtons(options=[(n, e) for e, n in item.options], value=item.default,
+                                       layout=w.Layout(width="auto"))
+                radio.observe(self._changed, "value")
+                self._alternatives[item.key] = radio
+                line.append(radio)
+            rows.append(w.HBox(line))
+            for exercise_id, name in item.options:
+                inputs, line = {}, [w.Label("Dose", layout=w.Layout(width="60px", margin="0 0 0 24px"))]
+                for field, label, value in dose_fields(protocol, exercise_id):
+                    box = w.Text(value=value, layout=w.Layout(width="64px"))
+                    box.add_class(f"hip-dose-{exercise_id}-{field.replace('.', '-')}")
+                    box.observe(self._changed, "value")
+                    inputs[field] = box
+                    line += [w.Label(label, layout=w.Layout(margin="0 4px 0 12px")), box]
+                self._dose_inputs[exercise_id] = inputs
+                row = w.HBox(line)
+                row.add_class("hip-dose")
+                self._dose_rows[exercise_id] = row
+                rows.append(row)
+        self._exercises.children = rows
+        self._building = False
+        self._changed()
+
+    def _patient_changed(self, change=None) -> None:
+        self._in_force.value = self.programs_in_force_html(self._patient.value)
+        self._changed()
+
+    def _changed(self, change=None) -> None:
+        if self._building:
+            return
+        self._days_box.layout.display = "flex" if self._schedule.value == CUSTOM else "none"
+        for item in breakout_items(self.protocol):
+            chosen = self._alternatives[item.key].value if item.key in self._alternatives else item.default
+            for exercise_id, _ in item.options:
+                shown = exercise_id == chosen and self._ticks[item.key].value
+                self._dose_rows[exercise_id].layout.display = "flex" if shown else "none"
+        self._downloads.value = ""
+        try:
+            self.value = build_program(self.protocol, self.choices())
+        except HipAnalyticsError as exc:
+            self.value = None
+            self._preview.value = _ui.problem_html(str(exc))
+            self._save.disabled = self._prepare.disabled = True
+            return
+        self._preview.value = preview_html(self.value)
+        self._save.disabled = self._prepare.disabled = False
+
+    def _save_clicked(self, _button=None) -> None:
+        if self.value is None:
+            return
+        program = self.value
+        with self.saving("Saving the program"):
+            written = self.store.save_program(program, who=self._who.value.strip() or None, today=self.today)
+            ended = [p for p in written if p != program.program_id]
+            note = f"; ended {', '.join(ended)} the day before" if ended else ""
+            self.say_saved(f"Saved program {program.program_id}{note}.")
+            self._in_force.value = self.programs_in_force_html(program.patient_id)
+
+    def _prepare_clicked(self, _button=None) -> None:
+        if self.value is None:
+            return
+        with self.saving("Preparing the handout"):
+            self._downloads.value = download_links(self.value)
+            self.say_saved("Handout and calendar ready: use the links below.")

@@ -1,0 +1,161 @@
+"""Patient dashboard: one patient's IR trend, sessions done, pain response and flags, live.
+
+:func:`patient_panels` gathers what the dashboard shows (the same content as the progress
+report, from :func:`hipanalytics.progress.patient_progress`), and :class:`Dashboard` displays
+it, redraws it whenever the embedded visit form saves, and renders the progress report on demand.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from .. import charts
+from ..config import safe_filename
+from ..progress import PatientProgress, patient_progress
+
+__all__ = ["Panels", "patient_panels", "Dashboard"]
+
+
+@dataclass
+class Panels:
+    """What the dashboard shows for one patient: the report content and its charts as PNG bytes."""
+
+    progress: PatientProgress
+    charts: dict[str, bytes]
+    """``rom``, ``adherence``, ``pain``: PNG images (absent when there is nothing to draw)."""
+
+
+def _png(figure, dpi: int = 96) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def patient_panels(store, patient_id: str, *, as_of=None) -> Panels:
+    """The dashboard's content for a patient, read fresh from the store.
+
+    Parameters
+    ----------
+    store : Store
+    patient_id : str
+    as_of : date-like, optional
+        Leave out data after this date (default: everything recorded).
+
+    Returns
+    -------
+    Panels
+
+    Raises
+    ------
+    ReportError
+        When the patient is unknown.
+    """
+    p = patient_progress(store, patient_id, as_of=as_of)
+    drawn: dict[str, bytes] = {}
+    if len(p.measurements):
+        drawn["rom"] = _png(charts.rom_progress(p.measurements, p.programs, p.sessions, patient_id,
+                                                patients=p.patient.to_frame().T, method=p.method, as_of=p.as_of))
+    if len(p.programs):
+        drawn["adherence"] = _png(charts.adherence_calendar(p.programs, p.sessions, patient_id, as_of=p.as_of))
+    if len(p.sessions):
+        drawn["pain"] = _png(charts.pain_chart(p.sessions, p.programs, patient_id))
+    return Panels(p, drawn)
+
+
+# ----------------------------------------------------------------------------------------------
+# Widgets
+# ----------------------------------------------------------------------------------------------
+
+from . import _ui  # noqa: E402 - widgets only after the plain functions they wire
+
+
+class Dashboard(_ui.App):
+    """Pick a patient; see the headline chart, the sessions done, pain and flags; record a visit.
+
+    Parameters
+    ----------
+    store : Store
+    today : date, optional
+        Passed to the embedded visit form (default visit date).
+    who : str, optional
+        Recorded with entries made in the embedded form.
+    """
+
+    def __init__(self, store, *, today: date | None = None, who: str | None = None):
+        import ipywidgets as w
+
+        from .entry import EntryForm
+
+        super().__init__(store, "Patient dashboard", "Hip IR progress against breakout frequency; updates when a "
+                                                     "visit is saved below.")
+        self._patient = self.patient_picker()
+        self.summary = w.HTML()
+        self.rom = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        self.adherence = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        self.pain = w.Image(format="png", layout=w.Layout(max_width="600px"))
+        self.flags = w.HTML()
+        self.report_button = w.Button(description="Progress report", icon="file", button_style="primary")
+        self.report_links = w.HTML()
+        self.entry = EntryForm(store, today=today, who=who, patient_id=self._patient.value, title="Record a visit")
+        self.entry._patient.layout.display = "none"  # the dashboard's picker chooses the patient
+        visit = w.Accordion(children=[self.entry], titles=("Record a visit",))
+        self.children = [
+            self.header, self._patient,
+            _ui.section("Summary", [self.summary]),
+            _ui.section("Hip IR and breakout sessions", [self.rom]),
+            _ui.section("Sessions done", [self.adherence]),
+            _ui.section("Pain before and after sessions", [self.pain, self.flags]),
+            w.HBox([self.report_button]), self.status, self.report_links,
+            visit,
+        ]
+        self._patient.observe(self._patient_changed, "value")
+        self.entry.on_saved(lambda table: self.refresh())
+        self.report_button.on_click(self._report_clicked)
+        self.refresh()
+
+    @property
+    def patient_id(self) -> str | None:
+        """The patient shown."""
+        return self._patient.value
+
+    def _patient_changed(self, change=None) -> None:
+        self.entry._patient.value = self.patient_id
+        self.report_links.value = ""
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the patient's records again and redraw every panel."""
+        if not self.patient_id:
+            self.summary.value = self.programs_in_force_html(None)
+            return
+        panels = patient_panels(self.store, self.patient_id)
+        p = panels.progress
+        self.summary.value = p.header_html() + f"<p>{html.escape(p.summary)}</p>"
+        for name in ("rom", "adherence", "pain"):
+            image = getattr(self, name)
+            image.value = panels.charts.get(name, b"")
+            image.layout.display = "block" if name in panels.charts else "none"
+        self.flags.value = p.flags_html()
+
+    def _report_clicked(self, _button=None) -> None:
+        from ..reports import render_patient
+
+        if not self.patient_id:
+            return
+        with self.saving("Rendering the progress report (this takes a few seconds)"):
+            with tempfile.TemporaryDirectory(prefix="hipanalytics-report-") as folder:
+                paths = render_patient(self.store.url, self.patient_id, folder, formats=("html", "pdf"))
+                base = safe_filename(f"progress-{self.patient_id}")
+                links = ""
+                for kind, mime in (("html", "text/html"), ("pdf", "application/pdf")):
+                    data = base64.b64encode(Path(paths[kind]).read_bytes()).decode()
+                    links += (f'<a class="hip-download" download="{html.escape(base)}.{kind}" '
+                              f'href="data:{mime};base64,{data}">&#8681; Progress report ({kind.upper()})</a>')
+            self.report_links.value = f'<div class="hip-downloads">{links}</div>'
+            self.say_saved(f"Progress report for {self.patient_id} ready: use the links below.")

@@ -1,0 +1,348 @@
+"""Data entry: ROM measurements and session logs typed in at the visit, saved to the store.
+
+Entries pass through exactly the rules of a file import (:meth:`Store.add_records`), so a value
+refused in a spreadsheet is refused in the form, with the same message. The plain functions
+build the rows from the form's values (:func:`measurement_rows`, :func:`session_row`) and list
+what was saved (:func:`recent_entries`); :class:`EntryForm` wires them to widgets.
+
+Examples
+--------
+>>> from datetime import date
+>>> rows = measurement_rows({"patient_id": "P001", "measured_on": date(2026, 1, 5), "side": "right",
+...                          "position": "seated_90", "mode": "active", "instrument": "inclinometer",
+...                          "trials": ["31", "", "32,5"]})
+>>> [(r["trial"], r["degrees"]) for r in rows]
+[(1, '31'), (3, '32,5')]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from ..analysis.rom import PRIMARY_METHOD
+from ..errors import EntryError
+from ..records import table_spec
+
+__all__ = ["measurement_rows", "session_row", "recent_entries", "allowed_values", "EntryForm"]
+
+
+def allowed_values(table: str, column: str) -> tuple[str, ...]:
+    """The values a coded column accepts (from the data dictionary).
+
+    Examples
+    --------
+    >>> allowed_values("measurements", "mode")
+    ('active', 'passive')
+    """
+    return next(c.allowed for c in table_spec(table) if c.name == column)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def measurement_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One measurements row per trial typed in; a blank trial box is not a measurement.
+
+    Parameters
+    ----------
+    values : mapping
+        ``patient_id``, ``measured_on``, ``side``, ``position``, ``mode``, ``instrument``,
+        ``trials`` (the trial boxes in order, text or numbers; blanks skipped, the others keep
+        their box number as ``trial``), optional ``motion`` (default internal rotation),
+        ``assessor``, ``notes``.
+
+    Returns
+    -------
+    list of dict
+        Rows for :meth:`Store.add_records`; the values are passed on as typed, so the import
+        rules normalise (``32,5``) or refuse (``132``) them with their usual messages.
+
+    Raises
+    ------
+    EntryError
+        When no trial was typed in.
+    """
+    trials = [(n, _text(v)) for n, v in enumerate(values.get("trials") or (), start=1)]
+    typed = [(n, v) for n, v in trials if v]
+    if not typed:
+        raise EntryError("type the degrees of at least one trial")
+    common = {
+        "patient_id": values.get("patient_id"), "measured_on": values.get("measured_on"),
+        "side": values.get("side"), "joint": "hip", "motion": values.get("motion") or "internal_rotation",
+        "position": values.get("position"), "mode": values.get("mode"), "instrument": values.get("instrument"),
+        "assessor": _text(values.get("assessor")) or None, "notes": _text(values.get("notes")) or None,
+    }
+    return [common | {"degrees": v, "trial": n} for n, v in typed]
+
+
+def session_row(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A sessions row from the session-log form (blank numbers stay empty, not zero).
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> row = session_row({"patient_id": "P001", "performed_on": date(2026, 1, 5), "performed_at": "08:10",
+    ...                    "session": "breakouts", "completion": "full", "rounds_done": "3",
+    ...                    "pain_before": "2", "pain_after": ""})
+    >>> row["rounds_done"], row["pain_after"]
+    ('3', None)
+    """
+    row = {k: values.get(k) for k in ("patient_id", "performed_on", "session", "completion")}
+    for k in ("performed_at", "rounds_done", "pain_before", "pain_after", "notes"):
+        row[k] = _text(values.get(k)) or None
+    return row
+
+
+def recent_entries(measurements: pd.DataFrame, sessions: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
+    """The latest saved records of a patient, newest first, from ``Store.read(..., history=True)``.
+
+    Returns
+    -------
+    DataFrame
+        ``table``, ``id``, ``date``, ``what``, ``recorded_at``, ``recorded_by``, ``version``:
+        current versions only (voided records left out), ordered by when they were recorded.
+    """
+    frames = []
+    for table, frame, id_col, date_col in (("measurements", measurements, "measurement_id", "measured_on"),
+                                           ("sessions", sessions, "session_id", "performed_on")):
+        if frame.empty:
+            continue
+        latest = frame.sort_values("version").groupby(id_col).tail(1)
+        latest = latest[latest["status"] == "active"]
+        if latest.empty:
+            continue
+        if table == "measurements":
+            what = (latest["side"] + " IR " + latest["degrees"].map("{:g}".format) + " deg, trial "
+                    + latest["trial"].astype(str) + " (" + latest["position"] + ", " + latest["mode"] + ", "
+                    + latest["instrument"] + ")")
+        else:
+            pain = latest["pain_before"].astype("string").fillna("-") + " -> " + \
+                latest["pain_after"].astype("string").fillna("-")
+            what = (latest["session"] + ", " + latest["completion"] + ", rounds "
+                    + latest["rounds_done"].astype("string").fillna("-") + ", pain " + pain)
+        frames.append(pd.DataFrame({
+            "table": table, "id": latest[id_col], "date": pd.to_datetime(latest[date_col]).dt.strftime("%Y-%m-%d"),
+            "what": what, "recorded_at": latest["recorded_at"], "recorded_by": latest["recorded_by"],
+            "version": latest["version"], "_order": latest["row_id"],
+        }))
+    columns = ["table", "id", "date", "what", "recorded_at", "recorded_by", "version"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    out = pd.concat(frames, ignore_index=True).sort_values(["recorded_at", "_order"], ascending=False)
+    return out[columns].head(n).reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Widgets
+# ----------------------------------------------------------------------------------------------
+
+from . import _ui  # noqa: E402 - widgets only after the plain functions they wire
+
+
+class EntryForm(_ui.App):
+    """Forms for a ROM measurement and a session log, recent entries, corrections and voids.
+
+    Parameters
+    ----------
+    store : Store
+    today : date, optional
+        Default visit date and reference for "date in the future" (default: today).
+    who : str, optional
+        Recorded with each entry (default: the login name); the form lets it be changed.
+    patient_id : str, optional
+        Patient selected at start.
+
+    Notes
+    -----
+    A failed save keeps every field as typed and lists the problems under the form. After a
+    successful save the trial boxes (or pain and notes) are cleared, so the next entry starts
+    fresh, and the callbacks registered with :meth:`on_saved` run.
+    """
+
+    def __init__(self, store, *, today: date | None = None, who: str | None = None,
+                 patient_id: str | None = None, title: str = "Record a visit"):
+        import ipywidgets as w
+
+        super().__init__(store, title, "ROM measurements and session logs, checked with the same rules as a file "
+                                       "import.")
+        self.today = today or date.today()
+        self._callbacks: list = []
+        self._patient = self.patient_picker()
+        if patient_id is not None:
+            self._patient.value = patient_id
+        self._who = w.Text(description="Entered by", value=who or _ui.login_name(), layout=w.Layout(width="300px"))
+        wide = {"description_width": "110px"}
+
+        # measurement form
+        self.m_date = w.DatePicker(description="Visit date", value=self.today, style=wide)
+        self.m_side = w.ToggleButtons(description="Side", options=list(allowed_values("measurements", "side")),
+                                      style=wide | {"button_width": "80px"})
+        self.m_position = w.Dropdown(description="Position", options=list(allowed_values("measurements", "position")),
+                                     value=PRIMARY_METHOD["position"], style=wide)
+        self.m_mode = w.ToggleButtons(description="Mode", options=list(allowed_values("measurements", "mode")),
+                                      style=wide | {"button_width": "80px"})
+        self.m_instrument = w.Dropdown(description="Instrument", style=wide,
+                                       options=list(allowed_values("measurements", "instrument")),
+                                       value=PRIMARY_METHOD["instrument"])
+        self.m_trials = [w.Text(description=f"Trial {n} (deg)", placeholder="e.g. 32.5", style=wide,
+                                layout=w.Layout(width="220px")) for n in (1, 2, 3)]
+        self.m_assessor = w.Text(description="Assessor", style=wide, layout=w.Layout(width="300px"))
+        self.m_notes = w.Textarea(description="Notes", style=wide, layout=w.Layout(width="520px", height="48px"))
+        self.m_save = w.Button(description="Save measurement", button_style="primary", icon="save")
+        measurement = w.VBox([self.m_date, self.m_side, self.m_position, self.m_mode, self.m_instrument,
+                              w.HBox(self.m_trials), self.m_assessor, self.m_notes, self.m_save])
+
+        # session form
+        from ..protocol import load_protocol
+
+        templates = self._templates(load_protocol)
+        self.s_date = w.DatePicker(description="Date", value=self.today, style=wide)
+        self.s_time = w.Text(description="Time (HH:MM)", value=datetime.now().strftime("%H:%M"), style=wide,
+                             layout=w.Layout(width="220px"))
+        self.s_session = w.Dropdown(description="Session", options=templates, style=wide, layout=w.Layout(width="460px"))
+        self.s_completion = w.ToggleButtons(description="Completion", style=wide | {"button_width": "80px"},
+                                            options=list(allowed_values("sessions", "completion")))
+        self.s_rounds = w.Text(description="Rounds done", placeholder="0-3", style=wide, layout=w.Layout(width="220px"))
+        self.s_pain_before = w.Text(description="Pain before", placeholder="0-10", style=wide,
+                                    layout=w.Layout(width="220px"))
+        self.s_pain_after = w.Text(description="Pain after", placeholder="0-10", style=wide,
+                                   layout=w.Layout(width="220px"))
+        self.s_notes = w.Textarea(description="Notes", style=wide, layout=w.Layout(width="520px", height="48px"))
+        self.s_save = w.Button(description="Save session", button_style="primary", icon="save")
+        session = w.VBox([self.s_date, self.s_time, self.s_session, self.s_completion, self.s_rounds,
+                          w.HBox([self.s_pain_before, self.s_pain_after]), self.s_notes, self.s_save])
+
+        # corrections and voids
+        self.c_record = w.Dropdown(description="Record", style=wide, layout=w.Layout(width="640px"))
+        self.c_action = w.ToggleButtons(description="Action", options=["correct", "void"], style=wide)
+        self.c_field = w.Dropdown(description="Field", style=wide)
+        self.c_value = w.Text(description="New value", style=wide)
+        self.c_reason = w.Text(description="Reason", placeholder="required, e.g. typed 23 for 32", style=wide,
+                               layout=w.Layout(width="520px"))
+        self.c_apply = w.Button(description="Apply", button_style="warning", icon="pencil")
+        correction = w.VBox([self.c_record, self.c_action, self.c_field, self.c_value, self.c_reason, self.c_apply])
+
+        self.tabs = w.Tab(children=[measurement, session, correction])
+        for i, title in enumerate(["ROM measurement", "Session log", "Correct or void"]):
+            self.tabs.set_title(i, title)
+        self.recent = w.HTML()
+        self.children = [self.header, w.HBox([self._patient, self._who]), self.tabs, self.status,
+                         _ui.section("Recent entries for this patient", [self.recent])]
+
+        self._patient.observe(self._patient_changed, "value")
+        self.c_record.observe(self._record_changed, "value")
+        self.c_action.observe(self._record_changed, "value")
+        self.m_save.on_click(self._save_measurement)
+        self.s_save.on_click(self._save_session)
+        self.c_apply.on_click(self._apply_correction)
+        self._patient_changed()
+
+    @staticmethod
+    def _templates(load_protocol) -> list[tuple[str, str]]:
+        from ..protocol import list_protocols
+
+        options: dict[str, str] = {}
+        for ref in list_protocols().itertuples():
+            for s in load_protocol(f"{ref.id}@{ref.version}").sessions:
+                options.setdefault(s.id, s.title)
+        return [(title, sid) for sid, title in options.items()]
+
+    @property
+    def patient_id(self) -> str | None:
+        """The patient selected."""
+        return self._patient.value
+
+    def on_saved(self, callback) -> None:
+        """Call ``callback(table)`` after every successful save, correction or void."""
+        self._callbacks.append(callback)
+
+    # -- handlers -----------------------------------------------------------------------------
+
+    def _patient_changed(self, change=None) -> None:
+        patient = self.patients().set_index("patient_id")
+        if self.patient_id in patient.index:
+            side = patient.loc[self.patient_id, "involved_side"]
+            if side in self.m_side.options:
+                self.m_side.value = side
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        if not self.patient_id:
+            self.recent.value = _ui.table_html(pd.DataFrame(), empty="No patient selected.")
+            self.c_record.options = []
+            return
+        entries = recent_entries(self.store.read("measurements", history=True, patient_id=self.patient_id),
+                                 self.store.read("sessions", history=True, patient_id=self.patient_id), n=15)
+        shown = entries.drop(columns="id").assign(recorded_at=entries["recorded_at"].str[:16].str.replace("T", " "))
+        self.recent.value = _ui.table_html(shown, empty="Nothing recorded for this patient yet.")
+        self.c_record.options = [(f"{e.date} {e.what}", (e.table, e.id)) for e in entries.itertuples()]
+        self._record_changed()
+
+    def _record_changed(self, change=None) -> None:
+        record = self.c_record.value
+        editable = []
+        if record:
+            table, _ = record
+            id_col = {"measurements": "measurement_id", "sessions": "session_id"}[table]
+            editable = [c.name for c in table_spec(table) if c.name not in (id_col, "patient_id")]
+        self.c_field.options = editable
+        for control in (self.c_field, self.c_value):
+            control.layout.display = "flex" if self.c_action.value == "correct" else "none"
+
+    def _saved(self, table: str, message: str) -> None:
+        self.say_saved(message)
+        self._refresh_recent()
+        for callback in self._callbacks:
+            callback(table)
+
+    def _save_measurement(self, _button=None) -> None:
+        with self.saving("Saving the measurement"):
+            rows = measurement_rows({
+                "patient_id": self.patient_id, "measured_on": self.m_date.value, "side": self.m_side.value,
+                "position": self.m_position.value, "mode": self.m_mode.value,
+                "instrument": self.m_instrument.value, "trials": [t.value for t in self.m_trials],
+                "assessor": self.m_assessor.value, "notes": self.m_notes.value})
+            saved = self.store.add_records("measurements", rows, who=self._who.value.strip() or None,
+                                           today=self.today, label="measurement form")
+            for box in self.m_trials:
+                box.value = ""
+            self.m_notes.value = ""
+            values = ", ".join(f"{d:g}" for d in saved["degrees"])
+            trials = "trial" if len(saved) == 1 else f"{len(saved)} trials"
+            self._saved("measurements", f"Saved {trials} of {self.m_side.value} hip IR: {values} degrees.")
+
+    def _save_session(self, _button=None) -> None:
+        with self.saving("Saving the session"):
+            row = session_row({
+                "patient_id": self.patient_id, "performed_on": self.s_date.value, "performed_at": self.s_time.value,
+                "session": self.s_session.value, "completion": self.s_completion.value,
+                "rounds_done": self.s_rounds.value, "pain_before": self.s_pain_before.value,
+                "pain_after": self.s_pain_after.value, "notes": self.s_notes.value})
+            self.store.add_records("sessions", [row], who=self._who.value.strip() or None, today=self.today,
+                                   label="session form")
+            for box in (self.s_rounds, self.s_pain_before, self.s_pain_after, self.s_notes):
+                box.value = ""
+            self._saved("sessions", f"Saved the {self.s_session.label} session of {self.s_date.value}.")
+
+    def _apply_correction(self, _button=None) -> None:
+        if not self.c_record.value:
+            self.status.value = _ui.problem_html("Choose a record to correct or void.")
+            return
+        table, record_id = self.c_record.value
+        what = self.c_record.label
+        with self.saving("Saving the change"):
+            who = self._who.value.strip() or None
+            if self.c_action.value == "void":
+                self.store.void(table, record_id, reason=self.c_reason.value, who=who)
+                message = f"Voided {what}; it stays in the history with your reason."
+            else:
+                version = self.store.correct(table, record_id, {self.c_field.value: self.c_value.value},
+                                             reason=self.c_reason.value, who=who)
+                message = f"Corrected {self.c_field.value} of {what} (now version {version})."
+            self.c_reason.value = self.c_value.value = ""
+            self._saved(table, message)

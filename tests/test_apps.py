@@ -1,0 +1,282 @@
+"""The apps, driven as a clinician would (widget values and button clicks), asserting on the store."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import date
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from hipanalytics.apps import Dashboard, EntryForm, ProgramBuilder, build_program  # noqa: E402
+from hipanalytics.apps.builder import CUSTOM, breakout_items, preview_html, week_table  # noqa: E402
+from hipanalytics.apps.entry import measurement_rows, recent_entries, session_row  # noqa: E402
+from hipanalytics.errors import EntryError, ProgramError  # noqa: E402
+from hipanalytics.program import program_from_record  # noqa: E402
+from hipanalytics.store import Store  # noqa: E402
+
+TODAY = date(2026, 11, 23)
+START = date(2026, 11, 30)  # a Monday
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "clinic.sqlite")
+    s.add_records("patients", [
+        {"patient_id": "P001", "birth_year": 1970, "sex": "female", "involved_side": "right"},
+        {"patient_id": "P002", "birth_year": 1985, "sex": "male", "involved_side": "left",
+         "display_name": "<b>Jo</b> Bloggs"},
+    ], today=TODAY)
+    yield s
+    s.close()
+
+
+# -- program builder: the plain function ---------------------------------------------------------
+
+def test_build_program_turns_form_values_into_a_program_with_only_real_overrides(protocol):
+    program = build_program(protocol, {
+        "patient_id": "P001", "schedule": "three-per-week", "start_date": START, "weeks": 6,
+        "breakout_slot": "morning", "alternatives": {"ninety-ninety": "ninety-ninety-ir-pails"},
+        "doses": {"quadruped-band-ir": {"sets": "1", "reps": "12", "hold_s": {"inward": "1-2", "outward": "2-3"}},
+                  "ninety-ninety-ir-pails": {"sets": "3-4", "hold_s": {"contract": "15"}},
+                  "ninety-ninety-ir-stretch": {"sets": "5"}},  # not the chosen option: ignored
+    })
+    assert program.schedule == "three-per-week" and program.breakout_slot is None  # morning is the default
+    assert program.choices == {"ninety-ninety": "ninety-ninety-ir-pails"}
+    assert set(program.dose_overrides) == {"quadruped-band-ir", "ninety-ninety-ir-pails"}
+    assert str(program.dose("quadruped-band-ir").reps) == "12"
+    assert str(program.dose("ninety-ninety-ir-pails").phase("contract").hold_s) == "15"
+    assert program.dose_overrides["ninety-ninety-ir-pails"].sets is None  # 3-4 is the protocol's own
+
+
+def test_build_program_custom_days_unticked_items_and_clear_refusals(protocol):
+    base = {"patient_id": "P001", "schedule": CUSTOM, "days": ["thu", "mon"], "start_date": START, "weeks": 2}
+    program = build_program(protocol, base | {"exercises": {"quadruped-band-ir": False}})
+    assert program.resolved_schedule.breakout_days == ("mon", "thu")
+    assert program.omit == ("quadruped-band-ir",)
+    with pytest.raises(ProgramError, match="at least one breakout weekday"):
+        build_program(protocol, base | {"days": []})
+    with pytest.raises(ProgramError, match="choose a patient"):
+        build_program(protocol, base | {"patient_id": " "})
+    with pytest.raises(ProgramError, match=r"90/90 hip internal rotation stretch: stretch: .*must be at most 600"):
+        build_program(protocol, base | {"doses": {"ninety-ninety-ir-stretch": {"hold_s": {"stretch": "3000"}}}})
+    with pytest.raises(ProgramError, match="sets: expected a number or a range like 1-2, got 'three'"):
+        build_program(protocol, base | {"doses": {"ninety-ninety-ir-stretch": {"sets": "three"}}})
+    with pytest.raises(ProgramError, match="every breakout exercise"):
+        build_program(protocol, base | {"exercises": {"quadruped-band-ir": False, "ninety-ninety": False}})
+
+
+def test_preview_shows_the_week_the_breakouts_per_week_and_a_warning_for_consecutive_days(protocol):
+    program = build_program(protocol, {"patient_id": "P001", "schedule": CUSTOM, "days": ["mon", "tue"],
+                                       "start_date": START, "weeks": 2})
+    grid = week_table(program)
+    assert grid.loc["morning 08:00", "mon"] == "IR breakouts + Hip Movement Sequence"
+    assert grid.loc["morning 08:00", "wed"] == "Hip Movement Sequence"
+    text = preview_html(program)
+    assert "week 1: 2, week 2: 2 (4 in all, 28 sessions)" in text
+    assert "mon and tue are consecutive" in text and "recovery_day_between" not in text
+    assert "about 6-7 min of holds, plus the Hip Movement Sequence" in text
+
+
+# -- program builder: the widget ---------------------------------------------------------------
+
+def _builder(store) -> ProgramBuilder:
+    b = ProgramBuilder(store, today=TODAY, who="AB")
+    b._patient.value = "P001"
+    b._start.value = START
+    return b
+
+
+def test_builder_saves_a_three_per_week_program_with_the_chosen_exercise_and_dose(store):
+    b = _builder(store)
+    b._schedule.value = "three-per-week"
+    b._weeks.value = 8
+    b._alternatives["ninety-ninety"].value = "ninety-ninety-ir-pails"
+    b._dose_inputs["ninety-ninety-ir-pails"]["sets"].value = "4"
+    assert b._dose_rows["ninety-ninety-ir-pails"].layout.display == "flex"
+    assert b._dose_rows["ninety-ninety-ir-stretch"].layout.display == "none"
+    assert "Breakouts 3x/week" in b._preview.value and not b._save.disabled
+    b._save.click()
+    assert "Saved program P001-20261130-three-per-week" in b.status.value
+    saved = store.read("programs")
+    assert len(saved) == 1
+    program = program_from_record(saved.iloc[0])
+    assert (program.schedule, program.start_date, program.end_date) == ("three-per-week", START, date(2027, 1, 24))
+    assert program.choices == {"ninety-ninety": "ninety-ninety-ir-pails"}
+    assert str(program.dose("ninety-ninety-ir-pails").sets) == "4"
+    assert store.read("programs", history=True)["recorded_by"].tolist() == ["AB"]
+    assert "P001-20261130-three-per-week" in b._in_force.value
+
+
+def test_builder_schedule_change_needs_a_reason_and_keeps_the_old_program(store):
+    b = _builder(store)
+    b._schedule.value = "daily"
+    b._save.click()
+    b._start.value = date(2026, 12, 14)
+    b._schedule.value = "three-per-week"
+    b._save.click()
+    assert "needs a reason" in b.status.value  # refused: nothing changed, the form kept
+    assert len(store.read("programs", history=True)) == 1 and b._schedule.value == "three-per-week"
+    b._reason.value = "pain after daily breakouts"
+    b._save.click()
+    assert "ended P001-20261130-daily the day before" in b.status.value
+    current = store.read("programs").set_index("program_id")
+    assert current.loc["P001-20261130-daily", "end_date"] == pd.Timestamp("2026-12-13")
+    assert current.loc["P001-20261214-three-per-week", "reason"] == "pain after daily breakouts"
+
+
+def test_builder_custom_days_warn_and_an_invalid_form_cannot_be_saved(store):
+    b = _builder(store)
+    b._schedule.value = CUSTOM
+    assert b._days_box.layout.display == "flex"
+    assert b.value is None and b._save.disabled and "at least one breakout weekday" in b._preview.value
+    b._days[0].value = b._days[1].value = True  # mon, tue
+    assert b.value.resolved_schedule.breakout_days == ("mon", "tue")
+    assert "consecutive" in b._preview.value and not b._save.disabled
+    b._dose_inputs["quadruped-band-ir"]["reps"].value = "0"
+    assert b._save.disabled and "a count must be at least 1" in b._preview.value
+    b._save.click()
+    assert store.read("programs").empty
+
+
+def test_builder_downloads_are_embedded_files_named_from_the_sanitised_program_id(store):
+    b = _builder(store)
+    b._prepare.click()
+    links = dict(re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', b._downloads.value))
+    assert set(links) == {"P001-20261130-daily-handout.html", "P001-20261130-daily-handout.pdf",
+                          "P001-20261130-daily.ics"}
+    assert base64.b64decode(links["P001-20261130-daily-handout.pdf"]).startswith(b"%PDF-")
+    assert b"BEGIN:VCALENDAR" in base64.b64decode(links["P001-20261130-daily.ics"])
+    b._weeks.value = 4  # a changed form invalidates the prepared files
+    assert b._downloads.value == ""
+
+
+def test_breakout_items_follow_the_protocol_file(protocol):
+    items = breakout_items(protocol)
+    assert [i.default for i in items] == ["quadruped-band-ir", "ninety-ninety-ir-stretch"]
+
+
+# -- data entry ------------------------------------------------------------------------------
+
+def test_measurement_rows_keep_trial_numbers_and_refuse_an_empty_form():
+    rows = measurement_rows({"patient_id": "P001", "trials": ["", "30", " "]})
+    assert [(r["trial"], r["degrees"]) for r in rows] == [(2, "30")]
+    with pytest.raises(EntryError, match="at least one trial"):
+        measurement_rows({"patient_id": "P001", "trials": ["", ""]})
+    assert session_row({"pain_before": " ", "rounds_done": 0})["pain_before"] is None
+
+
+def _entry(store) -> EntryForm:
+    form = EntryForm(store, today=TODAY, who="AB")
+    form._patient.value = "P001"
+    return form
+
+
+def test_entry_saves_trials_and_lists_them_and_a_bad_value_keeps_the_form(store):
+    form = _entry(store)
+    assert form.m_side.value == "right"  # the involved side
+    form.m_trials[0].value, form.m_trials[1].value = "31", "132"
+    form.m_save.click()
+    assert "Not saved" in form.status.value and "hip IR outside -20..90 degrees" in form.status.value
+    assert [t.value for t in form.m_trials] == ["31", "132", ""]
+    assert store.read("measurements").empty
+    form.m_trials[1].value = "32,5"
+    form.m_save.click()
+    assert "Saved 2 trials of right hip IR: 31, 32.5 degrees" in form.status.value
+    saved = store.read("measurements")
+    assert saved[["trial", "degrees", "instrument", "position"]].values.tolist() == [
+        [1, 31.0, "inclinometer", "seated_90"], [2, 32.5, "inclinometer", "seated_90"]]
+    assert [t.value for t in form.m_trials] == ["", "", ""]
+    assert "right IR 32.5 deg, trial 2" in form.recent.value
+
+
+def test_entry_session_log_with_pain_is_validated_inline(store):
+    form = _entry(store)
+    form.s_session.value = "breakouts"
+    form.s_rounds.value, form.s_pain_before.value, form.s_pain_after.value = "3", "2", "11"
+    form.s_save.click()
+    assert "pain_after" in form.status.value and "must be at most 10" in form.status.value
+    assert store.read("sessions").empty and form.s_pain_after.value == "11"
+    form.s_pain_after.value = "4"
+    form.s_save.click()
+    row = store.read("sessions").iloc[0]
+    assert (row["session"], row["rounds_done"], row["pain_before"], row["pain_after"]) == ("breakouts", 3, 2, 4)
+
+
+def test_entry_corrections_and_voids_ask_for_a_reason_and_keep_history(store):
+    form = _entry(store)
+    form.m_trials[0].value = "23"
+    form.m_save.click()
+    (label, record), = form.c_record.options
+    form.c_record.value = record
+    form.c_action.value = "correct"
+    form.c_field.value, form.c_value.value = "degrees", "32"
+    form.c_apply.click()
+    assert "needs a reason" in form.status.value and form.c_value.value == "32"
+    form.c_reason.value = "typed 23 for 32"
+    form.c_apply.click()
+    assert store.read("measurements")["degrees"].tolist() == [32.0]
+    form.c_record.value = form.c_record.options[0][1]
+    form.c_action.value = "void"
+    form.c_reason.value = "wrong patient"
+    form.c_apply.click()
+    assert "Voided" in form.status.value and store.read("measurements").empty
+    history = store.read("measurements", history=True)
+    assert history["status"].tolist() == ["active", "active", "voided"]
+    assert history["change_reason"].tolist()[1:] == ["typed 23 for 32", "wrong patient"]
+    assert "Nothing recorded" in form.recent.value
+
+
+def test_recent_entries_are_newest_first_and_leave_out_voided_records(store):
+    form = _entry(store)
+    for value in ("30", "31"):
+        form.m_trials[0].value = value
+        form.m_date.value = date(2026, 11, 2) if value == "30" else date(2026, 11, 1)
+        form.m_save.click()
+    recent = recent_entries(store.read("measurements", history=True), store.read("sessions", history=True))
+    assert recent["date"].tolist() == ["2026-11-01", "2026-11-02"]  # by when recorded, not visit date
+
+
+# -- dashboard -----------------------------------------------------------------------------
+
+def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
+    store.save_program(build_program(protocol, {"patient_id": "P001", "schedule": "three-per-week", "start_date": date(2026, 10, 5), "weeks": 8}),
+        today=TODAY)
+    dash = Dashboard(store, today=TODAY)
+    dash._patient.value = "P001"
+    assert dash.rom.layout.display == "none" and dash.adherence.value[:4] == b"\x89PNG"
+    dash.entry.m_date.value = date(2026, 10, 5)
+    dash.entry.m_trials[0].value = "25"
+    dash.entry.m_save.click()
+    dash.entry.m_date.value = date(2026, 11, 9)
+    dash.entry.m_trials[0].value = "36"
+    dash.entry.m_save.click()
+    assert dash.rom.layout.display == "block" and dash.rom.value[:4] == b"\x89PNG"
+    assert "Right hip IR improved from 25 to 36 degrees" in dash.summary.value
+
+
+def test_dashboard_renders_the_report_as_downloads_without_the_patient_name(store):
+    dash = Dashboard(store, today=TODAY)
+    dash._patient.value = "P002"
+    dash.entry.m_trials[0].value = "30"
+    dash.entry.m_save.click()
+    dash.report_button.click()
+    assert "ready" in dash.status.value, dash.status.value
+    links = dict(re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', dash.report_links.value))
+    assert set(links) == {"progress-P002.html", "progress-P002.pdf"}
+    assert base64.b64decode(links["progress-P002.pdf"]).startswith(b"%PDF-")
+    assert "<b>Jo</b>" not in base64.b64decode(links["progress-P002.html"]).decode()
+
+
+def test_app_notebooks_are_thin_and_committed_without_outputs():
+    from hipanalytics.apps.serve import APPS, APPS_DIR
+
+    for name in APPS.values():
+        nb = json.loads((APPS_DIR / name).read_text(encoding="utf-8"))
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(not c["outputs"] for c in code)
+        assert sum(len(c["source"]) for c in code) <= 6
