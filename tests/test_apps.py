@@ -280,3 +280,14 @@ def test_app_notebooks_are_thin_and_committed_without_outputs():
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert all(not c["outputs"] for c in code)
         assert sum(len(c["source"]) for c in code) <= 6
+
+
+def test_served_apps_find_the_store_in_their_environment_as_an_absolute_path(tmp_path, monkeypatch):
+    import sys
+
+    from hipanalytics.apps.serve import run
+
+    monkeypatch.chdir(tmp_path)
+    check = f"import os, sys; sys.exit(0 if os.environ['HIPANALYTICS_STORE'] == {str(tmp_path / 'x.sqlite')!r} else 5)"
+    assert run([sys.executable, "-c", check], store="x.sqlite") == 0
+    assert run([sys.executable, "-c", "import sys; sys.exit(7)"]) == 7

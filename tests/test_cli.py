@@ -115,3 +115,34 @@ def test_table_is_guessed_from_the_file_name_or_asked_for(tmp_path):
     odd.write_text("a,b\n1,2\n")
     result = run("validate", str(odd))
     assert result.exit_code == 2 and "give --table" in result.output
+
+
+def test_app_refuses_a_missing_store_and_serves_an_existing_one_on_localhost(tmp_path, monkeypatch):
+    import hipanalytics.apps.serve as serve
+
+    missing = run("app", "builder", "--store", str(tmp_path / "none.sqlite"), "--no-browser")
+    assert missing.exit_code == 1 and "no store at" in missing.output
+    calls = []
+    monkeypatch.setattr(serve, "run", lambda command, store=None: calls.append((command, store)) or 0)
+    Store(tmp_path / "clinic.sqlite").close()
+    result = run("app", "entry", "--store", str(tmp_path / "clinic.sqlite"), "--port", "9123", "--no-browser",
+                 "--idle-minutes", "30")
+    assert result.exit_code == 0, result.output
+    assert "no login" in result.output and "authenticated deployment" in result.output
+    (command, store), = calls
+    assert command[3].endswith("data_entry.ipynb") and store == str(tmp_path / "clinic.sqlite")
+    assert {"--Voila.ip=127.0.0.1", "--port=9123", "--MappingKernelManager.cull_idle_timeout=1800",
+            "--no-browser"} <= set(command)
+    exposed = run("app", "dashboard", "--sample", "--host", "0.0.0.0", "--no-browser")
+    assert "WARNING: serving on 0.0.0.0" in exposed.output
+
+
+def test_lab_opens_jupyterlab_at_the_notebooks_with_the_store_set(tmp_path, monkeypatch):
+    import hipanalytics.apps.serve as serve
+
+    calls = []
+    monkeypatch.setattr(serve, "run", lambda command, store=None: calls.append((command, store)) or 0)
+    result = run("lab", "--store", "clinic.sqlite", "--no-browser")
+    assert result.exit_code == 0, result.output
+    (command, store), = calls
+    assert command[2] == "jupyterlab" and command[3].endswith("/notebooks") and store == "clinic.sqlite"

@@ -62,6 +62,16 @@ def section(title: str, children: list) -> w.VBox:
     return box
 
 
+BUTTON_BELOW_FORM = dict(width="auto", align_self="flex-start", margin="8px 0 0 122px")
+"""Layout of a form's button: its own width, lined up with the inputs."""
+
+
+def labelled(text: str, control: w.Widget, width: str = "114px") -> w.HBox:
+    """A control with its label on the left, aligned with the ``description`` of text inputs."""
+    label = w.Label(text, layout=w.Layout(width=width, justify_content="flex-end", margin="0 8px 0 0"))
+    return w.HBox([label, control])
+
+
 def problem_html(message: str) -> str:
     return f'<div class="hip-problem">{html.escape(message)}</div>'
 

@@ -340,7 +340,9 @@ class ProgramBuilder(_ui.App):
         self._days_box = w.HBox([w.Label("Breakout days", layout=w.Layout(width="114px")), *self._days])
         self._slot = w.Dropdown(description="Breakouts in", style=wide, layout=w.Layout(width="320px"))
         self._start = w.DatePicker(description="Start", value=self.today, style=wide)
+        self._start.add_class("hip-start")
         self._weeks = w.BoundedIntText(description="Weeks", value=6, min=1, max=52, layout=w.Layout(width="180px"))
+        self._weeks.add_class("hip-weeks")
         self._reason = w.Text(description="Reason", placeholder="why this program (needed for a change of schedule)",
                               style=wide, layout=w.Layout(width="560px"))
         self._who = w.Text(description="Clinician", value=who or _ui.login_name(), style=wide,

@@ -180,12 +180,12 @@ class EntryForm(_ui.App):
 
         # measurement form
         self.m_date = w.DatePicker(description="Visit date", value=self.today, style=wide)
-        self.m_side = w.ToggleButtons(description="Side", options=list(allowed_values("measurements", "side")),
-                                      style=wide | {"button_width": "80px"})
+        self.m_side = w.ToggleButtons(options=list(allowed_values("measurements", "side")),
+                                      style={"button_width": "80px"})
         self.m_position = w.Dropdown(description="Position", options=list(allowed_values("measurements", "position")),
                                      value=PRIMARY_METHOD["position"], style=wide)
-        self.m_mode = w.ToggleButtons(description="Mode", options=list(allowed_values("measurements", "mode")),
-                                      style=wide | {"button_width": "80px"})
+        self.m_mode = w.ToggleButtons(options=list(allowed_values("measurements", "mode")),
+                                      style={"button_width": "80px"})
         self.m_instrument = w.Dropdown(description="Instrument", style=wide,
                                        options=list(allowed_values("measurements", "instrument")),
                                        value=PRIMARY_METHOD["instrument"])
@@ -193,8 +193,10 @@ class EntryForm(_ui.App):
                                 layout=w.Layout(width="220px")) for n in (1, 2, 3)]
         self.m_assessor = w.Text(description="Assessor", style=wide, layout=w.Layout(width="300px"))
         self.m_notes = w.Textarea(description="Notes", style=wide, layout=w.Layout(width="520px", height="48px"))
-        self.m_save = w.Button(description="Save measurement", button_style="primary", icon="save")
-        measurement = w.VBox([self.m_date, self.m_side, self.m_position, self.m_mode, self.m_instrument,
+        self.m_save = w.Button(description="Save measurement", button_style="primary", icon="save",
+                               layout=_ui.BUTTON_BELOW_FORM)
+        measurement = w.VBox([self.m_date, _ui.labelled("Side", self.m_side), self.m_position,
+                              _ui.labelled("Mode", self.m_mode), self.m_instrument,
                               w.HBox(self.m_trials), self.m_assessor, self.m_notes, self.m_save])
 
         # session form
@@ -205,7 +207,7 @@ class EntryForm(_ui.App):
         self.s_time = w.Text(description="Time (HH:MM)", value=datetime.now().strftime("%H:%M"), style=wide,
                              layout=w.Layout(width="220px"))
         self.s_session = w.Dropdown(description="Session", options=templates, style=wide, layout=w.Layout(width="460px"))
-        self.s_completion = w.ToggleButtons(description="Completion", style=wide | {"button_width": "80px"},
+        self.s_completion = w.ToggleButtons(style={"button_width": "80px"},
                                             options=list(allowed_values("sessions", "completion")))
         self.s_rounds = w.Text(description="Rounds done", placeholder="0-3", style=wide, layout=w.Layout(width="220px"))
         self.s_pain_before = w.Text(description="Pain before", placeholder="0-10", style=wide,
@@ -213,19 +215,22 @@ class EntryForm(_ui.App):
         self.s_pain_after = w.Text(description="Pain after", placeholder="0-10", style=wide,
                                    layout=w.Layout(width="220px"))
         self.s_notes = w.Textarea(description="Notes", style=wide, layout=w.Layout(width="520px", height="48px"))
-        self.s_save = w.Button(description="Save session", button_style="primary", icon="save")
-        session = w.VBox([self.s_date, self.s_time, self.s_session, self.s_completion, self.s_rounds,
+        self.s_save = w.Button(description="Save session", button_style="primary", icon="save",
+                               layout=_ui.BUTTON_BELOW_FORM)
+        session = w.VBox([self.s_date, self.s_time, self.s_session, _ui.labelled("Completion", self.s_completion),
+                          self.s_rounds,
                           w.HBox([self.s_pain_before, self.s_pain_after]), self.s_notes, self.s_save])
 
         # corrections and voids
         self.c_record = w.Dropdown(description="Record", style=wide, layout=w.Layout(width="640px"))
-        self.c_action = w.ToggleButtons(description="Action", options=["correct", "void"], style=wide)
+        self.c_action = w.ToggleButtons(options=["correct", "void"])
         self.c_field = w.Dropdown(description="Field", style=wide)
         self.c_value = w.Text(description="New value", style=wide)
         self.c_reason = w.Text(description="Reason", placeholder="required, e.g. typed 23 for 32", style=wide,
                                layout=w.Layout(width="520px"))
-        self.c_apply = w.Button(description="Apply", button_style="warning", icon="pencil")
-        correction = w.VBox([self.c_record, self.c_action, self.c_field, self.c_value, self.c_reason, self.c_apply])
+        self.c_apply = w.Button(description="Apply", button_style="warning", icon="pencil",
+                                layout=_ui.BUTTON_BELOW_FORM)
+        correction = w.VBox([self.c_record, _ui.labelled("Action", self.c_action), self.c_field, self.c_value, self.c_reason, self.c_apply])
 
         self.tabs = w.Tab(children=[measurement, session, correction])
         for i, title in enumerate(["ROM measurement", "Session log", "Correct or void"]):
@@ -278,7 +283,8 @@ class EntryForm(_ui.App):
             return
         entries = recent_entries(self.store.read("measurements", history=True, patient_id=self.patient_id),
                                  self.store.read("sessions", history=True, patient_id=self.patient_id), n=15)
-        shown = entries.drop(columns="id").assign(recorded_at=entries["recorded_at"].str[:16].str.replace("T", " "))
+        shown = (entries.drop(columns="id").assign(recorded_at=entries["recorded_at"].str[:16].str.replace("T", " "))
+                 .rename(columns={"table": "record", "recorded_at": "recorded (UTC)", "recorded_by": "by"}))
         self.recent.value = _ui.table_html(shown, empty="Nothing recorded for this patient yet.")
         self.c_record.options = [(f"{e.date} {e.what}", (e.table, e.id)) for e in entries.itertuples()]
         self._record_changed()

@@ -1,0 +1,121 @@
+"""A real browser drives the program builder served by ``hipanalytics app builder`` (Voilà).
+
+Uses playwright-python with Debian's chromium (``executable_path``; no browser download). Locally
+the test skips loudly when chromium is missing; in CI (``CI=true``) a missing browser fails it.
+The screenshot is kept in ``build/test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from hipanalytics.program import program_from_record
+from hipanalytics.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "build" / "test-artifacts"
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path:
+        return path
+    reason = "chromium is not installed (apt-get install chromium); the real-browser test cannot run"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; .ci/run must install it")
+    pytest.skip(f"LOUD SKIP: {reason}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served_builder(tmp_path):
+    """The builder app on a free localhost port, working on a fresh store with two patients."""
+    store_path = tmp_path / "clinic.sqlite"
+    with Store(store_path) as store:
+        store.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "right"},
+                                       {"patient_id": "P002", "birth_year": 1985, "involved_side": "left"}])
+    port = _free_port()
+    log = (tmp_path / "voila.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hipanalytics.cli", "app", "builder", "--store", str(store_path),
+         "--port", str(port), "--no-browser"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                os.killpg(server.pid, signal.SIGTERM)
+                pytest.fail(f"Voilà did not start:\n{(tmp_path / 'voila.log').read_text()}")
+            time.sleep(0.5)
+    yield url, store_path
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+    log.close()
+
+
+def test_a_clinician_builds_and_saves_a_three_per_week_program_in_a_real_browser(served_builder):
+    chromium = _chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    url, store_path = served_builder
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1200, "height": 1750})
+        try:
+            page.goto(url)
+            expect(page.get_by_text("Program builder")).to_be_visible(timeout=90_000)
+            page.locator(".hip-patient select").select_option("P002")
+            page.get_by_role("button", name="Breakouts 3x/week").click()
+            page.get_by_text("90/90 hip internal rotation contract-relax (PAILs)").click()
+            sets = page.locator(".hip-dose-ninety-ninety-ir-pails-sets input")
+            sets.fill("4")
+            sets.press("Tab")
+            start = page.locator(".hip-start input")
+            start.fill("2026-11-30")
+            start.press("Tab")
+            weeks = page.locator(".hip-weeks input")
+            weeks.fill("8")
+            weeks.press("Tab")
+            expect(page.get_by_text("Breakouts 3x/week: Mon 30 Nov 2026 to Sun 24 Jan 2027")).to_be_visible()
+            expect(page.get_by_text("week 1: 3, week 2: 3")).to_be_visible()
+            page.get_by_role("button", name="Save program").click()
+            expect(page.get_by_text("Saved program P002-20261130-three-per-week")).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "program-builder.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "program-builder-failed.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+    with Store(store_path, create=False) as store:
+        saved = store.read("programs")
+    assert saved["program_id"].tolist() == ["P002-20261130-three-per-week"]
+    program = program_from_record(saved.iloc[0])
+    assert (program.schedule, program.start_date, program.end_date) == (
+        "three-per-week", date(2026, 11, 30), date(2027, 1, 24))
+    assert program.choices == {"ninety-ninety": "ninety-ninety-ir-pails"}
+    assert str(program.dose("ninety-ninety-ir-pails").sets) == "4"
