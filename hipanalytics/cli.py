@@ -193,7 +193,10 @@ def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
         click.echo(f"  cohort comparison: {cohort['html']} (and PDF)")
         click.echo(f"  clinic overview:   {overview['html']}")
         click.echo(f"\nOpen {result['index']} for the patient reports,")
+    store.close()
     click.echo(f"and {out / 'programs' / safe_filename(programs[0].program_id) / 'handout.html'} for a patient handout.")
+    click.echo(f"Try the apps on this store: hipanalytics app builder --store {store_path} "
+               "(or entry, dashboard).")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -77,7 +77,9 @@ def test_preview_shows_the_week_the_breakouts_per_week_and_a_warning_for_consecu
     assert grid.loc["morning 08:00", "mon"] == "IR breakouts + Hip Movement Sequence"
     assert grid.loc["morning 08:00", "wed"] == "Hip Movement Sequence"
     text = preview_html(program)
-    assert "week 1: 2, week 2: 2 (4 in all, 28 sessions)" in text
+    assert "<tr><th>sessions</th><td>14</td><td>14</td><td>28</td></tr>" in text
+    assert ('<tr><th>with breakouts</th><td class="hip-breakout">2</td><td class="hip-breakout">2</td>'
+            "<td>4</td></tr>") in text
     assert "mon and tue are consecutive" in text and "recovery_day_between" not in text
     assert "about 6-7 min of holds, plus the Hip Movement Sequence" in text
 
@@ -257,6 +259,17 @@ def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
     dash.entry.m_save.click()
     assert dash.rom.layout.display == "block" and dash.rom.value[:4] == b"\x89PNG"
     assert "Right hip IR improved from 25 to 36 degrees" in dash.summary.value
+
+
+def test_dashboard_refresh_shows_entries_made_in_another_window(store):
+    dash = Dashboard(store, today=TODAY)
+    dash._patient.value = "P001"
+    assert "No hip IR measurements" in dash.summary.value
+    other = _entry(store)
+    other.m_trials[0].value = "28"
+    other.m_save.click()
+    dash.refresh_button.click()
+    assert "measured once so far: 28 degrees" in dash.summary.value
 
 
 def test_dashboard_renders_the_report_as_downloads_without_the_patient_name(store):

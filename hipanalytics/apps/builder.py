@@ -246,7 +246,9 @@ def preview_html(program: Program) -> str:
             f'<td class="{"hip-breakout" if v == breakout_title else ""}">{html.escape(str(v))}</td>' for v in values)
         body += f"<tr><th>{html.escape(str(row))}</th>{cells}</tr>"
     per_week = breakouts_per_week(plan(program))
-    weeks = ", ".join(f"week {w.week}: {w.breakouts}" for w in per_week.itertuples())
+    weeks = "".join(f"<th>{w.week}</th>" for w in per_week.itertuples())
+    sessions = "".join(f"<td>{w.sessions}</td>" for w in per_week.itertuples())
+    breakouts = "".join(f'<td class="hip-breakout">{w.breakouts}</td>' for w in per_week.itertuples())
     times = ""
     for t in session_times(program).itertuples():
         span = f"{t.minutes_low:.0f}" if round(t.minutes_low) == round(t.minutes_high) else \
@@ -267,8 +269,9 @@ def preview_html(program: Program) -> str:
         f'<div class="hip-preview"><h4>{html.escape(schedule.title)}: '
         f'{program.start_date:%a %d %b %Y} to {program.end_date:%a %d %b %Y}</h4>{problems}'
         f'<table class="hip-week"><tr><th></th>{head}</tr>{body}</table>'
-        f"<p><b>Breakout sessions per week</b>: {html.escape(weeks)} "
-        f"({int(per_week['breakouts'].sum())} in all, {int(per_week['sessions'].sum())} sessions)</p>"
+        f'<table class="hip-week"><tr><th>week</th>{weeks}<th>in all</th></tr>'
+        f"<tr><th>sessions</th>{sessions}<td>{int(per_week['sessions'].sum())}</td></tr>"
+        f"<tr><th>with breakouts</th>{breakouts}<td>{int(per_week['breakouts'].sum())}</td></tr></table>"
         f"<ul>{times}</ul>{rx_note}</div>"
     )
 

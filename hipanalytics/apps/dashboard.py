@@ -95,12 +95,16 @@ class Dashboard(_ui.App):
         super().__init__(store, "Patient dashboard", "Hip IR progress against breakout frequency; updates when a "
                                                      "visit is saved below.")
         self._patient = self.patient_picker()
+        self._patient.layout.margin = "0 0 0 12px"
         self.summary = w.HTML()
         self.rom = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.adherence = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.pain = w.Image(format="png", layout=w.Layout(max_width="600px"))
         self.flags = w.HTML()
-        self.report_button = w.Button(description="Progress report", icon="file", button_style="primary")
+        self.report_button = w.Button(description="Progress report", icon="file", button_style="primary",
+                                      layout=w.Layout(width="auto"))
+        self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto"),
+                                       tooltip="Read the store again (e.g. after entries made in another window)")
         self.report_links = w.HTML()
         self.entry = EntryForm(store, today=today, who=who, patient_id=self._patient.value, title="Record a visit")
         self.entry._patient.layout.display = "none"  # the dashboard's picker chooses the patient
@@ -111,12 +115,13 @@ class Dashboard(_ui.App):
             _ui.section("Hip IR and breakout sessions", [self.rom]),
             _ui.section("Sessions done", [self.adherence]),
             _ui.section("Pain before and after sessions", [self.pain, self.flags]),
-            w.HBox([self.report_button]), self.status, self.report_links,
+            w.HBox([self.report_button, self.refresh_button]), self.status, self.report_links,
             visit,
         ]
         self._patient.observe(self._patient_changed, "value")
         self.entry.on_saved(lambda table: self.refresh())
         self.report_button.on_click(self._report_clicked)
+        self.refresh_button.on_click(lambda _button: self.refresh())
         self.refresh()
 
     @property
