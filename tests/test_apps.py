@@ -66,6 +66,8 @@ def test_build_program_custom_days_unticked_items_and_clear_refusals(protocol):
         build_program(protocol, base | {"doses": {"ninety-ninety-ir-stretch": {"hold_s": {"stretch": "3000"}}}})
     with pytest.raises(ProgramError, match="sets: expected a number or a range like 1-2, got 'three'"):
         build_program(protocol, base | {"doses": {"ninety-ninety-ir-stretch": {"sets": "three"}}})
+    hidden = {"doses": {"ninety-ninety-ir-pails": {"sets": "lots"}}}  # not the chosen option: not checked
+    assert build_program(protocol, base | hidden).dose_overrides == {}
     with pytest.raises(ProgramError, match="every breakout exercise"):
         build_program(protocol, base | {"exercises": {"quadruped-band-ir": False, "ninety-ninety": False}})
 

@@ -33,7 +33,7 @@ import pandas as pd
 from pydantic import ValidationError
 
 from ..config import safe_filename
-from ..errors import HipAnalyticsError, ProgramError
+from ..errors import HipAnalyticsError, ProgramError, ScheduleWarning
 from ..program import DoseOverride, Program, breakouts_per_week, plan, session_times
 from ..protocol import WEEKDAYS, ChoiceBlock, CircuitBlock, Protocol, Range, schedule_problems
 
@@ -146,19 +146,20 @@ def build_program(protocol: Protocol, choices: Mapping[str, Any]) -> Program:
         schedule = "custom:" + ",".join(days)
     ticked = dict(choices.get("exercises") or {})
     alternatives = dict(choices.get("alternatives") or {})
-    items = breakout_items(protocol, schedule if not schedule.startswith("custom:") else None)
+    items = breakout_items(protocol, schedule)
     chosen = {i.key: alternatives.get(i.key, i.default) for i in items}
     omit = tuple(chosen[i.key] for i in items if not ticked.get(i.key, True))
     overrides = {}
     for exercise_id, values in (choices.get("doses") or {}).items():
-        override = _override(protocol, exercise_id, values)
-        if override and exercise_id in chosen.values() and exercise_id not in omit:
-            overrides[exercise_id] = override
+        if exercise_id in chosen.values() and exercise_id not in omit:  # others are not prescribed
+            override = _override(protocol, exercise_id, values)
+            if override:
+                overrides[exercise_id] = override
     slot = choices.get("breakout_slot") or None
     if slot == protocol.resolve_schedule(schedule).breakout_slot:
         slot = None  # the schedule's own: nothing to override
     with warnings.catch_warnings():  # the preview lists schedule problems itself (program_warnings)
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", ScheduleWarning)
         return Program(
             patient_id=patient, protocol=protocol, schedule=schedule, start_date=start,
             weeks=choices.get("weeks"), breakout_slot=slot,
