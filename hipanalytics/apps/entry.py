@@ -27,7 +27,7 @@ from ..analysis.rom import PRIMARY_METHOD
 from ..errors import EntryError
 from ..records import table_spec
 
-__all__ = ["measurement_rows", "session_row", "recent_entries", "allowed_values", "EntryForm"]
+__all__ = ["measurement_rows", "session_row", "recent_entries", "allowed_values", "POSITION_LABELS", "EntryForm"]
 
 
 def allowed_values(table: str, column: str) -> tuple[str, ...]:
@@ -39,6 +39,11 @@ def allowed_values(table: str, column: str) -> tuple[str, ...]:
     ('active', 'passive')
     """
     return next(c.allowed for c in table_spec(table) if c.name == column)
+
+
+POSITION_LABELS = {"seated_90": "seated, hip and knee at 90 degrees", "supine_90": "supine, hip and knee at 90 degrees",
+                   "prone": "prone, hip neutral, knee at 90 degrees"}
+"""How the form names the test positions (the stored values stay the data dictionary's)."""
 
 
 def _text(value: Any) -> str:
@@ -182,8 +187,9 @@ class EntryForm(_ui.App):
         self.m_date = w.DatePicker(description="Visit date", value=self.today, style=wide)
         self.m_side = w.ToggleButtons(options=list(allowed_values("measurements", "side")),
                                       style={"button_width": "80px"})
-        self.m_position = w.Dropdown(description="Position", options=list(allowed_values("measurements", "position")),
-                                     value=PRIMARY_METHOD["position"], style=wide)
+        self.m_position = w.Dropdown(description="Position", options=[
+            (POSITION_LABELS.get(p, p), p) for p in allowed_values("measurements", "position")],
+            value=PRIMARY_METHOD["position"], style=wide, layout=w.Layout(width="420px"))
         self.m_mode = w.ToggleButtons(options=list(allowed_values("measurements", "mode")),
                                       style={"button_width": "80px"})
         self.m_instrument = w.Dropdown(description="Instrument", style=wide,
