@@ -124,6 +124,7 @@ def handout_html(
             "number": number,
             "exercise": exercise,
             "dose_lines": patient_dose(program.dose(exercise_id)),
+            "changed": program.dose(exercise_id) != exercise.dose,
         })
     numbers = {e["exercise"].id: e["number"] for e in exercises}
 

@@ -56,6 +56,15 @@ def test_handout_uses_the_chosen_alternative_and_overridden_dose():
     assert "90/90 hip internal rotation contract-relax (PAILs)" in text
     assert "Then, 2 times:" in text and "hold 10-30 seconds" in text
     assert "90/90 hip internal rotation stretch" not in text
+    assert text.count("Your clinician set your own dose") == 1  # the PAILs only; the band work is as written
+
+
+def test_handout_pdf_is_a_printable_document(program, tmp_path):
+    from hipanalytics.handout import write_handout
+
+    path = write_handout(program, tmp_path / "handout.pdf")
+    content = path.read_bytes()
+    assert content.startswith(b"%PDF-") and content.rstrip().endswith(b"%%EOF") and len(content) > 20_000
 
 
 def test_week_grid_marks_the_breakout_days(program):
