@@ -252,7 +252,8 @@ def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
         today=TODAY)
     dash = Dashboard(store, today=TODAY)
     dash._patient.value = "P001"
-    assert dash.rom.layout.display == "none" and dash.adherence.value[:4] == b"\x89PNG"
+    assert dash.rom.layout.display == "none" and dash._empty["rom"].layout.display == "block"
+    assert dash.adherence.value[:4] == b"\x89PNG"
     dash.entry.m_date.value = date(2026, 10, 5)
     dash.entry.m_trials[0].value = "25"
     dash.entry.m_save.click()
@@ -260,6 +261,7 @@ def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
     dash.entry.m_trials[0].value = "36"
     dash.entry.m_save.click()
     assert dash.rom.layout.display == "block" and dash.rom.value[:4] == b"\x89PNG"
+    assert dash._empty["rom"].layout.display == "none"
     assert "Right hip IR improved from 25 to 36 degrees" in dash.summary.value
 
 

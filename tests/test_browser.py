@@ -46,6 +46,10 @@ def _free_port() -> int:
 @pytest.fixture
 def served_builder(tmp_path):
     """The builder app on a free localhost port, working on a fresh store with two patients."""
+    yield from _serve("builder", tmp_path)
+
+
+def _serve(app: str, tmp_path: Path):
     store_path = tmp_path / "clinic.sqlite"
     with Store(store_path) as store:
         store.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "right"},
@@ -53,7 +57,7 @@ def served_builder(tmp_path):
     port = _free_port()
     log = (tmp_path / "voila.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "hipanalytics.cli", "app", "builder", "--store", str(store_path),
+        [sys.executable, "-m", "hipanalytics.cli", "app", app, "--store", str(store_path),
          "--port", str(port), "--no-browser"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
@@ -105,12 +109,22 @@ def test_a_clinician_builds_and_saves_a_three_per_week_program_in_a_real_browser
             page.get_by_role("button", name="Save program").click()
             expect(page.get_by_text("Saved program P002-20261130-three-per-week")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "program-builder.png"), full_page=True)
+            page.get_by_role("button", name="Handout and calendar").click()
+            with page.expect_download() as download:
+                page.get_by_text("Handout (PDF)").click()
+            assert download.value.suggested_filename == "P002-20261130-three-per-week-handout.pdf"
+            pdf = Path(download.value.path()).read_bytes()
+            with page.expect_download() as download:
+                page.get_by_text("Calendar (.ics)").click()
+            ics = Path(download.value.path()).read_bytes()
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "program-builder-failed.png"), full_page=True)
             raise
         finally:
             browser.close()
 
+    assert pdf.startswith(b"%PDF-")
+    assert ics.count(b"BEGIN:VEVENT") == 8 * 7 * 2  # two sessions a day for eight weeks
     with Store(store_path, create=False) as store:
         saved = store.read("programs")
     assert saved["program_id"].tolist() == ["P002-20261130-three-per-week"]
@@ -119,3 +133,31 @@ def test_a_clinician_builds_and_saves_a_three_per_week_program_in_a_real_browser
         "three-per-week", date(2026, 11, 30), date(2027, 1, 24))
     assert program.choices == {"ninety-ninety": "ninety-ninety-ir-pails"}
     assert str(program.dose("ninety-ninety-ir-pails").sets) == "4"
+
+
+@pytest.mark.parametrize(("app", "title"), [("entry", "Record a visit"), ("dashboard", "Patient dashboard")])
+def test_the_entry_and_dashboard_apps_render_in_a_real_browser(app, title, tmp_path):
+    chromium = _chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    served = _serve(app, tmp_path)
+    url, store_path = next(served)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.goto(url)
+            expect(page.get_by_text(title, exact=True).first).to_be_visible(timeout=90_000)
+            if app == "entry":
+                page.get_by_placeholder("e.g. 32.5").first.fill("31")
+                page.get_by_role("button", name="Save measurement").click()
+                expect(page.get_by_text("Saved trial of right hip IR: 31 degrees.")).to_be_visible(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / f"{app}.png"), full_page=True)
+            assert "Traceback" not in page.content()
+            browser.close()
+    finally:
+        next(served, None)
+    if app == "entry":
+        with Store(store_path, create=False) as store:
+            assert store.read("measurements")["degrees"].tolist() == [31.0]

@@ -21,6 +21,11 @@ from ..progress import PatientProgress, patient_progress
 
 __all__ = ["Panels", "patient_panels", "Dashboard"]
 
+EMPTY = {"rom": "No hip IR measurements yet: record a visit below.",
+         "adherence": "No program on record: prescribe one with the program builder (hipanalytics app builder).",
+         "pain": "No sessions logged yet."}
+"""What a dashboard panel says while there is nothing to draw."""
+
 
 @dataclass
 class Panels:
@@ -101,6 +106,7 @@ class Dashboard(_ui.App):
         self.adherence = w.Image(format="png", layout=w.Layout(max_width="900px"))
         self.pain = w.Image(format="png", layout=w.Layout(max_width="600px"))
         self.flags = w.HTML()
+        self._empty = {name: w.HTML(f'<p class="hip-muted">{html.escape(text)}</p>') for name, text in EMPTY.items()}
         self.report_button = w.Button(description="Progress report", icon="file", button_style="primary",
                                       layout=w.Layout(width="auto"))
         self.refresh_button = w.Button(description="Refresh", icon="refresh", layout=w.Layout(width="auto"),
@@ -112,9 +118,9 @@ class Dashboard(_ui.App):
         self.children = [
             self.header, self._patient,
             _ui.section("Summary", [self.summary]),
-            _ui.section("Hip IR and breakout sessions", [self.rom]),
-            _ui.section("Sessions done", [self.adherence]),
-            _ui.section("Pain before and after sessions", [self.pain, self.flags]),
+            _ui.section("Hip IR and breakout sessions", [self.rom, self._empty["rom"]]),
+            _ui.section("Sessions done", [self.adherence, self._empty["adherence"]]),
+            _ui.section("Pain before and after sessions", [self.pain, self._empty["pain"], self.flags]),
             w.HBox([self.report_button, self.refresh_button]), self.status, self.report_links,
             visit,
         ]
@@ -146,6 +152,7 @@ class Dashboard(_ui.App):
             image = getattr(self, name)
             image.value = panels.charts.get(name, b"")
             image.layout.display = "block" if name in panels.charts else "none"
+            self._empty[name].layout.display = "none" if name in panels.charts else "block"
         self.flags.value = p.flags_html()
 
     def _report_clicked(self, _button=None) -> None:
