@@ -258,12 +258,12 @@ class Store:
             ``source_row``, ``recorded_at``, ``recorded_by``.
         """
         t = self._table(table)
-        where = t.c.patient_id == patient_id if patient_id is not None else sa.true()
         with self.engine.connect() as conn:
             if history:
+                where = t.c.patient_id == patient_id if patient_id is not None else sa.true()
                 return _typed(table, pd.read_sql(
                     sa.select(t).where(where).order_by(t.c[ID_COLUMN[table]], t.c.version), conn))
-            return self._current(conn, table, where).drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
+            return self._current(conn, table, patient_id).drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
 
     def imports(self) -> pd.DataFrame:
         """Every import: file, content hash, mode, counts, when and by whom."""
@@ -593,9 +593,8 @@ class Store:
 
         record = program_record(program)
         who = _user(who)
-        t = self.md.tables["programs"]
         with self.engine.begin() as conn:
-            current = self._current(conn, "programs", t.c.patient_id == program.patient_id)
+            current = self._current(conn, "programs", program.patient_id)
             current = current[current["program_id"] != program.program_id]
             start, end = pd.Timestamp(program.start_date), pd.Timestamp(program.end_date)
             overlapping = current[(current["start_date"] <= end) & (current["end_date"] >= start)]
@@ -620,14 +619,23 @@ class Store:
                                  label=f"program {program.program_id}")
         return [*written, program.program_id]
 
-    def _current(self, conn, table: str, where) -> pd.DataFrame:
-        """Current (latest, active) rows of ``table`` matching ``where``, inside ``conn``'s transaction."""
+    def _current(self, conn, table: str, patient_id: str | None = None) -> pd.DataFrame:
+        """Current (latest, active) rows of ``table``, of one patient or all, inside ``conn``'s transaction.
+
+        For one patient the latest versions are looked up only among the ids that patient has
+        ever had (through the patient index), and the patient is matched on the latest version,
+        so a record corrected to another patient moves with the correction.
+        """
         t = self.md.tables[table]
-        id_col = ID_COLUMN[table]
-        latest = (sa.select(t.c[id_col].label("rid"), sa.func.max(t.c.version).label("v"))
-                  .group_by(t.c[id_col]).subquery())
-        query = (sa.select(t).join(latest, sa.and_(t.c[id_col] == latest.c.rid, t.c.version == latest.c.v))
-                 .where(t.c.status == "active").where(where).order_by(t.c[id_col]))
+        id_col = t.c[ID_COLUMN[table]]
+        latest = sa.select(id_col.label("rid"), sa.func.max(t.c.version).label("v"))
+        if patient_id is not None:
+            latest = latest.where(id_col.in_(sa.select(id_col).where(t.c.patient_id == patient_id)))
+        latest = latest.group_by(id_col).subquery()
+        query = (sa.select(t).join(latest, sa.and_(id_col == latest.c.rid, t.c.version == latest.c.v))
+                 .where(t.c.status == "active").order_by(id_col))
+        if patient_id is not None:
+            query = query.where(t.c.patient_id == patient_id)
         return _typed(table, pd.read_sql(query, conn))
 
     # -- exports ----------------------------------------------------------------------------

@@ -386,3 +386,12 @@ def test_a_program_for_an_unknown_patient_is_refused(store):
                        start_date=date(2026, 1, 5), weeks=4)
     with pytest.raises(DataValidationError, match="unknown patient"):
         store.save_program(stranger, today=TODAY)
+
+
+def test_a_record_corrected_to_another_patient_moves_with_the_correction(store):
+    saved = store.add_records("measurements", [MEASUREMENT], today=TODAY)
+    store.correct("measurements", saved["measurement_id"].iloc[0], {"patient_id": "P002"},
+                  reason="entered under the wrong patient")
+    assert store.read("measurements", patient_id="P001").empty
+    assert store.read("measurements", patient_id="P002")["degrees"].tolist() == [31.5]
+    assert len(store.read("measurements", patient_id="P001", history=True)) == 1
