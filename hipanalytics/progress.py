@@ -32,8 +32,9 @@ __all__ = ["PatientProgress", "patient_progress", "REFERENCES", "clinic_overview
            "cohort_comparison"]
 
 REFERENCES = [
-    "Krause DA et al. Reliability and minimal detectable change of hip rotation range of motion "
-    "measured with an inclinometer (seated). Knee Surg Sports Traumatol Arthrosc: MDC95 5.4 degrees.",
+    "Krause DA, Hollman JH, Krych AJ, Kalisvaart MM, Levy BA. Reliability of hip internal rotation range "
+    "of motion measurement using a digital inclinometer. Knee Surg Sports Traumatol Arthrosc "
+    "2015;23(9):2562-2567: seated, single-leg active IR, MDC 5.4 degrees.",
     "Gradoz MC et al. J Sport Rehabil 2018: MDC95 of hip rotation 6.1-8.6 degrees across positions.",
     "Simoneau GG et al. JOSPT 1998; Kouyoumdjian P et al. OTSR 2012: hip IR differs by test position.",
     "Roach S et al. IJSPT 2013: digital inclinometer reads about 4.5 degrees more IR than a goniometer.",

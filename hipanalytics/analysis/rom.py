@@ -52,11 +52,13 @@ def select_method(measurements: pd.DataFrame, method: dict | None = None) -> pd.
     return measurements[mask]
 
 
-MDC_DEFAULTS: dict[tuple[str, str], tuple[float, str]] = {
-    ("seated_90", "inclinometer"): (
-        5.4, "MDC95 5.4 degrees, seated hip IR by inclinometer (Krause et al., KSSTA)"),
+MDC_DEFAULTS: dict[tuple[str, str, str], tuple[float, str]] = {
+    ("seated_90", "active", "inclinometer"): (
+        5.4, "MDC 5.4 degrees, seated single-leg active hip IR by digital inclinometer (Krause et al., "
+        "Knee Surg Sports Traumatol Arthrosc 2015;23(9):2562-2567)"),
 }
-"""Minimal detectable change (MDC95) of hip IR by (position, instrument), with the source."""
+"""Minimal detectable change of hip IR by (position, mode, instrument), with the source. Krause et al.
+report 5.4 degrees for single-leg active IR only; other methods take :data:`MDC_FALLBACK`."""
 
 MDC_FALLBACK = (8.6, "MDC95 6.1-8.6 degrees across positions (Gradoz et al., J Sport Rehabil 2018): "
                      "upper value used where no method-specific MDC is known")
@@ -131,7 +133,7 @@ def rom_trends(
         ``patient_id`` and ``involved_side`` (left | right | both); adds the involved flag,
         side-to-side asymmetry and the target.
     mdc : float or dict, optional
-        MDC95 in degrees for every series, or by ``(position, instrument)``; defaults to
+        MDC95 in degrees for every series, or by ``(position, mode, instrument)``; defaults to
         :data:`MDC_DEFAULTS` and :data:`MDC_FALLBACK` (cited in ``mdc_source``).
     plateau_weeks : int, default 3
         A series has plateaued when its latest value is not more than the MDC above the value
@@ -226,7 +228,7 @@ def _ols_slopes(v: pd.DataFrame, g) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _mdc(out: pd.DataFrame, mdc) -> tuple[np.ndarray, np.ndarray]:
-    keys = list(zip(out["position"], out["instrument"]))
+    keys = list(zip(out["position"], out["mode"], out["instrument"]))
     if isinstance(mdc, (int, float)):
         return np.full(len(out), float(mdc)), np.full(len(out), "set by the user", dtype=object)
     table = {k: (v, src) for k, (v, src) in MDC_DEFAULTS.items()}

@@ -57,6 +57,10 @@ def test_mdc_is_cited_by_method_and_can_be_overridden():
     assert prone.mdc_deg == 8.6 and "Gradoz" in prone.mdc_source
     assert seated.beyond_mdc and seated.direction == "improved"
     assert prone.beyond_mdc and prone.direction == "improved"  # +10 > 8.6
+    passive = rom_trends(series(mode="passive")).iloc[0]  # Krause's 5.4 degrees is for active IR only
+    assert passive.mdc_deg == 8.6 and "Gradoz" in passive.mdc_source
+    by_method = rom_trends(series(mode="passive"), mdc={("seated_90", "passive", "inclinometer"): 6.0}).iloc[0]
+    assert by_method.mdc_deg == 6.0 and by_method.mdc_source == "set by the user"
     strict = rom_trends(series(), mdc=12).iloc[0]
     assert strict.mdc_deg == 12 and not strict.beyond_mdc and strict.direction == "no reliable change"
     worse = rom_trends(series(values=(30, 28, 25, 22))).iloc[0]
