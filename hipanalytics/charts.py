@@ -112,6 +112,7 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
         bottom.bar(x, b["done"], width=5, color=PALETTE["orange"], alpha=0.9, label="done")
         bottom.bar(x, b["planned"], width=5, facecolor="none", edgecolor=PALETTE["black"], label="planned",
                    zorder=3)  # outline on top, visible where everything planned was done
+        bottom.set_ylim(0, max(b["planned"].max(), b["done"].max(), 1) * 1.4)  # room for the legend above the bars
         bottom.legend(loc="upper right", fontsize=8, frameon=False, ncols=2)
     bottom.set_ylabel("breakout sessions\nper week")
     bottom.set_xlabel("date")
