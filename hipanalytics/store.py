@@ -271,7 +271,8 @@ class Store:
             return pd.read_sql(sa.select(self.md.tables["imports"]).order_by("import_id"), conn)
 
     def audit(self) -> pd.DataFrame:
-        """Every write: ``at``, ``who``, ``action`` (import | entry | correct | void | migrate), table, record, reason, details."""
+        """Every write: ``at``, ``who``, ``action`` (import | entry | correct | void | migrate), table,
+        record, reason, details."""
         with self.engine.connect() as conn:
             return pd.read_sql(sa.select(self.md.tables["audit"]).order_by("audit_id"), conn)
 

@@ -248,8 +248,9 @@ def test_recent_entries_are_newest_first_and_leave_out_voided_records(store):
 # -- dashboard -----------------------------------------------------------------------------
 
 def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
-    store.save_program(build_program(protocol, {"patient_id": "P001", "schedule": "three-per-week", "start_date": date(2026, 10, 5), "weeks": 8}),
-        today=TODAY)
+    program = build_program(protocol, {"patient_id": "P001", "schedule": "three-per-week",
+                                       "start_date": date(2026, 10, 5), "weeks": 8})
+    store.save_program(program, today=TODAY)
     dash = Dashboard(store, today=TODAY)
     dash._patient.value = "P001"
     assert dash.rom.layout.display == "none" and dash._empty["rom"].layout.display == "block"
@@ -274,6 +275,29 @@ def test_dashboard_refresh_shows_entries_made_in_another_window(store):
     other.m_save.click()
     dash.refresh_button.click()
     assert "measured once so far: 28 degrees" in dash.summary.value
+
+
+def test_dashboard_watches_the_store_and_redraws_after_writes_elsewhere(store):
+    import threading
+    import time
+
+    still = Dashboard(store, today=TODAY)
+    assert still.check_for_changes() is False
+    dash = Dashboard(store, today=TODAY, watch_seconds=0.1)
+    dash._patient.value = "P001"
+    other = _entry(store)
+    other.m_trials[0].value = "29"
+    other.m_save.click()
+    deadline = time.monotonic() + 10
+    while "measured once so far: 29 degrees" not in dash.summary.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "measured once so far: 29 degrees" in dash.summary.value
+    assert "29 degrees" not in still.summary.value  # not watching: redrawn only when asked
+    assert still.check_for_changes() is True and "29 degrees" in still.summary.value
+    assert still.check_for_changes() is False
+    dash.close()
+    time.sleep(0.3)
+    assert not any(t.name == "hipanalytics-dashboard-watch" and t.is_alive() for t in threading.enumerate())
 
 
 def test_dashboard_renders_the_report_as_downloads_without_the_patient_name(store):

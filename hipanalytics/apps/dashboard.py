@@ -11,6 +11,7 @@ import base64
 import html
 import io
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -90,15 +91,18 @@ class Dashboard(_ui.App):
         Passed to the embedded visit form (default visit date).
     who : str, optional
         Recorded with entries made in the embedded form.
+    watch_seconds : float, default 0
+        When above 0, a background thread checks the store this often and redraws when anything
+        was written (entries made in another window or app); :meth:`close` stops it.
     """
 
-    def __init__(self, store, *, today: date | None = None, who: str | None = None):
+    def __init__(self, store, *, today: date | None = None, who: str | None = None, watch_seconds: float = 0):
         import ipywidgets as w
 
         from .entry import EntryForm
 
         super().__init__(store, "Patient dashboard", "Hip IR progress against breakout frequency; updates when a "
-                                                     "visit is saved below.")
+                                                     "visit is saved.")
         self._patient = self.patient_picker()
         self._patient.layout.margin = "0 0 0 12px"
         self.summary = w.HTML()
@@ -128,7 +132,32 @@ class Dashboard(_ui.App):
         self.entry.on_saved(lambda table: self.refresh())
         self.report_button.on_click(self._report_clicked)
         self.refresh_button.on_click(lambda _button: self.refresh())
+        self._lock = threading.Lock()
+        self._seen: str | None = None
+        self._stop = threading.Event()
         self.refresh()
+        if watch_seconds > 0:
+            threading.Thread(target=self._watch, args=(watch_seconds,), daemon=True,
+                             name="hipanalytics-dashboard-watch").start()
+
+    def check_for_changes(self) -> bool:
+        """Redraw when the store was written since the last redraw; True when it was."""
+        if self.store.fingerprint() == self._seen:
+            return False
+        self.refresh()
+        return True
+
+    def _watch(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                self.check_for_changes()
+            except Exception as exc:  # noqa: BLE001 - say it on the page; keep watching
+                self.status.value = _ui.problem_html(f"Could not re-read the store ({type(exc).__name__}): {exc}")
+
+    def close(self) -> None:
+        """Stop watching the store and close the widgets."""
+        self._stop.set()
+        super().close()
 
     @property
     def patient_id(self) -> str | None:
@@ -142,6 +171,11 @@ class Dashboard(_ui.App):
 
     def refresh(self) -> None:
         """Read the patient's records again and redraw every panel."""
+        with self._lock:  # the watch thread and a click may ask at once
+            self._seen = self.store.fingerprint()
+            self._redraw()
+
+    def _redraw(self) -> None:
         if not self.patient_id:
             self.summary.value = self.programs_in_force_html(None)
             return

@@ -236,7 +236,8 @@ class EntryForm(_ui.App):
                                layout=w.Layout(width="520px"))
         self.c_apply = w.Button(description="Apply", button_style="warning", icon="pencil",
                                 layout=_ui.BUTTON_BELOW_FORM)
-        correction = w.VBox([self.c_record, _ui.labelled("Action", self.c_action), self.c_field, self.c_value, self.c_reason, self.c_apply])
+        correction = w.VBox([self.c_record, _ui.labelled("Action", self.c_action), self.c_field, self.c_value,
+                             self.c_reason, self.c_apply])
 
         self.tabs = w.Tab(children=[measurement, session, correction])
         for i, title in enumerate(["ROM measurement", "Session log", "Correct or void"]):
