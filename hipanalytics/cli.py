@@ -473,12 +473,14 @@ def app_command(app, store_path, sample, idle_minutes, port, host, no_browser) -
 @main.command("lab")
 @_store_option
 @_serve_options(8888)
-def lab_command(store_path, port, host, no_browser) -> None:
+@click.option("--allow-root", is_flag=True, help="Let JupyterLab run as root (it refuses otherwise; e.g. in a container).")
+def lab_command(store_path, port, host, no_browser, allow_root) -> None:
     """Open JupyterLab at the notebooks (reports, tutorials, apps), with the store set for them."""
     from .apps.serve import exposure_warning, lab_command as command, run
 
     click.echo(exposure_warning(host), err=True)
-    sys.exit(run(command(port=port, host=host, open_browser=not no_browser), store=store_path))
+    sys.exit(run(command(port=port, host=host, open_browser=not no_browser, allow_root=allow_root),
+                 store=store_path))
 
 
 if __name__ == "__main__":  # pragma: no cover

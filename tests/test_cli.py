@@ -142,7 +142,8 @@ def test_lab_opens_jupyterlab_at_the_notebooks_with_the_store_set(tmp_path, monk
 
     calls = []
     monkeypatch.setattr(serve, "run", lambda command, store=None: calls.append((command, store)) or 0)
-    result = run("lab", "--store", "clinic.sqlite", "--no-browser")
+    result = run("lab", "--store", "clinic.sqlite", "--no-browser", "--allow-root")
     assert result.exit_code == 0, result.output
     (command, store), = calls
     assert command[2] == "jupyterlab" and command[3].endswith("/notebooks") and store == "clinic.sqlite"
+    assert "--allow-root" in command and "--ServerApp.ip=127.0.0.1" in command

@@ -54,7 +54,8 @@ def voila_command(app: str, *, port: int = 8866, host: str = "127.0.0.1", idle_m
     ]
 
 
-def lab_command(*, port: int = 8888, host: str = "127.0.0.1", open_browser: bool = True) -> list[str]:
+def lab_command(*, port: int = 8888, host: str = "127.0.0.1", open_browser: bool = True,
+                allow_root: bool = False) -> list[str]:
     """The JupyterLab command line, opened at the notebooks folder.
 
     Examples
@@ -67,6 +68,7 @@ def lab_command(*, port: int = 8888, host: str = "127.0.0.1", open_browser: bool
         sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={NOTEBOOKS_DIR}",
         f"--ServerApp.ip={host}", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         *([] if open_browser else ["--no-browser"]),
+        *(["--allow-root"] if allow_root else []),
     ]
 
 
