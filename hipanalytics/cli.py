@@ -340,6 +340,8 @@ def report_group() -> None:
 _format_option = click.option("--format", "formats", default="html", show_default=True,
                               callback=lambda ctx, param, value: tuple(f.strip() for f in value.split(",") if f.strip()),
                               help="Comma-separated: html, pdf.")
+_as_of_option = click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]),
+                             help="Report date [default: latest data].")
 
 
 def _echo_outputs(result: dict) -> None:
@@ -354,7 +356,7 @@ def _echo_outputs(result: dict) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/patients].")
 @_format_option
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
+@_as_of_option
 @click.option("--show-name", is_flag=True, help="Print the display name (sensitive) instead of the patient id.")
 @_refusals
 def report_patient_command(patient_id, store_path, out, formats, as_of, show_name) -> None:
@@ -391,7 +393,7 @@ def report_cohort_command(store_path, out, cohort, week, threshold, formats) -> 
 @_store_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/clinic].")
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
+@_as_of_option
 @_format_option
 @_refusals
 def report_overview_command(store_path, out, as_of, formats) -> None:
@@ -411,7 +413,7 @@ def report_overview_command(store_path, out, as_of, formats) -> None:
 @click.option("--patients", help="Comma-separated patient ids [default: every active patient].")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Reports made at once.")
 @_format_option
-@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]), help="Report date [default: latest data].")
+@_as_of_option
 @click.option("--timeout", type=click.IntRange(min=10), default=600, show_default=True,
               help="Seconds a report's cell may run.")
 @_refusals

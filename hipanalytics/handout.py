@@ -29,7 +29,7 @@ from . import __version__
 from .program import Program, plan, prescription
 from .protocol import WEEKDAYS, Dose, Range
 
-__all__ = ["handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose"]
+__all__ = ["handout_html", "handout_pdf", "pdf_from_html", "write_handout", "calendar_ics", "write_calendar", "patient_dose"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hipanalytics", "templates"),
@@ -120,11 +120,12 @@ def handout_html(
     exercises = []
     for number, exercise_id in enumerate(exercise_ids, start=1):
         exercise = protocol.exercise(exercise_id)
+        dose = program.dose(exercise_id)
         exercises.append({
             "number": number,
             "exercise": exercise,
-            "dose_lines": patient_dose(program.dose(exercise_id)),
-            "changed": program.dose(exercise_id) != exercise.dose,
+            "dose_lines": patient_dose(dose),
+            "changed": dose != exercise.dose,
         })
     numbers = {e["exercise"].id: e["number"] for e in exercises}
 
@@ -215,12 +216,17 @@ def handout_pdf(program: Program, **kwargs) -> bytes:
     >>> handout_pdf(prog)[:5]
     b'%PDF-'
     """
+    return pdf_from_html(handout_html(program, **kwargs))
+
+
+def pdf_from_html(document: str) -> bytes:
+    """A self-contained HTML handout as PDF bytes; any attempt to fetch a resource is refused."""
     from weasyprint import HTML
 
     def refuse(url: str, *args, **kw):  # the handout is self-contained; a fetch would be a bug
         raise ValueError(f"the handout tried to load {url!r}; handouts must not fetch anything")
 
-    return HTML(string=handout_html(program, **kwargs), url_fetcher=refuse).write_pdf()
+    return HTML(string=document, url_fetcher=refuse).write_pdf()
 
 
 def write_handout(program: Program, path: str | Path, **kwargs) -> Path:

@@ -793,8 +793,7 @@ def program_record(program: Program) -> dict[str, Any]:
         "patient_id": program.patient_id,
         "protocol_id": program.protocol.id,
         "protocol_version": program.protocol.version,
-        "schedule": program.resolved_schedule.id if program.schedule not in
-        [s.id for s in program.protocol.schedules] else program.schedule,
+        "schedule": program.resolved_schedule.id,
         "start_date": program.start_date,
         "end_date": program.end_date,
         "breakout_slot": program.breakout_slot,

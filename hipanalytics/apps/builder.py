@@ -228,7 +228,11 @@ def week_table(program: Program) -> pd.DataFrame:
     >>> week_table(p).loc["morning 08:00", ["mon", "tue"]].tolist()
     ['IR breakouts + Hip Movement Sequence', 'Hip Movement Sequence']
     """
-    first_week = plan(program).head(7 * len(program.resolved_schedule.slots))
+    return _week_grid(program, plan(program))
+
+
+def _week_grid(program: Program, sessions: pd.DataFrame) -> pd.DataFrame:
+    first_week = sessions.head(7 * len(program.resolved_schedule.slots))
     first_week = first_week.assign(row=first_week["slot"] + " " + first_week["slot_time"])
     table = first_week.pivot(index="row", columns="weekday", values="session_title")
     order = [f"{s.id} {s.time:%H:%M}" for s in program.resolved_schedule.slots]
@@ -239,14 +243,15 @@ def preview_html(program: Program) -> str:
     """The live preview: week grid, breakouts per week, estimated session times, warnings (escaped)."""
     schedule = program.resolved_schedule
     breakout_title = program.protocol.session(schedule.breakout_session).title
-    grid = week_table(program)
+    sessions = plan(program)
+    grid = _week_grid(program, sessions)
     head = "".join(f"<th>{d.capitalize()}</th>" for d in grid.columns)
     body = ""
     for row, values in grid.iterrows():
         cells = "".join(
             f'<td class="{"hip-breakout" if v == breakout_title else ""}">{html.escape(str(v))}</td>' for v in values)
         body += f"<tr><th>{html.escape(str(row))}</th>{cells}</tr>"
-    per_week = breakouts_per_week(plan(program))
+    per_week = breakouts_per_week(sessions)
     weeks = "".join(f"<th>{w.week}</th>" for w in per_week.itertuples())
     sessions = "".join(f"<td>{w.sessions}</td>" for w in per_week.itertuples())
     breakouts = "".join(f'<td class="hip-breakout">{w.breakouts}</td>' for w in per_week.itertuples())
@@ -283,13 +288,13 @@ def download_links(program: Program, *, patient_name: str | None = None) -> str:
     Nothing is served or fetched: the files travel inside the page, so the links work in
     JupyterLab and in Voilà alike. File names derive from the program id, sanitised.
     """
-    from ..handout import calendar_ics, handout_html, handout_pdf
+    from ..handout import calendar_ics, handout_html, pdf_from_html
 
     base = safe_filename(program.program_id)
+    document = handout_html(program, patient_name=patient_name)
     files = [
-        (f"{base}-handout.html", "text/html", handout_html(program, patient_name=patient_name).encode("utf-8"),
-         "Handout (HTML)"),
-        (f"{base}-handout.pdf", "application/pdf", handout_pdf(program, patient_name=patient_name), "Handout (PDF)"),
+        (f"{base}-handout.html", "text/html", document.encode("utf-8"), "Handout (HTML)"),
+        (f"{base}-handout.pdf", "application/pdf", pdf_from_html(document), "Handout (PDF)"),
         (f"{base}.ics", "text/calendar", calendar_ics(program), "Calendar (.ics)"),
     ]
     links = "".join(
@@ -333,6 +338,9 @@ class ProgramBuilder(_ui.App):
         self.today = today or date.today()
         self.value: Program | None = None
         self._load_protocol = load_protocol
+        self.protocol: Protocol | None = None
+        """The protocol chosen in the form."""
+        self._items: list[BreakoutItem] = []
         protocols = list_protocols()
         self._patient = self.patient_picker()
         wide = {"description_width": "110px"}
@@ -386,11 +394,6 @@ class ProgramBuilder(_ui.App):
 
     # -- reading the form ---------------------------------------------------------------------
 
-    @property
-    def protocol(self) -> Protocol:
-        """The protocol chosen in the form."""
-        return self._load_protocol(self._protocol.value)
-
     def choices(self) -> dict[str, Any]:
         """The form's values, as :func:`build_program` takes them."""
         return {
@@ -414,7 +417,8 @@ class ProgramBuilder(_ui.App):
     def _protocol_changed(self, change=None) -> None:
         import ipywidgets as w
 
-        protocol = self.protocol
+        protocol = self.protocol = self._load_protocol(self._protocol.value)
+        self._items = breakout_items(protocol)
         self._building = True  # the controls below are rebuilt: no preview until they all exist
         self._schedule.options = [(s.title, s.id) for s in protocol.schedules] + [("Custom days", CUSTOM)]
         self._schedule.value = protocol.schedules[0].id
@@ -423,7 +427,7 @@ class ProgramBuilder(_ui.App):
         self._slot.value = base.breakout_slot
         self._ticks, self._alternatives, self._dose_inputs, self._dose_rows = {}, {}, {}, {}
         rows = []
-        for item in breakout_items(protocol):
+        for item in self._items:
             tick = w.Checkbox(value=True, description=item.label, indent=False, layout=w.Layout(width="auto"))
             tick.add_class(f"hip-tick-{item.key}")
             tick.observe(self._changed, "value")
@@ -461,7 +465,7 @@ class ProgramBuilder(_ui.App):
         if self._building:
             return
         self._days_box.layout.display = "flex" if self._schedule.value == CUSTOM else "none"
-        for item in breakout_items(self.protocol):
+        for item in self._items:
             chosen = self._alternatives[item.key].value if item.key in self._alternatives else item.default
             for exercise_id, _ in item.options:
                 shown = exercise_id == chosen and self._ticks[item.key].value

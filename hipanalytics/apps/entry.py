@@ -206,9 +206,7 @@ class EntryForm(_ui.App):
                               w.HBox(self.m_trials), self.m_assessor, self.m_notes, self.m_save])
 
         # session form
-        from ..protocol import load_protocol
-
-        templates = self._templates(load_protocol)
+        templates = self._templates()
         self.s_date = w.DatePicker(description="Date", value=self.today, style=wide)
         self.s_time = w.Text(description="Time (HH:MM)", value=datetime.now().strftime("%H:%M"), style=wide,
                              layout=w.Layout(width="220px"))
@@ -255,8 +253,9 @@ class EntryForm(_ui.App):
         self._patient_changed()
 
     @staticmethod
-    def _templates(load_protocol) -> list[tuple[str, str]]:
-        from ..protocol import list_protocols
+    def _templates() -> list[tuple[str, str]]:
+        """Session templates of every protocol, as (title, id) options."""
+        from ..protocol import list_protocols, load_protocol
 
         options: dict[str, str] = {}
         for ref in list_protocols().itertuples():
