@@ -138,7 +138,7 @@ def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choic
                                  patient_name=patient_name, clinician=clinician)
     click.echo(_summary(program))
     for kind, path in files.items():
-        click.echo(f"  {kind:9} {path}")
+        click.echo(f"  {kind:11} {path}")
 
 
 def _next_monday(today: date) -> date:
@@ -176,7 +176,7 @@ def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
         files = _write_program_files(program, out / "programs", patient_name=f"Demo patient {program.patient_id}")
         click.echo(_summary(program))
         for kind, path in files.items():
-            click.echo(f"  {kind:9} {path}")
+            click.echo(f"  {kind:11} {path}")
 
     click.echo("\nSynthetic clinic (40 invented patients, the same as data/sample) into a store:")
     paths = write_clinic(generate_clinic(40, seed=2026), out / "synthetic-data")
