@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from . import __version__
 from .config import default_reports_dir, default_store, safe_filename
@@ -125,6 +126,8 @@ def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choic
         if not sep:
             raise click.BadParameter(f"expected CHOICE=EXERCISE, got {item!r}", param_hint="--choice")
         picked[key.strip()] = value.strip()
+    if not weeks and not end:
+        raise click.UsageError("give the program's length: --weeks N or --end YYYY-MM-DD")
     program = Program(
         patient_id=patient_id,
         protocol=load_protocol(protocol_ref),
@@ -327,6 +330,59 @@ def export_command(table, out, history, deidentify, key_file, fmt, store_path) -
     click.echo(store.export(table, out, history=history))
 
 
+@main.command("patients")
+@_store_option
+@click.option("--as-of", "as_of", type=click.DateTime(["%Y-%m-%d"]),
+              help="Day to judge the current program on [default: the latest measurement or session].")
+@click.option("--active", "only_active", is_flag=True, help="Only active patients (those `report clinic` reports on).")
+@click.option("--csv", "as_csv", is_flag=True, help="Write CSV to standard output instead of a table.")
+@_refusals
+def patients_command(store_path, as_of, only_active, as_csv) -> None:
+    """List the patients in the store: involved side, current program, last measurement, active.
+
+    A patient is active when a program is in force on the day or ended at most 28 days before it
+    (a final report is still due). Display names are never listed.
+    """
+    from .progress import latest_date, patient_list
+    from .store import Store
+
+    with Store(store_path or default_store(), create=False) as store:
+        tables = {t: store.read(t) for t in ("patients", "programs", "measurements", "sessions")}
+    listed = patient_list(tables, as_of=as_of)
+    day = as_of or latest_date(tables)
+    if only_active:
+        listed = listed[listed["active"]]
+    if as_csv:
+        click.echo(listed.to_csv(index=False), nl=False)
+        return
+    shown = listed.assign(active=listed["active"].map({True: "yes", False: ""})).fillna("")
+    shown = shown.drop(columns=["program_id"]).rename(columns={
+        "patient_id": "patient", "involved_side": "involved", "last_measured_on": "last measured",
+        "n_visits": "visits"})
+    click.echo(f"{len(listed)} patients; current program as of "
+               f"{'no data yet' if day is None else pd.Timestamp(day).strftime('%Y-%m-%d')}")
+    if len(shown):
+        click.echo(shown.to_string(index=False))
+
+
+@main.command("key")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def key_command(path: Path) -> None:
+    """Write a new secret key for `export --deidentify --key-file PATH` (256 random bits, readable
+    only by you). Keep it apart from the exports: with it, pseudonyms can be linked back to patients.
+    Use the same key again to give a patient the same pseudonym in a later export."""
+    import os
+    import secrets
+
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.UsageError(f"{path} exists; a key is never overwritten (choose another name)") from None
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    click.echo(f"key written to {path} (keep it secret; back it up: without it, later exports get new pseudonyms)")
+
+
 # ----------------------------------------------------------------------------------------------
 # Reports
 # ----------------------------------------------------------------------------------------------
@@ -411,18 +467,33 @@ def report_overview_command(store_path, out, as_of, formats) -> None:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/clinic].")
 @click.option("--patients", help="Comma-separated patient ids [default: every active patient].")
+@click.option("--all", "everyone", is_flag=True, help="Every patient with a measurement, active or not.")
 @click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Reports made at once.")
 @_format_option
 @_as_of_option
 @click.option("--timeout", type=click.IntRange(min=10), default=600, show_default=True,
               help="Seconds a report's cell may run.")
 @_refusals
-def report_clinic_command(store_path, out, patients, jobs, formats, as_of, timeout) -> None:
-    """Render progress reports for every active patient in parallel, with an index page."""
-    from .reports import render_clinic
+def report_clinic_command(store_path, out, patients, everyone, jobs, formats, as_of, timeout) -> None:
+    """Render progress reports for every active patient in parallel, with an index page.
 
-    result = render_clinic(store_path or default_store(), out or default_reports_dir() / "clinic",
-                           patients=[p.strip() for p in patients.split(",")] if patients else None, jobs=jobs,
+    A patient is active when a program is in force on the report date (--as-of, default the latest
+    measurement or session) or ended at most 28 days before it, so a final report is still due.
+    `hipanalytics patients` shows who is active; --all reports on every patient with measurements.
+    """
+    from .progress import patient_list
+    from .reports import render_clinic
+    from .store import Store
+
+    if patients and everyone:
+        raise click.UsageError("give --patients or --all, not both")
+    location = store_path or default_store()
+    ids = [p.strip() for p in patients.split(",")] if patients else None
+    if everyone:
+        with Store(location, create=False) as store:
+            listed = patient_list(store, as_of=as_of)
+        ids = listed.loc[listed["n_visits"] > 0, "patient_id"].tolist()
+    result = render_clinic(location, out or default_reports_dir() / "clinic", patients=ids, jobs=jobs,
                            formats=formats,
                            as_of=as_of.date() if as_of else None, timeout=timeout)
     click.echo(f"{len(result['done'])} reports made, {len(result['failed'])} failed; index: {result['index']}")
@@ -455,33 +526,54 @@ def _serve_options(default_port: int):
 @_refusals
 def app_command(app, store_path, sample, idle_minutes, port, host, no_browser) -> None:
     """Serve an app with Voilà: builder (programs), entry (visits) or dashboard (one patient)."""
-    from .apps.serve import exposure_warning, run, voila_command
+    import shutil
+    import tempfile
+
+    from .apps.serve import check_port, exposure_warning, run, voila_command
     from .store import Store
 
-    if sample:
+    if sample and store_path:
+        raise click.UsageError("give --store or --sample, not both")
+    check_port(host, port)
+    scratch = None
+    if sample:  # a fresh private copy for this run: what is saved in it goes when the app stops
         from .synthetic import sample_store
 
-        location = str(sample_store())
+        scratch = Path(tempfile.mkdtemp(prefix="hipanalytics-app-sample-"))
+        location = str(sample_store(scratch / "sample.sqlite"))
     else:
         location = store_path or default_store()
         Store(location, create=False).close()  # refuses a missing store or a wrong schema, with the reason
     click.echo(exposure_warning(host), err=True)
-    click.echo(f"store: {location}\nopen http://{'localhost' if host == '127.0.0.1' else host}:{port}/ "
-               "(Ctrl-C stops the app)", err=True)
-    sys.exit(run(voila_command(app, port=port, host=host, idle_minutes=idle_minutes, open_browser=not no_browser),
-                 store=location))
+    click.echo(f"store: {location}{' (synthetic sample, deleted when the app stops)' if sample else ''}\n"
+               f"open http://{'localhost' if host == '127.0.0.1' else host}:{port}/ (Ctrl-C stops the app)", err=True)
+    try:
+        code = run(voila_command(app, port=port, host=host, idle_minutes=idle_minutes, open_browser=not no_browser),
+                   store=location)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    sys.exit(code)
 
 
 @main.command("lab")
 @_store_option
 @_serve_options(8888)
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to open; the shipped notebooks are copied into it where missing "
+                   "[default: notebooks/ of a source checkout, else ./hipanalytics-notebooks].")
 @click.option("--allow-root", is_flag=True, help="Let JupyterLab run as root (it refuses otherwise; e.g. in a container).")
-def lab_command(store_path, port, host, no_browser, allow_root) -> None:
+@_refusals
+def lab_command(store_path, port, host, no_browser, folder, allow_root) -> None:
     """Open JupyterLab at the notebooks (reports, tutorials, apps), with the store set for them."""
-    from .apps.serve import exposure_warning, lab_command as command, run
+    from .apps.serve import check_port, exposure_warning, lab_command as command, lab_folder, run
 
+    check_port(host, port)
+    folder, copied = lab_folder(folder)
+    if copied:
+        click.echo(f"copied {len(copied)} notebooks into {folder}", err=True)
     click.echo(exposure_warning(host), err=True)
-    sys.exit(run(command(port=port, host=host, open_browser=not no_browser, allow_root=allow_root),
+    sys.exit(run(command(folder, port=port, host=host, open_browser=not no_browser, allow_root=allow_root),
                  store=store_path))
 
 

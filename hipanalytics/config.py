@@ -6,13 +6,18 @@ environment when called, so tests and long-running apps see changes.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
+from importlib import resources
 from pathlib import Path
 
 __all__ = [
     "PACKAGE_DIR",
+    "notebooks_dir",
+    "notebook_path",
+    "package_folder",
     "SHIPPED_PROTOCOLS_DIR",
     "PROTOCOLS_ENV",
     "default_reports_dir",
@@ -25,6 +30,60 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 SHIPPED_PROTOCOLS_DIR = PACKAGE_DIR / "protocols"
 PROTOCOLS_ENV = "HIPANALYTICS_PROTOCOLS"
 """Environment variable naming extra protocol folders (separated like PATH)."""
+
+
+@functools.lru_cache(maxsize=None)
+def package_folder(name: str) -> Path:
+    """A folder of package data (``notebooks``, ``jupyter``) as a real path.
+
+    Found through :mod:`importlib.resources`, so an installed wheel has it as well as a source
+    checkout. A package imported from a zip file is extracted once to a private temporary folder,
+    because papermill, Voila and JupyterLab need real files.
+    """
+    root = resources.files("hipanalytics") / name
+    if isinstance(root, Path):
+        return root
+    import tempfile
+
+    target = Path(tempfile.mkdtemp(prefix=f"hipanalytics-{name}-"))
+    _extract(root, target)
+    return target
+
+
+def _extract(node, target: Path) -> None:
+    for child in node.iterdir():
+        if child.is_dir():
+            (target / child.name).mkdir()
+            _extract(child, target / child.name)
+        else:
+            (target / child.name).write_bytes(child.read_bytes())
+
+
+def notebooks_dir() -> Path:
+    """The notebooks shipped inside the package (``reports/``, ``apps/``, ``tutorials/``).
+
+    A source checkout's top-level ``notebooks/`` is a link to this folder: one copy of each.
+
+    Examples
+    --------
+    >>> sorted(p.name for p in notebooks_dir().iterdir() if p.is_dir())
+    ['apps', 'reports', 'tutorials']
+    """
+    return package_folder("notebooks")
+
+
+def notebook_path(kind: str, name: str) -> Path:
+    """One shipped notebook, e.g. ``notebook_path("reports", "patient_progress")``.
+
+    Examples
+    --------
+    >>> notebook_path("reports", "patient_progress").name
+    'patient_progress.ipynb'
+    """
+    path = notebooks_dir() / kind / f"{name}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped notebook {kind}/{name}.ipynb in {notebooks_dir()}")
+    return path
 
 
 def protocol_dirs(extra: list[str | Path] | None = None) -> list[Path]:

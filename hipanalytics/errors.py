@@ -15,11 +15,13 @@ __all__ = [
     "EntryError",
     "HipAnalyticsError",
     "HipAnalyticsWarning",
+    "MissingDependencyError",
     "ProgramError",
     "ProtocolError",
     "ProtocolProblem",
     "ReportError",
     "ScheduleWarning",
+    "ServeError",
     "StoreError",
 ]
 
@@ -119,3 +121,12 @@ class ReportError(HipAnalyticsError):
     def __init__(self, message: str, notebook: str | None = None):
         self.notebook = notebook
         super().__init__(message + (f" (executed notebook kept for diagnosis: {notebook})" if notebook else ""))
+
+
+class MissingDependencyError(HipAnalyticsError):
+    """Something needs a system library or program that is not installed (e.g. PDF output needs
+    Pango); the message names what is missing and the packages that provide it."""
+
+
+class ServeError(HipAnalyticsError):
+    """An app or JupyterLab cannot be served (e.g. its port is already taken)."""

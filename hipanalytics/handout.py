@@ -26,10 +26,11 @@ import pandas as pd
 from icalendar import Calendar, Event
 
 from . import __version__
+from .pdf import html_to_pdf
 from .program import Program, plan, prescription
 from .protocol import WEEKDAYS, Dose, Range
 
-__all__ = ["handout_html", "handout_pdf", "pdf_from_html", "write_handout", "calendar_ics", "write_calendar", "patient_dose"]
+__all__ = ["handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hipanalytics", "templates"),
@@ -216,17 +217,7 @@ def handout_pdf(program: Program, **kwargs) -> bytes:
     >>> handout_pdf(prog)[:5]
     b'%PDF-'
     """
-    return pdf_from_html(handout_html(program, **kwargs))
-
-
-def pdf_from_html(document: str) -> bytes:
-    """A self-contained HTML handout as PDF bytes; any attempt to fetch a resource is refused."""
-    from weasyprint import HTML
-
-    def refuse(url: str, *args, **kw):  # the handout is self-contained; a fetch would be a bug
-        raise ValueError(f"the handout tried to load {url!r}; handouts must not fetch anything")
-
-    return HTML(string=document, url_fetcher=refuse).write_pdf()
+    return html_to_pdf(handout_html(program, **kwargs))[0]
 
 
 def write_handout(program: Program, path: str | Path, **kwargs) -> Path:

@@ -16,8 +16,10 @@ Examples
 from __future__ import annotations
 
 import html
+import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -27,9 +29,10 @@ from . import __version__
 from .analysis import adherence_summary, rom_trends, tolerance_flags
 from .analysis.rom import PRIMARY_METHOD, select_method
 from .errors import HipAnalyticsWarning, ReportError
+from .synthetic import is_synthetic
 
-__all__ = ["PatientProgress", "patient_progress", "REFERENCES", "clinic_overview", "overview_table", "CohortComparison",
-           "cohort_comparison"]
+__all__ = ["PatientProgress", "patient_progress", "REFERENCES", "ACTIVE_GRACE_DAYS", "iso_day", "latest_date", "patient_list",
+           "clinic_overview", "overview_key_figures", "overview_table", "CohortComparison", "cohort_comparison"]
 
 REFERENCES = [
     "Krause DA, Hollman JH, Krych AJ, Kalisvaart MM, Levy BA. Reliability of hip internal rotation range "
@@ -90,6 +93,39 @@ class PatientProgress:
         return "".join(f"<p class='flag'>{html.escape(m)}</p>" for m in raised["message"])
 
 
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def iso_day(value, name: str = "as_of") -> pd.Timestamp | None:
+    """A report date given as an ISO date (``YYYY-MM-DD``), a date or a Timestamp; None stays None.
+
+    Text in any other form is refused: ``07/01/2026`` is 7 January to some readers and 1 July to
+    others, and a report must not guess.
+
+    Examples
+    --------
+    >>> iso_day("2026-07-01")
+    Timestamp('2026-07-01 00:00:00')
+    >>> iso_day("07/01/2026")
+    Traceback (most recent call last):
+    ...
+    hipanalytics.errors.ReportError: as_of must be an ISO date YYYY-MM-DD (e.g. 2026-07-01), got '07/01/2026'
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not _ISO_DAY.fullmatch(text):
+            raise ReportError(f"{name} must be an ISO date YYYY-MM-DD (e.g. 2026-07-01), got {value!r}")
+        try:
+            return pd.Timestamp(date.fromisoformat(text))
+        except ValueError:
+            raise ReportError(f"{name} {value!r} is not a calendar date") from None
+    if isinstance(value, (date, pd.Timestamp, np.datetime64)):
+        return pd.Timestamp(value).normalize()
+    raise ReportError(f"{name} must be an ISO date YYYY-MM-DD, got {value!r} ({type(value).__name__})")
+
+
 _TABLES = ("patients", "programs", "measurements", "sessions")
 
 
@@ -126,9 +162,10 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
         raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
     method = method or PRIMARY_METHOD
     m, s = tables["measurements"], tables["sessions"]
-    dates = [pd.to_datetime(m["measured_on"]).max(), pd.to_datetime(s["performed_on"]).max()]
-    latest = max((d for d in dates if pd.notna(d)), default=pd.Timestamp.today().normalize())
-    cut = pd.Timestamp(as_of) if as_of is not None else latest
+    latest = latest_date(tables)
+    cut = iso_day(as_of)
+    if cut is None:
+        cut = latest if latest is not None else pd.Timestamp.today().normalize()
     m = m[pd.to_datetime(m["measured_on"]) <= cut]
     s = s[pd.to_datetime(s["performed_on"]) <= cut]
     patient = tables["patients"].iloc[0]
@@ -167,6 +204,7 @@ def _key_figures(p: PatientProgress) -> dict[str, Any]:
     a = p.adherence
     return {
         "patient_id": p.patient_id, "as_of": p.as_of.strftime("%Y-%m-%d"), "hipanalytics_version": __version__,
+        "synthetic_data": is_synthetic([p.patient_id]),
         "method": p.method, "involved": sides,
         "adherence": None if a is None else _number(a["adherence"]),
         "breakout_adherence": None if a is None else _number(a["breakout_adherence"]),
@@ -216,6 +254,81 @@ def _summary(p: PatientProgress) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+ACTIVE_GRACE_DAYS = 28
+"""A patient is *active* on a date when a program is in force then or ended at most this many days
+before it: a final progress report is still due. The clinic batch reports on active patients."""
+
+
+def latest_date(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The latest measurement or session date in ``tables`` (None when there is neither)."""
+    dates = [pd.to_datetime(tables[t][c]).max() for t, c in (("measurements", "measured_on"),
+                                                              ("sessions", "performed_on"))]
+    return max((d for d in dates if pd.notna(d)), default=None)
+
+
+def patient_list(source, *, as_of=None, grace_days: int = ACTIVE_GRACE_DAYS) -> pd.DataFrame:
+    """One row per patient: involved side, the program in force, the last measurement, and whether
+    the patient is active (see :data:`ACTIVE_GRACE_DAYS`).
+
+    Parameters
+    ----------
+    source : Store or dict of DataFrame
+    as_of : date-like, optional
+        The day to judge "current" on; default the latest measurement or session date.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``involved_side``, ``program_id``, ``schedule``, ``program`` (in words:
+        "in force until ...", "ended ...", "starts ...", "none"), ``last_measured_on``,
+        ``n_visits``, ``active``, sorted by id. The display name is never included.
+
+    Examples
+    --------
+    >>> from hipanalytics.synthetic import generate_clinic
+    >>> c = generate_clinic(3, seed=3)
+    >>> patient_list(c, as_of="2026-02-01")[["patient_id", "involved_side", "active"]].values.tolist()
+    [['SYN-00001', 'right', False], ['SYN-00002', 'left', True], ['SYN-00003', 'right', True]]
+    """
+    t = _tables(source)
+    day = iso_day(as_of) if as_of is not None else latest_date(t)
+    patients = t["patients"].sort_values("patient_id")
+    programs = t["programs"].copy()
+    for column in ("start_date", "end_date"):
+        programs[column] = pd.to_datetime(programs[column])
+    m = t["measurements"]
+    visits = (m.assign(day=pd.to_datetime(m["measured_on"])).groupby("patient_id")["day"].agg(["max", "nunique"])
+              if len(m) else pd.DataFrame(columns=["max", "nunique"]))
+    rows = []
+    for pid, side in zip(patients["patient_id"], patients["involved_side"]):
+        own = programs[programs["patient_id"] == pid].sort_values("start_date")
+        current, words, active = None, "none", False
+        if day is not None and len(own):
+            live = own[(own["start_date"] <= day) & (own["end_date"] >= day)]
+            ended = own[own["end_date"] < day]
+            coming = own[own["start_date"] > day]
+            if len(live):
+                current = live.iloc[-1]
+                words = f"in force until {current['end_date']:%Y-%m-%d}"
+            elif len(ended):
+                current = ended.iloc[-1]
+                words = f"ended {current['end_date']:%Y-%m-%d}"
+            elif len(coming):
+                current = coming.iloc[0]
+                words = f"starts {current['start_date']:%Y-%m-%d}"
+            active = bool(((own["start_date"] <= day)
+                           & (own["end_date"] >= day - pd.Timedelta(days=grace_days))).any())
+        last = visits["max"].get(pid) if pid in visits.index else None
+        rows.append({"patient_id": pid, "involved_side": side,
+                     "program_id": None if current is None else current["program_id"],
+                     "schedule": None if current is None else current["schedule"], "program": words,
+                     "last_measured_on": None if last is None or pd.isna(last) else last.strftime("%Y-%m-%d"),
+                     "n_visits": int(visits["nunique"].get(pid, 0)) if pid in visits.index else 0,
+                     "active": active})
+    return pd.DataFrame(rows, columns=["patient_id", "involved_side", "program_id", "schedule", "program",
+                                       "last_measured_on", "n_visits", "active"])
+
+
 def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) -> pd.DataFrame:
     """Every patient (or ``patients``) with latest IR, change against the MDC, adherence, plateau and
     tolerance flag, sorted by who needs attention first.
@@ -233,7 +346,7 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) ->
     t = _tables(source)
     if patients is not None:
         t = {k: v[v["patient_id"].isin(patients)] for k, v in t.items()}
-    cut = pd.Timestamp(as_of) if as_of is not None else None
+    cut = iso_day(as_of)
     m = select_method(t["measurements"])
     trends = _involved(rom_trends(m, patients=t["patients"], as_of=cut))
     # one row per patient: the involved side with the smallest change (both hips: the worse one)
@@ -257,6 +370,13 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) ->
         out.loc[mask, "rank"] = rank
     out = out.sort_values(["rank", "change_deg"], kind="stable").drop(columns="rank")
     return out.reset_index(drop=True)
+
+
+def overview_key_figures(overview: pd.DataFrame) -> dict[str, Any]:
+    """The overview report's key figures: patients, how many need attention, how many are flagged."""
+    return {"patients": int(len(overview)), "need_attention": int((overview["attention"] != "").sum()),
+            "flagged": int(overview["flagged"].sum()), "synthetic_data": is_synthetic(overview["patient_id"]),
+            "hipanalytics_version": __version__}
 
 
 def overview_table(overview: pd.DataFrame) -> pd.DataFrame:
@@ -388,5 +508,6 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         "mixed_interaction_ci": [_number(inter["ci_low"]), _number(inter["ci_high"])],
         "mixed_random_effects": inter["random_effects"],
         "dose_slope": _number(dose.iloc[1]["estimate"]), "caveats": caveats, "hipanalytics_version": __version__,
+        "synthetic_data": is_synthetic(t["patients"]["patient_id"]),
     }
     return result

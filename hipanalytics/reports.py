@@ -9,6 +9,7 @@ its executed copy for diagnosis and no report.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -22,16 +23,16 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .config import PACKAGE_DIR, safe_filename
-from .errors import ReportError, StoreError
-from .progress import REFERENCES, PatientProgress, patient_progress
+from .config import notebook_path, notebooks_dir, safe_filename
+from .errors import HipAnalyticsError, ReportError, StoreError
+from .progress import ACTIVE_GRACE_DAYS, REFERENCES, PatientProgress, iso_day, patient_list, patient_progress
 
-__all__ = ["TEMPLATES_DIR", "open_patient", "show", "paragraph", "table_html", "references_html", "write_key_figures",
+__all__ = ["TEMPLATES_DIR", "check_parameters", "source_banner", "open_patient", "show", "paragraph", "table_html", "references_html", "write_key_figures",
            "render_notebook", "render_patient", "active_patients", "render_clinic", "open_store",
            "render_cohort", "render_overview"]
 
-TEMPLATES_DIR = PACKAGE_DIR.parent / "notebooks" / "reports"
-"""Report notebook templates (``notebooks/reports`` of the source checkout)."""
+TEMPLATES_DIR = notebooks_dir() / "reports"
+"""Report notebook templates, shipped in the package (``notebooks/reports`` in a checkout links here)."""
 
 _CSS = """
 body { font: 11pt/1.45 "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: #1b1b1b; max-width: 52rem;
@@ -45,6 +46,99 @@ img { max-width: 100%; height: auto; }
 footer { margin-top: 2rem; font-size: .75rem; color: #555; border-top: 1px solid #ccc; padding-top: .4rem; }
 @page { size: A4; margin: 14mm; }
 """
+
+
+_SYNTHETIC_CSS = ("border: 3px solid #b3261e; background: #fdecea; color: #5c0f0a; padding: .6rem .9rem; "
+                  "margin: .6rem 0 1rem; font-size: 1.05rem;")
+
+
+def source_banner(store: str | None, patient_ids) -> str:
+    """An unmissable banner when a report shows synthetic data, else an empty string.
+
+    Synthetic data are the sample clinic a report falls back on when no store was given
+    (``store`` is None, e.g. papermill run without ``-p store ...``), and any patient whose id is
+    reserved for synthetic data (``SYN-nnnnn``, see :func:`hipanalytics.synthetic.is_synthetic`).
+
+    Examples
+    --------
+    >>> "SYNTHETIC SAMPLE DATA" in source_banner(None, ["SYN-00004"]), source_banner("c.sqlite", ["P001"])
+    (True, '')
+    """
+    from .synthetic import is_synthetic
+
+    if store is not None and not is_synthetic(patient_ids):
+        return ""
+    why = ("No store was given (the notebook's <code>store</code> parameter is empty), so this report shows "
+           "the built-in synthetic sample clinic. " if store is None else "")
+    return (f'<div class="synthetic" role="alert" style="{_SYNTHETIC_CSS}"><strong>SYNTHETIC SAMPLE DATA</strong>: '
+            f"{why}The patients in this report are invented; it says nothing about a real patient.</div>")
+
+
+def check_parameters(namespace: dict[str, Any], template: str) -> None:
+    """Check a report notebook's parameters before it computes anything (called by its first cell).
+
+    papermill only warns about a parameter the notebook does not declare (``-p stor clinic.sqlite``)
+    and then runs with the defaults, which would make a report of the synthetic sample under the
+    name of the clinic's store. Here every plain value defined by the parameters cell and the
+    injected cell must be a declared parameter, and the values must make sense.
+
+    Parameters
+    ----------
+    namespace : dict
+        The notebook's ``globals()``.
+    template : str
+        The template's name (``patient_progress``, ``cohort_comparison``, ``clinic_overview``).
+
+    Raises
+    ------
+    ReportError
+        Naming each unknown parameter (with the declared name it resembles) or wrong value.
+    """
+    import difflib
+
+    from .records import table_spec
+
+    declared = _declared_parameters(template)
+    hidden = set()
+    try:
+        hidden = set(namespace["get_ipython"]().user_ns_hidden)
+    except (KeyError, AttributeError, TypeError):
+        pass
+    plain = (str, int, float, bool, list, dict, tuple, type(None))
+    defined = {k for k, v in namespace.items() if not k.startswith("_") and k not in hidden and isinstance(v, plain)}
+    problems = []
+    for name in sorted(defined - set(declared)):
+        close = difflib.get_close_matches(name, declared, n=1)
+        problems.append(f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    methods = {spec.name: spec.allowed for spec in table_spec("measurements") if spec.allowed}
+
+    def check(name, ok, expected):
+        if name in declared and name in namespace and not ok(namespace[name]):
+            problems.append(f"parameter {name}={namespace[name]!r}: expected {expected}")
+
+    check("store", lambda v: v is None or (isinstance(v, str) and v.strip()), "a SQLite path or database URL")
+    check("patient_id", lambda v: isinstance(v, str) and v.strip(), "a patient id")
+    check("show_name", lambda v: isinstance(v, bool), "True or False")
+    check("cohort", lambda v: v is None or isinstance(v, str), "a cohort name or None")
+    check("week", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number of weeks >= 1")
+    check("threshold", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+          "a share between 0 and 1")
+    for name, allowed in methods.items():
+        check(name, lambda v, allowed=allowed: v in allowed, f"one of {', '.join(allowed)}")
+    if "as_of" in namespace and "as_of" in declared:
+        try:
+            iso_day(namespace["as_of"])
+        except HipAnalyticsError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ReportError(f"{template}: " + "; ".join(problems) + f". Declared parameters: {', '.join(declared)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _declared_parameters(template: str) -> tuple[str, ...]:
+    import papermill
+
+    return tuple(papermill.inspect_notebook(str(notebook_path("reports", template))))
 
 
 def open_patient(store: str | None, patient_id: str, *, as_of=None, show_name: bool = False,
@@ -277,12 +371,11 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
         paths["html"] = out / f"{base}.html"
         paths["html"].write_text(document, encoding="utf-8")
     if "pdf" in formats:
-        from weasyprint import HTML
+        from .pdf import html_to_pdf
 
+        pdf, paths["pdf_pages"] = html_to_pdf(document)
         paths["pdf"] = out / f"{base}.pdf"
-        rendered = HTML(string=document, base_url=str(work)).render()
-        rendered.write_pdf(paths["pdf"])
-        paths["pdf_pages"] = len(rendered.pages)
+        paths["pdf"].write_bytes(pdf)
     paths["json"] = out / f"{base}.json"
     paths["json"].write_text(json.dumps({**figures, "stamp": stamp}, indent=2, default=str), encoding="utf-8")
     shutil.rmtree(work, ignore_errors=True)
@@ -318,26 +411,17 @@ def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, a
 # ----------------------------------------------------------------------------------------------
 
 
-def active_patients(store, *, as_of=None, grace_days: int = 28) -> list[str]:
+def active_patients(store, *, as_of=None, grace_days: int = ACTIVE_GRACE_DAYS) -> list[str]:
     """Patients with a program in force on ``as_of`` or ended within ``grace_days`` before it
-    (a final report is still due). ``as_of`` defaults to the latest session or measurement date."""
+    (a final report is still due). ``as_of`` defaults to the latest session or measurement date.
+    See :func:`hipanalytics.progress.patient_list`, which shows the same rule per patient."""
     from .store import Store
 
     if not hasattr(store, "read"):
         with Store(store, create=False) as opened:
             return active_patients(opened, as_of=as_of, grace_days=grace_days)
-    opened = store
-    programs = opened.read("programs")
-    if programs.empty:
-        return []
-    if as_of is None:
-        dates = [opened.read(t)[c].max() for t, c in (("measurements", "measured_on"), ("sessions", "performed_on"))]
-        as_of = max((d for d in dates if pd.notna(d)), default=None)
-        if as_of is None:
-            return []
-    day = pd.Timestamp(as_of)
-    live = (programs["start_date"] <= day) & (programs["end_date"] >= day - pd.Timedelta(days=grace_days))
-    return sorted(programs.loc[live, "patient_id"].unique())
+    listed = patient_list(store, as_of=as_of, grace_days=grace_days)
+    return listed.loc[listed["active"], "patient_id"].tolist()
 
 
 def _render_one(args: tuple) -> tuple[str, dict | None, str | None, int]:

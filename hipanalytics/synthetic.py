@@ -36,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -46,7 +47,7 @@ import pandas as pd
 from .program import plan_table
 from .protocol import Protocol, load_protocol
 
-__all__ = ["Assumptions", "generate_clinic", "write_clinic", "sample_store"]
+__all__ = ["Assumptions", "SYNTHETIC_ID", "generate_clinic", "is_synthetic", "write_clinic", "sample_store"]
 
 
 @dataclass(frozen=True)
@@ -231,38 +232,109 @@ def write_clinic(clinic: dict[str, pd.DataFrame], folder: str | Path) -> dict[st
     return paths
 
 
-def sample_store_path() -> Path:
-    """Where :func:`sample_store` keeps the sample store by default (the system's temporary folder)."""
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / "hipanalytics-sample.sqlite"
+SYNTHETIC_ID = re.compile(r"SYN-\d{5}")
+"""Patient ids of this form are reserved for synthetic patients: the generator makes them, and
+every report or app page showing one says the data are invented."""
 
 
-def sample_store(path: str | Path | None = None) -> Path:
-    """A store holding the 40-patient synthetic sample clinic (``generate_clinic(40, seed=2026)``,
-    the same as ``data/sample``), built on first use.
+def is_synthetic(patient_ids) -> bool:
+    """Whether any of ``patient_ids`` is a synthetic patient (an id of the form ``SYN-nnnnn``).
 
-    Report templates and tutorials use it when no store is named, so they run as they are.
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        Where the SQLite file goes; default ``hipanalytics-sample.sqlite`` in the system's temporary
-        folder.
+    Examples
+    --------
+    >>> is_synthetic(["SYN-00004"]), is_synthetic(["P001", "SYN-00004"]), is_synthetic(["SYN-4"])
+    (True, True, False)
     """
+    return any(SYNTHETIC_ID.fullmatch(str(pid)) for pid in patient_ids)
+
+
+def _cache_dir() -> Path | None:
+    """This user's cache folder for hipanalytics (private: mode 0700), or None if it cannot be made."""
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    folder = Path(base) / "hipanalytics"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        probe = folder / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        return None
+    return folder
+
+
+def sample_store_path() -> Path | None:
+    """Where :func:`sample_store` caches the sample store: this user's cache folder
+    (``$XDG_CACHE_HOME/hipanalytics`` or ``~/.cache/hipanalytics``), or None where there is none."""
+    from . import __version__
+
+    folder = _cache_dir()
+    return None if folder is None else folder / f"sample-{__version__}.sqlite"
+
+
+def _build_sample(path: Path) -> str:
+    """Build the sample store at ``path`` (which must not exist); return its fingerprint."""
     import tempfile
 
     from .store import Store
 
-    path = Path(path) if path is not None else sample_store_path()
-    store = Store(path)
-    if store.read("patients").empty:
-        folder = Path(tempfile.mkdtemp(prefix="hipanalytics-sample-"))
+    with tempfile.TemporaryDirectory(prefix="hipanalytics-sample-") as folder:
         files = write_clinic(generate_clinic(40, seed=2026), folder)
-        for table in ("patients", "programs", "measurements", "sessions"):
-            store.import_file(files[table], table, who="sample")
-    store.close()
-    return path
+        with Store(path) as store:
+            for table in ("patients", "programs", "measurements", "sessions"):
+                store.import_file(files[table], table, who="sample")
+            return store.fingerprint()
+
+
+def sample_store(path: str | Path | None = None) -> Path:
+    """A store holding the 40-patient synthetic sample clinic (``generate_clinic(40, seed=2026)``,
+    the same as ``data/sample``).
+
+    Report templates, tutorials and apps use it when no store is named, so they run as they are;
+    what they show then says the data are synthetic (every sample id is ``SYN-nnnnn``).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Build a fresh sample store here (the file must not exist yet), e.g. in a private temporary
+        folder for one app session. Without it, the store is cached in this user's cache folder
+        (:func:`sample_store_path`) and reused only while its fingerprint is the one it was built
+        with: once anything has been saved into it (an app entry), it is built anew.
+
+    Returns
+    -------
+    Path
+        The SQLite file.
+    """
+    import os
+    import tempfile
+
+    from .store import Store
+
+    if path is not None:
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"{path} exists; sample_store(path) builds a new store")
+        _build_sample(path)
+        return path
+    cached = sample_store_path()
+    if cached is None:  # no writable cache folder: a private store for this process
+        return sample_store(Path(tempfile.mkdtemp(prefix="hipanalytics-sample-")) / "sample.sqlite")
+    stamp = cached.with_name(cached.name + ".fingerprint")
+    if cached.exists() and stamp.exists():
+        with Store(cached, create=False) as store:
+            if store.fingerprint() == stamp.read_text(encoding="utf-8").strip():
+                return cached
+    # Build beside the cache and move it in place, so a concurrent reader never sees half a store.
+    building = Path(tempfile.mkdtemp(prefix="sample-", dir=cached.parent)) / cached.name
+    fingerprint = _build_sample(building)
+    for suffix in ("-wal", "-shm"):  # an old store's journal must not be replayed into the new one
+        cached.with_name(cached.name + suffix).unlink(missing_ok=True)
+    os.replace(building, cached)
+    building.parent.rmdir()
+    stamp.write_text(fingerprint, encoding="utf-8")
+    return cached
 
 
 if __name__ == "__main__":  # python -m hipanalytics.synthetic FOLDER [N] [SEED]

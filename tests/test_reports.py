@@ -12,6 +12,7 @@ import papermill
 import pytest
 from click.testing import CliRunner
 
+import hipanalytics
 from hipanalytics.cli import main
 from hipanalytics.errors import ReportError
 from hipanalytics.progress import patient_progress
@@ -19,7 +20,7 @@ from hipanalytics.reports import TEMPLATES_DIR, render_notebook, render_patient
 from hipanalytics.store import Store
 from hipanalytics.synthetic import generate_clinic, write_clinic
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the checkout's link to the shipped notebooks
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,8 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
     overview = render_overview(store_path, tmp_path)
     table = clinic_overview(Store(store_path))
     assert overview["figures"] == {"patients": len(table), "need_attention": int((table["attention"] != "").sum()),
-                                   "flagged": int(table["flagged"].sum())}
+                                   "flagged": int(table["flagged"].sum()), "synthetic_data": True,
+                                   "hipanalytics_version": hipanalytics.__version__}
     with pytest.raises(ReportError, match="empty cohort: no patients in cohort 'nobody'"):
         render_cohort(store_path, tmp_path, cohort="nobody")
 

@@ -42,9 +42,10 @@ _CSS = """
 
 
 def _is_sample(store) -> bool:
-    from ..synthetic import sample_store_path
+    """Whether the store holds synthetic patients (ids ``SYN-nnnnn``), as the sample clinic does."""
+    from ..synthetic import is_synthetic
 
-    return str(store.url).endswith(str(sample_store_path()))
+    return is_synthetic(store.read("patients")["patient_id"])
 
 
 def login_name() -> str:
@@ -105,7 +106,7 @@ class App(w.VBox):
         super().__init__()
         self.add_class("hip-app")
         self.store = store
-        banner = ('<div class="hip-warning">Synthetic sample data: start the app with <code>hipanalytics app '
+        banner = ('<div class="hip-warning">Synthetic sample data: these patients are invented. Start the app with <code>hipanalytics app '
                   '... --store YOUR-STORE</code> to work on your clinic\'s records.</div>' if _is_sample(store) else "")
         self.header = w.HTML(f"{_CSS}<h2>{html.escape(title)}</h2><p class='hip-sub'>{html.escape(subtitle)}</p>"
                              f"{banner}")

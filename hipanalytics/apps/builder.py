@@ -288,13 +288,14 @@ def download_links(program: Program, *, patient_name: str | None = None) -> str:
     Nothing is served or fetched: the files travel inside the page, so the links work in
     JupyterLab and in Voilà alike. File names derive from the program id, sanitised.
     """
-    from ..handout import calendar_ics, handout_html, pdf_from_html
+    from ..handout import calendar_ics, handout_html
+    from ..pdf import html_to_pdf
 
     base = safe_filename(program.program_id)
     document = handout_html(program, patient_name=patient_name)
     files = [
         (f"{base}-handout.html", "text/html", document.encode("utf-8"), "Handout (HTML)"),
-        (f"{base}-handout.pdf", "application/pdf", pdf_from_html(document), "Handout (PDF)"),
+        (f"{base}-handout.pdf", "application/pdf", html_to_pdf(document)[0], "Handout (PDF)"),
         (f"{base}.ics", "text/calendar", calendar_ics(program), "Calendar (.ics)"),
     ]
     links = "".join(

@@ -1,0 +1,73 @@
+"""PDF from self-contained HTML, with WeasyPrint (no TeX, no browser).
+
+WeasyPrint is a Python package, but it draws text with system libraries: Pango (with HarfBuzz
+and Fontconfig) and at least one font. Where one is missing, :func:`html_to_pdf` raises
+:class:`~hipanalytics.errors.MissingDependencyError` naming the library and the packages that
+provide it, instead of an ``OSError`` from deep inside the import; HTML output never needs them.
+HarfBuzz-Subset is optional (WeasyPrint then embeds whole fonts: larger files, same pages).
+"""
+
+from __future__ import annotations
+
+from .errors import MissingDependencyError
+
+__all__ = ["PDF_SYSTEM_PACKAGES", "html_to_pdf"]
+
+PDF_SYSTEM_PACKAGES = {
+    "debian": "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core",
+    "fedora": "pango harfbuzz fontconfig dejavu-sans-fonts",
+    "macos": "brew install pango",
+}
+"""System packages that WeasyPrint's PDF output needs, per platform (also listed in the README)."""
+
+
+def _weasyprint():
+    try:
+        import weasyprint
+    except OSError as exc:  # a shared library that cffi could not open
+        raise MissingDependencyError(
+            f"PDF output needs the Pango text library, which could not be loaded ({exc}). "
+            f"Install it: Debian/Ubuntu `apt-get install {PDF_SYSTEM_PACKAGES['debian']}`; "
+            f"Fedora `dnf install {PDF_SYSTEM_PACKAGES['fedora']}`; macOS `{PDF_SYSTEM_PACKAGES['macos']}`. "
+            "HTML output works without it."
+        ) from None
+    return weasyprint
+
+
+def html_to_pdf(document: str) -> tuple[bytes, int]:
+    """Render a self-contained HTML document as A4 PDF bytes, and say how many pages it has.
+
+    Any attempt to load a resource (an image, a style sheet, a font by URL) is refused: what we
+    print is self-contained by design, so a fetch would be a bug, and nothing leaves the machine.
+
+    Parameters
+    ----------
+    document : str
+        A complete HTML document (its ``@page`` rule sets the paper size).
+
+    Returns
+    -------
+    (bytes, int)
+        The PDF and its number of pages.
+
+    Raises
+    ------
+    MissingDependencyError
+        When WeasyPrint's system libraries are missing (the message names the packages).
+    ValueError
+        When the document tries to load anything but an embedded ``data:`` URI.
+
+    Examples
+    --------
+    >>> pdf, pages = html_to_pdf("<!DOCTYPE html><html><body><p>Hip IR</p></body></html>")
+    >>> pdf[:5], pages
+    (b'%PDF-', 1)
+    """
+    weasyprint = _weasyprint()
+    # Only data: URIs (embedded chart images) are read; any other URL stops the rendering.
+    offline = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    try:
+        rendered = weasyprint.HTML(string=document, url_fetcher=offline).render()
+    except weasyprint.urls.FatalURLFetchingError as exc:
+        raise ValueError(f"{exc}; printed documents must not fetch anything") from None
+    return rendered.write_pdf(), len(rendered.pages)
