@@ -478,8 +478,7 @@ def _p_text(p) -> str:
 def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, threshold: float = 0.7,
                       as_of_year: int | None = None) -> CohortComparison:
     """Compare breakout schedules across a cohort (or the patients whose ``cohort`` equals ``cohort``)."""
-    from .analysis import (cohort_visits, compare_groups, dose_response, itt_and_per_protocol, mixed_model,
-                           patient_outcomes, table_one)
+    from .analysis import cohort_visits, dose_response, itt_and_per_protocol, mixed_model, patient_outcomes, table_one
 
     t = _tables(source)
     if cohort:

@@ -27,9 +27,9 @@ from .config import notebook_path, notebooks_dir, safe_filename
 from .errors import HipAnalyticsError, ReportError, StoreError
 from .progress import ACTIVE_GRACE_DAYS, REFERENCES, PatientProgress, iso_day, patient_list, patient_progress
 
-__all__ = ["TEMPLATES_DIR", "check_parameters", "source_banner", "open_patient", "show", "paragraph", "table_html", "references_html", "write_key_figures",
-           "render_notebook", "render_patient", "active_patients", "render_clinic", "open_store",
-           "render_cohort", "render_overview"]
+__all__ = ["TEMPLATES_DIR", "check_parameters", "source_banner", "open_patient", "show", "paragraph", "table_html",
+           "references_html", "write_key_figures", "render_notebook", "render_patient", "active_patients",
+           "render_clinic", "open_store", "render_cohort", "render_overview"]
 
 TEMPLATES_DIR = notebooks_dir() / "reports"
 """Report notebook templates, shipped in the package (``notebooks/reports`` in a checkout links here)."""
@@ -390,7 +390,6 @@ def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, a
     Checks the store and the patient before starting a kernel, so the common mistakes answer at
     once with a clear message.
     """
-    from .store import Store
 
     with _opened(store) as opened:
         if opened.read("patients", patient_id=patient_id).empty:

@@ -47,7 +47,8 @@ import pandas as pd
 from .program import plan_table
 from .protocol import Protocol, load_protocol
 
-__all__ = ["Assumptions", "SYNTHETIC_ID", "generate_clinic", "is_synthetic", "write_clinic", "sample_store"]
+__all__ = ["Assumptions", "SYNTHETIC_ID", "clinic_export", "generate_clinic", "is_synthetic", "write_clinic",
+           "write_clinic_export", "sample_store"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,54 @@ def write_clinic(clinic: dict[str, pd.DataFrame], folder: str | Path) -> dict[st
     return paths
 
 
+def clinic_export(clinic: dict[str, pd.DataFrame], *, visit: date = date(2026, 9, 19), n_patients: int = 3,
+                  seed: int = 7) -> pd.DataFrame:
+    """A follow-up visit as a clinic's own spreadsheet records it, to try the import on.
+
+    One visit on ``visit`` for the first ``n_patients`` whose program started before it: three
+    trials per involved side, written the way clinics type them: day-first dates
+    (``19/09/2026``), ``Lt``/``Rt``, ``seated``, ``AROM``, ``incl``, and degrees with a decimal
+    comma and a degree sign (``31,5°``). Every value is unambiguous once ``--dates day-first`` is
+    declared, so the import normalises and lists each change. Values continue the patient's
+    series (latest visit mean + N(1, 1.5) degrees, rounded to 0.5).
+
+    Returns
+    -------
+    DataFrame
+        Text columns in the measurements table's layout (what ``write_clinic`` saves as the
+        ``ROM`` sheet of ``clinic-export.xlsx``).
+    """
+    rng = np.random.default_rng(seed)
+    m = clinic["measurements"]
+    starts = clinic["programs"].groupby("patient_id")["start_date"].min()
+    chosen = [pid for pid in clinic["patients"]["patient_id"] if pd.Timestamp(starts[pid]) < pd.Timestamp(visit)]
+    rows = []
+    for pid in chosen[:n_patients]:
+        side = clinic["patients"].set_index("patient_id").loc[pid, "involved_side"]
+        for one in (["left", "right"] if side == "both" else [side]):
+            own = m[(m["patient_id"] == pid) & (m["side"] == one) & (m["position"] == "seated_90")]
+            last = own[own["measured_on"] == own["measured_on"].max()]["degrees"].mean()
+            for trial in (1, 2, 3):
+                degrees = round(2 * (last + rng.normal(1.0, 1.5))) / 2
+                rows.append({"patient_id": pid, "measured_on": f"{visit:%d/%m/%Y}", "side": one[0].upper() + "t",
+                             "joint": "hip", "motion": "IR", "position": "seated", "mode": "AROM",
+                             "instrument": "incl", "degrees": f"{degrees:.1f}".replace(".", ",") + "°",
+                             "trial": str(trial)})
+    return pd.DataFrame(rows)
+
+
+def write_clinic_export(clinic: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """Write :func:`clinic_export` as an Excel workbook whose ``ROM`` sheet holds the visit (the first
+    sheet is a note, as clinics' workbooks often have), e.g. ``data/sample/clinic-export.xlsx``."""
+    path = Path(path)
+    note = pd.DataFrame({"note": ["Synthetic follow-up visit (invented patients) in a clinic's own spelling; "
+                                  "the measurements are on the ROM sheet."]})
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        note.to_excel(writer, sheet_name="Summary", index=False)
+        clinic_export(clinic).to_excel(writer, sheet_name="ROM", index=False)
+    return path
+
+
 SYNTHETIC_ID = re.compile(r"SYN-\d{5}")
 """Patient ids of this form are reserved for synthetic patients: the generator makes them, and
 every report or app page showing one says the data are invented."""
@@ -343,5 +392,7 @@ if __name__ == "__main__":  # python -m hipanalytics.synthetic FOLDER [N] [SEED]
     target = sys.argv[1] if len(sys.argv) > 1 else "data/sample"
     count = int(sys.argv[2]) if len(sys.argv) > 2 else 40
     seed_value = int(sys.argv[3]) if len(sys.argv) > 3 else 2026
-    for table, written in write_clinic(generate_clinic(count, seed=seed_value), target).items():
+    generated = generate_clinic(count, seed=seed_value)
+    for table, written in write_clinic(generated, target).items():
         print(f"{table:13} {written}")
+    print(f"{'export':13} {write_clinic_export(generated, Path(target) / 'clinic-export.xlsx')}")

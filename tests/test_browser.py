@@ -1,14 +1,15 @@
-"""A real browser drives the program builder served by ``hipanalytics app builder`` (Voilà).
+"""A real browser drives the apps served by ``hipanalytics app`` (Voilà).
 
 Uses playwright-python with Debian's chromium (``executable_path``; no browser download). Locally
 the test skips loudly when chromium is missing; in CI (``CI=true``) a missing browser fails it.
-The screenshot is kept in ``build/test-artifacts/``.
+Every page is offline: each request to anything but this machine is blocked and recorded, and
+the tests assert that none was attempted (a clinic laptop without internet, a hospital network
+that blocks CDNs). The screenshots are kept in ``build/test-artifacts/``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,18 +24,41 @@ import pytest
 from hipanalytics.program import program_from_record
 from hipanalytics.store import Store
 
+from .system import chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path:
-        return path
-    reason = "chromium is not installed (apt-get install chromium); the real-browser test cannot run"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; .ci/run must install it")
-    pytest.skip(f"LOUD SKIP: {reason}")
+def _offline_page(browser, **options):
+    """A page on which every request to another host is blocked; returns it and the blocked URLs."""
+    from urllib.parse import urlsplit
+
+    blocked: list[str] = []
+    context = browser.new_context(**options)
+
+    def guard(route):
+        url = route.request.url
+        if urlsplit(url).scheme in ("http", "https", "ws", "wss") and urlsplit(url).hostname not in (
+                "127.0.0.1", "localhost", "::1"):
+            blocked.append(url)
+            route.abort()
+        else:
+            route.continue_()
+
+    context.route("**/*", guard)
+    return context.new_page(), blocked
+
+
+def _icons_drawn(page) -> bool:
+    """Whether the buttons' Font Awesome icons are drawn with the icon font served by Voilà."""
+    return page.evaluate("""async () => {
+        await document.fonts.ready;
+        const icon = document.querySelector('button i.fa');
+        if (!icon) return false;
+        const family = getComputedStyle(icon, '::before').fontFamily;
+        return family.includes('Font Awesome') && document.fonts.check('900 16px "Font Awesome 5 Free"');
+    }""")
 
 
 def _free_port() -> int:
@@ -81,14 +105,14 @@ def _serve(app: str, tmp_path: Path):
 
 
 def test_a_clinician_builds_and_saves_a_three_per_week_program_in_a_real_browser(served_builder):
-    chromium = _chromium()
+    browser_path = chromium()
     from playwright.sync_api import expect, sync_playwright
 
     url, store_path = served_builder
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1200, "height": 1750})
+        browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"])
+        page, blocked = _offline_page(browser, viewport={"width": 1200, "height": 1750}, accept_downloads=True)
         try:
             page.goto(url)
             expect(page.get_by_text("Program builder")).to_be_visible(timeout=90_000)
@@ -117,12 +141,14 @@ def test_a_clinician_builds_and_saves_a_three_per_week_program_in_a_real_browser
             with page.expect_download() as download:
                 page.get_by_text("Calendar (.ics)").click()
             ics = Path(download.value.path()).read_bytes()
+            assert _icons_drawn(page), "the buttons' icons are not drawn: Font Awesome did not load from Voilà"
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "program-builder-failed.png"), full_page=True)
             raise
         finally:
             browser.close()
 
+    assert blocked == [], f"the app tried to load from other hosts: {blocked}"
     assert pdf.startswith(b"%PDF-")
     assert ics.count(b"BEGIN:VEVENT") == 8 * 7 * 2  # two sessions a day for eight weeks
     with Store(store_path, create=False) as store:
@@ -137,7 +163,7 @@ def test_a_clinician_builds_and_saves_a_three_per_week_program_in_a_real_browser
 
 @pytest.mark.parametrize(("app", "title"), [("entry", "Record a visit"), ("dashboard", "Patient dashboard")])
 def test_the_entry_and_dashboard_apps_render_in_a_real_browser(app, title, tmp_path):
-    chromium = _chromium()
+    browser_path = chromium()
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -145,8 +171,8 @@ def test_the_entry_and_dashboard_apps_render_in_a_real_browser(app, title, tmp_p
     url, store_path = next(served)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
-            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            browser = p.chromium.launch(executable_path=browser_path, args=["--no-sandbox", "--disable-gpu"])
+            page, blocked = _offline_page(browser, viewport={"width": 1200, "height": 1400})
             page.goto(url)
             expect(page.get_by_text(title, exact=True).first).to_be_visible(timeout=90_000)
             if app == "dashboard":  # an entry saved elsewhere appears without a click
@@ -163,7 +189,9 @@ def test_the_entry_and_dashboard_apps_render_in_a_real_browser(app, title, tmp_p
                 expect(page.get_by_text("Saved trial of right hip IR: 31 degrees.")).to_be_visible(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / f"{app}.png"), full_page=True)
             assert "Traceback" not in page.content()
+            assert _icons_drawn(page), "the buttons' icons are not drawn: Font Awesome did not load from Voilà"
             browser.close()
+        assert blocked == [], f"the app tried to load from other hosts: {blocked}"
     finally:
         next(served, None)
     if app == "entry":

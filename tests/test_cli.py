@@ -12,6 +12,14 @@ from hipanalytics.store import Store
 from .conftest import line_of
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -120,21 +128,23 @@ def test_table_is_guessed_from_the_file_name_or_asked_for(tmp_path):
 def test_app_refuses_a_missing_store_and_serves_an_existing_one_on_localhost(tmp_path, monkeypatch):
     import hipanalytics.apps.serve as serve
 
-    missing = run("app", "builder", "--store", str(tmp_path / "none.sqlite"), "--no-browser")
+    missing = run("app", "builder", "--store", str(tmp_path / "none.sqlite"), "--no-browser", "--port", str(_free_port()))
     assert missing.exit_code == 1 and "no store at" in missing.output
     calls = []
     monkeypatch.setattr(serve, "run", lambda command, store=None: calls.append((command, store)) or 0)
     Store(tmp_path / "clinic.sqlite").close()
-    result = run("app", "entry", "--store", str(tmp_path / "clinic.sqlite"), "--port", "9123", "--no-browser",
+    port = _free_port()
+    result = run("app", "entry", "--store", str(tmp_path / "clinic.sqlite"), "--port", str(port), "--no-browser",
                  "--idle-minutes", "30")
     assert result.exit_code == 0, result.output
     assert "no login" in result.output and "authenticated deployment" in result.output
     (command, store), = calls
     assert command[3].endswith("data_entry.ipynb") and store == str(tmp_path / "clinic.sqlite")
-    assert {"--Voila.ip=127.0.0.1", "--port=9123", "--MappingKernelManager.cull_idle_timeout=1800",
+    assert {"--Voila.ip=127.0.0.1", f"--port={port}", "--MappingKernelManager.cull_idle_timeout=1800",
             "--no-browser"} <= set(command)
-    exposed = run("app", "dashboard", "--sample", "--host", "0.0.0.0", "--no-browser")
+    exposed = run("app", "dashboard", "--sample", "--host", "0.0.0.0", "--port", str(_free_port()), "--no-browser")
     assert "WARNING: serving on 0.0.0.0" in exposed.output
+    assert run("app", "dashboard", "--sample", "--store", "x.sqlite").exit_code == 2
 
 
 def test_lab_opens_jupyterlab_at_the_notebooks_with_the_store_set(tmp_path, monkeypatch):
@@ -142,8 +152,74 @@ def test_lab_opens_jupyterlab_at_the_notebooks_with_the_store_set(tmp_path, monk
 
     calls = []
     monkeypatch.setattr(serve, "run", lambda command, store=None: calls.append((command, store)) or 0)
-    result = run("lab", "--store", "clinic.sqlite", "--no-browser", "--allow-root")
+    result = run("lab", "--store", "clinic.sqlite", "--no-browser", "--allow-root", "--port", str(_free_port()))
     assert result.exit_code == 0, result.output
     (command, store), = calls
     assert command[2] == "jupyterlab" and command[3].endswith("/notebooks") and store == "clinic.sqlite"
     assert "--allow-root" in command and "--ServerApp.ip=127.0.0.1" in command
+
+
+def test_lab_outside_a_checkout_copies_the_shipped_notebooks_into_a_folder_of_the_users(tmp_path, monkeypatch):
+    import hipanalytics.apps.serve as serve
+
+    calls = []
+    monkeypatch.setattr(serve, "run", lambda command, store=None: calls.append(command) or 0)
+    folder = tmp_path / "my-notebooks"
+    (folder / "reports").mkdir(parents=True)
+    (folder / "reports" / "patient_progress.ipynb").write_text("{}")  # the user's edited copy stays
+    result = run("lab", "--dir", str(folder), "--no-browser", "--port", str(_free_port()))
+    assert result.exit_code == 0, result.output
+    assert f"copied 6 notebooks into {folder}" in result.output
+    assert (folder / "reports" / "patient_progress.ipynb").read_text() == "{}"
+    assert (folder / "tutorials" / "01-quickstart.ipynb").is_file() and (folder / "apps" / "dashboard.ipynb").is_file()
+    assert calls[0][3] == f"--ServerApp.root_dir={folder}"
+    again = run("lab", "--dir", str(folder), "--no-browser", "--port", str(_free_port()))
+    assert "copied" not in again.output
+
+
+def test_patients_lists_side_program_last_measurement_and_who_is_active(tmp_path):
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "both",
+                                         "display_name": "Jo Secret"},
+                                        {"patient_id": "P002", "birth_year": 1980, "involved_side": "left"}])
+        opened.add_records("programs", [{"program_id": "P001-a", "patient_id": "P001", "protocol_id": "hip-ir-breakouts",
+                                         "protocol_version": "1.0.0", "schedule": "daily", "start_date": "2026-03-02",
+                                         "end_date": "2026-04-12"},
+                                        {"program_id": "P002-a", "patient_id": "P002", "protocol_id": "hip-ir-breakouts",
+                                         "protocol_version": "1.0.0", "schedule": "three-per-week",
+                                         "start_date": "2026-01-05", "end_date": "2026-02-01"}])
+        opened.add_records("measurements", [{"patient_id": "P001", "measured_on": "2026-04-06", "side": "left",
+                                             "motion": "internal_rotation", "position": "seated_90", "mode": "active",
+                                             "instrument": "inclinometer", "degrees": 30}])
+    result = run("patients", "--store", store, "--as-of", "2026-04-10")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "2 patients; current program as of 2026-04-10"
+    assert lines[2].split() == ["P001", "both", "daily", "in", "force", "until", "2026-04-12", "2026-04-06", "1", "yes"]
+    assert lines[3].split() == ["P002", "left", "three-per-week", "ended", "2026-02-01", "0"]  # ended > 28 days ago
+    assert "Jo Secret" not in result.output
+    active = run("patients", "--store", store, "--as-of", "2026-04-10", "--active", "--csv")
+    assert pd.read_csv(__import__("io").StringIO(active.output))["patient_id"].tolist() == ["P001"]
+
+
+def test_key_writes_a_private_random_key_and_never_overwrites_one(tmp_path):
+    import stat
+
+    key = tmp_path / "secret.key"
+    assert run("key", str(key)).exit_code == 0
+    text = key.read_text().strip()
+    assert len(text) == 64 and int(text, 16) and stat.S_IMODE(key.stat().st_mode) == 0o600
+    again = CliRunner().invoke(main, ["key", str(key)])
+    assert again.exit_code == 2 and "never overwritten" in again.output and key.read_text().strip() == text
+    run("demo", "--out", str(tmp_path / "d"), "--reports", "0")
+    out = run("export", "--deidentify", "--key-file", str(key), "--out", str(tmp_path / "research"),
+              "--store", str(tmp_path / "d" / "clinic.sqlite"))
+    assert out.exit_code == 0 and (tmp_path / "research" / "patients.csv").is_file()
+
+
+def test_a_program_without_a_length_names_the_command_line_options(tmp_path):
+    result = CliRunner().invoke(main, ["program", "P1", "--schedule", "daily", "--start", "2026-01-05",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--weeks N or --end YYYY-MM-DD" in result.output
+    assert "weeks=" not in result.output

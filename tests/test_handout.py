@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from datetime import datetime, timezone
 
@@ -15,6 +13,7 @@ from hipanalytics.handout import calendar_ics, handout_html, patient_dose, write
 from hipanalytics.program import Program, plan
 
 from .conftest import MONDAY
+from .system import chromium
 
 
 @pytest.fixture
@@ -127,16 +126,8 @@ def test_calendar_uids_are_stable_across_exports(program):
     assert first == again
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def test_handout_prints_from_a_real_browser(program, tmp_path):
-    browser = _chromium()
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing in CI: .ci/run must install Debian's chromium package")
-        pytest.skip("LOUD SKIP: chromium not installed (apt-get install chromium) - handout not printed")
+    browser = chromium()
     html = write_handout(program, tmp_path / "handout.html", patient_name="Test Patient")
     pdf = tmp_path / "handout.pdf"
     subprocess.run(

@@ -183,3 +183,43 @@ def test_a_report_that_runs_too_long_on_a_warm_kernel_is_stopped(tmp_path):
         render_notebook(tmp_path / "slow.ipynb", {}, tmp_path / "out", "slow", timeout=3, warm=True)
     again = render_notebook(tmp_path / "slow.ipynb", {}, tmp_path / "out", "slow", timeout=10, warm=True)
     assert again["figures"] == {"ok": 1}  # the same warm kernel serves the next report
+
+
+def test_a_misspelt_parameter_or_an_ambiguous_date_stops_a_direct_papermill_run(store_path, tmp_path, caplog):
+    template = str(TEMPLATES_DIR / "patient_progress.ipynb")
+    with pytest.raises(papermill.PapermillExecutionError) as misspelt:
+        papermill.execute_notebook(template, str(tmp_path / "a.ipynb"), parameters={"stor": store_path},
+                                   progress_bar=False, cwd=str(tmp_path))
+    assert "Passed unknown parameter: stor" in caplog.text  # papermill itself only logs a warning
+    assert "unknown parameter 'stor' (did you mean 'store'?)" in misspelt.value.evalue
+    with pytest.raises(papermill.PapermillExecutionError) as ambiguous:
+        papermill.execute_notebook(template, str(tmp_path / "b.ipynb"), progress_bar=False, cwd=str(tmp_path),
+                                   parameters={"store": store_path, "as_of": "07/01/2026"})
+    assert "as_of must be an ISO date YYYY-MM-DD (e.g. 2026-07-01), got '07/01/2026'" in ambiguous.value.evalue
+
+
+def test_check_parameters_names_each_problem_and_ignores_imports_and_private_names():
+    from hipanalytics.reports import check_parameters
+
+    namespace = {"store": "c.sqlite", "cohort": None, "week": 0, "threshold": 0.7, "figures_json": "f.json",
+                 "treshold": 0.5, "json": json, "_i1": "x"}
+    with pytest.raises(ReportError) as info:
+        check_parameters(namespace, "cohort_comparison")
+    assert str(info.value) == ("cohort_comparison: unknown parameter 'treshold' (did you mean 'threshold'?); "
+                               "parameter week=0: expected a whole number of weeks >= 1. "
+                               "Declared parameters: store, cohort, week, threshold, figures_json")
+    ok = {"store": None, "patient_id": "P1", "as_of": "2026-07-01", "show_name": False, "position": "prone",
+          "mode": "passive", "instrument": "goniometer", "figures_json": "f.json", "HTML": object, "reports": json}
+    check_parameters(ok, "patient_progress")
+    with pytest.raises(ReportError, match="parameter position='sitting': expected one of seated_90"):
+        check_parameters({**ok, "position": "sitting"}, "patient_progress")
+
+
+def test_a_report_without_a_store_shows_the_sample_under_an_unmissable_banner(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    result = render_notebook(TEMPLATES_DIR / "patient_progress.ipynb", {"store": None, "patient_id": "SYN-00004"},
+                             tmp_path / "out", "sample")
+    document = result["html"].read_text()
+    banner = document.index("SYNTHETIC SAMPLE DATA")
+    assert banner < document.index("Report date") and "No store was given" in document
+    assert result["figures"]["synthetic_data"] is True

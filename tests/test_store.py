@@ -5,10 +5,9 @@ from __future__ import annotations
 import gc
 import io
 import multiprocessing
-import os
-import warnings
 import sqlite3
 import uuid
+import warnings
 from datetime import date
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import pytest
 
 from hipanalytics.errors import DataValidationError, StoreError
 from hipanalytics.store import Store
+
+from .system import postgres_url
 
 TODAY = date(2026, 11, 1)
 PATIENTS = "patient_id,birth_year,sex,involved_side\nP001,1970,female,right\nP002,1985,male,left\n"
@@ -33,7 +34,6 @@ def write(path: Path, *rows: str, header: str = M_HEADER) -> Path:
     return path
 
 
-POSTGRES_ENV = "HIPANALYTICS_TEST_POSTGRES"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,11 +42,7 @@ def location(request, tmp_path):
     if request.param == "sqlite":
         yield str(tmp_path / "clinic.sqlite")
         return
-    server = os.environ.get(POSTGRES_ENV)
-    if not server:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{POSTGRES_ENV} is not set in CI: .ci/run must start PostgreSQL")
-        pytest.skip(f"LOUD SKIP: set {POSTGRES_ENV}=postgresql+psycopg://user@host:port/db to test PostgreSQL")
+    server = postgres_url()
     import psycopg
     import sqlalchemy as sa
 
