@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 the input was refused (protocol, program or data problem, message on
 stderr; nothing was written); 2 the command line itself was wrong; 3 an import in quarantine mode
-stored the good rows and set bad rows aside (the quarantine file says why).
+stored the good rows and set bad rows aside (the quarantine file says why); 4 an internal error
+(a bug): one line on stderr, the traceback in a file it names.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .protocol import list_protocols, load_protocol
 
 EXIT_REFUSED = 1
 EXIT_PARTIAL = 3
+EXIT_BUG = 4
 
 
 def _refusals(func):
@@ -35,7 +37,10 @@ def _refusals(func):
             return func(*args, **kwargs)
         except DataValidationError as exc:
             click.echo(str(exc.report), err=True)
-            click.echo("error: nothing was imported; fix the rows above (or use --quarantine)", err=True)
+            if exc.report.whole_file:
+                click.echo("error: the file was refused as a whole (see above); nothing was imported", err=True)
+            else:
+                click.echo("error: nothing was imported; fix the rows above (or use --quarantine)", err=True)
             sys.exit(EXIT_REFUSED)
         except HipAnalyticsError as exc:
             click.echo(f"error: {exc}", err=True)
@@ -44,7 +49,28 @@ def _refusals(func):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Command(click.Group):
+    """The command group; an unexpected exception (a bug) becomes one line and exit code 4, with the
+    traceback kept in a file, never a traceback on the terminal."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            import tempfile
+            import traceback
+
+            with tempfile.NamedTemporaryFile("w", prefix="hipanalytics-error-", suffix=".txt", delete=False) as f:
+                traceback.print_exc(file=f)
+            click.echo(f"internal error (a bug in hipanalytics {__version__}): {type(exc).__name__}: {exc}. "
+                       f"The traceback is in {f.name}; please report it. An import is one transaction: "
+                       "nothing of it was kept.", err=True)
+            sys.exit(EXIT_BUG)
+
+
+@click.group(cls=_Command, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hipanalytics")
 def main() -> None:
     """Hip IR mobility programs, patient records and progress reports."""
@@ -212,7 +238,15 @@ _store_option = click.option("--store", "store_path", default=None,
 _read_options = [
     click.option("--sheet", default=None, help="Excel sheet holding the table (default: the first)."),
     click.option("--dates", type=click.Choice(["day-first", "month-first"]), default=None,
-                 help="How to read dates such as 03/04/2026 (refused unless declared)."),
+                 help="How to read dates such as 03/04/2026 (refused unless declared; then enforced)."),
+    click.option("--encoding", default=None,
+                 help="Text encoding of the file, e.g. utf-16-le or cp1252 [default: detected]."),
+    click.option("--repeated-trials", is_flag=True,
+                 help="The file holds repeated trials: identical measurements at one visit without trial "
+                      "numbers are trials, not suspected duplicates."),
+    click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+                 help="Also write every problem and every normalisation (row, column, value before and "
+                      "after, rule, fix) to this CSV."),
 ]
 
 
@@ -238,11 +272,9 @@ def _guess_table(path: Path, table: str | None) -> str:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--table", type=_TABLE, help="Table in the file (guessed from a file name such as measurements.csv).")
 @_with(_read_options)
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write every problem to this CSV.")
 @_store_option
 @_refusals
-def validate_command(file, table, sheet, dates, report_path, store_path) -> None:
+def validate_command(file, table, sheet, dates, encoding, repeated_trials, report_path, store_path) -> None:
     """Check FILE without importing it: every problem with its row, column, value and fix."""
     from .records import read_records
     from .store import Store
@@ -251,19 +283,29 @@ def validate_command(file, table, sheet, dates, report_path, store_path) -> None
     patients = None
     location = store_path or default_store()
     if table != "patients" and ("://" in location or Path(location).exists()):
-        patients = Store(location, create=False).read("patients")[["patient_id", "birth_year"]]
-    result = read_records(file, table, sheet=sheet, dates=dates, patients=patients)
+        with Store(location, create=False) as store:
+            patients = store.read("patients")[["patient_id", "birth_year"]]
+    result = read_records(file, table, sheet=sheet, dates=dates, encoding=encoding, repeated_trials=repeated_trials,
+                          patients=patients)
     click.echo(str(result.report))
-    if not result.report.normalisations.empty:
-        counts = result.report.normalisations.groupby("rule").size()
-        click.echo("normalised (unambiguous, imported as shown):")
-        for rule, count in counts.items():
-            click.echo(f"  {count:>8}  {rule}")
-    if report_path:
-        result.report.to_csv(report_path)
-        click.echo(f"problems written to {report_path}")
+    if not result.report.whole_file:
+        _echo_normalised(result.report.normalisation_counts().to_dict())
+    _write_report(result.report, report_path)
     if not result.report.ok:
         sys.exit(EXIT_REFUSED)
+
+
+def _echo_normalised(counts: dict[str, int]) -> None:
+    if counts:
+        click.echo("normalised (unambiguous, imported as shown; --report lists every change):")
+        for rule, count in counts.items():
+            click.echo(f"  {count:>8}  {rule}")
+
+
+def _write_report(report, path: Path | None) -> None:
+    if path is not None:
+        report.to_csv(path)
+        click.echo(f"every problem and normalisation written to {path}")
 
 
 @main.command("import")
@@ -276,8 +318,15 @@ def validate_command(file, table, sheet, dates, report_path, store_path) -> None
 @click.option("--who", help="Name recorded in the audit trail [default: login name].")
 @_store_option
 @_refusals
-def import_command(file, table, sheet, dates, quarantine, quarantine_dir, who, store_path) -> None:
-    """Validate FILE and import it into the store in one transaction."""
+def import_command(file, table, sheet, dates, encoding, repeated_trials, report_path, quarantine, quarantine_dir,
+                   who, store_path) -> None:
+    """Validate FILE and import it into the store in one transaction.
+
+    Rows read = imported + quarantined + duplicates + skipped (blank and total rows). Importing a
+    file again adds nothing, but tries again the rows it set aside; a corrected quarantine file
+    imports directly. Exit code 0: imported; 1: refused, nothing imported; 3: good rows imported,
+    bad rows in the quarantine file.
+    """
     from tqdm import tqdm
 
     from .store import Store
@@ -292,10 +341,19 @@ def import_command(file, table, sheet, dates, quarantine, quarantine_dir, who, s
                 bar.n = done
             bar.refresh()
 
-        summary = store.import_file(file, table, mode="quarantine" if quarantine else "strict",
-                                    quarantine_dir=quarantine_dir, sheet=sheet, dates=dates, who=who,
-                                    progress=progress)
+        try:
+            summary = store.import_file(file, table, mode="quarantine" if quarantine else "strict",
+                                        quarantine_dir=quarantine_dir, sheet=sheet, dates=dates, encoding=encoding,
+                                        repeated_trials=repeated_trials, who=who, progress=progress)
+        except DataValidationError as exc:
+            bar.close()
+            _write_report(exc.report, report_path)
+            raise
+        finally:
+            store.close()
     click.echo(str(summary))
+    if summary.report is not None:
+        _write_report(summary.report, report_path)
     if summary.quarantined:
         sys.exit(EXIT_PARTIAL)
 

@@ -129,11 +129,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def safe_filename(text: str, *, max_length: int = 80) -> str:
-    """Turn an identifier (patient id, program id) into a safe file name part.
+    """Turn an identifier (patient id, program id) into a safe file name part, unique per identifier.
 
     Accents are folded to ASCII, anything but letters, digits, ``.``, ``_`` and ``-`` becomes
     ``_``, and leading dots are removed, so the result can never climb out of a folder
-    (``../``), hide a file, or name a device.
+    (``../``), hide a file, or name a device. Whenever that changed the text, a short hash of the
+    original is appended, so two ids that clean up alike (``Q/1`` and ``Q_1``) never share a file;
+    an id that needs no change is used as it is.
 
     Parameters
     ----------
@@ -149,12 +151,20 @@ def safe_filename(text: str, *, max_length: int = 80) -> str:
 
     Examples
     --------
+    >>> safe_filename("P001"), safe_filename("Q_1"), safe_filename("Q/1")
+    ('P001', 'Q_1', 'Q_1-61593c')
     >>> safe_filename("../../etc/passwd")
-    'etc_passwd'
+    'etc_passwd-3754d6'
     >>> safe_filename("Zoë O'Neil / P-07")
-    'Zoe_O_Neil_P-07'
+    'Zoe_O_Neil_P-07-6be4ff'
     """
-    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    import hashlib
+
+    text = str(text)
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     cleaned = _UNSAFE.sub("_", ascii_text).strip("._-")
-    cleaned = re.sub(r"_+", "_", cleaned)[:max_length].strip("._-")
-    return cleaned or "unnamed"
+    cleaned = re.sub(r"_+", "_", cleaned)[:max_length].strip("._-") or "unnamed"
+    if cleaned == text:
+        return cleaned
+    suffix = hashlib.sha256(text.encode("utf-8")).hexdigest()[:6]
+    return f"{cleaned[:max_length - 7].rstrip('._-')}-{suffix}"

@@ -206,7 +206,14 @@ class Program(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Program:
+        from .records.columns import ID_RULE, valid_id
+
         who = f"program for patient {self.patient_id!r}"
+        if not valid_id(self.patient_id):
+            raise ProgramError(f"{who}: not a valid patient id: ids have 1-64 characters, {ID_RULE}")
+        if self.program_id and not valid_id(self.program_id, 128):
+            raise ProgramError(f"{who}: program id {self.program_id!r} is not valid: ids have 1-128 characters, "
+                               f"{ID_RULE}")
         if self.start_date > self.end_date:
             raise ProgramError(
                 f"{who}: start date {self.start_date} is after end date {self.end_date}; "

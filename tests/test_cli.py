@@ -41,11 +41,14 @@ def test_demo_writes_plan_handout_and_calendar_for_both_schedules_and_a_store(tm
 
 
 def test_program_command_writes_files_under_a_sanitised_folder(tmp_path):
-    result = run("program", "../../evil", "--schedule", "three-per-week", "--start", "2026-01-05",
+    refused = CliRunner().invoke(main, ["program", "../../evil", "--schedule", "daily", "--start", "2026-01-05",
+                                        "--weeks", "4", "--out", str(tmp_path)])
+    assert refused.exit_code == 1 and "not a valid patient id" in refused.output and not any(tmp_path.iterdir())
+    result = run("program", "Q/1", "--schedule", "three-per-week", "--start", "2026-01-05",
                  "--weeks", "4", "--out", str(tmp_path), "--choice", "ninety-ninety=ninety-ninety-ir-pails")
     assert result.exit_code == 0, result.output
     folders = [p.name for p in tmp_path.iterdir()]
-    assert folders == ["evil-20260105-three-per-week"]
+    assert len(folders) == 1 and folders[0].startswith("Q_1-20260105-three-per-week-")  # hash: Q_1 differs
     assert "56 sessions, 12 with breakouts" in result.output
     html = (tmp_path / folders[0] / "handout.html").read_text()
     assert "contract-relax (PAILs)" in html

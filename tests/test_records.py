@@ -132,7 +132,8 @@ def test_empty_file_and_header_only_file():
     empty = read("")
     assert problems(empty)[0][4] == "the file is empty" and empty.report.rows_read == 0
     header_only = read(HEADER + "\n")
-    assert header_only.report.ok and problems(header_only)[0][4] == "the file has a header but no data rows"
+    assert not header_only.report.ok and header_only.report.whole_file and header_only.report.rows_read == 0
+    assert problems(header_only)[0][4] == "the file has a header but no data rows: nothing to import"
 
 
 def test_latin1_semicolon_file_with_bom_less_header_is_read_and_reported(tmp_path):
@@ -143,7 +144,8 @@ def test_latin1_semicolon_file_with_bom_less_header_is_read_and_reported(tmp_pat
     assert result.report.ok, result.report
     assert result.data["assessor"].iloc[0] == "Zoë" and result.data["degrees"].iloc[0] == 32.5
     rules = result.report.normalisations["rule"].tolist()
-    assert "the file is not UTF-8; read it as cp1252 (Windows/Latin-1 text)" in rules
+    assert ("the file is not UTF-8; read it as cp1252 (Windows/Latin-1 text); give --encoding if it was saved in "
+            "another encoding") in rules
     assert "columns are separated by semicolons" in rules
 
 
@@ -224,8 +226,11 @@ def test_report_exports_as_csv(tmp_path):
     result = read(f"{HEADER}\n{GOOD.replace('left', 'sideways')}\n")
     path = result.report.to_csv(tmp_path / "problems.csv")
     back = pd.read_csv(path)
-    assert list(back.columns) == ["severity", "file", "row", "column", "value", "rule", "fix"]
-    assert back.iloc[0]["value"] == "sideways"
+    assert list(back.columns) == ["kind", "file", "row", "column", "value", "normalised", "rule", "fix"]
+    assert back.iloc[0][["kind", "value"]].tolist() == ["error", "sideways"]
+    spelled = read(f"{HEADER}\n{GOOD.replace('left', 'Lt')}\n").report.to_csv(tmp_path / "changes.csv")
+    assert pd.read_csv(spelled)[["kind", "row", "column", "value", "normalised"]].values.tolist() == [
+        ["normalised", 2, "side", "Lt", "left"]]
 
 
 def test_one_bad_row_at_the_end_of_100000_rows_is_found_by_its_spreadsheet_row(tmp_path):
@@ -257,7 +262,7 @@ def test_two_values_for_the_same_trial_conflict():
 
 def test_trials_without_numbers_are_numbered_in_file_order_within_the_visit():
     header = HEADER.replace(",trial", "")
-    body = "\n".join(GOOD.rsplit(",", 1)[0].replace(",32", f",{d}") for d in (30, 31, 31))
+    body = "\n".join(GOOD.rsplit(",", 1)[0].replace(",32", f",{d}") for d in (30, 31, 29))
     result = read(f"{header}\n{body}\n")
     assert result.report.ok and result.data["trial"].tolist() == [1, 2, 3]
     notes = result.report.normalisations
@@ -314,10 +319,12 @@ def test_a_sheet_that_does_not_exist_is_a_clear_problem(tmp_path):
     assert result.report.problems["fix"].iloc[0] == "name one of its sheets: 'ROM'"
 
 
-def test_a_column_named_source_row_is_refused_not_confused_with_the_row_number():
-    result = read(f"{HEADER},source_row\n{GOOD},99\n")
-    assert problems(result)[0][:3] == ("error", 1, "source_row")
-    assert result.data["source_row"].tolist() == [2]  # the spreadsheet row, not the file's column
+def test_a_source_row_column_is_read_as_a_quarantine_files_original_row_never_as_this_files_row():
+    result = read(f"{HEADER},source_row\n{GOOD},99\n{GOOD.replace(',32,1', ',33,2')},x\n")
+    assert result.data["source_row"].tolist() == [2, 3]  # the spreadsheet rows of this file
+    assert result.data["original_row"].tolist()[0] == 99
+    assert problems(result) == [("error", 3, "source_row", "x", "not a row number of the original file (this "
+                                 "column comes from the quarantine file)")]
 
 
 def test_program_rows_are_checked_against_their_protocol(tmp_path):

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 import hipanalytics
 from hipanalytics.cli import main
+from hipanalytics.config import safe_filename
 from hipanalytics.errors import ReportError
 from hipanalytics.progress import patient_progress
 from hipanalytics.reports import TEMPLATES_DIR, render_notebook, render_patient
@@ -92,7 +93,8 @@ def test_file_names_from_ids_are_sanitised(store_path, tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "t.ipynb")
     result = render_notebook(tmp_path / "t.ipynb", {}, tmp_path / "out", "../../etc/passwd")
-    assert result["html"].parent == tmp_path / "out" and result["html"].name == "etc_passwd.html"
+    assert result["html"].parent == tmp_path / "out" and result["html"].name == f"{safe_filename('../../etc/passwd')}.html"
+    assert result["html"].name.startswith("etc_passwd-")
 
 
 def test_report_templates_have_one_parameters_cell_of_literals():

@@ -181,7 +181,7 @@ def test_schema_version_is_checked_on_open(tmp_path):
     Store(path).close()
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match="has schema version 99, but this hipanalytics uses 2"):
+    with pytest.raises(StoreError, match="has schema version 99, but this hipanalytics uses 3"):
         Store(path)
 
 
@@ -195,15 +195,19 @@ def test_a_version_1_store_gains_the_program_columns_on_open_and_keeps_its_rows(
     with sqlite3.connect(path) as conn:  # what version 1 looked like
         for column in ("breakout_slot", "choices", "dose_overrides", "omit"):
             conn.execute(f"ALTER TABLE programs DROP COLUMN {column}")
+        for column in ("skipped", "origin"):  # added by version 3
+            conn.execute(f"ALTER TABLE imports DROP COLUMN {column}")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     with Store(path) as store:
         programs = store.read("programs")
         assert programs["program_id"].tolist() == ["A"]
         assert programs["breakout_slot"].isna().all()
+        assert store.imports()["skipped"].isna().all()  # older imports: not counted then
         migration = store.audit().query("action == 'migrate'")
-        assert migration["reason"].tolist() == ["schema version 1 -> 2"]
+        assert migration["reason"].tolist() == ["schema version 1 -> 3"]
+        assert "imports.skipped" in migration["details"].iloc[0] and "programs.omit" in migration["details"].iloc[0]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
 
 
 def test_missing_store_is_refused_when_not_creating(tmp_path):
@@ -220,7 +224,7 @@ def test_exports_round_trip(store, tmp_path):
     pd.testing.assert_frame_equal(back, current, check_dtype=False)  # parquet keeps dates in ms
     back = pd.read_csv(store.export("measurements", tmp_path / "m.csv"))
     assert sorted(back["degrees"]) == [30.0, 31.5] and back["measured_on"].tolist() == ["2026-01-05"] * 2
-    with pytest.raises(StoreError, match="use .csv or .parquet"):
+    with pytest.raises(StoreError, match=r"use \.csv, \.xlsx, \.parquet"):
         store.export("measurements", tmp_path / "m.xls")
 
 
@@ -284,7 +288,7 @@ def test_deidentified_export_keeps_intervals_and_weekdays_and_drops_identifiers(
     pd.Series(pd.to_datetime(["2026-01-05", None] * 1050)).astype("datetime64[s]"),
 ])
 def test_values_for_the_driver_are_plain_python_with_none_for_missing(values):
-    from hipanalytics.store import _db_values
+    from hipanalytics.store.schema import db_values as _db_values
 
     kind = {"str": "text", "Int64": "int", "float64": "float"}.get(str(values.dtype), "date")
     out = _db_values(values, kind)

@@ -1,0 +1,140 @@
+"""The data dictionary (``docs/data-dictionary.md``) and the empty import templates, generated from
+the column definitions so that what the docs say is what the reader does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .columns import HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, ID_RULE, TABLES, table_spec
+
+__all__ = ["data_dictionary", "write_templates"]
+
+_KIND_TEXT = {"id": "text (identifier)", "text": "text", "date": "date (YYYY-MM-DD preferred)",
+              "int": "whole number", "year": "year (4 digits)", "float": "number", "enum": "one of a list"}
+
+
+def data_dictionary() -> str:
+    """The data dictionary (Markdown) of every table, generated from the column definitions."""
+    lines = [
+        "# Data dictionary",
+        "",
+        "Generated from `hipanalytics/records/columns.py` (`hipanalytics.records.data_dictionary()`); a test",
+        "keeps this file in step with the code. Column names are matched case-insensitively, spaces read as `_`.",
+        "Row numbers in error messages are spreadsheet rows: the header is row 1.",
+        "",
+        "## Reading files",
+        "",
+        "- Formats: CSV/TSV/TXT (comma, semicolon, tab or pipe separated), Excel `.xlsx` (`--sheet`), Parquet.",
+        "  The format is told from the content: a workbook or any binary file renamed `.csv` is refused with",
+        "  what it looks like, never misread.",
+        "- Encodings: UTF-8 (with or without byte-order mark), UTF-16 and UTF-32 with a byte-order mark (Excel's",
+        "  \"Unicode text\" export is tab-separated UTF-16), Windows-1252 and Latin-1 (reported). UTF-16 without a",
+        "  byte-order mark is refused with the `--encoding utf-16-le` (or `-be`) to give; `--encoding` names any",
+        "  other encoding.",
+        "- Every row keeps its spreadsheet number: blank lines and quoted line breaks do not shift it. A row with",
+        "  more or fewer fields than the header is an error naming both counts (set aside with `--quarantine`);",
+        "  empty fields beyond the header are dropped and reported.",
+        "- A column name given twice (also `Degrees` and `degrees`) refuses the file, naming both columns: their",
+        "  values may differ. Columns not in the table are listed in one warning and not imported.",
+        "- Fully blank rows and a trailing summary row (no patient id; Total, Sum, Mean, Average, Median or Count",
+        "  in its first cells) are skipped and reported: rows read = imported + quarantined + duplicates + skipped.",
+        "  Blank rows after the last filled row are not rows. A file with a header and no data rows is refused.",
+        "- A quarantine file written by `import --quarantine`, once corrected, imports directly: its `problems`",
+        "  column is ignored and its `source_row` (the row in the file first imported) is kept for the audit.",
+        "",
+        "## Values",
+        "",
+        "Accepted spellings are normalised and every normalisation is listed in the validation report",
+        "(`--report FILE` writes every change with its row, column, value before and after, and rule):",
+        "sides `L`/`Lt`/`left` -> `left`; `32°`, `32 deg`, `32,5` -> 32 / 32.5 degrees; spaces trimmed;",
+        "dates `2026-01-05`, `2026/01/05`, `5 Jan 2026`, `January 5, 2026`, and `25/03/2026` (unambiguous);",
+        "date-times `2026-03-04T10:00:00` (with or without seconds or zone) are read as their date, and in",
+        "`performed_on` the time fills an empty `performed_at`.",
+        "A date like `03/04/2026` is refused unless the order is declared (`--dates day-first|month-first`);",
+        "a declared order is enforced (`12/31/2025` is refused with `--dates day-first`), and a file that mixes",
+        "day-first and month-first dates is refused as inconsistent, naming the rows.",
+        "Measurements without a trial number are numbered in file order within their visit; a row identical",
+        "to an earlier one at the same visit is a suspected duplicate (imported once) unless `--repeated-trials`.",
+        "",
+        f"**Patient and program ids** use {ID_RULE}; the longest allowed is in the `max length` column (they",
+        "name report and handout files, so nothing that could climb out of a folder is accepted). Patient ids of",
+        "the form `SYN-nnnnn` are reserved for synthetic patients (the sample clinic): every report and app page",
+        "that shows one says the data are invented.",
+        "",
+        "**Text** cells may hold any printable characters, tabs and line breaks; other control characters",
+        "(U+0000-U+001F, U+007F-U+009F) are errors in their cell. Each text column has a maximum length.",
+        "",
+        "**Exports are spreadsheet-safe** (OWASP CSV injection): in CSV and Excel files written by hipanalytics",
+        "(exports, quarantine files, reports of problems), a text cell starting with `=`, `+`, `-`, `@`, a tab or a",
+        "carriage return gets a leading `'`, so a spreadsheet shows it as text instead of running it as a formula.",
+        "Numbers are not touched, the stored value is unchanged, and an import removes that quote again (reported).",
+        "",
+        "Templates to fill in: `data/templates/<table>.csv` and `data/templates/hipanalytics-templates.xlsx`.",
+        "",
+    ]
+    for table in TABLES:
+        lines += [f"## {table}", "",
+                  "| column | required | empty allowed | type | unit | allowed values / range | max length | meaning | example |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for c in table_spec(table):
+            allowed = ", ".join(f"`{v}`" for v in c.allowed)
+            if c.aliases:
+                extra = sorted({k for k, v in c.aliases.items() if k != v})
+                allowed += f" (also read: {', '.join(extra)})" if extra else ""
+            if c.minimum is not None or c.maximum is not None:
+                allowed += f"{c.minimum:g}" if c.minimum is not None else ""
+                allowed += f" to {c.maximum:g}" if c.maximum is not None else " or more"
+            if c.id_rule:
+                allowed += "the id rule above"
+            meaning = c.description + (f". Source: {c.source}" if c.source else "")
+            length = f"{c.max_length:,}" if c.max_length else ""
+            lines.append(f"| `{c.name}` | {'yes' if c.required else 'no'} | {'yes' if c.nullable else 'no'} | "
+                         f"{_KIND_TEXT[c.kind]} | {c.unit} | {allowed} | {length} | {meaning} | {c.example} |")
+        example = ",".join(c.example for c in table_spec(table))
+        lines += ["", "Example row:", "", "```csv", ",".join(c.name for c in table_spec(table)), example, "```", ""]
+    lines += [
+        "## Plausibility rules",
+        "",
+        f"- Hip internal rotation outside {HIP_IR_ERROR_RANGE[0]:g}..{HIP_IR_ERROR_RANGE[1]:g} degrees is an error; "
+        f"outside {HIP_IR_WARNING_RANGE[0]:g}..{HIP_IR_WARNING_RANGE[1]:g} a warning (normal adult means about 29-50, "
+        "SD 5-11: J Athl Train 2018;53(6):560, Table 1).",
+        "- Visit and session dates in the future are errors (a program may start or end in the future); so are",
+        "  measurements or sessions dated before the patient's birth year, and records for a patient who is not",
+        "  in the store.",
+        "- Each program row must be a valid program of its protocol: a known schedule or weekday set, slot,",
+        "  choices, dose overrides and left-out exercises (a recovery schedule with consecutive breakout days is",
+        "  a warning).",
+        "- Measurement position and instrument are kept exactly: IR differs by 3-13 degrees between seated, supine",
+        "  and prone (Simoneau 1998; Gradoz 2018; Kouyoumdjian 2012) and by about 4.5 degrees between inclinometer",
+        "  and goniometer (Roach 2013), so a plain `supine` is refused rather than guessed.",
+        "- Two rows with the same id but different content are errors; identical rows are reported duplicates",
+        "  and imported once. Without `measurement_id`/`session_id` the id is derived from the row's natural key.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_templates(folder: str | Path) -> list[Path]:
+    """Write a header-only CSV per table and one Excel workbook with a sheet per table.
+
+    The templates hold no example row, so a filled-in template never imports made-up data;
+    example rows are in the data dictionary.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    frames = {}
+    for table in TABLES:
+        spec = table_spec(table)
+        frames[table] = pd.DataFrame(columns=[c.name for c in spec])
+        path = folder / f"{table}.csv"
+        frames[table].to_csv(path, index=False)
+        written.append(path)
+    workbook = folder / "hipanalytics-templates.xlsx"
+    with pd.ExcelWriter(workbook) as writer:
+        for table, frame in frames.items():
+            frame.to_excel(writer, sheet_name=table, index=False)
+    written.append(workbook)
+    return written

@@ -1,0 +1,113 @@
+"""Checking rules on normalised rows: plausibility, the table schema, dates, programs and patients.
+
+Each rule reports the rows that break it with the value, what is wrong and how to fix it; rows
+are never changed here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date
+
+import pandas as pd
+from pandera.errors import SchemaErrors
+
+from ..errors import HipAnalyticsError
+from .columns import HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, schema
+from .report import Collector
+
+__all__ = ["check_rules"]
+
+
+def check_rules(table: str, spec, data: pd.DataFrame, rows: pd.Series, collect: Collector, today: date,
+                patients: pd.DataFrame | None) -> None:
+    """Apply every row rule of ``table`` to ``data`` (normalised), reporting into ``collect``."""
+    _plausible_hip_ir(data, rows, collect)
+    _schema(table, spec, data, rows, collect)
+    for col in spec:
+        if col.kind == "date" and table != "programs":  # a program may be prescribed ahead; visits cannot be
+            future = data[col.name] > pd.Timestamp(today)
+            collect.problem("error", rows[future], col.name, data.loc[future, col.name].dt.strftime("%Y-%m-%d"),
+                            f"date in the future (after {today})", "check the year and month")
+    if table == "programs":
+        reversed_ = data["start_date"] > data["end_date"]
+        collect.problem("error", rows[reversed_], "end_date", data.loc[reversed_, "end_date"].dt.strftime("%Y-%m-%d"),
+                        "end date before start date", "swap or correct the dates")
+        _check_programs(data[~reversed_], rows[~reversed_], collect)
+    if table == "patients":
+        future = data["birth_year"] > today.year
+        collect.problem("error", rows[future], "birth_year", data.loc[future, "birth_year"],
+                        "birth year in the future", "check the year")
+    if patients is not None and "patient_id" in data and table != "patients":
+        _known_patients(table, data, rows, collect, patients)
+
+
+def _plausible_hip_ir(data, rows, collect) -> None:
+    """Hip IR plausibility (checked before the hard limits: for an IR value it is the more useful message)."""
+    if "degrees" not in data or "motion" not in data:
+        return
+    ir = data["motion"] == "internal_rotation"
+    degrees = data["degrees"]
+    lo, hi = HIP_IR_ERROR_RANGE
+    impossible = ir & ((degrees < lo) | (degrees > hi))
+    shown = degrees.map(lambda v: f"{v:g}", na_action="ignore")
+    collect.problem("error", rows[impossible], "degrees", shown[impossible],
+                    f"hip IR outside {lo:g}..{hi:g} degrees is not plausible",
+                    "check for a typing slip or a different motion/side")
+    wlo, whi = HIP_IR_WARNING_RANGE
+    unusual = ir & ~impossible & ((degrees < wlo) | (degrees > whi))
+    collect.problem("warning", rows[unusual], "degrees", shown[unusual],
+                    f"hip IR outside the usual {wlo:g}..{whi:g} degrees",
+                    "confirm the value; it is imported as written")
+
+
+def _schema(table, spec, data, rows, collect) -> None:
+    try:
+        schema(table).validate(data, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases.dropna(subset=["index"])
+        by_name = {c.name: c for c in spec}
+        for (column, check), group in cases.groupby(["column", "check"], sort=False):
+            col = by_name[column]
+            if check == "not_nullable":
+                rule, fix = "empty cell in a required column", f"fill in {col.description} (e.g. {col.example})"
+            else:
+                rule, fix = f"must be {check}", f"correct the value ({col.description}, e.g. {col.example})"
+            values = group["failure_case"].map(lambda v: "" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else v)
+            collect.problem("error", rows.iloc[group["index"].astype("int64").to_numpy()].to_numpy(), column,
+                            values, rule, fix)
+
+
+def _known_patients(table, data, rows, collect, patients) -> None:
+    known = set(patients["patient_id"].astype("str"))
+    unknown = data["patient_id"].notna() & ~data["patient_id"].isin(known)
+    collect.problem("error", rows[unknown], "patient_id", data.loc[unknown, "patient_id"],
+                    "unknown patient", "import the patient into the patients table first, or correct the id")
+    date_col = {"measurements": "measured_on", "sessions": "performed_on"}.get(table)
+    if date_col and "birth_year" in patients:
+        born = data["patient_id"].map(patients.set_index("patient_id")["birth_year"])
+        before = (data[date_col].dt.year < born).fillna(False).astype(bool)
+        collect.problem("error", rows[before], date_col, data.loc[before, date_col].dt.strftime("%Y-%m-%d"),
+                        "date before the patient's birth year", "check the date and the patient id")
+
+
+def _check_programs(data: pd.DataFrame, rows: pd.Series, collect: Collector) -> None:
+    """Each program row must make a valid program of its protocol (schedule, slot, choices, doses)."""
+    from ..program import program_from_record  # programs build on protocols; records do not need them otherwise
+
+    required = ["program_id", "patient_id", "protocol_id", "protocol_version", "schedule", "start_date", "end_date"]
+    complete = data[required].notna().all(axis=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for row, record in zip(rows[complete], data[complete].to_dict("records")):
+            caught.clear()
+            try:
+                program_from_record(record)
+            except HipAnalyticsError as exc:
+                message = str(exc).removeprefix(f"program for patient {record['patient_id']!r}: ")
+                collect.problem("error", [row], "program_id", [record["program_id"]],
+                                f"not a valid program: {message}",
+                                "correct the schedule, slot, choices, dose_overrides or omit columns")
+            for w in caught:
+                collect.problem("warning", [row], "schedule", [record["schedule"]], str(w.message),
+                                "confirm the schedule with the prescribing clinician")

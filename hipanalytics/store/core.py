@@ -1,0 +1,182 @@
+"""The Store: opening a database, checking and migrating its schema, and reading the records."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+
+from ..errors import StoreError
+from ..records import TABLES
+from .export import write_table
+from .history import HistoryMixin
+from .imports import ImportMixin
+from .schema import HISTORY_COLUMNS, ID_COLUMN, MIGRATIONS, SCHEMA_VERSION, metadata, now, sqlite_setup, typed, user
+
+__all__ = ["Store"]
+
+
+class Store(ImportMixin, HistoryMixin):
+    """A patient-records store.
+
+    Parameters
+    ----------
+    location : str or Path
+        A SQLite file path (created if missing) or a SQLAlchemy database URL such as
+        ``postgresql+psycopg://user@host/clinic``.
+    create : bool, default True
+        Create the tables in a new, empty database; with False a missing store is an error.
+
+    Raises
+    ------
+    StoreError
+        When the store does not exist (and ``create`` is False), or was written by a different
+        schema version.
+    """
+
+    def __init__(self, location: str | Path, *, create: bool = True):
+        text = str(location)
+        is_url = "://" in text
+        if not is_url:
+            path = Path(location)
+            if not path.exists() and not create:
+                raise StoreError(f"no store at {path}; import data first or check the path")
+            if not path.parent.exists():
+                raise StoreError(f"folder {path.parent} does not exist; create it or choose another path")
+            text = f"sqlite:///{path}"
+        self.url = text
+        self.engine = sa.create_engine(text, future=True)
+        if self.engine.dialect.name == "sqlite":
+            sqlite_setup(self.engine)
+        self.md = metadata()
+        self._check_schema(create)
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _check_schema(self, create: bool) -> None:
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table("meta"):
+            if not create:
+                raise StoreError(f"{self.url} is not a hipanalytics store (no meta table)")
+            with self.engine.begin() as conn:  # a second process creating the store waits, then finds it
+                self.md.create_all(conn)
+                meta = self.md.tables["meta"]
+                if conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
+                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+            return
+        meta = self.md.tables["meta"]
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        if found is not None and found.isdigit() and int(found) in MIGRATIONS:
+            self._migrate(int(found))
+            return
+        if found != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"store {self.url} has schema version {found}, but this hipanalytics uses "
+                f"{SCHEMA_VERSION}; open it with the matching hipanalytics version or migrate it"
+            )
+
+    def _migrate(self, found: int) -> None:
+        """Bring an older store up to SCHEMA_VERSION in one transaction, adding columns only."""
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as conn:
+            meta = self.md.tables["meta"]
+            current = int(conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar())
+            if current >= SCHEMA_VERSION:  # another process migrated it while we waited
+                return
+            for version in range(current, SCHEMA_VERSION):
+                for table, name in MIGRATIONS[version]:
+                    column = self.md.tables[table].c[name]
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(name)} {kind}")
+            conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
+            conn.execute(self.md.tables["audit"].insert().values(
+                at=now(), who=user(None), action="migrate", table_name="meta",
+                reason=f"schema version {found} -> {SCHEMA_VERSION}",
+                details=json.dumps({"added": [f"{t}.{c}" for v in range(found, SCHEMA_VERSION)
+                                              for t, c in MIGRATIONS[v]]})))
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def read(self, table: str, *, history: bool = False, patient_id: str | None = None) -> pd.DataFrame:
+        """Rows of a table: the current state by default, every version with ``history=True``.
+
+        Returns
+        -------
+        DataFrame
+            The table's columns (dates as datetime64[s]); with ``history=True`` also
+            ``row_id``, ``version``, ``status``, ``supersedes``, ``change_reason``, ``import_id``,
+            ``source_row``, ``recorded_at``, ``recorded_by``.
+        """
+        t = self._table(table)
+        with self.engine.connect() as conn:
+            if history:
+                where = t.c.patient_id == patient_id if patient_id is not None else sa.true()
+                return typed(table, pd.read_sql(
+                    sa.select(t).where(where).order_by(t.c[ID_COLUMN[table]], t.c.version), conn))
+            return self._current(conn, table, patient_id).drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
+
+    def imports(self) -> pd.DataFrame:
+        """Every import: file, content hash, mode, counts, when and by whom."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.md.tables["imports"]).order_by("import_id"), conn)
+
+    def audit(self) -> pd.DataFrame:
+        """Every write: ``at``, ``who``, ``action`` (import | entry | correct | void | migrate), table,
+        record, reason, details."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(self.md.tables["audit"]).order_by("audit_id"), conn)
+
+    def fingerprint(self) -> str:
+        """A short hash of the store's write history: equal fingerprints mean the same data snapshot."""
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.count(), sa.func.max(self.md.tables["audit"].c.audit_id),
+                                          sa.func.max(self.md.tables["audit"].c.at))).one()
+        return hashlib.sha256(repr(tuple(last)).encode()).hexdigest()[:16]
+
+    def _table(self, table: str) -> sa.Table:
+        if table not in TABLES:
+            raise StoreError(f"unknown table {table!r}: expected one of {', '.join(TABLES)}")
+        return self.md.tables[table]
+
+    def _current(self, conn, table: str, patient_id: str | None = None) -> pd.DataFrame:
+        """Current (latest, active) rows of ``table``, of one patient or all, inside ``conn``'s transaction.
+
+        For one patient the latest versions are looked up only among the ids that patient has
+        ever had (through the patient index), and the patient is matched on the latest version,
+        so a record corrected to another patient moves with the correction.
+        """
+        t = self.md.tables[table]
+        id_col = t.c[ID_COLUMN[table]]
+        latest = sa.select(id_col.label("rid"), sa.func.max(t.c.version).label("v"))
+        if patient_id is not None:
+            latest = latest.where(id_col.in_(sa.select(id_col).where(t.c.patient_id == patient_id)))
+        latest = latest.group_by(id_col).subquery()
+        query = (sa.select(t).join(latest, sa.and_(id_col == latest.c.rid, t.c.version == latest.c.v))
+                 .where(t.c.status == "active").order_by(id_col))
+        if patient_id is not None:
+            query = query.where(t.c.patient_id == patient_id)
+        return typed(table, pd.read_sql(query, conn))
+
+    # -- exports ----------------------------------------------------------------------------
+
+    def export(self, table: str, path: str | Path, *, history: bool = False) -> Path:
+        """Write a table to ``.csv``, ``.xlsx`` or ``.parquet`` (by the path's suffix); return the path.
+
+        CSV and Excel are spreadsheet-safe: a text cell that would run as a formula gets a leading
+        ``'`` (see :func:`hipanalytics.store.spreadsheet_safe`); the stored values are unchanged.
+        """
+        return write_table(self.read(table, history=history), path, sheet=table)
