@@ -312,7 +312,9 @@ def test_quarantined_rows_come_back_after_a_fix_by_reimport_or_from_the_quaranti
     again = run("import", source, "--store", store_path, "--quarantine")  # the same file: its set-aside rows retried
     assert again.exit_code == 3 and "3 rows read, 1 imported, 1 quarantined, 1 duplicates" in again.output
     assert "those rows were tried again" in again.output
-    quarantine = max(tmp_path.glob("measurements-measurements-quarantine-*.csv"))
+    written = sorted(tmp_path.glob("measurements-measurements-quarantine-*.csv"), key=lambda p: p.stat().st_mtime_ns)
+    assert len(written) == 2  # one per import, even within the same second
+    quarantine = written[-1]
     table = pd.read_csv(quarantine, dtype=str)
     assert table["source_row"].tolist() == ["4"] and table["degrees"].tolist() == ["3O"]
     table.loc[0, "degrees"] = "30"  # the clinician fixes the cell

@@ -243,8 +243,10 @@ def _read_fast(text: str, delimiter: str) -> RawTable | None:
         return None
     body = table.to_pandas(types_mapper=pd.ArrowDtype).astype("str")
     body.columns = range(n)
-    filled = np.flatnonzero(body.apply(lambda col: col.str.strip() != "").any(axis=1).to_numpy())
-    body = body.iloc[:filled[-1] + 1 if len(filled) else 0]  # blank lines after the last filled row are not rows
+    end = len(body)
+    while end and not any(str(c).strip() for c in body.iloc[end - 1]):  # blank lines after the last filled row
+        end -= 1                                                          # are not rows
+    body = body.iloc[:end]
     return RawTable(header, body, np.arange(2, len(body) + 2, dtype="int64"))
 
 

@@ -193,7 +193,8 @@ class ImportMixin:
             .order_by(audit.c.audit_id.desc())).first()
         if found is not None and name in str(json.loads(found.details).get("quarantine_file") or ""):
             return found.reason.removeprefix("import of ")
-        parsed = re.fullmatch(r"(.+)-(?:patients|programs|measurements|sessions)-quarantine-\d{8}T\d{6}Z", Path(label).stem)
+        parsed = re.fullmatch(r"(.+)-(?:patients|programs|measurements|sessions)-quarantine-\d{8}T\d{6}Z(?:-\d+)?",
+                              Path(label).stem)
         return f"{parsed.group(1)} (from the quarantine file's name)" if parsed else "an earlier import (unknown file)"
 
     def _stored_versions(self, conn, table: str, ids: pd.Series) -> pd.DataFrame:
@@ -361,7 +362,11 @@ def _write_quarantine(result: ReadResult, bad_rows: set[int], label: str, table:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = folder / f"{safe_filename(Path(label).stem)}-{table}-quarantine-{stamp}.csv"
+    base = f"{safe_filename(Path(label).stem)}-{table}-quarantine-{stamp}"
+    path, n = folder / f"{base}.csv", 1
+    while path.exists():  # two imports in one second never share a quarantine file
+        n += 1
+        path = folder / f"{base}-{n}.csv"
     errors = result.report.errors
     located = errors["column"].isna()
     text = (errors["column"].fillna("row") + ": " + errors["rule"]
