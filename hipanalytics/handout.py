@@ -30,7 +30,8 @@ from .pdf import html_to_pdf
 from .program import Program, plan, prescription
 from .protocol import WEEKDAYS, Dose, Range
 
-__all__ = ["handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose"]
+__all__ = ["handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose",
+           "recovery_day"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hipanalytics", "templates"),
@@ -93,6 +94,7 @@ def handout_html(
     clinician: str | None = None,
     notes: str | None = None,
     generated: datetime | None = None,
+    draft: bool = False,
 ) -> str:
     """A printable, self-contained HTML home program for the patient.
 
@@ -107,6 +109,9 @@ def handout_html(
         Free text from the clinician; escaped, line breaks kept.
     generated : datetime, optional
         Stamp shown in the footer; defaults to now.
+    draft : bool
+        The program is not (or not yet) saved in the store: the handout says "draft, not
+        recorded" at the top and in the footer.
 
     Returns
     -------
@@ -167,9 +172,23 @@ def handout_html(
         weekdays=[_DAY_NAMES[d] for d in WEEKDAYS],
         tick_weeks=_tick_weeks(sessions),
         breakouts_per_week=len(schedule.breakout_days),
+        recovery_day=recovery_day(program),
+        draft=draft,
         generated=(generated or datetime.now()).strftime("%Y-%m-%d %H:%M"),
         version=__version__,
     )
+
+
+def recovery_day(program: Program):
+    """The day a breakout would fall on but that follows the previous program's last breakout, so it
+    is a recovery day (see :class:`~hipanalytics.program.Program`), or None."""
+    if program.previous_breakout is None or not program.resolved_schedule.recovery_day_between:
+        return None
+    day = program.previous_breakout + pd.Timedelta(days=1)
+    if not program.start_date <= day <= program.end_date:
+        return None
+    weekday = WEEKDAYS[day.weekday()]
+    return day if weekday in program.resolved_schedule.breakout_days else None
 
 
 def _week_pattern(schedule) -> list[dict]:
@@ -231,7 +250,7 @@ def write_handout(program: Program, path: str | Path, **kwargs) -> Path:
     return path
 
 
-def calendar_ics(program: Program, *, stamp: datetime | None = None) -> bytes:
+def calendar_ics(program: Program, *, stamp: datetime | None = None, draft: bool = False) -> bytes:
     """An iCalendar file with one event per planned session.
 
     Events start at the slot's suggested time in the device's local time zone ("floating" time,
@@ -244,6 +263,8 @@ def calendar_ics(program: Program, *, stamp: datetime | None = None) -> bytes:
     program : Program
     stamp : datetime, optional
         DTSTAMP of every event (UTC); defaults to now.
+    draft : bool
+        The program is not saved: the calendar's name and every event say "draft, not recorded".
 
     Returns
     -------
@@ -255,14 +276,15 @@ def calendar_ics(program: Program, *, stamp: datetime | None = None) -> bytes:
     cal.add("prodid", f"-//hipanalytics//{__version__}//EN")
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
-    cal.add("x-wr-calname", f"{program.protocol.title} ({program.resolved_schedule.title})")
+    draft_note = " (draft, not recorded)" if draft else ""
+    cal.add("x-wr-calname", f"{program.protocol.title} ({program.resolved_schedule.title}){draft_note}")
     for row in plan(program).itertuples():
         start = datetime.combine(row.date.date(), datetime.strptime(row.slot_time, "%H:%M").time())
         event = Event()
         event.add("uid", f"{program.program_id}-{row.date:%Y%m%d}-{row.slot}@hipanalytics")
         event.add("dtstamp", stamp)
         event.add("dtstart", start)
-        event.add("summary", row.session_title)
+        event.add("summary", row.session_title + draft_note)
         event.add("description", row.doses)
         event.add("categories", ["Breakouts" if row.breakouts else "Movement sequence"])
         cal.add_component(event)

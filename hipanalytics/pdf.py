@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .errors import MissingDependencyError
 
-__all__ = ["PDF_SYSTEM_PACKAGES", "html_to_pdf"]
+__all__ = ["PDF_SYSTEM_PACKAGES", "html_to_pdf", "layout_overflow"]
 
 PDF_SYSTEM_PACKAGES = {
     "debian": "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core",
@@ -71,3 +71,30 @@ def html_to_pdf(document: str) -> tuple[bytes, int]:
     except weasyprint.urls.FatalURLFetchingError as exc:
         raise ValueError(f"{exc}; printed documents must not fetch anything") from None
     return rendered.write_pdf(), len(rendered.pages)
+
+
+def layout_overflow(document: str, *, font: str | None = None) -> list[float]:
+    """How far the widest box of each printed page reaches past the page's content area (CSS px).
+
+    Lays the document out as :func:`html_to_pdf` prints it and walks every box of every page;
+    0 everywhere means nothing is cut off at the right edge. ``font`` forces one font family on
+    every element, to check a layout against fonts wider than the one this machine would pick.
+
+    Examples
+    --------
+    >>> layout_overflow('<body><p>fits</p></body>')
+    [0.0]
+    >>> layout_overflow('<body><table style="width: 300mm"><tr><td>wide</td></tr></table></body>')[0] > 0
+    True
+    """
+    weasyprint = _weasyprint()
+    offline = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    sheets = [weasyprint.CSS(string=f'* {{ font-family: "{font}" !important; }}')] if font else []
+    rendered = weasyprint.HTML(string=document, url_fetcher=offline).render(stylesheets=sheets)
+    worst = []
+    for page in rendered.pages:
+        box = page._page_box
+        right = box.content_box_x() + box.width
+        reach = [b.border_box_x() + b.border_width() for b in box.descendants() if hasattr(b, "border_box_x")]
+        worst.append(max([0.0] + [r - right for r in reach]))
+    return worst

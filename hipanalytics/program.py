@@ -115,6 +115,12 @@ class Program(BaseModel):
         one breakout exercise.
     reason : str, optional
         Why the program was prescribed or changed (e.g. "pain after daily breakouts").
+    previous_breakout : date, optional
+        The last breakout day of the program this one follows (set by :func:`switch_schedule` and
+        by the program builder). With a schedule that needs a recovery day between breakout days
+        (3x/week), a breakout planned for the next day becomes a recovery day: the protocol's
+        recovery day holds across a switch, not only within a week. Not stored: :func:`plan_table`
+        finds it from the stored programs themselves.
 
     Raises
     ------
@@ -144,6 +150,7 @@ class Program(BaseModel):
     dose_overrides: dict[str, DoseOverride] = Field(default_factory=dict)
     omit: tuple[str, ...] = ()
     reason: Annotated[str, StringConstraints(strip_whitespace=True)] = ""
+    previous_breakout: date | None = None
 
     _schedule: Schedule = PrivateAttr()
 
@@ -400,7 +407,17 @@ def plan(programs: Program | Iterable[Program]) -> pd.DataFrame:
     """
     items = [programs] if isinstance(programs, Program) else list(programs)
     _check_no_overlap(items)
-    frames = [_plan_one(p) for p in items]
+    frames = []
+    last_breakout: dict[str, date] = {}
+    for p in sorted(items, key=lambda p: (p.patient_id, p.start_date)):
+        before = last_breakout.get(p.patient_id)
+        if before is not None and before < p.start_date and p.previous_breakout is None:
+            p = p.model_copy(update={"previous_breakout": before})
+        frame = _plan_one(p)
+        frames.append(frame)
+        done = frame.loc[frame["breakouts"], "date"]
+        if len(done):
+            last_breakout[p.patient_id] = done.max().date()
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=_PLAN_DTYPES.get(c, "str")) for c in PLAN_COLUMNS})
     out = pd.concat(frames, ignore_index=True)
@@ -471,13 +488,31 @@ def plan_table(programs: pd.DataFrame) -> pd.DataFrame:
                 "weekday": np.array(WEEKDAYS, dtype=object)[weekday], "slot": slot.id,
                 "slot_time": slot.time.strftime("%H:%M"),
                 "session": np.where(is_breakout, schedule.breakout_session, slot.session),
-                "breakouts": is_breakout, "slot_order": order,
+                "breakouts": is_breakout, "slot_order": order, "plain_session": slot.session,
+                "recovery": schedule.recovery_day_between,
             }))
     if not frames:
         return pd.DataFrame({c: pd.Series(dtype=_PLAN_DTYPES.get(c, "str")) for c in PLAN_TABLE_COLUMNS})
     out = pd.concat(frames, ignore_index=True)
-    out = out.sort_values(["patient_id", "date", "slot_order"], kind="stable")
+    out = out.sort_values(["patient_id", "date", "slot_order"], kind="stable").reset_index(drop=True)
+    _recovery_across_programs(out)
     return out[PLAN_TABLE_COLUMNS].reset_index(drop=True)
+
+
+def _recovery_across_programs(out: pd.DataFrame) -> None:
+    """In place: a breakout of a recovery schedule on the day after the previous program's last
+    breakout becomes a recovery day (the plain session of its slot), as :func:`plan` does."""
+    b = out[out["breakouts"]]
+    if b.empty:
+        return
+    prev_date = b.groupby("patient_id")["date"].shift()
+    prev_program = b.groupby("patient_id")["program_id"].shift()
+    drop = (b["recovery"] & prev_program.notna() & (prev_program != b["program_id"])
+            & ((b["date"] - prev_date) == pd.Timedelta(days=1)))
+    if drop.any():
+        index = drop[drop].index
+        out.loc[index, "breakouts"] = False
+        out.loc[index, "session"] = out.loc[index, "plain_session"]
 
 
 def breakout_templates(programs: pd.DataFrame) -> set[str]:
@@ -520,6 +555,8 @@ def _plan_one(program: Program) -> pd.DataFrame:
     slot_ids = [s.id for s in schedule.slots]
     breakout_slot = slot_ids.index(schedule.breakout_slot)
     # sessions[d, s]: the template done on day d in slot s
+    if schedule.recovery_day_between and program.previous_breakout is not None:
+        is_breakout_day &= days.date != program.previous_breakout + timedelta(days=1)  # a recovery day first
     sessions = np.tile(np.array([s.session for s in schedule.slots], dtype=object), (n_days, 1))
     sessions[is_breakout_day, breakout_slot] = schedule.breakout_session
     templates = {t: protocol.session(t) for t in set(sessions.ravel())}
@@ -702,8 +739,15 @@ def switch_schedule(
     ...                            reason="pain after daily breakouts")
     >>> old.end_date, new.start_date, new.end_date
     (datetime.date(2026, 1, 18), datetime.date(2026, 1, 19), datetime.date(2026, 2, 1))
-    >>> int(plan([old, new])["breakouts"].sum())
-    20
+
+    The last daily breakout is on Sunday 18; Monday 19 becomes a recovery day, so the new
+    schedule's first breakout is on Wednesday 21:
+
+    >>> both = plan([old, new])
+    >>> [f"{d:%a %d}" for d in both.loc[both["breakouts"] & (both["date"] >= "2026-01-17"), "date"]][:4]
+    ['Sat 17', 'Sun 18', 'Wed 21', 'Fri 23']
+    >>> int(both["breakouts"].sum()), int(plan(new)["breakouts"].sum())
+    (19, 5)
     """
     if not program.start_date < on <= program.end_date:
         raise ProgramError(
@@ -713,7 +757,9 @@ def switch_schedule(
     if not reason or not reason.strip():
         raise ProgramError("a schedule change needs a reason (it is kept with the new program)")
     old = program.model_copy(update={"end_date": on - timedelta(days=1)})
-    fields = program.model_dump(exclude={"program_id", "start_date", "end_date", "schedule", "reason"})
+    fields = program.model_dump(exclude={"program_id", "start_date", "end_date", "schedule", "reason",
+                                         "previous_breakout"})
+    done = plan(old).loc[lambda d: d["breakouts"], "date"]
     new = Program(
         **fields,
         protocol=program.protocol,
@@ -721,6 +767,7 @@ def switch_schedule(
         start_date=on,
         **({"weeks": weeks} if weeks is not None else {"end_date": program.end_date}),
         reason=reason,
+        previous_breakout=done.max().date() if len(done) else None,
     )
     return old, new
 

@@ -16,7 +16,7 @@ from hipanalytics.apps import Dashboard, EntryForm, ProgramBuilder, build_progra
 from hipanalytics.apps.builder import CUSTOM, breakout_items, preview_html, week_table  # noqa: E402
 from hipanalytics.apps.entry import measurement_rows, recent_entries, session_row  # noqa: E402
 from hipanalytics.errors import EntryError, ProgramError  # noqa: E402
-from hipanalytics.program import program_from_record  # noqa: E402
+from hipanalytics.program import plan, plan_table, program_from_record  # noqa: E402
 from hipanalytics.store import Store  # noqa: E402
 
 TODAY = date(2026, 11, 23)
@@ -147,16 +147,60 @@ def test_builder_custom_days_warn_and_an_invalid_form_cannot_be_saved(store):
     assert store.read("programs").empty
 
 
+def _links(b) -> dict[str, bytes]:
+    found = re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', b._downloads.value)
+    return {name: base64.b64decode(data) for name, data in found}
+
+
 def test_builder_downloads_are_embedded_files_named_from_the_sanitised_program_id(store):
     b = _builder(store)
-    b._prepare.click()
-    links = dict(re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', b._downloads.value))
+    b._prepare.click()  # not saved yet: a draft, and it says so
+    links = _links(b)
+    assert set(links) == {"P001-20261130-daily-draft-handout.html", "P001-20261130-daily-draft-handout.pdf",
+                          "P001-20261130-daily-draft.ics"}
+    assert b"DRAFT, NOT RECORDED" in links["P001-20261130-daily-draft-handout.html"]
+    from icalendar import Calendar
+
+    calendar = Calendar.from_ical(links["P001-20261130-daily-draft.ics"])
+    assert str(calendar["X-WR-CALNAME"]).endswith("(draft, not recorded)") and "not saved" in b.status.value
+    assert all(str(e["SUMMARY"]).endswith("(draft, not recorded)") for e in calendar.walk("VEVENT"))
+    b._save.click()
+    b._prepare.click()  # saved: the recorded program's handout
+    links = _links(b)
     assert set(links) == {"P001-20261130-daily-handout.html", "P001-20261130-daily-handout.pdf",
                           "P001-20261130-daily.ics"}
-    assert base64.b64decode(links["P001-20261130-daily-handout.pdf"]).startswith(b"%PDF-")
-    assert b"BEGIN:VCALENDAR" in base64.b64decode(links["P001-20261130-daily.ics"])
+    assert links["P001-20261130-daily-handout.pdf"].startswith(b"%PDF-") and b"DRAFT" not in links[
+        "P001-20261130-daily-handout.html"]
+    assert b"BEGIN:VCALENDAR" in links["P001-20261130-daily.ics"] and b"draft" not in links["P001-20261130-daily.ics"]
     b._weeks.value = 4  # a changed form invalidates the prepared files
     assert b._downloads.value == ""
+
+
+def test_a_program_the_store_refused_never_gets_a_clean_handout(store):
+    b = _builder(store)
+    b._save.click()  # daily from 30 Nov 2026
+    b._start.value = date(2026, 12, 2)  # starts inside it, and no reason given: refused
+    b._save.click()
+    assert "Not saved" in b.status.value and len(store.read("programs")) == 1
+    b._prepare.click()
+    assert all("-draft" in name for name in _links(b)) and b"DRAFT, NOT RECORDED" in next(
+        v for k, v in _links(b).items() if k.endswith(".html"))
+
+
+def test_the_builder_keeps_a_recovery_day_after_the_running_programs_last_breakout(store):
+    b = _builder(store)
+    b._save.click()  # daily from Mon 30 Nov 2026
+    b._schedule.value = "three-per-week"
+    b._start.value = date(2026, 12, 14)  # a Monday: the daily program's last breakout is Sun 13 Dec
+    b._reason.value = "pain after daily breakouts"
+    assert b.value.previous_breakout == date(2026, 12, 13)
+    assert "Mon 14 Dec is a recovery day" in b._preview.value
+    sessions = plan(b.value)
+    assert sessions.loc[sessions["breakouts"], "date"].min() == pd.Timestamp("2026-12-16")
+    b._save.click()
+    stored = plan_table(store.read("programs"))
+    days = stored.loc[stored["breakouts"] & (stored["date"] >= "2026-12-12"), "date"].dt.strftime("%a %d").tolist()
+    assert days[:4] == ["Sat 12", "Sun 13", "Wed 16", "Fri 18"]
 
 
 def test_breakout_items_follow_the_protocol_file(protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from icalendar import Calendar
@@ -141,3 +141,33 @@ def test_handout_prints_from_a_real_browser(program, tmp_path):
     assert data.startswith(b"%PDF")
     pages = len(re.findall(rb"/Type\s*/Page[^s]", data))
     assert pages >= 3  # program pages, then the tick sheet on a page of its own
+
+
+HANDOUT_FONTS = ("DejaVu Sans", "DejaVu Serif", "DejaVu Sans Mono")  # a wide one shows what a narrow one hides
+
+
+@pytest.mark.parametrize("schedule", ["daily", "three-per-week", "mon,wed,sat", "switched"])
+def test_every_handout_fits_the_page_width_whatever_the_font(schedule):
+    from hipanalytics.pdf import layout_overflow
+    from hipanalytics.program import switch_schedule
+
+    program = Program(patient_id="P-0001/long-id", protocol="hip-ir-breakouts", schedule=schedule.replace(
+        "switched", "daily"), start_date=MONDAY, weeks=4, choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    if schedule == "switched":
+        program = switch_schedule(program, "three-per-week", on=MONDAY + timedelta(days=14), reason="pain")[1]
+    document = handout_html(program, patient_name="Maria-Antonia Fernández-Villaverde", clinician="Dr A. B.",
+                            draft=schedule == "switched")
+    for font in HANDOUT_FONTS:
+        assert layout_overflow(document, font=font) == pytest.approx([0.0] * len(layout_overflow(document))), font
+
+
+def test_a_draft_handout_says_so_and_a_switch_names_its_recovery_day():
+    from hipanalytics.program import switch_schedule
+
+    daily = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily", start_date=MONDAY, weeks=4)
+    _, new = switch_schedule(daily, "three-per-week", on=MONDAY + timedelta(days=14), reason="pain")  # Mon 19 Jan
+    document = handout_html(new, draft=True)
+    assert "DRAFT, NOT RECORDED" in document and "<strong>Draft, not recorded.</strong>" in document
+    assert "Monday 19 January is a recovery day:</strong> your last breakout" in document
+    assert "Sunday 18 January" in document
+    assert "DRAFT" not in handout_html(new) and "recovery day:" not in handout_html(daily)

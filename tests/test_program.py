@@ -15,7 +15,9 @@ from hipanalytics.program import (
     Program,
     breakouts_per_week,
     plan,
+    plan_table,
     prescription,
+    program_record,
     switch_schedule,
 )
 from hipanalytics.protocol import Range
@@ -177,10 +179,50 @@ def test_switching_schedule_mid_course_keeps_the_old_program_and_one_week_count(
     assert (new.start_date, new.end_date, new.schedule) == (date(2026, 1, 19), date(2026, 2, 1), "three-per-week")
     assert new.reason == "pain after daily breakouts" and new.program_id != old.program_id
     df = plan([old, new])
-    assert len(df) == 56 and int(df["breakouts"].sum()) == 14 + 6
+    assert len(df) == 56 and int(df["breakouts"].sum()) == 14 + 5  # Mon 19 follows Sun 18's breakout: recovery
     weekly = breakouts_per_week(df)
-    assert weekly["breakouts"].tolist() == [7, 7, 3, 3]
+    assert weekly["breakouts"].tolist() == [7, 7, 2, 3]
     assert weekly["schedule"].tolist() == ["daily", "daily", "three-per-week", "three-per-week"]
+
+
+def _breakout_days(*programs) -> list[date]:
+    df = plan(list(programs))
+    return [d.date() for d in df.loc[df["breakouts"], "date"]]
+
+
+@pytest.mark.parametrize("weekday", range(7), ids=["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+def test_a_switch_from_daily_to_three_per_week_keeps_a_recovery_day_on_every_weekday(weekday):
+    daily = make("daily", weeks=4)
+    on = date(2026, 1, 19) + timedelta(days=weekday)  # Mon 19 .. Sun 25 Jan
+    old, new = switch_schedule(daily, "three-per-week", on=on, reason="pain")
+    days = _breakout_days(old, new)
+    last_daily = on - timedelta(days=1)
+    assert max(d for d in days if d < on) == last_daily  # daily breakouts up to the day before the switch
+    first_three = min(d for d in days if d >= on)
+    assert (first_three - last_daily).days >= 2, (on, first_three)
+    assert first_three.strftime("%a") in ("Mon", "Wed", "Fri")
+    gaps = [(b - a).days for a, b in zip(days, days[1:]) if a >= last_daily]
+    assert min(gaps) >= 2  # from the last daily breakout on, never two breakout days in a row
+    assert _breakout_days(new) == [d for d in days if d >= on]  # the new program's own handout agrees
+    table = plan_table(pd.DataFrame([program_record(old), program_record(new)]))  # and the stored programs
+    assert [d.date() for d in table.loc[table["breakouts"], "date"]] == days
+
+
+@pytest.mark.parametrize("weekday", range(7), ids=["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+def test_a_switch_from_three_per_week_to_daily_starts_daily_breakouts_on_the_switch_day(weekday):
+    three = make("three-per-week", weeks=4)
+    on = date(2026, 1, 19) + timedelta(days=weekday)
+    old, new = switch_schedule(three, "daily", on=on, reason="tolerating well")
+    days = _breakout_days(old, new)
+    assert [d for d in days if d >= on] == [on + timedelta(days=i) for i in range((new.end_date - on).days + 1)]
+    assert [d for d in days if d < on] == [d.date() for d in pd.date_range(three.start_date, on - timedelta(days=1))
+                                           if d.strftime("%a") in ("Mon", "Wed", "Fri")]
+
+
+def test_a_new_program_after_a_gap_needs_no_recovery_adjustment():
+    first = make("daily", weeks=1)  # 5-11 Jan
+    second = make("three-per-week", start=date(2026, 1, 19), weeks=1)  # a week later
+    assert _breakout_days(first, second)[-3:] == [date(2026, 1, 19), date(2026, 1, 21), date(2026, 1, 23)]
 
 
 def test_switching_needs_a_date_inside_the_program_and_a_reason():

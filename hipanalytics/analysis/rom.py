@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "MDC_DEFAULTS", "NORMATIVE_IR", "select_method", "visits", "rom_trends",
-           "mixed_series"]
+__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "MDC_DEFAULTS", "NORMATIVE_IR", "RECENT_WEEKS", "select_method", "visits",
+           "rom_trends", "mixed_series"]
 
 SERIES_KEYS = ["patient_id", "side", "joint", "motion", "position", "mode", "instrument"]
 """Columns that define one measurement series."""
@@ -67,11 +67,16 @@ MDC_FALLBACK = (8.6, "MDC95 6.1-8.6 degrees across positions (Gradoz et al., J S
 NORMATIVE_IR = (29.0, 50.0, "normal adult hip IR means about 29-50 degrees (J Athl Train 2018;53(6):560, Table 1)")
 """Band of normal adult mean hip IR; its low end is the target when both hips are involved."""
 
+RECENT_WEEKS = 6
+"""The recent window of the plateau rule, in weeks before the latest visit: stretching gains come
+mostly in the first 4-6 weeks and then level off (Bandy & Irion, Phys Ther 1994;74(9):845-850)."""
+
 TREND_COLUMNS = SERIES_KEYS + [
     "n_visits", "first_visit", "last_visit", "weeks_followed", "baseline_deg", "latest_deg",
     "change_deg", "slope_deg_per_week", "slope_ci_low", "slope_ci_high", "mdc_deg", "mdc_source",
-    "beyond_mdc", "direction", "plateau", "plateau_weeks", "involved", "other_side_latest_deg",
-    "asymmetry_deg", "target_deg", "target_source", "to_target_deg", "note",
+    "beyond_mdc", "direction", "recent_weeks", "recent_visits", "recent_slope", "recent_ci_low",
+    "recent_ci_high", "recent_change_deg", "recent_trend", "plateau", "involved", "other_side_deg",
+    "asymmetry_deg", "asymmetry_on", "target_deg", "target_source", "to_target_deg", "note",
 ]
 
 
@@ -119,10 +124,10 @@ def rom_trends(
     *,
     patients: pd.DataFrame | None = None,
     mdc: float | dict[tuple[str, str], float] | None = None,
-    plateau_weeks: int = 3,
+    recent_weeks: int = RECENT_WEEKS,
     as_of: pd.Timestamp | str | None = None,
 ) -> pd.DataFrame:
-    """One row per measurement series: baseline, latest, change, slope with 95 % CI, MDC, plateau.
+    """One row per measurement series: baseline, latest, change, slope with 95 % CI, MDC, recent trend.
 
     Parameters
     ----------
@@ -135,9 +140,9 @@ def rom_trends(
     mdc : float or dict, optional
         MDC95 in degrees for every series, or by ``(position, mode, instrument)``; defaults to
         :data:`MDC_DEFAULTS` and :data:`MDC_FALLBACK` (cited in ``mdc_source``).
-    plateau_weeks : int, default 3
-        A series has plateaued when its latest value is not more than the MDC above the value
-        measured at least this many weeks earlier.
+    recent_weeks : int, default :data:`RECENT_WEEKS`
+        The window of the recent trend: the visits in the last ``recent_weeks`` weeks before the
+        latest visit.
     as_of : date-like, optional
         Ignore measurements after this date.
 
@@ -151,12 +156,25 @@ def rom_trends(
         - ``slope_deg_per_week`` with ``slope_ci_low`` / ``slope_ci_high`` (OLS of visit values
           on weeks; t-based 95 % CI; NaN with a ``note`` when fewer than 2 or 3 visits)
         - ``mdc_deg``, ``mdc_source``, ``beyond_mdc`` (abs(change) > MDC), ``direction``
-          (improved | worse | no reliable change)
-        - ``plateau`` (bool, NA when followed for less than ``plateau_weeks``), ``plateau_weeks``
-        - ``involved`` (bool or NA), ``other_side_latest_deg``, ``asymmetry_deg`` (this side
-          minus the other side, same method, latest visits)
-        - ``target_deg``, ``target_source`` (the uninvolved side, or the low end of the normative
-          band when both hips are involved), ``to_target_deg`` (target minus latest)
+          (improved | worse | no reliable change, over the whole follow-up)
+        - the recent trend: ``recent_weeks``, ``recent_visits``, ``recent_slope`` with
+          ``recent_ci_low`` / ``recent_ci_high`` (OLS over the window), ``recent_change_deg``
+          (the fitted change across the window) and ``recent_trend``:
+
+          * ``gaining``: a reliable gain, the slope's CI above 0 *and* the change beyond the MDC;
+          * ``worsening``: a reliable loss, the CI below 0 and the loss beyond the MDC;
+          * ``plateau``: no reliable change, the CI includes 0 or the change stays within the MDC;
+          * missing when the window holds fewer than 3 visits or spans under 3 weeks.
+
+          ``plateau`` is ``recent_trend == "plateau"`` (NA when not judged). With the 6-week window
+          and a 5.4-degree MDC, a steady gain of 1 degree a week is a gain and 0.8 a week a plateau.
+        - ``involved`` (bool or NA); ``asymmetry_deg`` (this side minus the other side, same
+          method, measured at the same visit: the latest visit with both sides), ``asymmetry_on``
+          (that visit) and ``other_side_deg``; missing when the sides were never measured together
+        - ``target_deg``, ``target_source``: for one involved hip, the mean of the uninvolved
+          side's visits (same method; one visit is uncertain by its own measurement error); with
+          both hips involved, the low end of the normative band; ``to_target_deg`` (target minus
+          latest)
         - ``note``: why a value is missing.
     """
     _require(measurements, SERIES_KEYS + ["measured_on", "degrees"], "measurements")
@@ -178,7 +196,7 @@ def rom_trends(
     out["weeks_followed"] = (out["last_visit"] - out["first_visit"]).dt.days / 7.0
     out["change_deg"] = out["latest_deg"] - out["baseline_deg"]
 
-    slope, low, high = _ols_slopes(v, g)
+    slope, low, high = _ols_slopes(v)
     out["slope_deg_per_week"], out["slope_ci_low"], out["slope_ci_high"] = slope, low, high
 
     out["mdc_deg"], out["mdc_source"] = _mdc(out, mdc)
@@ -187,15 +205,13 @@ def rom_trends(
         [out["beyond_mdc"] & (out["change_deg"] > 0), out["beyond_mdc"] & (out["change_deg"] < 0)],
         ["improved", "worse"], "no reliable change")
 
-    out["plateau_weeks"] = plateau_weeks
-    out["plateau"] = _plateau(v, out, plateau_weeks)
-
-    out = _sides(out, patients)
+    out = _recent_trend(v, out, recent_weeks)
+    out = _sides(v, out, patients)
     note = pd.Series("", index=out.index, dtype="str")
     note = note.mask(out["n_visits"] < 3, "two visits: slope without a CI")
     note = note.mask(out["n_visits"] < 2, "single visit: no change or slope")
-    unjudged = (out["plateau"].isna() & (out["n_visits"] >= 2)).to_numpy(dtype=bool)
-    message = f"followed < {plateau_weeks} weeks: plateau not judged"
+    unjudged = (out["recent_trend"].isna() & (out["n_visits"] >= 2)).to_numpy(dtype=bool)
+    message = f"fewer than 3 visits over 3+ weeks in the last {recent_weeks} weeks: recent trend not judged"
     note = note.mask(unjudged & (note != ""), note + "; " + message).mask(unjudged & (note == ""), message)
     out["note"] = note
     return out[TREND_COLUMNS]
@@ -207,8 +223,9 @@ def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
         raise ValueError(f"{name} needs columns {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
 
 
-def _ols_slopes(v: pd.DataFrame, g) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-series OLS slope of degrees on weeks with a t-based 95 % CI, from grouped sums."""
+def _ols_slopes(v: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-series OLS slope of degrees on weeks with a t-based 95 % CI, from grouped sums (series
+    in sorted order)."""
     from scipy import stats  # imported when needed: scipy.stats takes half a second to load
 
     x, y = v["weeks"], v["degrees"]
@@ -219,12 +236,37 @@ def _ols_slopes(v: pd.DataFrame, g) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     sxy = s["xy"].to_numpy() - s["x"].to_numpy() * s["y"].to_numpy() / n
     syy = s["yy"].to_numpy() - s["y"].to_numpy() ** 2 / n
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where((n >= 2) & (sxx > 0), sxy / sxx, np.nan)
+        slope = np.where((n >= 2) & (sxx > 1e-12), sxy / sxx, np.nan)
         sse = np.clip(syy - slope * sxy, 0, None)
         se = np.sqrt(sse / (n - 2) / sxx)
         t = stats.t.ppf(0.975, np.where(n > 2, n - 2, np.nan))
         half = np.where(n > 2, t * se, np.nan)
     return slope, slope - half, slope + half
+
+
+def _recent_trend(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.DataFrame:
+    """The recent window's slope, CI and fitted change against the MDC (see :func:`rom_trends`)."""
+    last = v.groupby(SERIES_KEYS, sort=True, dropna=False)["measured_on"].transform("max")
+    recent = v[v["measured_on"] >= last - pd.Timedelta(days=7 * weeks)]
+    slope, low, high = _ols_slopes(recent)
+    span = recent.groupby(SERIES_KEYS, sort=True, dropna=False)["weeks"].agg(lambda w: w.max() - w.min())
+    count = recent.groupby(SERIES_KEYS, sort=True, dropna=False).size()
+    window = pd.DataFrame({"recent_slope": slope, "recent_ci_low": low, "recent_ci_high": high,
+                           "span": span.to_numpy(), "recent_visits": count.to_numpy()},
+                          index=span.index).reset_index()
+    out = out.merge(window, on=SERIES_KEYS, how="left")
+    judged = (out["recent_visits"] >= 3) & (out["span"] >= 3) & out["recent_ci_low"].notna()
+    change = out["recent_slope"] * out["span"]
+    out["recent_change_deg"] = change.where(judged)
+    gain = judged & (out["recent_ci_low"] > 0) & (change > out["mdc_deg"])
+    loss = judged & (out["recent_ci_high"] < 0) & (change < -out["mdc_deg"])
+    trend = np.select([gain, loss, judged], ["gaining", "worsening", "plateau"], "")
+    out["recent_trend"] = pd.Series(trend, index=out.index).replace("", None)
+    out["plateau"] = pd.array(np.where(judged, trend == "plateau", None), dtype="boolean")
+    out["recent_weeks"] = weeks
+    for column in ("recent_slope", "recent_ci_low", "recent_ci_high"):
+        out[column] = out[column].where(judged)
+    return out.drop(columns="span")
 
 
 def _mdc(out: pd.DataFrame, mdc) -> tuple[np.ndarray, np.ndarray]:
@@ -238,23 +280,24 @@ def _mdc(out: pd.DataFrame, mdc) -> tuple[np.ndarray, np.ndarray]:
     return np.array([v for v, _ in values], dtype=float), np.array([s for _, s in values], dtype=object)
 
 
-def _plateau(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.Series:
-    """Latest value not more than the MDC above the last visit at least ``weeks`` before it."""
-    last = v.groupby(SERIES_KEYS, sort=True, dropna=False)["measured_on"].transform("max")
-    earlier = v[v["measured_on"] <= last - pd.Timedelta(days=7 * weeks)]
-    reference = earlier.groupby(SERIES_KEYS, sort=True, dropna=False)["degrees"].last().rename("reference")
-    merged = out.merge(reference.reset_index(), on=SERIES_KEYS, how="left")
-    gain = merged["latest_deg"] - merged["reference"]
-    return pd.Series(pd.array(np.where(merged["reference"].isna(), None, gain <= merged["mdc_deg"]),
-                              dtype="boolean"), index=out.index)
-
-
-def _sides(out: pd.DataFrame, patients: pd.DataFrame | None) -> pd.DataFrame:
+def _sides(v: pd.DataFrame, out: pd.DataFrame, patients: pd.DataFrame | None) -> pd.DataFrame:
+    """Asymmetry from the latest visit at which both sides were measured (same method), and the target."""
     method = ["patient_id", "joint", "motion", "position", "mode", "instrument"]
-    other = out[method + ["side", "latest_deg"]].copy()
-    other["side"] = other["side"].map({"left": "right", "right": "left"})
-    out = out.merge(other.rename(columns={"latest_deg": "other_side_latest_deg"}), on=method + ["side"], how="left")
-    out["asymmetry_deg"] = out["latest_deg"] - out["other_side_latest_deg"]
+    both = v.pivot_table(index=method + ["measured_on"], columns="side", values="degrees", aggfunc="mean")
+    for side in ("left", "right"):
+        if side not in both:
+            both[side] = np.nan
+    both = both.dropna(subset=["left", "right"]).reset_index().sort_values("measured_on")
+    latest_pair = both.groupby(method, sort=False).tail(1)
+    rows = []
+    for side, other in (("left", "right"), ("right", "left")):
+        rows.append(latest_pair[method].assign(side=side, asymmetry_on=latest_pair["measured_on"],
+                                               other_side_deg=latest_pair[other],
+                                               asymmetry_deg=latest_pair[side] - latest_pair[other]))
+    pairs = pd.concat(rows, ignore_index=True) if len(latest_pair) else pd.DataFrame(
+        columns=method + ["side", "asymmetry_on", "other_side_deg", "asymmetry_deg"])
+    out = out.merge(pairs, on=method + ["side"], how="left")
+    out["asymmetry_on"] = pd.to_datetime(out["asymmetry_on"])
     if patients is None or "involved_side" not in patients:
         out["involved"] = pd.array([pd.NA] * len(out), dtype="boolean")
         out["target_deg"], out["target_source"] = np.nan, "no involved side given"
@@ -262,12 +305,21 @@ def _sides(out: pd.DataFrame, patients: pd.DataFrame | None) -> pd.DataFrame:
         side = out["patient_id"].map(patients.drop_duplicates("patient_id").set_index("patient_id")["involved_side"])
         out["involved"] = pd.array(np.where(side.isna(), None, (side == out["side"]) | (side == "both")),
                                    dtype="boolean")
-        one_side = side.isin(["left", "right"]) & (side == out["side"])
+        other_side = out["side"].map({"left": "right", "right": "left"})
+        uninvolved = v.groupby(method + ["side"])["degrees"].agg(["mean", "size"])
+        dates = v.groupby(method + ["side"])["measured_on"].agg(["min", "max"])
+        key = pd.MultiIndex.from_arrays([out[c] for c in method] + [other_side])
+        mean, count = uninvolved["mean"].reindex(key).to_numpy(), uninvolved["size"].reindex(key).to_numpy()
+        first, last = dates["min"].reindex(key).to_numpy(), dates["max"].reindex(key).to_numpy()
+        one_side = (side.isin(["left", "right"]) & (side == out["side"])).to_numpy()
         low, _, source = NORMATIVE_IR
-        normative = (side == "both") & (out["motion"] == "internal_rotation")
-        out["target_deg"] = np.where(one_side, out["other_side_latest_deg"], np.where(normative, low, np.nan))
+        normative = ((side == "both") & (out["motion"] == "internal_rotation")).to_numpy()
+        out["target_deg"] = np.where(one_side, mean, np.where(normative, low, np.nan))
+        described = [f"uninvolved side, same method: mean of {int(n)} visit{'s' if n != 1 else ''} "
+                     f"({pd.Timestamp(a):%Y-%m-%d}" + (f" to {pd.Timestamp(b):%Y-%m-%d})" if n != 1 else ")")
+                     if pd.notna(n) else "" for n, a, b in zip(count, first, last)]
         out["target_source"] = np.where(
-            one_side & out["other_side_latest_deg"].notna(), "uninvolved side, same method, latest visit",
+            one_side & pd.notna(mean), described,
             np.where(normative, source + " (low end)", "no target: uninvolved side, or other side not measured"))
     out["to_target_deg"] = out["target_deg"] - out["latest_deg"]
     return out

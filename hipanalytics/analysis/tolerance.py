@@ -68,7 +68,11 @@ def tolerance_flags(
     as_of=None,
 ) -> pd.DataFrame:
     """Flag patients whose pain rose by ``rise`` or more after ``repeats`` of their last ``window``
-    breakout sessions.
+    breakout sessions on the schedule they follow now.
+
+    Rises on an earlier schedule (before a switch, e.g. from daily to 3x/week breakouts) do not
+    count towards the flag or the suggestion: the switch was the answer to them. They are told as
+    history ("before the switch on ...").
 
     Parameters
     ----------
@@ -86,51 +90,73 @@ def tolerance_flags(
     -------
     DataFrame
         One row per patient with breakout sessions that have pain recorded: ``patient_id``,
-        ``breakout_sessions`` (considered), ``rises``, ``flagged``, ``schedule`` (in force at the
-        last of them), ``evidence`` (date: before -> after for each rise), ``message``.
+        ``breakout_sessions`` (considered, on the current schedule), ``rises``, ``flagged``,
+        ``schedule`` (in force at the last of them), ``since`` (when that schedule started),
+        ``evidence`` (date: before -> after for each rise), ``history`` (rises before a switch, in
+        words, or empty), ``message``.
     """
     data = sessions
     if as_of is not None:
         data = data[pd.to_datetime(data["performed_on"]) <= pd.Timestamp(as_of)]
     breakouts = data[data["session"].isin(breakout_templates(programs))
                      & data["pain_before"].notna() & data["pain_after"].notna()]
-    columns = ["patient_id", "breakout_sessions", "rises", "flagged", "schedule", "evidence", "message"]
+    columns = ["patient_id", "breakout_sessions", "rises", "flagged", "schedule", "since", "evidence", "history",
+               "message"]
     if breakouts.empty:
         return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
     b = breakouts[["patient_id", "performed_on", "pain_before", "pain_after"]].copy()
     b["performed_on"] = pd.to_datetime(b["performed_on"])
-    b = b.sort_values(["patient_id", "performed_on"], kind="stable")
-    b = b[b.groupby("patient_id").cumcount(ascending=False) < window]
+    b = b.sort_values(["patient_id", "performed_on"], kind="stable").reset_index(drop=True)
+    on = _program_on(programs, b["patient_id"], b["performed_on"])
+    b["schedule"], b["since"] = on["schedule"].to_numpy(), on["start_date"].to_numpy()
     b["rise"] = (b["pain_after"] - b["pain_before"]) >= rise
     b["text"] = (b["performed_on"].dt.strftime("%Y-%m-%d") + ": " + b["pain_before"].astype("int64").astype("str")
                  + " -> " + b["pain_after"].astype("int64").astype("str"))
-    g = b.groupby("patient_id")
+    last = b.groupby("patient_id").tail(1).set_index("patient_id")
+    current = (b["schedule"].to_numpy() == b["patient_id"].map(last["schedule"]).to_numpy()) & (
+        b["since"].fillna(pd.Timestamp.min).to_numpy() == b["patient_id"].map(last["since"]).fillna(pd.Timestamp.min).to_numpy())
+    now, before = b[current], b[~current]
+    now = now[now.groupby("patient_id").cumcount(ascending=False) < window]
+    g = now.groupby("patient_id")
     out = pd.DataFrame({
         "breakout_sessions": g.size(), "rises": g["rise"].sum().astype("int64"),
-        "last": g["performed_on"].max(),
-        "evidence": b[b["rise"]].groupby("patient_id")["text"].agg("; ".join),
+        "evidence": now[now["rise"]].groupby("patient_id")["text"].agg("; ".join),
     }).reset_index()
     out["evidence"] = out["evidence"].fillna("")
+    out["schedule"] = out["patient_id"].map(last["schedule"])
+    out["since"] = out["patient_id"].map(last["since"])
     out["flagged"] = out["rises"] >= repeats
-    out["schedule"] = _schedule_on(programs, out["patient_id"], out["last"])
+    earlier = before[before["rise"]].groupby("patient_id").agg(n=("rise", "size"), schedule=("schedule", "last"),
+                                                                 text=("text", "; ".join))
+    out["history"] = [
+        (f"Before the switch to {s} on {since:%Y-%m-%d}, pain rose by {rise:g}+ points after {int(earlier.loc[p, 'n'])} "
+         f"breakout session{'s' if earlier.loc[p, 'n'] != 1 else ''} on {earlier.loc[p, 'schedule']} "
+         f"({earlier.loc[p, 'text']}).") if p in earlier.index and pd.notna(since) else ""
+        for p, s, since in zip(out["patient_id"], out["schedule"], out["since"])]
     lead = ("Pain rose by " + f"{rise:g}" + " or more NPRS points after " + out["rises"].astype("str") + " of the last "
             + out["breakout_sessions"].astype("str") + " breakout sessions (" + out["evidence"] + ").")
     on_daily = out["schedule"] == "daily"
-    out["message"] = np.where(
-        ~out["flagged"], "",
-        np.where(on_daily,
-                 lead + " The breakouts stress the hip more than the movement sequence; for patients who do not "
-                 "tolerate them daily the protocol suggests breakouts 3x/week with a recovery day between: "
-                 "consider switching to the three-per-week schedule.",
-                 lead + " The schedule already leaves recovery days: review the dose and technique with the patient."))
+    advice = np.where(
+        on_daily,
+        lead + " The breakouts stress the hip more than the movement sequence; for patients who do not "
+        "tolerate them daily the protocol suggests breakouts 3x/week with a recovery day between: "
+        "consider switching to the three-per-week schedule.",
+        lead + " The schedule already leaves recovery days: review the dose and technique with the patient.")
+    quiet = ("No repeated pain rise on " + out["schedule"].astype("str") + " breakouts (since "
+             + out["since"].map(lambda d: f"{d:%Y-%m-%d}" if pd.notna(d) else "?") + "). ")
+    out["message"] = np.where(out["flagged"], advice + np.where(out["history"] != "", " " + out["history"], ""),
+                              np.where(out["history"] != "", quiet + out["history"], ""))
     return out[columns]
 
 
-def _schedule_on(programs: pd.DataFrame, patients: pd.Series, dates: pd.Series) -> pd.Series:
+def _program_on(programs: pd.DataFrame, patients: pd.Series, dates: pd.Series) -> pd.DataFrame:
+    """The schedule and start date of the program in force for each (patient, date); 'no program' if none."""
     p = programs[["patient_id", "schedule", "start_date", "end_date"]].copy()
     p["start_date"], p["end_date"] = pd.to_datetime(p["start_date"]), pd.to_datetime(p["end_date"])
     query = pd.DataFrame({"patient_id": patients.to_numpy(), "date": dates.to_numpy()})
     merged = query.reset_index().merge(p, on="patient_id", how="left")
     inside = merged[(merged["date"] >= merged["start_date"]) & (merged["date"] <= merged["end_date"])]
-    found = inside.drop_duplicates("index").set_index("index")["schedule"]
-    return found.reindex(range(len(query))).fillna("no program").to_numpy()
+    found = inside.drop_duplicates("index").set_index("index")[["schedule", "start_date"]]
+    found = found.reindex(range(len(query)))
+    found["schedule"] = found["schedule"].fillna("no program")
+    return found.reset_index(drop=True)

@@ -81,6 +81,10 @@ def ok_html(message: str) -> str:
     return f'<div class="hip-ok">{html.escape(message)}</div>'
 
 
+def warning_html(message: str) -> str:
+    return f'<div class="hip-warning">{html.escape(message)}</div>'
+
+
 def report_html(error: DataValidationError) -> str:
     """A validation report as an inline table: field, value, what is wrong, how to fix it."""
     rows = "".join(

@@ -37,8 +37,8 @@ from ..errors import HipAnalyticsError, ProgramError, ScheduleWarning
 from ..program import DoseOverride, Program, breakouts_per_week, plan, session_times
 from ..protocol import WEEKDAYS, ChoiceBlock, CircuitBlock, Protocol, Range, schedule_problems
 
-__all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "week_table",
-           "preview_html", "download_links", "ProgramBuilder"]
+__all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "previous_breakout",
+           "week_table", "preview_html", "download_links", "ProgramBuilder"]
 
 CUSTOM = "custom"
 """The ``schedule`` value that means: the weekdays in ``days``."""
@@ -121,7 +121,9 @@ def build_program(protocol: Protocol, choices: Mapping[str, Any]) -> Program:
         - ``alternatives``: one-of choice id -> exercise id;
         - ``doses``: exercise id -> {``sets``, ``reps``, ``hold_s`` -> {phase: value}} as
           numbers or text such as ``"3-4"``; values equal to the protocol's are not overrides;
-        - ``reason``, ``program_id``: optional text.
+        - ``reason``, ``program_id``: optional text;
+        - ``previous_breakout``: the last breakout day of the program this one replaces (the
+          builder finds it in the store): a recovery schedule then keeps a recovery day after it.
 
     Returns
     -------
@@ -165,6 +167,7 @@ def build_program(protocol: Protocol, choices: Mapping[str, Any]) -> Program:
             weeks=choices.get("weeks"), breakout_slot=slot,
             choices={i.key: chosen[i.key] for i in items if len(i.options) > 1 and i.key in alternatives},
             dose_overrides=overrides, omit=omit, reason=str(choices.get("reason") or "").strip(),
+            previous_breakout=choices.get("previous_breakout"),
             **({"program_id": choices["program_id"]} if choices.get("program_id") else {}),
         )
 
@@ -213,7 +216,40 @@ def program_warnings(program: Program) -> list[str]:
     >>> program_warnings(p)[0][:36]
     'breakout days mon and tue are consec'
     """
-    return [message for _, message in schedule_problems(program.resolved_schedule)]
+    from ..handout import recovery_day
+
+    messages = [message for _, message in schedule_problems(program.resolved_schedule)]
+    day = recovery_day(program)
+    if day is not None:
+        messages.append(f"{day:%a %d %b} is a recovery day: the program in force has its last breakout on "
+                        f"{program.previous_breakout:%a %d %b}, so the first breakouts of this program wait a day")
+    return messages
+
+
+def previous_breakout(programs: pd.DataFrame, start: date) -> date | None:
+    """The last breakout day before ``start`` of the patient's program in force the day before it
+    (the one a new program from ``start`` replaces), from the stored ``programs``; None if none.
+
+    Examples
+    --------
+    >>> programs = pd.DataFrame({"program_id": ["A"], "patient_id": ["P1"], "protocol_id": ["hip-ir-breakouts"],
+    ...     "protocol_version": ["1.0.0"], "schedule": ["daily"], "start_date": [pd.Timestamp("2026-01-05")],
+    ...     "end_date": [pd.Timestamp("2026-02-01")]})
+    >>> previous_breakout(programs, date(2026, 1, 19))
+    datetime.date(2026, 1, 18)
+    >>> previous_breakout(programs, date(2026, 3, 2)) is None
+    True
+    """
+    from ..program import plan_table
+
+    day_before = pd.Timestamp(start) - pd.Timedelta(days=1)
+    running = programs[(programs["start_date"] <= day_before) & (programs["end_date"] >= day_before)]
+    if running.empty:
+        return None
+    ended = running.assign(end_date=day_before)
+    planned = plan_table(ended)
+    done = planned.loc[planned["breakouts"], "date"]
+    return done.max().date() if len(done) else None
 
 
 def week_table(program: Program) -> pd.DataFrame:
@@ -282,21 +318,24 @@ def preview_html(program: Program) -> str:
     )
 
 
-def download_links(program: Program, *, patient_name: str | None = None) -> str:
+def download_links(program: Program, *, patient_name: str | None = None, draft: bool = False) -> str:
     """Links that download the handout (HTML and PDF) and the calendar, embedded as data URIs.
 
     Nothing is served or fetched: the files travel inside the page, so the links work in
-    JupyterLab and in Voilà alike. File names derive from the program id, sanitised.
+    JupyterLab and in Voilà alike. File names derive from the program id, sanitised. A ``draft``
+    (a program not saved in the store) says "draft, not recorded" on the handout and in the
+    calendar's name, and its file names end in ``-draft``.
     """
     from ..handout import calendar_ics, handout_html
     from ..pdf import html_to_pdf
 
-    base = safe_filename(program.program_id)
-    document = handout_html(program, patient_name=patient_name)
+    base = safe_filename(program.program_id) + ("-draft" if draft else "")
+    document = handout_html(program, patient_name=patient_name, draft=draft)
+    label = " (draft, not recorded)" if draft else ""
     files = [
-        (f"{base}-handout.html", "text/html", document.encode("utf-8"), "Handout (HTML)"),
-        (f"{base}-handout.pdf", "application/pdf", html_to_pdf(document)[0], "Handout (PDF)"),
-        (f"{base}.ics", "text/calendar", calendar_ics(program), "Calendar (.ics)"),
+        (f"{base}-handout.html", "text/html", document.encode("utf-8"), f"Handout (HTML){label}"),
+        (f"{base}-handout.pdf", "application/pdf", html_to_pdf(document)[0], f"Handout (PDF){label}"),
+        (f"{base}.ics", "text/calendar", calendar_ics(program, draft=draft), f"Calendar (.ics){label}"),
     ]
     links = "".join(
         f'<a class="hip-download" download="{html.escape(name)}" '
@@ -338,6 +377,8 @@ class ProgramBuilder(_ui.App):
         super().__init__(store, "Program builder", "Prescribe the hip IR breakouts; the preview updates as you go.")
         self.today = today or date.today()
         self.value: Program | None = None
+        self.saved: Program | None = None
+        """The program last saved from this form (handouts of anything else are drafts)."""
         self._load_protocol = load_protocol
         self.protocol: Protocol | None = None
         """The protocol chosen in the form."""
@@ -411,7 +452,14 @@ class ProgramBuilder(_ui.App):
                                      if f.startswith("hold_s.")}}
                       for e, fields in self._dose_inputs.items()},
             "reason": self._reason.value,
+            "previous_breakout": self._previous_breakout(),
         }
+
+    def _previous_breakout(self) -> date | None:
+        patient, start = self._patient.value, self._start.value
+        if not patient or not isinstance(start, date):
+            return None
+        return previous_breakout(self.store.read("programs", patient_id=patient), start)
 
     # -- handlers -----------------------------------------------------------------------------
 
@@ -488,6 +536,7 @@ class ProgramBuilder(_ui.App):
         program = self.value
         with self.saving("Saving the program"):
             written = self.store.save_program(program, who=self._who.value.strip() or None, today=self.today)
+            self.saved = program
             ended = [p for p in written if p != program.program_id]
             note = f"; ended {', '.join(ended)} the day before" if ended else ""
             self.say_saved(f"Saved program {program.program_id}{note}.")
@@ -496,6 +545,12 @@ class ProgramBuilder(_ui.App):
     def _prepare_clicked(self, _button=None) -> None:
         if self.value is None:
             return
+        draft = self.value != self.saved
         with self.saving("Preparing the handout"):
-            self._downloads.value = download_links(self.value)
-            self.say_saved("Handout and calendar ready: use the links below.")
+            self._downloads.value = download_links(self.value, draft=draft)
+            if draft:
+                self.status.value = _ui.warning_html(
+                    "Draft handout and calendar: this program is not saved, so they say 'draft, not recorded'. "
+                    "Save the program first to give the patient the recorded version.")
+            else:
+                self.say_saved("Handout and calendar ready: use the links below.")

@@ -67,24 +67,64 @@ def test_mdc_is_cited_by_method_and_can_be_overridden():
     assert worse.direction == "worse"
 
 
-def test_plateau_when_the_last_weeks_bring_no_reliable_gain():
-    flat_end = rom_trends(series(values=(20, 26, 27, 27.5))).iloc[0]
-    assert bool(flat_end["plateau"]) is True  # 27.5 vs week 2 (26): +1.5 <= 5.4
-    still_gaining = rom_trends(series(values=(20, 22, 24, 30))).iloc[0]
-    assert bool(still_gaining["plateau"]) is False  # 30 vs week 2 (22): +8 > 5.4
+FORTNIGHTLY = (0, 14, 28, 42, 56)
+
+
+@pytest.mark.parametrize(("values", "slope", "ci", "change", "trend"), [
+    # weeks 0-8; the window is weeks 2-8 (the last 6 weeks); no noise: the CI has zero width
+    ((20, 23, 26, 29, 32), 1.5, (1.5, 1.5), 9.0, "gaining"),     # steady 1.5 deg/week: 9 > MDC 5.4
+    ((20, 22, 24, 26, 28), 1.0, (1.0, 1.0), 6.0, "gaining"),     # 1 deg/week still counts: 6 > 5.4
+    ((20, 21.6, 23.2, 24.8, 26.4), 0.8, (0.8, 0.8), 4.8, "plateau"),  # reliable slope, but within the MDC
+    ((40, 37, 34, 31, 28), -1.5, (-1.5, -1.5), -9.0, "worsening"),  # a loss of 12 over 8 weeks
+])
+def test_recent_trend_on_noise_free_series(values, slope, ci, change, trend):
+    t = rom_trends(series(days=FORTNIGHTLY, values=values)).iloc[0]
+    assert t["recent_slope"] == pytest.approx(slope) and t["recent_change_deg"] == pytest.approx(change)
+    assert (t["recent_ci_low"], t["recent_ci_high"]) == pytest.approx(ci)
+    assert t["recent_trend"] == trend and bool(t["plateau"]) is (trend == "plateau")
+    assert t["recent_visits"] == 4 and t["recent_weeks"] == 6
+
+
+def test_a_levelled_series_and_a_noisy_flat_one_are_plateaus():
+    # levelled: window weeks 4-10 = 30, 30.5, 29.8, 30.2: Sxx = 20, Sxy = -0.1 -> slope -0.005;
+    # SSE = 0.2675 - 0.0005 = 0.267, se = sqrt(0.267 / 2 / 20) = 0.0817, t(0.975, 2) = 4.3027 -> CI -0.3565..0.3465
+    levelled = rom_trends(series(days=(0, 14, 28, 42, 56, 70), values=(20, 26, 30, 30.5, 29.8, 30.2))).iloc[0]
+    assert levelled["recent_slope"] == pytest.approx(-0.005) and levelled["recent_trend"] == "plateau"
+    assert levelled["recent_ci_low"] == pytest.approx(-0.3565, abs=1e-3) and levelled["direction"] == "improved"
+    # noisy: window weeks 2-8 = 34, 27, 33, 28: slope -0.6 with a CI from -4.31 to 3.11 (it includes 0)
+    noisy = rom_trends(series(days=FORTNIGHTLY, values=(30, 34, 27, 33, 28))).iloc[0]
+    assert noisy["recent_slope"] == pytest.approx(-0.6) and noisy["recent_trend"] == "plateau"
+    assert noisy["recent_ci_low"] < 0 < noisy["recent_ci_high"]
+
+
+def test_a_short_window_is_not_judged_and_says_why():
     short = rom_trends(series(days=(0, 14), values=(20, 22))).iloc[0]
-    assert pd.isna(short["plateau"])
-    assert short["note"] == "two visits: slope without a CI; followed < 3 weeks: plateau not judged"
+    assert pd.isna(short["plateau"]) and pd.isna(short["recent_trend"])
+    assert short["note"] == ("two visits: slope without a CI; fewer than 3 visits over 3+ weeks in the last 6 weeks: "
+                             "recent trend not judged")
 
 
-def test_asymmetry_and_target_use_the_uninvolved_side():
-    m = pd.concat([series(side="right", values=(20, 22, 24, 25)), series(side="left", values=(34, 35, 35, 35))])
+def test_asymmetry_compares_sides_at_the_same_visit_and_the_target_is_the_uninvolved_mean():
+    # the left side was last measured at week 4; the right side at week 6
+    m = pd.concat([series(side="right", values=(20, 22, 24, 25)),
+                   series(side="left", days=(0, 14, 28), values=(34, 36, 35))])
     patients = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})
     t = rom_trends(m, patients=patients).set_index("side")
     assert t.loc["right", "involved"] and not t.loc["left", "involved"]
-    assert t.loc["right", "asymmetry_deg"] == -10 and t.loc["right", "target_deg"] == 35
-    assert t.loc["right", "to_target_deg"] == 10
-    assert pd.isna(t.loc["left", "target_deg"])
+    right = t.loc["right"]
+    assert right["asymmetry_on"] == pd.Timestamp("2026-02-02")  # week 4: the last visit with both sides
+    assert (right["asymmetry_deg"], right["other_side_deg"]) == (24 - 35, 35)
+    assert right["target_deg"] == 35 and right["to_target_deg"] == 10  # mean of 34, 36, 35; latest 25
+    assert right["target_source"] == "uninvolved side, same method: mean of 3 visits (2026-01-05 to 2026-02-02)"
+    assert pd.isna(t.loc["left", "target_deg"]) and t.loc["left", "asymmetry_deg"] == 11
+
+
+def test_no_asymmetry_when_the_sides_were_never_measured_at_one_visit():
+    m = pd.concat([series(side="right", days=(0, 28), values=(20, 24)),
+                   series(side="left", days=(14, 42), values=(34, 35))])
+    t = rom_trends(m, patients=pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})).set_index("side")
+    assert t["asymmetry_deg"].isna().all() and t["asymmetry_on"].isna().all()
+    assert t.loc["right", "target_deg"] == 34.5  # the target still uses every uninvolved visit
 
 
 def test_both_hips_involved_aim_for_the_normative_band():

@@ -66,3 +66,26 @@ def test_inputs_are_not_modified():
     pain_response(log)
     pd.testing.assert_frame_equal(log, before[0])
     pd.testing.assert_frame_equal(PROGRAMS, before[1])
+
+
+SWITCHED = pd.DataFrame({
+    "program_id": ["D", "T"], "patient_id": "P3", "protocol_id": "hip-ir-breakouts", "protocol_version": "1.0.0",
+    "schedule": ["daily", "three-per-week"], "start_date": ["2026-01-05", "2026-01-19"],
+    "end_date": ["2026-01-18", "2026-03-01"]})
+
+
+def test_rises_before_a_switch_are_history_not_a_flag_on_the_new_schedule():
+    daily = sessions("P3", [(2, 5), (2, 2), (1, 4), (2, 3)], start="2026-01-11")  # 11, 13, 15, 17 Jan: daily program
+    one_day_after = pd.concat([daily, sessions("P3", [(2, 2)], start="2026-01-19")])  # the first 3x/week session
+    flag = tolerance_flags(one_day_after, SWITCHED).iloc[0]
+    assert not flag["flagged"] and flag["rises"] == 0 and flag["breakout_sessions"] == 1
+    assert (flag["schedule"], flag["since"]) == ("three-per-week", pd.Timestamp("2026-01-19"))
+    assert flag["history"] == ("Before the switch to three-per-week on 2026-01-19, pain rose by 2+ points after 2 "
+                               "breakout sessions on daily (2026-01-11: 2 -> 5; 2026-01-15: 1 -> 4).")
+    assert flag["message"].startswith("No repeated pain rise on three-per-week breakouts (since 2026-01-19). Before")
+    assert "review the dose" not in flag["message"] and "consider switching" not in flag["message"]
+    # rises on the new schedule still flag, with the advice for that schedule and the history after it
+    later = pd.concat([one_day_after, sessions("P3", [(1, 4), (2, 5)], start="2026-01-21")])
+    flag = tolerance_flags(later, SWITCHED).iloc[0]
+    assert flag["flagged"] and flag["rises"] == 2 and "review the dose and technique" in flag["message"]
+    assert flag["message"].endswith(flag["history"])
