@@ -18,14 +18,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
 from .analysis.adherence import adherence
-from .analysis.rom import PRIMARY_METHOD, rom_trends, select_method, visits
+from .analysis.rom import PRIMARY_METHOD, method_in_words, rom_trends, select_method, visits
+from .numbers import whole
 from .program import breakout_templates, plan_table
 
-__all__ = ["PALETTE", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
+__all__ = ["PALETTE", "date_axis", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
            "dose_response_chart", "forest_plot"]
 
 PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
@@ -33,7 +35,16 @@ PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision
     "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7", "grey": "#999999",
 }
 SCHEDULE_COLOURS = {"daily": PALETTE["vermillion"], "three-per-week": PALETTE["blue"]}
-SIDE_COLOURS = {"involved": PALETTE["vermillion"], "other": PALETTE["blue"]}
+SIDE_STYLES = {"left": (PALETTE["vermillion"], "o"), "right": (PALETTE["blue"], "s")}
+"""Each side its own colour and marker, so two involved hips never look alike; the uninvolved side is
+drawn dashed with hollow markers in its side's colour."""
+
+
+def date_axis(ax: Axes) -> None:
+    """Concise date ticks (no labels running together), as every time axis here uses."""
+    locator = AutoDateLocator(minticks=3, maxticks=8)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 
 
 def _figure(ax, **kwargs) -> tuple[Figure, Axes]:
@@ -77,30 +88,38 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     involved_side = pats.set_index("patient_id")["involved_side"].get(patient_id) if len(pats) else None
     trends = rom_trends(m, patients=patients, mdc=mdc) if len(m) else None
     v = visits(m) if len(m) else m
+    targets = {}
     for side in ("left", "right"):
         points = v[v["side"] == side] if len(v) else v
         if points is None or points.empty:
             continue
         involved = involved_side in (side, "both")
-        colour = SIDE_COLOURS["involved" if involved else "other"]
-        label = f"{side} hip" + (" (involved)" if involved else "")
-        top.plot(pd.to_datetime(points["measured_on"]), points["degrees"], marker="o", color=colour,
-                 linestyle="-" if involved else "--", linewidth=2 if involved else 1.5, label=label)
+        colour, marker = SIDE_STYLES[side]
+        top.plot(pd.to_datetime(points["measured_on"]), points["degrees"], marker=marker, color=colour,
+                 markerfacecolor=colour if involved else "white", linestyle="-" if involved else "--",
+                 linewidth=2 if involved else 1.3, label=f"{side} hip" + (" (involved)" if involved else ""))
         if involved and trends is not None:
             row = trends[trends["side"] == side].iloc[0]
-            top.axhspan(row["baseline_deg"] - row["mdc_deg"], row["baseline_deg"] + row["mdc_deg"],
-                        color=colour, alpha=0.12, label=f"baseline +/- MDC ({row['mdc_deg']:g} degrees)")
+            low, high = row["baseline_deg"] - row["mdc_deg"], row["baseline_deg"] + row["mdc_deg"]
+            label = f"{side} baseline +/- MDC ({row['mdc_deg']:g} degrees)"
+            if involved_side == "both":  # two filled bands would blend: each band's edges in its side's colour
+                top.axhline(low, color=colour, linestyle=(0, (4, 3)), linewidth=0.9, alpha=0.8, label=label)
+                top.axhline(high, color=colour, linestyle=(0, (4, 3)), linewidth=0.9, alpha=0.8)
+            else:
+                top.axhspan(low, high, color=colour, alpha=0.10, label=label)
             if pd.notna(row["target_deg"]):
-                top.axhline(row["target_deg"], color=PALETTE["green"], linestyle=":", linewidth=1.5,
-                            label=f"target {row['target_deg']:.0f} degrees")
+                targets[whole(row["target_deg"])] = row["target_source"]
+    for value, source in targets.items():  # one line per distinct target: both hips share the normative one
+        kind = "uninvolved side's mean" if source.startswith("uninvolved") else "normative band, low end"
+        top.axhline(float(value), color=PALETTE["green"], linestyle=":", linewidth=1.5,
+                    label=f"target {value} degrees ({kind})")
     if v is None or len(v) == 0:
         top.text(0.5, 0.5, "no measurements on this method yet", transform=top.transAxes, ha="center",
                  color=PALETTE["grey"])
     top.set_ylabel("hip internal rotation (degrees)")
-    method_text = "/".join((method or PRIMARY_METHOD)[k] for k in ("position", "mode", "instrument"))
-    top.set_title(f"{patient_id}: hip IR ({method_text.replace('_', ' ')})", loc="left")
+    top.set_title(f"{patient_id}: hip IR ({method_in_words(method or PRIMARY_METHOD)})", loc="left")
     if top.get_legend_handles_labels()[0]:
-        top.legend(loc="lower right", fontsize=8, frameon=False)
+        top.legend(loc="lower right", fontsize=7.5, frameon=True, framealpha=0.85, edgecolor="none")
     top.grid(alpha=0.3)
 
     progs = programs[programs["patient_id"] == patient_id]
@@ -115,19 +134,20 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
         bottom.set_ylim(0, max(b["planned"].max(), b["done"].max(), 1) * 1.4)  # room for the legend above the bars
         bottom.legend(loc="upper right", fontsize=8, frameon=False, ncols=2)
     bottom.set_ylabel("breakout sessions\nper week")
-    bottom.set_xlabel("date")
     bottom.grid(axis="y", alpha=0.3)
-    fig.autofmt_xdate() if axes is None else None
+    date_axis(bottom)
     return fig
 
 
 def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_id: str, *, as_of=None,
                        ax=None) -> Figure:
-    """A day grid of the program: each day coloured by what was done of what was planned.
+    """A day grid of the programs: each day coloured by what was done of what was planned.
 
     Colours: all planned sessions done (green), some done or partial (yellow), none done (vermillion),
-    future (light grey). Breakout days carry a "B". Rows are ISO weeks (Monday first).
+    future (light grey). Breakout days carry a "B". Rows are ISO weeks (Monday first); only weeks with
+    a plan or a logged session are drawn, and a gap between programs shows as a labelled break.
     """
+    own = ax is None
     fig, ax = _figure(ax, figsize=(6, 5), layout="constrained")
     progs = programs[programs["patient_id"] == patient_id]
     plan = plan_table(progs)
@@ -143,11 +163,22 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
     per_day["full"] = done.reindex(per_day.index).fillna(0)
     per_day["partial"] = partial.reindex(per_day.index).fillna(0)
     cut = pd.Timestamp(as_of) if as_of is not None else None
-    first_monday = per_day.index.min() - pd.Timedelta(days=per_day.index.min().weekday())
+    monday = lambda day: day - pd.Timedelta(days=day.weekday())  # noqa: E731
+    weeks = sorted({monday(d) for d in per_day.index} | {monday(d) for d in logged["performed_on"]})
+    rows: dict[pd.Timestamp, float] = {}
+    labels, y, gaps = [], 0.0, []
+    for i, week in enumerate(weeks):
+        if i and (week - weeks[i - 1]).days > 7:  # a break: weeks with neither a plan nor a session
+            skipped = (week - weeks[i - 1]).days // 7 - 1
+            gaps.append((y, skipped))
+            y += 0.6
+        rows[week] = y
+        labels.append((y, week.strftime("%d %b %y")))
+        y += 1
     colours = {"all": PALETTE["green"], "some": PALETTE["yellow"], "none": PALETTE["vermillion"],
                "future": "#EEEEEE"}
     for day, row in per_day.iterrows():
-        week = (day - first_monday).days // 7
+        top = rows[monday(day)]
         if cut is not None and day > cut:
             state = "future"
         elif row["full"] >= row["planned"]:
@@ -156,16 +187,19 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
             state = "some"
         else:
             state = "none"
-        ax.add_patch(Rectangle((day.weekday(), week), 0.92, 0.92, color=colours[state]))
-        ax.text(day.weekday() + 0.46, week + 0.3, f"{day.day}", ha="center", va="center", fontsize=7)
+        ax.add_patch(Rectangle((day.weekday(), top), 0.92, 0.92, color=colours[state]))
+        ax.text(day.weekday() + 0.46, top + 0.3, f"{day.day}", ha="center", va="center", fontsize=7)
         if row["breakout"]:
-            ax.text(day.weekday() + 0.46, week + 0.66, "B", ha="center", va="center", fontsize=8, weight="bold")
-    weeks = (per_day.index.max() - first_monday).days // 7 + 1
+            ax.text(day.weekday() + 0.46, top + 0.66, "B", ha="center", va="center", fontsize=8, weight="bold")
+    for top, skipped in gaps:
+        ax.text(3.46, top + 0.3, f"{skipped} week{'s' if skipped != 1 else ''} without a program",
+                ha="center", va="center", fontsize=7, style="italic", color=PALETTE["grey"])
+        ax.axhline(top + 0.3, xmin=0.0, xmax=0.28, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
+        ax.axhline(top + 0.3, xmin=0.72, xmax=1.0, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
     ax.set_xlim(-0.1, 7)
-    ax.set_ylim(weeks, -0.1)
+    ax.set_ylim(y, -0.1)
     ax.set_xticks(np.arange(7) + 0.46, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
-    ax.set_yticks(np.arange(weeks) + 0.46,
-                  [(first_monday + pd.Timedelta(weeks=w)).strftime("%d %b") for w in range(weeks)])
+    ax.set_yticks([t + 0.46 for t, _ in labels], [text for _, text in labels], fontsize=8)
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
@@ -173,6 +207,8 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
     ax.legend(handles=[Patch(color=colours[k], label=t) for k, t in
                        (("all", "all done"), ("some", "some / partial"), ("none", "none done"), ("future", "to come"))],
               loc="upper center", bbox_to_anchor=(0.5, -0.04), ncols=4, fontsize=8, frameon=False)
+    if own:  # the grid sets the height: a row per week drawn
+        fig.set_figheight(max(2.5, 0.32 * y + 1.6))
     return fig
 
 
@@ -198,10 +234,10 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
         ax.text(0.5, 0.5, "no pain scores recorded", ha="center", transform=ax.transAxes, color=PALETTE["grey"])
     ax.set_ylim(-0.5, 10.5)
     ax.set_ylabel("pain (NPRS 0-10)")
-    ax.set_xlabel("date")
+    date_axis(ax)
     ax.set_title(f"{patient_id}: pain before -> after sessions (thick: rise of 2+ points)", loc="left")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, frameon=False, ncols=2, loc="upper left")
+    if ax.get_legend_handles_labels()[0]:  # below the plot: points reach every height
+        ax.legend(fontsize=8, frameon=False, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.grid(alpha=0.3)
     return fig
 

@@ -27,7 +27,8 @@ import pandas as pd
 
 from . import __version__
 from .analysis import adherence_summary, rom_trends, tolerance_flags
-from .analysis.rom import PRIMARY_METHOD, select_method
+from .analysis.rom import PRIMARY_METHOD, method_in_words, select_method
+from .numbers import fixed, percent, rounded, signed, to_gain, whole
 from .errors import HipAnalyticsWarning, ReportError
 from .synthetic import is_synthetic
 
@@ -65,32 +66,105 @@ class PatientProgress:
 
     @property
     def summary(self) -> str:
-        """Two or three sentences a clinician can read aloud."""
+        """A few sentences a clinician can read aloud: one per involved side, then sessions and pain."""
         return _summary(self)
 
+    def sides_table(self) -> pd.DataFrame:
+        """One row per involved side: latest, change, slope with its 95 % CI, recent trend, the
+        side-to-side difference (one visit) and the target, in words and rounded as shown."""
+        rows = []
+        for r in _involved(self.trends).itertuples():
+            slope = (f"{fixed(r.slope_deg_per_week)} ({fixed(r.slope_ci_low)} to {fixed(r.slope_ci_high)})"
+                     if pd.notna(r.slope_ci_low) else fixed(r.slope_deg_per_week, missing="-"))
+            other = ("-" if pd.isna(r.asymmetry_deg) else
+                     f"{signed(r.asymmetry_deg)} on {pd.Timestamp(r.asymmetry_on):%Y-%m-%d}")
+            gain = to_gain(r.target_deg, r.latest_deg)
+            target = "-" if gain is None else (f"{whole(r.target_deg)} ({'reached' if gain == 0 else f'{gain} to gain'})")
+            rows.append({"side": r.side, "baseline (deg)": whole(r.baseline_deg), "latest (deg)": whole(r.latest_deg),
+                         "change (deg)": signed(r.change_deg), "vs MDC": r.direction,
+                         "deg/week (95% CI)": slope,
+                         f"last {r.recent_weeks} weeks": r.recent_trend if isinstance(r.recent_trend, str) else "not judged",
+                         "vs other side (deg)": other, "target (deg)": target})
+        return pd.DataFrame(rows)
+
     def measurement_table(self) -> pd.DataFrame:
-        """Every measurement with its method, as a report table."""
+        """One row per visit and side on the report's method: mean of the trials, their number and range."""
+        m = select_method(self.measurements, self.method)
+        if m.empty:
+            return pd.DataFrame(columns=["date", "side", "IR, mean of trials (deg)", "trials", "range (deg)"])
+        m = m.assign(measured_on=pd.to_datetime(m["measured_on"]))
+        g = m.groupby(["measured_on", "side"])["degrees"]
+        v = g.agg(["mean", "size", "min", "max"]).reset_index().sort_values(["measured_on", "side"])
+        return pd.DataFrame({
+            "date": v["measured_on"].dt.strftime("%Y-%m-%d"), "side": v["side"],
+            "IR, mean of trials (deg)": v["mean"].map(fixed), "trials": v["size"].astype(int),
+            "range (deg)": [fixed(a) if a == b else f"{fixed(a)} to {fixed(b)}" for a, b in zip(v["min"], v["max"])],
+        }).reset_index(drop=True)
+
+    def trials_table(self) -> pd.DataFrame:
+        """Every trial of every measurement, with its method in words (the report's appendix)."""
         m = self.measurements.sort_values(["measured_on", "side", "position", "trial"])
-        out = m[["measured_on", "side", "position", "mode", "instrument", "trial", "degrees"]].copy()
-        out["measured_on"] = pd.to_datetime(out["measured_on"]).dt.strftime("%Y-%m-%d")
-        return out.rename(columns={"measured_on": "date", "degrees": "IR (degrees)"}).reset_index(drop=True)
+        return pd.DataFrame({
+            "date": pd.to_datetime(m["measured_on"]).dt.strftime("%Y-%m-%d"), "side": m["side"],
+            "method": [method_in_words({"position": a, "mode": b, "instrument": c})
+                       for a, b, c in zip(m["position"], m["mode"], m["instrument"])],
+            "trial": m["trial"].astype("Int64"), "IR (deg)": m["degrees"].map(fixed),
+        }).reset_index(drop=True)
 
     def header_html(self) -> str:
-        """Header block (escaped): patient, programs, dates."""
+        """Header block (escaped): patient, involved side(s), method, programs, dates."""
+        side = str(self.patient.get("involved_side", ""))
         rows = [("Patient", self.label), ("Report date", self.as_of.strftime("%Y-%m-%d")),
-                ("Involved side", str(self.patient.get("involved_side", "")))]
-        for p in self.programs.itertuples():
+                ("Involved side", "both hips" if side == "both" else f"{side} hip"),
+                ("Measured", f"hip internal rotation, {method_in_words(self.method)}")]
+        for p in self.programs.sort_values("start_date").itertuples():
             rows.append(("Program", f"{p.protocol_id} {p.protocol_version}, {p.schedule}, "
                                     f"{pd.Timestamp(p.start_date):%Y-%m-%d} to {pd.Timestamp(p.end_date):%Y-%m-%d}"))
         cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
         return f'<table class="header">{cells}</table>'
 
     def flags_html(self) -> str:
-        """The tolerance flags with their reasons (escaped), or a line saying there are none."""
-        raised = self.flags[self.flags["flagged"]] if len(self.flags) else self.flags
-        if raised.empty:
+        """The tolerance flags with their reasons, and pain rises before a schedule switch as history
+        (escaped); or a line saying there are none."""
+        told = self.flags[self.flags["message"] != ""] if len(self.flags) else self.flags
+        if told.empty:
             return "<p>No flags: pain did not rise by 2 or more points after repeated breakout sessions.</p>"
-        return "".join(f"<p class='flag'>{html.escape(m)}</p>" for m in raised["message"])
+        return "".join(f"<p class='{'flag' if f else 'history'}'>{html.escape(m)}</p>"
+                       for f, m in zip(told["flagged"], told["message"]))
+
+    def chart_alt(self) -> str:
+        """One sentence saying what the headline chart shows (its alt text)."""
+        parts = []
+        for r in _involved(self.trends).itertuples():
+            if r.n_visits < 2:
+                parts.append(f"{r.side.capitalize()} hip IR measured once: {whole(r.latest_deg)} degrees")
+            else:
+                verb = "rose" if rounded(r.change_deg) > 0 else "fell" if rounded(r.change_deg) < 0 else "stayed"
+                span = f"over {whole(r.weeks_followed)} weeks"
+                parts.append(f"{r.side.capitalize()} hip IR {verb} from {whole(r.baseline_deg)} to "
+                             f"{whole(r.latest_deg)} degrees {span}" if verb != "stayed" else
+                             f"{r.side.capitalize()} hip IR stayed at {whole(r.latest_deg)} degrees {span}")
+        text = "; ".join(parts) or "No hip IR measurements on this method yet"
+        return f"{text}, above the breakout sessions planned and done each week."
+
+    def calendar_alt(self) -> str:
+        """One sentence saying what the sessions calendar shows (its alt text)."""
+        a = self.adherence
+        if a is None or pd.isna(a["adherence"]):
+            return "Calendar of planned sessions: no program, or nothing planned yet."
+        return (f"Calendar of the program's days: {percent(a['adherence'])} of planned sessions and "
+                f"{percent(a['breakout_adherence'])} of planned breakout sessions done up to {self.as_of:%d %b %Y}.")
+
+    def pain_alt(self) -> str:
+        """One sentence saying what the pain chart shows (its alt text)."""
+        s = self.sessions
+        both = s[s["pain_before"].notna() & s["pain_after"].notna()]
+        if both.empty:
+            return "Pain before and after sessions: no pain scores recorded."
+        rises = int(((both["pain_after"] - both["pain_before"]) >= 2).sum())
+        return (f"Pain (NPRS 0-10) before and after {len(both)} sessions from {pd.Timestamp(both['performed_on'].min()):%d %b} "
+                f"to {pd.Timestamp(both['performed_on'].max()):%d %b %Y}: {rises} rise{'s' if rises != 1 else ''} of 2 "
+                "or more points.")
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -197,9 +271,14 @@ def _key_figures(p: PatientProgress) -> dict[str, Any]:
         sides[row.side] = {
             "baseline_deg": _number(row.baseline_deg), "latest_deg": _number(row.latest_deg),
             "change_deg": _number(row.change_deg), "slope_deg_per_week": _number(row.slope_deg_per_week),
+            "slope_ci": [_number(row.slope_ci_low), _number(row.slope_ci_high)],
             "mdc_deg": _number(row.mdc_deg), "beyond_mdc": bool(row.beyond_mdc), "direction": row.direction,
+            "recent_trend": row.recent_trend if isinstance(row.recent_trend, str) else None,
             "plateau": None if pd.isna(row.plateau) else bool(row.plateau), "weeks_followed": _number(row.weeks_followed),
-            "target_deg": _number(row.target_deg),
+            "asymmetry_deg": _number(row.asymmetry_deg),
+            "asymmetry_on": None if pd.isna(row.asymmetry_on) else f"{pd.Timestamp(row.asymmetry_on):%Y-%m-%d}",
+            "target_deg": _number(row.target_deg), "target_source": row.target_source,
+            "to_gain_deg": to_gain(row.target_deg, row.latest_deg),
         }
     a = p.adherence
     return {
@@ -214,39 +293,59 @@ def _key_figures(p: PatientProgress) -> dict[str, Any]:
     }
 
 
+_RECENT = {"gaining": "still a reliable gain", "plateau": "no reliable change (plateau)",
+           "worsening": "a reliable loss (worsening)"}
+
+
+def side_sentence(row) -> str:
+    """One involved side's progress in a sentence, every number rounded once and compared as shown."""
+    side = row.side.capitalize()
+    if row.n_visits < 2:
+        return f"{side} hip IR measured once so far: {whole(row.latest_deg)} degrees."
+    mdc = f"{row.mdc_deg:g}"
+    verdict = {"improved": f"beyond the {mdc}-degree MDC", "worse": f"a loss beyond the {mdc}-degree MDC",
+               "no reliable change": f"within the {mdc}-degree MDC, so not a reliable change"}[row.direction]
+    verb = {"improved": "improved", "worse": "fell"}.get(row.direction, "changed")
+    text = (f"{side} hip IR {verb} from {whole(row.baseline_deg)} to {whole(row.latest_deg)} degrees "
+            f"({signed(row.change_deg)}, {verdict}) over {whole(row.weeks_followed)} weeks")
+    if pd.notna(row.slope_ci_low):
+        text += (f", {fixed(row.slope_deg_per_week)} degrees a week (95% CI {fixed(row.slope_ci_low)} to "
+                 f"{fixed(row.slope_ci_high)})")
+    if isinstance(row.recent_trend, str):
+        text += f"; over the last {row.recent_weeks} weeks, {_RECENT[row.recent_trend]}"
+    gain = to_gain(row.target_deg, row.latest_deg)
+    if gain is not None:
+        target = whole(row.target_deg)
+        source = ("the uninvolved side's mean" if str(row.target_source).startswith("uninvolved")
+                  else "the low end of the normal range")
+        text += (f"; {gain} degree{'s' if gain != 1 else ''} short of the target of {target} ({source})" if gain > 0
+                 else f"; at or above the target of {target} ({source})")
+    if pd.notna(row.asymmetry_deg):
+        text += (f"; {whole(abs(row.asymmetry_deg))} degrees {'less' if rounded(row.asymmetry_deg) < 0 else 'more'} "
+                 f"than the other side on {pd.Timestamp(row.asymmetry_on):%d %b %Y}"
+                 if rounded(row.asymmetry_deg) != 0 else
+                 f"; level with the other side on {pd.Timestamp(row.asymmetry_on):%d %b %Y}")
+    return text + "."
+
+
 def _summary(p: PatientProgress) -> str:
     involved = _involved(p.trends)
-    parts = []
+    parts = [side_sentence(row) for row in involved.itertuples()]
     if involved.empty:
         parts.append("No hip IR measurements on the report's method yet for the involved side.")
-    for row in involved.itertuples():
-        if row.n_visits < 2:
-            parts.append(f"{row.side.capitalize()} hip IR measured once so far: {row.latest_deg:.0f} degrees.")
-            continue
-        verdict = {"improved": f"beyond the {row.mdc_deg:g}-degree MDC",
-                   "worse": f"a loss beyond the {row.mdc_deg:g}-degree MDC",
-                   "no reliable change": f"within the {row.mdc_deg:g}-degree MDC, so not a reliable change"}[row.direction]
-        verb = {"improved": "improved", "worse": "fell"}.get(row.direction, "changed")
-        text = (f"{row.side.capitalize()} hip IR {verb} from {row.baseline_deg:.0f} to {row.latest_deg:.0f} degrees "
-                f"({row.change_deg:+.0f}, {verdict}) over {row.weeks_followed:.0f} weeks")
-        if pd.notna(row.plateau) and bool(row.plateau):
-            text += "; no reliable gain over the last weeks (plateau)"
-        if pd.notna(row.target_deg):
-            short = row.target_deg - row.latest_deg
-            text += (f"; {short:.0f} degrees short of the target of {row.target_deg:.0f}" if short >= 0.5
-                     else f"; at or above the target of {row.target_deg:.0f}")
-        parts.append(text + ".")
     a = p.adherence
     if a is not None and pd.notna(a["breakout_adherence"]):
-        parts.append(f"{100 * a['breakout_adherence']:.0f}% of planned breakout sessions done "
-                     f"({a['breakouts_per_week_done']:.1f} per week); {100 * a['adherence']:.0f}% of all planned sessions.")
+        parts.append(f"{percent(a['breakout_adherence'])} of planned breakout sessions done "
+                     f"({fixed(a['breakouts_per_week_done'])} per week); {percent(a['adherence'])} of all planned "
+                     "sessions.")
     flagged = p.flags[p.flags["flagged"]] if len(p.flags) else p.flags
     if len(flagged):
         parts.append("Pain rose after repeated breakout sessions: see the flags.")
     elif len(p.flags):
-        parts.append("Pain stable after breakout sessions.")
+        parts.append("Pain stable after breakout sessions" + (" since the schedule switch; earlier rises are in the "
+                                                              "flags section." if (p.flags["history"] != "").any()
+                                                              else "."))
     return " ".join(parts)
-
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,18 +429,20 @@ def patient_list(source, *, as_of=None, grace_days: int = ACTIVE_GRACE_DAYS) -> 
 
 
 def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) -> pd.DataFrame:
-    """Every patient (or ``patients``) with latest IR, change against the MDC, adherence, plateau and
-    tolerance flag, sorted by who needs attention first.
+    """Every involved hip of every patient (or ``patients``): latest IR, change against the MDC,
+    recent trend, degrees still to gain, adherence and tolerance flag, who needs attention first.
 
-    Attention order: a tolerance flag, then a loss beyond the MDC, then a plateau short of the
+    A patient with both hips involved has a row per hip. Attention order: a tolerance flag, then a
+    loss beyond the MDC (or a reliable loss over the recent weeks), then a plateau short of the
     target, then breakout adherence under 50 %, then everyone else by smallest change.
 
     Returns
     -------
     DataFrame
-        ``patient_id``, ``side``, ``latest_deg``, ``change_deg``, ``direction``, ``plateau``,
-        ``to_target_deg``, ``breakout_adherence``, ``flagged``, ``attention`` (the reason, or
-        empty), sorted.
+        ``patient_id``, ``side``, ``latest_deg``, ``change_deg``, ``direction``, ``recent_trend``,
+        ``plateau``, ``to_target_deg``, ``to_gain_deg`` (whole degrees still to gain, from the
+        rounded numbers shown; 0 once reached), ``breakout_adherence``, ``flagged``, ``attention``
+        (the reason, or empty), sorted.
     """
     t = _tables(source)
     if patients is not None:
@@ -349,17 +450,17 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) ->
     cut = iso_day(as_of)
     m = select_method(t["measurements"])
     trends = _involved(rom_trends(m, patients=t["patients"], as_of=cut))
-    # one row per patient: the involved side with the smallest change (both hips: the worse one)
-    trends = trends.sort_values("change_deg").drop_duplicates("patient_id")
     adh = adherence_summary(t["programs"], t["sessions"], as_of=cut).set_index("patient_id")
     flags = tolerance_flags(t["sessions"], t["programs"], as_of=cut).set_index("patient_id")
-    out = trends[["patient_id", "side", "latest_deg", "change_deg", "direction", "plateau", "to_target_deg"]].copy()
+    out = trends[["patient_id", "side", "latest_deg", "change_deg", "direction", "recent_trend", "plateau",
+                  "to_target_deg"]].copy()
+    out["to_gain_deg"] = [to_gain(target, latest) for target, latest in zip(trends["target_deg"], trends["latest_deg"])]
     out["breakout_adherence"] = out["patient_id"].map(adh["breakout_adherence"]) if len(adh) else np.nan
     out["flagged"] = out["patient_id"].map(flags["flagged"]).fillna(False).astype(bool) if len(flags) else False
     reasons = [
         (out["flagged"], "pain rose after repeated breakouts"),
-        (out["direction"] == "worse", "IR fell beyond the MDC"),
-        (out["plateau"].fillna(False).astype(bool) & (out["to_target_deg"].fillna(0) > 0), "plateau short of target"),
+        ((out["direction"] == "worse") | (out["recent_trend"] == "worsening"), "IR fell beyond the MDC"),
+        (out["plateau"].fillna(False).astype(bool) & (out["to_gain_deg"].fillna(0) > 0), "plateau short of target"),
         (out["breakout_adherence"] < 0.5, "under half of breakouts done"),
     ]
     out["attention"] = ""
@@ -368,26 +469,30 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) ->
         mask = mask.fillna(False).astype(bool)
         out.loc[mask, "attention"] = reason
         out.loc[mask, "rank"] = rank
-    out = out.sort_values(["rank", "change_deg"], kind="stable").drop(columns="rank")
+    out = out.sort_values(["rank", "change_deg", "patient_id", "side"], kind="stable").drop(columns="rank")
     return out.reset_index(drop=True)
 
 
 def overview_key_figures(overview: pd.DataFrame) -> dict[str, Any]:
     """The overview report's key figures: patients, how many need attention, how many are flagged."""
-    return {"patients": int(len(overview)), "need_attention": int((overview["attention"] != "").sum()),
-            "flagged": int(overview["flagged"].sum()), "synthetic_data": is_synthetic(overview["patient_id"]),
-            "hipanalytics_version": __version__}
+    by_patient = overview.groupby("patient_id").agg(attention=("attention", lambda a: (a != "").any()),
+                                                    flagged=("flagged", "any"))
+    return {"patients": int(len(by_patient)), "hips": int(len(overview)),
+            "need_attention": int(by_patient["attention"].sum()), "flagged": int(by_patient["flagged"].sum()),
+            "synthetic_data": is_synthetic(overview["patient_id"]), "hipanalytics_version": __version__}
 
 
 def overview_table(overview: pd.DataFrame) -> pd.DataFrame:
     """:func:`clinic_overview` with readable headings and values, for a printed page."""
+    gain = overview["to_gain_deg"].map(lambda g: "" if g is None or pd.isna(g) else ("reached" if g == 0 else str(int(g))))
     return pd.DataFrame({
-        "patient": overview["patient_id"], "side": overview["side"],
-        "latest IR (deg)": overview["latest_deg"].map("{:.0f}".format),
-        "change (deg)": overview["change_deg"].map("{:+.0f}".format),
-        "vs MDC": overview["direction"], "plateau": overview["plateau"].map({True: "yes", False: ""}).fillna(""),
-        "to target (deg)": overview["to_target_deg"].map(lambda v: "" if pd.isna(v) else f"{v:.0f}"),
-        "breakouts done": (100 * overview["breakout_adherence"]).map(lambda v: "" if pd.isna(v) else f"{v:.0f}%"),
+        "patient": overview["patient_id"], "hip": overview["side"],
+        "latest IR (deg)": overview["latest_deg"].map(whole),
+        "change (deg)": overview["change_deg"].map(signed),
+        "vs MDC": overview["direction"],
+        "last weeks": overview["recent_trend"].map(lambda t: t if isinstance(t, str) else "not judged"),
+        "degrees still to gain": gain,
+        "breakouts done": overview["breakout_adherence"].map(percent),
         "needs attention": overview["attention"],
     })
 
@@ -423,6 +528,25 @@ class CohortComparison:
         return pd.DataFrame([{"label": short.get(r.analysis, f"per protocol (>= {100 * self.threshold:.0f}% breakouts)"),
                               "estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high}
                              for r in welch.itertuples()])
+
+    def trajectories_alt(self) -> str:
+        """One sentence for the trajectories chart."""
+        n = self.visits.groupby("schedule")["patient_id"].nunique()
+        return ("Hip IR of the involved side over the weeks, each patient a thin line, the weekly mean with its 95% CI "
+                "by schedule: " + ", ".join(f"{k} n = {v}" for k, v in n.items()) + ".")
+
+    def forest_alt(self) -> str:
+        """One sentence for the forest plot."""
+        rows = self.forest_table()
+        return f"Difference in IR change ({self.contrast}), degrees, with 95% CIs: " + "; ".join(
+            f"{r.label} {fixed(r.estimate)} ({fixed(r.ci_low)} to {fixed(r.ci_high)})" for r in rows.itertuples()) + "."
+
+    def dose_alt(self) -> str:
+        """One sentence for the dose-response chart."""
+        slope = self.dose.iloc[1]
+        return (f"Each patient's IR slope against breakout sessions done per week; the fitted line rises "
+                f"{fixed(slope['estimate'], 2)} degrees a week per extra breakout a week "
+                f"(95% CI {fixed(slope['ci_low'], 2)} to {fixed(slope['ci_high'], 2)}).")
 
     @property
     def contrast(self) -> str:

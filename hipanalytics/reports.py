@@ -28,7 +28,7 @@ from .errors import HipAnalyticsError, ReportError, StoreError
 from .progress import ACTIVE_GRACE_DAYS, REFERENCES, PatientProgress, iso_day, patient_list, patient_progress
 
 __all__ = ["TEMPLATES_DIR", "check_parameters", "source_banner", "open_patient", "show", "paragraph", "table_html",
-           "references_html", "write_key_figures", "render_notebook", "render_patient", "active_patients",
+           "references_html", "store_label", "write_key_figures", "render_notebook", "render_patient", "active_patients",
            "render_clinic", "open_store", "render_cohort", "render_overview"]
 
 TEMPLATES_DIR = notebooks_dir() / "reports"
@@ -39,11 +39,15 @@ body { font: 11pt/1.45 "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: #1b1
        margin: 0 auto; padding: 1.2rem; }
 h1 { color: #0b5394; font-size: 1.5rem; } h2 { font-size: 1.15rem; border-bottom: 2px solid #0b5394; }
 table { border-collapse: collapse; margin: .4rem 0; font-size: .82rem; }
-th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; }
+th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; overflow-wrap: anywhere; }
 table.header th { background: #f3f3f3; }
 img { max-width: 100%; height: auto; }
 .flag { border-left: 4px solid #D55E00; padding-left: .6rem; }
 footer { margin-top: 2rem; font-size: .75rem; color: #555; border-top: 1px solid #ccc; padding-top: .4rem; }
+td.id, td.id a { white-space: nowrap; }
+.history { border-left: 4px solid #999; padding-left: .6rem; color: #333; }
+table { max-width: 100%; }
+table.dataframe, table.index { width: 100%; }
 @page { size: A4; margin: 14mm; }
 """
 
@@ -149,15 +153,19 @@ def open_patient(store: str | None, patient_id: str, *, as_of=None, show_name: b
     return patient_progress(open_store(store), patient_id, as_of=as_of, method=method, show_name=show_name)
 
 
-def show(figure, *, dpi: int = 110):
-    """Display a matplotlib Figure as an embedded PNG (no pyplot or inline backend needed)."""
+def show(figure, *, alt: str, dpi: int = 110):
+    """Display a matplotlib Figure as an embedded PNG with its alt text (no pyplot or inline backend).
+
+    ``alt`` says in one sentence what the chart shows; the HTML report puts it on the image for
+    screen readers and for whoever reads the report without the pictures.
+    """
     import io
 
     from IPython.display import Image, display
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
-    display(Image(data=buffer.getvalue(), format="png"))
+    display(Image(data=buffer.getvalue(), format="png", metadata={"alt": alt}))
 
 
 def open_store(store: str | None):
@@ -357,8 +365,9 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
         if watchdog:
             watchdog.cancel()
     figures = json.loads(figures_path.read_text(encoding="utf-8"))
+    shown = {**parameters, **({"store": store_label(parameters["store"])} if parameters.get("store") else {})}
     stamp = {**(stamp or {}), "hipanalytics": __version__,
-             "parameters": json.dumps(parameters, default=str, sort_keys=True),
+             "parameters": json.dumps(shown, default=str, sort_keys=True),
              "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     exporter = HTMLExporter(template_name="basic", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, exclude_anchor_links=True)
@@ -401,7 +410,8 @@ def render_patient(store: str | Path, patient_id: str, out_dir: str | Path, *, a
     parameters = {"store": _store_parameter(store), "patient_id": patient_id,
                   "as_of": None if as_of is None else str(pd.Timestamp(as_of).date()), "show_name": show_name}
     return render_notebook(template, parameters, out_dir, f"progress-{patient_id}", formats=formats,
-                           title=f"Hip IR progress: {patient_id}", stamp={"store": fingerprint},
+                           title=f"Hip IR progress: {patient_id}",
+                           stamp={"data snapshot": fingerprint, "store": store_label(store)},
                            timeout=timeout, warm=warm)
 
 
@@ -486,32 +496,57 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
 
 
 def _index_html(done: dict[str, dict], failed: dict[str, str], fingerprint: str, out: Path) -> str:
+    """The batch's index page: a row per involved hip of each report, linked; the failures listed."""
+    from .numbers import percent, signed, whole
+
     rows = []
     for patient_id in sorted(done):
         figures = done[patient_id]["figures"]
-        involved = figures.get("involved") or {}
-        side, numbers = next(iter(involved.items()), ("", {}))
         link = Path(done[patient_id]["html"]).name if "html" in done[patient_id] else ""
-
-        def fmt(value, pattern="{:.0f}"):
-            return "" if value is None else pattern.format(value)
-
-        cells = [f'<a href="{html.escape(link)}">{html.escape(patient_id)}</a>' if link else html.escape(patient_id),
-                 html.escape(side), fmt(numbers.get("latest_deg")), fmt(numbers.get("change_deg"), "{:+.0f}"),
-                 html.escape(str(numbers.get("direction", ""))),
-                 "yes" if numbers.get("plateau") else "", fmt(figures.get("breakout_adherence") and
-                                                             100 * figures["breakout_adherence"], "{:.0f}%"),
-                 "FLAG" if figures.get("flagged") else ""]
-        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    head = ("<tr><th>patient</th><th>involved side</th><th>latest IR (deg)</th><th>change (deg)</th>"
-            "<th>vs MDC</th><th>plateau</th><th>breakouts done</th><th>tolerance</th></tr>")
+        name = (f'<a href="{html.escape(link)}">{html.escape(patient_id)}</a>' if link else html.escape(patient_id))
+        involved = figures.get("involved") or {"": {}}
+        tolerance = "FLAG: pain rose after breakouts" if figures.get("flagged") else "none"
+        for side, numbers in involved.items():
+            gain = numbers.get("to_gain_deg")
+            cells = [name, html.escape(side or "not measured"), whole(numbers.get("latest_deg"), "-"),
+                     signed(numbers.get("change_deg"), missing="-"), html.escape(str(numbers.get("direction") or "-")),
+                     html.escape(str(numbers.get("recent_trend") or "not judged")),
+                     "-" if gain is None else ("reached" if gain == 0 else str(gain)),
+                     percent(figures.get("breakout_adherence"), "-"), tolerance]
+            rows.append("<tr>" + "".join(f'<td class="{"id" if i == 0 else ""}">{c}</td>' for i, c in enumerate(cells))
+                        + "</tr>")
+    head = ("<tr><th>patient</th><th>hip</th><th>latest IR (deg)</th><th>change (deg)</th><th>vs MDC</th>"
+            "<th>last weeks</th><th>degrees still to gain</th><th>breakouts done</th><th>tolerance</th></tr>")
     failures = "".join(f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in sorted(failed.items()))
-    body = (f"<h1>Clinic progress reports</h1><p>{len(done)} reports made, {len(failed)} failed.</p>"
-            f"<table>{head}{''.join(rows)}</table>"
+    body = (f"<h1>Clinic progress reports</h1><p>{len(done)} reports made, {len(failed)} failed. A patient with "
+            "both hips involved has a row per hip.</p>"
+            f'<table class="index">{head}{"".join(rows)}</table>'
             + (f"<h2>Failed</h2><ul>{failures}</ul>" if failures else ""))
-    stamp = {"store": fingerprint, "hipanalytics": __version__,
+    from .synthetic import is_synthetic
+
+    if is_synthetic(done):
+        body = body.replace("</h1>", "</h1>" + source_banner("", list(done)), 1)
+    stamp = {"data snapshot": fingerprint, "hipanalytics": __version__,
              "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
     return _html_document(body, "Clinic progress reports", stamp)
+
+
+def store_label(store) -> str:
+    """How a report names its store: the file name of a SQLite store, the database name of a server
+    (never a folder path, a host or a password: the footer of a report travels).
+
+    Examples
+    --------
+    >>> store_label("/home/clinic/records/clinic.sqlite"), store_label("postgresql+psycopg://u:pw@db.local/rehab")
+    ('clinic.sqlite', 'rehab (postgresql)')
+    """
+    text = str(store)
+    if "://" in text:
+        import sqlalchemy as sa
+
+        url = sa.make_url(text)
+        return f"{url.database} ({url.get_backend_name()})"
+    return Path(text).name
 
 
 def _store_parameter(store) -> str:
@@ -540,7 +575,7 @@ def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None 
     parameters = {"store": _store_parameter(store), "cohort": cohort, "week": week, "threshold": threshold}
     return render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
                            f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
-                           stamp={"store": fingerprint}, timeout=timeout)
+                           stamp={"data snapshot": fingerprint, "store": store_label(store)}, timeout=timeout)
 
 
 def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, formats: tuple[str, ...] = ("html",),
@@ -551,5 +586,6 @@ def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, forma
     parameters = {"store": _store_parameter(store),
                   "as_of": None if as_of is None else str(pd.Timestamp(as_of).date())}
     return render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
-                           formats=formats, title="Clinic overview", stamp={"store": fingerprint},
+                           formats=formats, title="Clinic overview",
+                           stamp={"data snapshot": fingerprint, "store": store_label(store)},
                            timeout=timeout)

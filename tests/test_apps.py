@@ -227,9 +227,11 @@ def _entry(store) -> EntryForm:
 def test_entry_saves_trials_and_lists_them_and_a_bad_value_keeps_the_form(store):
     form = _entry(store)
     assert form.m_side.value == "right"  # the involved side
-    form.m_trials[0].value, form.m_trials[1].value = "31", "132"
+    form.m_trials[0].value, form.m_trials[2].value = "31", "132"
     form.m_save.click()
     assert "Not saved" in form.status.value and "hip IR outside -20..90 degrees" in form.status.value
+    assert "<td>Trial 3</td><td>132</td>" in form.status.value and "degrees</td>" not in form.status.value
+    form.m_trials[1].value, form.m_trials[2].value = "132", ""
     assert [t.value for t in form.m_trials] == ["31", "132", ""]
     assert store.read("measurements").empty
     form.m_trials[1].value = "32,5"
@@ -247,7 +249,8 @@ def test_entry_session_log_with_pain_is_validated_inline(store):
     form.s_session.value = "breakouts"
     form.s_rounds.value, form.s_pain_before.value, form.s_pain_after.value = "3", "2", "11"
     form.s_save.click()
-    assert "pain_after" in form.status.value and "must be at most 10" in form.status.value
+    assert "<td>Pain after</td>" in form.status.value and "must be at most 10" in form.status.value
+    assert "pain_after" not in form.status.value
     assert store.read("sessions").empty and form.s_pain_after.value == "11"
     form.s_pain_after.value = "4"
     form.s_save.click()

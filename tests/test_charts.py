@@ -40,7 +40,8 @@ def test_headline_chart_shows_both_sides_mdc_band_target_and_weekly_breakouts():
     top, bottom = fig.axes
     assert top.get_ylabel() == "hip internal rotation (degrees)"
     labels = top.get_legend_handles_labels()[1]
-    assert labels == ["left hip", "right hip (involved)", "baseline +/- MDC (5.4 degrees)", "target 34 degrees"]
+    assert labels == ["left hip", "right hip (involved)", "right baseline +/- MDC (5.4 degrees)",
+                      "target 33 degrees (uninvolved side's mean)"]  # mean of 33, 33, 34
     assert "breakout sessions" in bottom.get_ylabel()
     planned = [p.get_height() for p in bottom.patches if p.get_facecolor()[3] == 0]
     done = [p.get_height() for p in bottom.patches if p.get_facecolor()[3] > 0]
@@ -114,3 +115,58 @@ def test_charts_do_not_modify_their_inputs(draw):
     draw(m, p, s)
     for now, then in zip((m, p, s), before):
         pd.testing.assert_frame_equal(now, then)
+
+
+def _overlapping_labels(fig) -> list[tuple[str, str]]:
+    """Pairs of tick labels whose drawn boxes overlap, at the figure's own size."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    pairs = []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+            boxes = [t.get_window_extent(renderer) for t in labels]
+            for i in range(len(boxes)):
+                for j in range(i + 1, len(boxes)):
+                    if boxes[i].overlaps(boxes[j]):
+                        pairs.append((labels[i].get_text(), labels[j].get_text()))
+    return pairs
+
+
+def test_both_hips_involved_are_two_series_each_with_its_own_colour_marker_and_legend_entry():
+    both = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["both"]})
+    fig = charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", patients=both)
+    top = fig.axes[0]
+    lines = {line.get_label(): line for line in top.get_lines() if line.get_label().endswith("(involved)")}
+    assert set(lines) == {"left hip (involved)", "right hip (involved)"}
+    left, right = lines["left hip (involved)"], lines["right hip (involved)"]
+    assert left.get_color() != right.get_color() and left.get_marker() != right.get_marker()
+    labels = top.get_legend_handles_labels()[1]
+    assert len(labels) == len(set(labels))  # no entry twice
+    assert labels.count("target 29 degrees (normative band, low end)") == 1
+
+
+def test_no_chart_has_tick_labels_running_into_each_other():
+    clinic = generate_clinic(6, seed=2)
+    m, p, pr, s = (clinic[t] for t in ("measurements", "patients", "programs", "sessions"))
+    pid = pr["patient_id"].iloc[0]
+    figures = [charts.rom_progress(m, pr, s, pid, patients=p), charts.pain_chart(s, pr, pid),
+               charts.adherence_calendar(pr, s, pid)]
+    for fig in figures:
+        assert _overlapping_labels(fig) == [], fig.axes[0].get_title()
+    pain = figures[1].axes[0]
+    assert type(pain.xaxis.get_major_formatter()).__name__ == "ConciseDateFormatter"
+
+
+def test_the_adherence_calendar_draws_only_weeks_with_a_plan_and_marks_the_break_between_programs():
+    later = pd.DataFrame({"program_id": ["A", "B"], "patient_id": ["P1", "P1"], "protocol_id": "hip-ir-breakouts",
+                          "protocol_version": "1.0.0", "schedule": ["three-per-week", "three-per-week"],
+                          "start_date": ["2026-01-05", "2026-12-07"], "end_date": ["2026-01-18", "2026-12-20"]})
+    fig = charts.adherence_calendar(later, sessions(), "P1")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["05 Jan 26", "12 Jan 26", "07 Dec 26", "14 Dec 26"]
+    assert any(t.get_text() == "46 weeks without a program" for t in ax.texts)  # 19 Jan to 30 Nov
+    assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 28
+    assert _overlapping_labels(fig) == []

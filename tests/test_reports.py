@@ -46,7 +46,8 @@ def test_patient_report_figures_match_the_package_and_the_outputs_are_self_conta
     assert "<script" not in document.lower() and "In&nbsp;[" not in document and "reports.show(" not in document
     assert "Summary" in document and "References for thresholds" in document
     stamp = json.loads(result["json"].read_text())["stamp"]
-    assert stamp["store"] == Store(store_path).fingerprint() and stamp["hipanalytics"]
+    assert stamp["data snapshot"] == Store(store_path).fingerprint() and stamp["hipanalytics"]
+    assert stamp["store"] == "clinic.sqlite" and str(Path(store_path).parent) not in result["html"].read_text()
     assert result["pdf"].read_bytes().startswith(b"%PDF") and result["pdf_pages"] >= 2
 
 
@@ -152,9 +153,14 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
     assert document.count("data:image/png;base64") == 3 and "Table 1" in document and "mixed model" in document
     overview = render_overview(store_path, tmp_path)
     table = clinic_overview(Store(store_path))
-    assert overview["figures"] == {"patients": len(table), "need_attention": int((table["attention"] != "").sum()),
-                                   "flagged": int(table["flagged"].sum()), "synthetic_data": True,
-                                   "hipanalytics_version": hipanalytics.__version__}
+    attention = table[table["attention"] != ""]["patient_id"].nunique()
+    assert overview["figures"] == {"patients": table["patient_id"].nunique(), "hips": len(table),
+                                   "need_attention": attention, "flagged": table[table["flagged"]]["patient_id"].nunique(),
+                                   "synthetic_data": True, "hipanalytics_version": hipanalytics.__version__}
+    assert len(table) > table["patient_id"].nunique()  # the fixture has patients with both hips involved
+    both = table[table["patient_id"].duplicated(keep=False)]
+    assert set(both["side"]) == {"left", "right"}
+    assert not re.search(r"(?<![\w-])-0(?![\d.])", overview["html"].read_text())  # never a negative zero
     with pytest.raises(ReportError, match="empty cohort: no patients in cohort 'nobody'"):
         render_cohort(store_path, tmp_path, cohort="nobody")
 
@@ -225,3 +231,27 @@ def test_a_report_without_a_store_shows_the_sample_under_an_unmissable_banner(tm
     banner = document.index("SYNTHETIC SAMPLE DATA")
     assert banner < document.index("Report date") and "No store was given" in document
     assert result["figures"]["synthetic_data"] is True
+
+
+def test_every_report_fits_the_page_width_and_every_chart_says_what_it_shows(store_path, tmp_path):
+    from hipanalytics.pdf import layout_overflow
+    from hipanalytics.reports import render_clinic, render_cohort, render_overview
+
+    patients = Store(store_path).read("patients")
+    patients = patients[patients["patient_id"].isin(Store(store_path).read("measurements")["patient_id"])]
+    one = patients.loc[patients["involved_side"] != "both", "patient_id"].iloc[0]
+    both = patients.loc[patients["involved_side"] == "both", "patient_id"].iloc[0]
+    documents = {pid: render_patient(store_path, pid, tmp_path)["html"].read_text() for pid in (one, both)}
+    documents["cohort"] = render_cohort(store_path, tmp_path)["html"].read_text()
+    documents["overview"] = render_overview(store_path, tmp_path)["html"].read_text()
+    documents["index"] = render_clinic(store_path, tmp_path / "batch", patients=[one, both], jobs=1,
+                                       progress=False)["index"].read_text()
+    for name, document in documents.items():
+        for font in (None, "DejaVu Sans"):
+            assert max(layout_overflow(document, font=font)) <= 0.5, (name, font)
+        images = re.findall(r"<img [^>]*>", document)
+        assert all(re.search(r'alt="[^"]{20,}"', img) for img in images), name  # a sentence, not a placeholder
+    assert re.search(r'alt="(Left|Right) hip IR (rose|fell|stayed)', documents[one])
+    assert documents[both].count("hip (involved)") == 0  # legends live in the chart; the text names each side
+    assert "Left hip IR" in documents[both] and "Right hip IR" in documents[both]
+    assert 'class="id"' in documents["index"] and ">none<" in documents["index"]

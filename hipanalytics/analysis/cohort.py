@@ -263,15 +263,19 @@ def mixed_model(data: pd.DataFrame, *, outcome: str = "degrees", time: str = "we
                 f"the mixed model cannot be fitted to these data ({exc}); it needs several visits for "
                 "most patients") from None
     fe = result.fe_params
-    ci = result.conf_int().loc[fe.index]
+    with warnings.catch_warnings(record=True) as caught:  # e.g. a covariance that is not positive definite
+        warnings.simplefilter("always")
+        ci = result.conf_int().loc[fe.index]
+        se, p = result.bse_fe.to_numpy(), result.pvalues.loc[fe.index].to_numpy()
     out = pd.DataFrame({
         "term": [_term_name(t, time, group) for t in fe.index], "estimate": fe.to_numpy(),
-        "std_error": result.bse_fe.to_numpy(), "ci_low": ci[0].to_numpy(), "ci_high": ci[1].to_numpy(),
-        "p_value": result.pvalues.loc[fe.index].to_numpy(),
+        "std_error": se, "ci_low": ci[0].to_numpy(), "ci_high": ci[1].to_numpy(), "p_value": p,
     })
     out["random_effects"], out["converged"] = structure, converged
     out["n_subjects"], out["n_obs"] = d[subject].nunique(), len(d)
-    out["note"] = "a variance component is at the boundary (near zero)" if boundary else ""
+    notes = ["a variance component is at the boundary (near zero)"] if boundary else []
+    notes += [f"{w.category.__name__}: {w.message}" for w in caught]
+    out["note"] = "; ".join(dict.fromkeys(notes))
     return out
 
 

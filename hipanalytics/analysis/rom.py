@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "MDC_DEFAULTS", "NORMATIVE_IR", "RECENT_WEEKS", "select_method", "visits",
+__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "MDC_DEFAULTS", "NORMATIVE_IR", "RECENT_WEEKS", "method_in_words", "select_method", "visits",
            "rom_trends", "mixed_series"]
 
 SERIES_KEYS = ["patient_id", "side", "joint", "motion", "position", "mode", "instrument"]
@@ -34,6 +34,21 @@ SERIES_KEYS = ["patient_id", "side", "joint", "motion", "position", "mode", "ins
 PRIMARY_METHOD = {"joint": "hip", "motion": "internal_rotation", "position": "seated_90", "mode": "active",
                   "instrument": "inclinometer"}
 """The measurement method reports and cohort comparisons use by default (methods are never mixed)."""
+
+
+_POSITION_WORDS = {"seated_90": "seated 90/90", "supine_90": "supine 90/90", "prone": "prone"}
+
+
+def method_in_words(method: dict) -> str:
+    """A measurement method as a clinician says it.
+
+    Examples
+    --------
+    >>> method_in_words(PRIMARY_METHOD)
+    'seated 90/90, active, inclinometer'
+    """
+    position = _POSITION_WORDS.get(method["position"], str(method["position"]).replace("_", " "))
+    return f"{position}, {method['mode']}, {method['instrument']}"
 
 
 def select_method(measurements: pd.DataFrame, method: dict | None = None) -> pd.DataFrame:

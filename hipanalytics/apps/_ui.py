@@ -85,11 +85,19 @@ def warning_html(message: str) -> str:
     return f'<div class="hip-warning">{html.escape(message)}</div>'
 
 
-def report_html(error: DataValidationError) -> str:
-    """A validation report as an inline table: field, value, what is wrong, how to fix it."""
+def report_html(error: DataValidationError, label=None) -> str:
+    """A validation report as an inline table: field, value, what is wrong, how to fix it.
+
+    ``label(row, column)`` names the form field a problem belongs to (e.g. "Trial 2", "Pain after");
+    by default the column name.
+    """
+    def field(p) -> str:
+        column = p.column if isinstance(p.column, str) else ""
+        return label(p.row, column) if label is not None else column
+
     rows = "".join(
-        f"<tr><td>{html.escape(str(p.column if pd.notna(p.column) else ''))}</td>"
-        f"<td>{html.escape(str(p.value))}</td><td>{html.escape(str(p.rule))}</td>"
+        f"<tr><td>{html.escape(field(p))}</td>"
+        f"<td>{html.escape(str(p.value) or '(empty)')}</td><td>{html.escape(str(p.rule))}</td>"
         f"<td>{html.escape(str(p.fix))}</td></tr>"
         for p in error.report.errors.itertuples())
     return ('<div class="hip-problem">Not saved; the form keeps what you typed. Please correct:'
@@ -144,13 +152,14 @@ class App(w.VBox):
                 f"before, with your reason):</p><ul>{lines}</ul>")
 
     @contextmanager
-    def saving(self, doing: str):
-        """Run a save; on failure say why in the status line and leave the form as it is."""
+    def saving(self, doing: str, label=None):
+        """Run a save; on failure say why in the status line (naming form fields with ``label``, see
+        :func:`report_html`) and leave the form as it is."""
         self.status.value = f'<p class="hip-muted">{html.escape(doing)}...</p>'
         try:
             yield
         except DataValidationError as exc:
-            self.status.value = report_html(exc)
+            self.status.value = report_html(exc, label)
         except HipAnalyticsError as exc:
             self.status.value = problem_html(f"Not saved: {exc}")
         except Exception as exc:  # noqa: BLE001 - a clinician sees the reason; the form keeps its values

@@ -50,6 +50,17 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+MEASUREMENT_LABELS = {"patient_id": "Patient", "measured_on": "Visit date", "side": "Side", "position": "Position",
+                      "mode": "Mode", "instrument": "Instrument", "degrees": "Trial", "trial": "Trial",
+                      "assessor": "Assessor", "notes": "Notes", "measurement_id": "This visit"}
+"""The measurement form's field labels, by column: problems are shown with the labels the form uses."""
+
+SESSION_LABELS = {"patient_id": "Patient", "performed_on": "Date", "performed_at": "Time (HH:MM)", "session": "Session",
+                  "completion": "Completion", "rounds_done": "Rounds done", "pain_before": "Pain before",
+                  "pain_after": "Pain after", "notes": "Notes", "session_id": "This session"}
+"""The session form's field labels, by column."""
+
+
 def measurement_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One measurements row per trial typed in; a blank trial box is not a measurement.
 
@@ -313,7 +324,14 @@ class EntryForm(_ui.App):
             callback(table)
 
     def _save_measurement(self, _button=None) -> None:
-        with self.saving("Saving the measurement"):
+        typed = [n for n, box in enumerate(self.m_trials, start=1) if str(box.value).strip()]
+
+        def label(row, column: str) -> str:  # entry row 2 is the first trial typed in
+            if column == "degrees" and pd.notna(row) and 2 <= int(row) < 2 + len(typed):
+                return f"Trial {typed[int(row) - 2]}"
+            return MEASUREMENT_LABELS.get(column, column)
+
+        with self.saving("Saving the measurement", label):
             rows = measurement_rows({
                 "patient_id": self.patient_id, "measured_on": self.m_date.value, "side": self.m_side.value,
                 "position": self.m_position.value, "mode": self.m_mode.value,
@@ -329,7 +347,7 @@ class EntryForm(_ui.App):
             self._saved("measurements", f"Saved {trials} of {self.m_side.value} hip IR: {values} degrees.")
 
     def _save_session(self, _button=None) -> None:
-        with self.saving("Saving the session"):
+        with self.saving("Saving the session", lambda row, column: SESSION_LABELS.get(column, column)):
             row = session_row({
                 "patient_id": self.patient_id, "performed_on": self.s_date.value, "performed_at": self.s_time.value,
                 "session": self.s_session.value, "completion": self.s_completion.value,
