@@ -24,11 +24,11 @@ from matplotlib.patches import Patch, Rectangle
 
 from .analysis.adherence import adherence
 from .analysis.rom import PRIMARY_METHOD, method_in_words, rom_trends, select_method, visits
-from .numbers import whole
+from .numbers import fixed, whole
 from .program import breakout_templates, plan_table
 
 __all__ = ["PALETTE", "date_axis", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
-           "dose_response_chart", "forest_plot"]
+           "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
 
 PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
     "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
@@ -281,21 +281,25 @@ def cohort_trajectories(cohort_visits_df: pd.DataFrame, *, ax=None, max_lines: i
 def dose_response_chart(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
                         dose: str = "breakouts_per_week_done", ax=None) -> Figure:
     """Scatter of each patient's IR slope against achieved breakouts per week, by schedule, with the
-    OLS fit and its 95 % confidence band."""
-    import statsmodels.formula.api as smf
+    fit of :func:`hipanalytics.analysis.dose_response` (adjusted for arm and follow-up): one line
+    per arm over its range of doses, at the cohort's mean follow-up, so the lines are parallel and
+    their slope is the adjusted dose effect the table reports."""
+    from .analysis.cohort import dose_response
 
     fig, ax = _figure(ax, figsize=(6.5, 4.5), layout="constrained")
-    d = outcomes[[value, dose, "schedule"]].dropna()
+    d = outcomes[[value, dose, "schedule", "followup_weeks"]].dropna()
     for schedule, group in d.groupby("schedule"):
         ax.scatter(group[dose], group[value], s=14, alpha=0.6, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]),
                    label=schedule)
-    if len(d) >= 3:
-        fit = smf.ols(f"{value} ~ {dose}", d).fit()
-        grid = pd.DataFrame({dose: np.linspace(d[dose].min(), d[dose].max(), 50)})
-        pred = fit.get_prediction(grid).summary_frame(alpha=0.05)
-        ax.plot(grid[dose], pred["mean"], color=PALETTE["black"], linewidth=2,
-                label=f"fit: {fit.params[dose]:+.2f} deg/week per breakout/week")
-        ax.fill_between(grid[dose], pred["mean_ci_lower"], pred["mean_ci_upper"], color=PALETTE["black"], alpha=0.15)
+    if len(d) >= 6 and d["schedule"].nunique() == 2:
+        fit = dose_response(d, value=value, dose=dose).set_index("term")["estimate"]
+        for schedule, group in d.groupby("schedule"):
+            x = np.linspace(group[dose].min(), group[dose].max(), 20)
+            y = (fit["intercept"] + fit[dose] * x + fit.get(f"schedule={schedule}", 0.0)
+                 + fit["followup_weeks"] * d["followup_weeks"].mean())
+            ax.plot(x, y, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]), linewidth=2)
+        ax.plot([], [], color=PALETTE["black"], linewidth=2,
+                label=f"adjusted fit: {fit[dose]:+.2f} deg/week per breakout/week")
     ax.set_xlabel("breakout sessions done per week")
     ax.set_ylabel("IR slope (degrees per week)")
     ax.set_title("Dose-response: achieved breakouts and IR gain", loc="left")
@@ -304,8 +308,11 @@ def dose_response_chart(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_w
     return fig
 
 
-def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", ax=None) -> Figure:
+def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", digits: int = 1, ax=None) -> Figure:
     """Estimates with 95 % CIs as a forest plot; a vertical line marks no difference (0).
+
+    The labels and the numbers stand in their own columns left and right of the plot, so neither
+    an axis nor an error bar crosses them.
 
     Parameters
     ----------
@@ -313,17 +320,111 @@ def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", ax
         ``estimate``, ``ci_low``, ``ci_high`` and a label column (one row per estimate).
     unit : str
         Shown on the x axis, e.g. ``degrees``.
+    digits : int
+        Decimals of the numbers printed (0.1 degree by default).
+    ax : Axes, optional
+        Draw only the estimates into this axes (labels as tick labels, numbers in them).
     """
-    fig, ax = _figure(ax, figsize=(7, 0.6 * len(table) + 1.5), layout="constrained")
-    y = np.arange(len(table))[::-1]
+    n = len(table)
+    y = np.arange(n)[::-1]
+    numbers = [f"{fixed(r.estimate, digits)} ({fixed(r.ci_low, digits)} to {fixed(r.ci_high, digits)})"
+               for r in table[["estimate", "ci_low", "ci_high"]].itertuples()]
+    if ax is not None:
+        fig = ax.figure
+        ax.set_yticks(y, [f"{lab}: {num}" for lab, num in zip(table[label], numbers)])
+    else:
+        fig = Figure(figsize=(8, 0.5 * n + 1.3), layout="constrained")
+        grid = fig.add_gridspec(1, 3, width_ratios=[2.6, 3.0, 1.7], wspace=0.02)
+        ax = fig.add_subplot(grid[1])  # the plot first: fig.axes[0]
+        names, values = fig.add_subplot(grid[0]), fig.add_subplot(grid[2])
+        for side, texts, title, x, align in ((names, table[label], "analysis", 0.0, "left"),
+                                             (values, numbers, "estimate (95% CI)", 0.0, "left")):
+            side.set_axis_off()
+            side.set_ylim(-0.7, n - 0.3)
+            side.set_xlim(0, 1)
+            for yi, text in zip(y, texts):
+                side.text(x, yi, str(text), ha=align, va="center", fontsize=9)
+            side.text(x, n - 0.35, title, ha=align, va="bottom", fontsize=9, fontweight="bold")
+        ax.set_yticks([])
     ax.errorbar(table["estimate"], y, xerr=[table["estimate"] - table["ci_low"], table["ci_high"] - table["estimate"]],
                 fmt="s", color=PALETTE["blue"], ecolor=PALETTE["black"], capsize=4, markersize=7)
     ax.axvline(0, color=PALETTE["grey"], linestyle="--", linewidth=1)
-    ax.set_yticks(y, table[label])
-    for yi, (_, row) in zip(y, table.iterrows()):
-        ax.annotate(f"{row['estimate']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]", (row["ci_high"], yi),
-                    xytext=(6, 0), textcoords="offset points", va="center", fontsize=8)
     ax.set_xlabel(f"difference ({unit})" if unit else "difference")
-    ax.set_ylim(-0.7, len(table) - 0.3)
+    ax.set_ylim(-0.7, n - 0.3)
     ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def consort_flow(flow: pd.DataFrame, *, ax=None) -> Figure:
+    """The CONSORT 2010 flow diagram: assigned per arm, schedule switches, drop-outs, analysed.
+
+    Parameters
+    ----------
+    flow : DataFrame
+        :func:`hipanalytics.analysis.trial.consort_flow` (one row per arm).
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = _figure(ax, figsize=(8, 6.2), layout="constrained")
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    total = int(flow["assigned"].sum())
+
+    def box(x, y, text, width=0.42, height=0.13, colour=PALETTE["grey"]):
+        ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.005",
+                                    facecolor="white", edgecolor=colour, linewidth=1.2))
+        ax.text(x, y, text, ha="center", va="center", fontsize=8.5, wrap=True)
+
+    def arrow(x0, y0, x1, y1):
+        ax.annotate("", (x1, y1), (x0, y0), arrowprops={"arrowstyle": "->", "color": PALETTE["black"], "lw": 1})
+
+    box(0.5, 0.93, f"Assigned a breakout schedule\n(n = {total})", width=0.5, height=0.08)
+    labels = {"daily": "daily breakouts", "three-per-week": "3x/week breakouts"}
+    for x, row in zip((0.25, 0.75), flow.itertuples()):
+        colour = SCHEDULE_COLOURS.get(row.arm, PALETTE["purple"])
+        arrow(0.5, 0.89, x, 0.82)
+        box(x, 0.77, f"Assigned to {labels.get(row.arm, row.arm)}\n(n = {row.assigned})", height=0.09,
+            colour=colour)
+        switched = f"Switched schedule: n = {row.switched}" + (
+            f"\n(at week {row.switch_weeks})" if row.switched else "")
+        box(x, 0.6, switched, height=0.11)
+        dropped = f"No IR value at week {row.week}: n = {row.dropped_out}" + (
+            f"\n(last visit: week {row.dropout_weeks})" if row.dropped_out else "")
+        if row.no_baseline:
+            dropped += f"\nNo baseline visit: n = {row.no_baseline}"
+        box(x, 0.42, dropped, height=0.13)
+        box(x, 0.22, f"Analysed, primary analysis\n(all visits): n = {row.analysed_primary}\n"
+                     f"Complete cases at week {row.week}: n = {row.analysed_complete}", height=0.14, colour=colour)
+        box(x, 0.05, f"Analysed per protocol: n = {row.analysed_per_protocol}", height=0.07)
+        for y0, y1 in ((0.725, 0.655), (0.545, 0.485), (0.355, 0.29), (0.15, 0.085)):
+            arrow(x, y0, x, y1)
+    ax.set_title("Flow of patients (CONSORT 2010)", loc="left")
+    return fig
+
+
+def power_curve(table: pd.DataFrame, *, ax=None) -> Figure:
+    """Power against patients per arm: the simulation with its 95 % CI and, where given, the closed form.
+
+    Parameters
+    ----------
+    table : DataFrame
+        :func:`hipanalytics.analysis.power.simulate_power` output: ``per_arm``, ``power``,
+        ``ci_low``, ``ci_high`` and optionally ``closed_form``.
+    """
+    fig, ax = _figure(ax, figsize=(7, 4.5), layout="constrained")
+    ax.fill_between(table["per_arm"], table["ci_low"], table["ci_high"], color=PALETTE["blue"], alpha=0.2,
+                    label="simulation: 95% CI")
+    ax.plot(table["per_arm"], table["power"], "o-", color=PALETTE["blue"], label="simulation (primary analysis)")
+    if "closed_form" in table and table["closed_form"].notna().any():
+        ax.plot(table["per_arm"], table["closed_form"], "--", color=PALETTE["black"],
+                label="closed form: t test, no drop-out")
+    ax.axhline(0.8, color=PALETTE["grey"], linestyle=":", linewidth=1)
+    ax.text(table["per_arm"].min(), 0.81, "80%", fontsize=8, color=PALETTE["grey"], va="bottom")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("patients per arm")
+    ax.set_ylabel("power (share of trials with p < 0.05)")
+    ax.set_title("Power of the primary analysis", loc="left")
+    ax.legend(frameon=False, fontsize=9, loc="lower right")
+    ax.grid(alpha=0.3)
     return fig

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import re
-import warnings
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -29,7 +28,7 @@ from . import __version__
 from .analysis import adherence_summary, rom_trends, tolerance_flags
 from .analysis.rom import PRIMARY_METHOD, method_in_words, select_method
 from .numbers import fixed, percent, rounded, signed, to_gain, whole
-from .errors import HipAnalyticsWarning, ReportError
+from .errors import ReportError
 from .synthetic import is_synthetic
 
 __all__ = ["PatientProgress", "patient_progress", "REFERENCES", "ACTIVE_GRACE_DAYS", "iso_day", "latest_date", "patient_list",
@@ -497,140 +496,4 @@ def overview_table(overview: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-@dataclass
-class CohortComparison:
-    """Everything a cohort report shows."""
-
-    outcomes: pd.DataFrame
-    visits: pd.DataFrame
-    groups: pd.DataFrame
-    mixed: pd.DataFrame
-    dose: pd.DataFrame
-    table1: pd.DataFrame
-    week: int
-    threshold: float
-    key_figures: dict[str, Any] = field(default_factory=dict)
-    caveats: list[str] = field(default_factory=list)
-
-    def caveats_html(self) -> str:
-        """Warnings raised while analysing (small groups, a model that fell back), escaped."""
-        if not self.caveats:
-            return "<p>No caveats: every group was large enough and the model converged as specified.</p>"
-        return "".join(f"<p class='flag'>{html.escape(c)}</p>" for c in self.caveats)
-
-    def forest_table(self) -> pd.DataFrame:
-        """Differences in IR change (degrees) between schedules: intention-to-treat and per protocol.
-
-        (The mixed model's weekly-gain difference is in degrees per week and is shown in its table.)
-        """
-        welch = self.groups[self.groups["statistic"] == "mean difference (Welch)"]
-        short = {"intention-to-treat": "intention-to-treat"}
-        return pd.DataFrame([{"label": short.get(r.analysis, f"per protocol (>= {100 * self.threshold:.0f}% breakouts)"),
-                              "estimate": r.estimate, "ci_low": r.ci_low, "ci_high": r.ci_high}
-                             for r in welch.itertuples()])
-
-    def trajectories_alt(self) -> str:
-        """One sentence for the trajectories chart."""
-        n = self.visits.groupby("schedule")["patient_id"].nunique()
-        return ("Hip IR of the involved side over the weeks, each patient a thin line, the weekly mean with its 95% CI "
-                "by schedule: " + ", ".join(f"{k} n = {v}" for k, v in n.items()) + ".")
-
-    def forest_alt(self) -> str:
-        """One sentence for the forest plot."""
-        rows = self.forest_table()
-        return f"Difference in IR change ({self.contrast}), degrees, with 95% CIs: " + "; ".join(
-            f"{r.label} {fixed(r.estimate)} ({fixed(r.ci_low)} to {fixed(r.ci_high)})" for r in rows.itertuples()) + "."
-
-    def dose_alt(self) -> str:
-        """One sentence for the dose-response chart."""
-        slope = self.dose.iloc[1]
-        return (f"Each patient's IR slope against breakout sessions done per week; the fitted line rises "
-                f"{fixed(slope['estimate'], 2)} degrees a week per extra breakout a week "
-                f"(95% CI {fixed(slope['ci_low'], 2)} to {fixed(slope['ci_high'], 2)}).")
-
-    @property
-    def contrast(self) -> str:
-        """Which difference the estimates are, e.g. 'daily - three-per-week'."""
-        return str(self.groups["groups"].iloc[0])
-
-    def groups_table(self) -> pd.DataFrame:
-        """The ITT and per-protocol statistics, compact enough for a printed page."""
-        g = self.groups
-        return pd.DataFrame({
-            "analysis": g["analysis"], "statistic": g["statistic"], "n": g["n_1"].astype(str) + " / " + g["n_2"].astype(str),
-            "estimate": g["estimate"].round(2), "95% CI": _ci_text(g["ci_low"], g["ci_high"]),
-            "p": g["p_value"].map(_p_text)})
-
-    def mixed_table(self) -> pd.DataFrame:
-        """The mixed model's fixed effects, compact."""
-        m = self.mixed
-        return pd.DataFrame({"term": m["term"], "estimate": m["estimate"].round(3),
-                             "95% CI": _ci_text(m["ci_low"], m["ci_high"], 3), "p": m["p_value"].map(_p_text)})
-
-    @property
-    def mixed_note(self) -> str:
-        """How the mixed model was fitted, in a sentence."""
-        m = self.mixed.iloc[0]
-        return (f"REML fit on {m['n_obs']} visits of {m['n_subjects']} patients; random effects: {m['random_effects']}"
-                f"{'; ' + m['note'] if m['note'] else ''}. The 'weeks x schedule' term is the difference in weekly "
-                "gain (degrees per week) against the reference schedule.")
-
-    @property
-    def methods(self) -> str:
-        """A methods paragraph for the report."""
-        return (
-            f"Hip IR of the involved side, measured seated with the hip at 90 degrees, actively, by inclinometer, "
-            f"was averaged over trials per visit. The outcome is the change from baseline at week {self.week} "
-            "(the visit within one week of it). Schedules are compared by intention-to-treat (assigned schedule) "
-            f"and per protocol (patients who did at least {100 * self.threshold:.0f}% of planned breakout sessions), "
-            "with Welch's t-test, Hedges' g and the Mann-Whitney U test with the Hodges-Lehmann shift, each with a "
-            "95% CI. A linear mixed model (REML, statsmodels MixedLM) of degrees on weeks, schedule and their "
-            "interaction, with a random intercept and slope per patient (random intercept only if that does not "
-            "converge), estimates the difference in weekly gain. Dose-response is the OLS regression of each "
-            "patient's IR slope on breakout sessions done per week.")
-
-
-def _ci_text(low: pd.Series, high: pd.Series, digits: int = 2) -> pd.Series:
-    return pd.Series([("" if pd.isna(a) else f"{a:.{digits}f} to {b:.{digits}f}") for a, b in zip(low, high)],
-                     index=low.index)
-
-
-def _p_text(p) -> str:
-    return "" if pd.isna(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, threshold: float = 0.7,
-                      as_of_year: int | None = None) -> CohortComparison:
-    """Compare breakout schedules across a cohort (or the patients whose ``cohort`` equals ``cohort``)."""
-    from .analysis import cohort_visits, dose_response, itt_and_per_protocol, mixed_model, patient_outcomes, table_one
-
-    t = _tables(source)
-    if cohort:
-        keep = set(t["patients"].loc[t["patients"]["cohort"] == cohort, "patient_id"])
-        t = {k: v[v["patient_id"].isin(keep)] for k, v in t.items()}
-    if t["patients"].empty:
-        raise ReportError(f"empty cohort: no patients{' in cohort ' + repr(cohort) if cohort else ''}")
-    outcomes = patient_outcomes(t["measurements"], t["patients"], t["programs"], t["sessions"], week=week)
-    visits_df = cohort_visits(t["measurements"], t["patients"], t["programs"])
-    with warnings.catch_warnings(record=True) as caught:  # caveats belong in the report, not on stderr
-        warnings.simplefilter("always", HipAnalyticsWarning)
-        groups = itt_and_per_protocol(outcomes, threshold=threshold)
-        mixed = mixed_model(visits_df)
-    caveats = [str(w.message) for w in caught if issubclass(w.category, HipAnalyticsWarning)]
-    dose = dose_response(outcomes)
-    table1 = table_one(t["patients"], outcomes, as_of_year=as_of_year)
-    result = CohortComparison(outcomes, visits_df, groups, mixed, dose, table1, week, threshold, caveats=caveats)
-    itt = groups.iloc[0]
-    inter = mixed[mixed["term"].str.contains(" x ")].iloc[0]
-    result.key_figures = {
-        "n_patients": int(len(t["patients"])), "week": week, "threshold": threshold,
-        "groups": itt["groups"], "n_itt": [int(itt["n_1"]), int(itt["n_2"])],
-        "itt_difference_deg": _number(itt["estimate"]), "itt_ci": [_number(itt["ci_low"]), _number(itt["ci_high"])],
-        "per_protocol_difference_deg": _number(groups.iloc[3]["estimate"]),
-        "mixed_interaction": inter["term"], "mixed_interaction_deg_per_week": _number(inter["estimate"]),
-        "mixed_interaction_ci": [_number(inter["ci_low"]), _number(inter["ci_high"])],
-        "mixed_random_effects": inter["random_effects"],
-        "dose_slope": _number(dose.iloc[1]["estimate"]), "caveats": caveats, "hipanalytics_version": __version__,
-        "synthetic_data": is_synthetic(t["patients"]["patient_id"]),
-    }
-    return result
+from .study import CohortComparison, cohort_comparison  # noqa: E402  (kept here: the names are public)

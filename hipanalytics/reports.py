@@ -29,7 +29,7 @@ from .progress import ACTIVE_GRACE_DAYS, REFERENCES, PatientProgress, iso_day, p
 
 __all__ = ["TEMPLATES_DIR", "check_parameters", "source_banner", "open_patient", "show", "paragraph", "table_html",
            "references_html", "store_label", "write_key_figures", "render_notebook", "render_patient", "active_patients",
-           "render_clinic", "open_store", "render_cohort", "render_overview"]
+           "render_clinic", "open_store", "render_cohort", "render_overview", "render_power"]
 
 TEMPLATES_DIR = notebooks_dir() / "reports"
 """Report notebook templates, shipped in the package (``notebooks/reports`` in a checkout links here)."""
@@ -39,8 +39,9 @@ body { font: 11pt/1.45 "DejaVu Sans", "Segoe UI", Arial, sans-serif; color: #1b1
        margin: 0 auto; padding: 1.2rem; }
 h1 { color: #0b5394; font-size: 1.5rem; } h2 { font-size: 1.15rem; border-bottom: 2px solid #0b5394; }
 table { border-collapse: collapse; margin: .4rem 0; font-size: .82rem; }
-th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; overflow-wrap: anywhere; }
+th, td { border: 1px solid #ccc; padding: .2rem .45rem; text-align: left; overflow-wrap: normal; }
 table.header th { background: #f3f3f3; }
+tr { break-inside: avoid; }
 img { max-width: 100%; height: auto; }
 .flag { border-left: 4px solid #D55E00; padding-left: .6rem; }
 footer { margin-top: 2rem; font-size: .75rem; color: #555; border-top: 1px solid #ccc; padding-top: .4rem; }
@@ -318,8 +319,9 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
     Returns
     -------
     dict
-        ``html`` / ``pdf`` / ``json`` paths (those made), ``pdf_pages``, and ``figures`` (the key
-        figures).
+        ``html`` / ``pdf`` / ``json`` paths (those made), ``files`` (the folder of manuscript
+        tables and figures, for templates with a ``files_dir`` parameter), ``pdf_pages``, and
+        ``figures`` (the key figures).
 
     Raises
     ------
@@ -340,6 +342,8 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
     work = Path(tempfile.mkdtemp(prefix="hipanalytics-report-"))
     executed = work / f"{base}.ipynb"
     figures_path = work / "figures.json"
+    files_path = work / "files"  # manuscript files (tables, figures) of templates that declare ``files_dir``
+    extra = {"files_dir": str(files_path)} if "files_dir" in papermill.inspect_notebook(str(template)) else {}
     engine: dict[str, Any] = ({"km": _warm_kernel(), "engine_name": _warm_engine()} if warm
                               else {"kernel_manager_class": _ipc_kernel_manager()})
     # Every cell has ``timeout`` seconds; on a warm kernel the whole report has them too: a watchdog
@@ -349,7 +353,7 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
         watchdog.daemon = True
         watchdog.start()
     try:
-        papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "figures_json": str(figures_path)},
+        papermill.execute_notebook(str(template), str(executed), parameters={**parameters, "figures_json": str(figures_path), **extra},
                                    kernel_name="python3", progress_bar=False, cwd=str(work),
                                    execution_timeout=timeout, log_output=False, **engine)
     except Exception as exc:  # noqa: BLE001 - any failure: keep the notebook, present no report
@@ -385,6 +389,11 @@ def render_notebook(template: str | Path, parameters: dict[str, Any], out_dir: s
         pdf, paths["pdf_pages"] = html_to_pdf(document)
         paths["pdf"] = out / f"{base}.pdf"
         paths["pdf"].write_bytes(pdf)
+    if files_path.is_dir():  # next to the report, listed in its key figures by their paths from there
+        paths["files"] = out / f"{base}-files"
+        shutil.rmtree(paths["files"], ignore_errors=True)
+        shutil.copytree(files_path, paths["files"])
+        figures["files"] = [f"{paths['files'].name}/{name}" for name in figures.get("files", [])]
     paths["json"] = out / f"{base}.json"
     paths["json"].write_text(json.dumps({**figures, "stamp": stamp}, indent=2, default=str), encoding="utf-8")
     shutil.rmtree(work, ignore_errors=True)
@@ -589,3 +598,21 @@ def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, forma
                            formats=formats, title="Clinic overview",
                            stamp={"data snapshot": fingerprint, "store": store_label(store)},
                            timeout=timeout)
+
+
+def render_power(out_dir: str | Path, *, effect: float = 3.0, sd: float = 6.0, gain_sd: float = 4.0,
+                 day_sd: float = 1.6, dropout: float = 0.15, week: int = 6, followup_weeks: int = 8,
+                 per_arm=(20, 30, 40, 60, 80), trials: int = 200, seed: int = 1,
+                 formats: tuple[str, ...] = ("html",), timeout: int = 3600) -> dict[str, Any]:
+    """The power report (``notebooks/reports/power.ipynb``): the simulation table, the power curve,
+    and the table and curve as CSV, LaTeX, SVG and PDF beside it (see
+    :func:`hipanalytics.analysis.power.simulate_power`)."""
+    from .analysis.power import Scenario
+
+    Scenario(effect=effect, sd=sd, gain_sd=gain_sd, day_sd=day_sd, dropout=dropout, week=week,
+             followup_weeks=followup_weeks)  # refuse a bad scenario before starting a kernel
+    parameters = {"effect": float(effect), "sd": float(sd), "gain_sd": float(gain_sd), "day_sd": float(day_sd),
+                  "dropout": float(dropout), "week": int(week), "followup_weeks": int(followup_weeks),
+                  "per_arm": [int(n) for n in per_arm], "trials": int(trials), "seed": int(seed)}
+    return render_notebook(TEMPLATES_DIR / "power.ipynb", parameters, out_dir, "power", formats=formats,
+                           title="Power and sample size", timeout=timeout)

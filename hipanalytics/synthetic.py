@@ -1,21 +1,33 @@
 """A seeded synthetic clinic: patients, programs, ROM measurements and session logs.
 
 Everything here is invented. The generator exists for the demo, the tests and the benchmarks, and
-its assumptions are explicit so that analyses can be checked against the truth it returns.
+its assumptions are explicit so that analyses can be checked against the truth it returns
+(``truth``: each patient's true baseline, gain, drop-out, and the true IR of every involved hip at
+every week).
 
 Assumptions (each a parameter of :class:`Assumptions`)
 ------------------------------------------------------
-- Patients aged 20-70, 55 % female; involved hip right 45 %, left 45 %, both 10 %; randomised
+- Patients aged 20-70, 55 % female; involved hip right 45 %, left 45 %, both 10 % (``both_share``); randomised
   1:1 to ``daily`` or ``three-per-week`` breakouts.
-- Baseline active seated hip IR on the involved side ~ N(22, 6) degrees, clipped to 5-40; the other side ~ 8 degrees more (asymmetry SD 3). Normal adult means are about 29-50
-  degrees (J Athl Train 2018;53(6):560).
-- Gain saturates: IR(t) = baseline + G * (1 - exp(-t / tau)), tau = 4 weeks, so most of the gain
-  comes by weeks 4-8 (stretching responses plateau by about weeks 4-6: Bandy & Irion 1994).
-  The plateau gain depends on achieved breakout sessions per week b: G = g_max * (1 - exp(-k b))
-  + N(0, 2), g_max = 12 degrees, k = 0.35; the uninvolved side gains a quarter of that.
-- Measurement noise per trial ~ N(0, 3.5) degrees, within the SEM of 3.1-4.7 degrees reported in
-  hip OA (Pua et al., Arch Phys Med Rehabil 2008). 2-3 trials per visit; visits every 2 weeks
-  (+/- 2 days) from baseline; 5 % of visits also measured prone (a separate series).
+- Baseline active seated hip IR of the involved hip ~ N(22, 6) degrees, clipped to 5-40; with both
+  hips involved each hip has its own baseline (a shared patient part and a side part, SD 3); the
+  uninvolved side ~ 8 degrees more (SD 3). Normal adult means are about 29-50 degrees (J Athl Train
+  2018;53(6):560).
+- Gain saturates over time: IR(t) = baseline + G (1 - exp(-t / tau)), tau = 4 weeks, so most of the
+  gain comes by weeks 4-8 (stretching responses plateau by about weeks 4-6: Bandy & Irion, Phys Ther
+  1994;74(9):845-850). The plateau gain has a ceiling tied to the baseline: it scales with the room
+  left below 45 degrees (the upper part of the normal band), G = g (45 - baseline) / (45 - 22) +
+  N(0, 4) (patients differ in how much they gain: an assumption of the same order as the mean gain,
+  as in stretching trials, where the SD of the gain is often about half of it or more). With ``gain_model="dose"`` (the default) g depends on the breakout sessions done per week
+  b, g = 12 (1 - exp(-0.35 b)) (an assumption; Cipriani et al., JSCR 2012, found no difference in rate
+  between daily and 3x/week hamstring stretching, so the dose effect is deliberately moderate); with
+  ``gain_model="arm"``, g = ``gain_three_per_week`` plus ``arm_effect`` for daily breakouts (the
+  power simulation sets the effect directly). The uninvolved side gains a quarter of that.
+- Measurement error: a between-day (visit) error per hip ~ N(0, 1.6) and a trial error ~ N(0, 2.0)
+  with 2-3 trials per visit, so a visit's mean errs by about 1.95 degrees: the SEM implied by the
+  5.4-degree MDC95 of seated active IR by inclinometer (Krause et al., KSSTA 2015;23(9):2562-2567;
+  SEM = MDC / (1.96 sqrt 2)). Visits every 2 weeks (+/- 2 days) from baseline; 5 % of visits also
+  measured prone (a separate series, reading 6 degrees higher: Simoneau et al., JOSPT 1998).
 - Adherence: each planned breakout session is done with the patient's probability p ~ Beta(8, 3)
   on daily breakouts (about 73 %) and Beta(9, 2) on 3x/week (about 82 %); sequence-only sessions
   Beta(9, 2). 12 % of done sessions are partial (1-2 rounds).
@@ -23,13 +35,22 @@ Assumptions (each a parameter of :class:`Assumptions`)
   daily and + N(0.3, 0.8) on 3x/week; 10 % of daily patients are "pain-rise" responders with
   + 2.5 after breakouts; 80 % of them switch to 3x/week at week 2-5 (a new program from that
   date, the source's advice for patients who do not tolerate daily breakouts).
-- 10 % drop out at a random week after week 2: nothing is logged after that.
+- Drop-out is missing at random given what the clinic observed, not completely at random: after
+  each visit from week 2, a patient stops (nothing logged afterwards) with probability 1.5 %, plus
+  15 % when pain rose by 2+ NPRS points after at least half (and at least two) of the breakout
+  sessions since the last visit, plus (from week 4) 10 % on 3x/week and 20 % on daily breakouts
+  when the involved hip's observed gain so far is within the MDC (no visible progress: daily
+  breakouts are the bigger burden to keep up without a result). The figures are assumptions chosen
+  to give a drop-out of about 15 %, typical of rehabilitation trials. Pain rises are not related
+  to the gain here, so pain-driven drop-out is ignorable for IR; drop-out for no progress depends
+  on the observed IR and the arm (missing at random), which biases complete-case analyses and not
+  the likelihood-based primary analysis (``bench/bench_trial_simulation.py`` shows both).
 
 Examples
 --------
 >>> clinic = generate_clinic(n_patients=5, seed=1)
 >>> sorted(clinic)
-['measurements', 'patients', 'programs', 'sessions', 'truth']
+['measurements', 'patients', 'programs', 'sessions', 'true_ir', 'truth']
 >>> clinic["patients"]["patient_id"].tolist()
 ['SYN-00001', 'SYN-00002', 'SYN-00003', 'SYN-00004', 'SYN-00005']
 """
@@ -59,14 +80,21 @@ class Assumptions:
     weeks_max: int = 12
     first_start: date = date(2026, 1, 5)
     enrolment_days: int = 180
+    both_share: float = 0.10
     baseline_mean: float = 22.0
     baseline_sd: float = 6.0
+    side_sd: float = 3.0
     other_side_offset: float = 8.0
+    ceiling: float | None = 45.0
+    gain_model: str = "dose"
     gain_max: float = 12.0
     gain_rate_per_breakout: float = 0.35
-    gain_sd: float = 2.0
+    gain_three_per_week: float = 7.0
+    arm_effect: float = 0.0
+    gain_sd: float = 4.0
     tau_weeks: float = 4.0
-    trial_sd: float = 3.5
+    day_sd: float = 1.6
+    trial_sd: float = 2.0
     visit_every_days: int = 14
     prone_share: float = 0.05
     adherence_daily: tuple[float, float] = (8.0, 3.0)
@@ -79,7 +107,19 @@ class Assumptions:
     pain_responder_share: float = 0.10
     pain_responder_rise: float = 2.5
     switch_share_of_responders: float = 0.80
-    dropout_share: float = 0.10
+    dropout_base: float = 0.015
+    dropout_pain: float = 0.15
+    dropout_no_progress: float = 0.10
+    dropout_no_progress_daily: float = 0.20
+    mdc: float = 5.4
+
+    def true_effect(self, week: float) -> float:
+        """With ``gain_model="arm"``: the true difference in mean involved-hip IR, daily minus 3x/week,
+        ``week`` weeks after baseline (without measurement error, whoever drops out): the arm effect,
+        scaled by the time course."""
+        if self.gain_model != "arm":
+            raise ValueError("the true effect is a parameter only with gain_model='arm'")
+        return self.arm_effect * (1 - np.exp(-week / self.tau_weeks))
 
 
 def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assumptions | None = None,
@@ -100,9 +140,11 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     -------
     dict of DataFrame
         ``patients``, ``programs``, ``measurements``, ``sessions`` in the import layout (see
-        docs/data-dictionary.md), and ``truth``: per patient the assigned schedule, adherence
-        probability, achieved breakouts per week, true plateau gain, baseline, dropout week and
-        whether the patient is a pain-rise responder.
+        docs/data-dictionary.md), ``truth``: per patient the assigned schedule, adherence
+        probability, achieved breakouts per week, true plateau gain and baseline (involved hips'
+        mean), drop-out week and whether the patient is a pain-rise responder or switched; and
+        ``true_ir``: the true IR of every involved hip at every whole week of the program
+        (``patient_id``, ``side``, ``week``, ``true_deg``).
     """
     a = assumptions or Assumptions()
     protocol = protocol or load_protocol("hip-ir-breakouts")
@@ -113,7 +155,7 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     # --- patients -------------------------------------------------------------------------
     age = rng.integers(20, 71, n)
     sex = np.where(rng.random(n) < 0.55, "female", "male")
-    side = rng.choice(["right", "left", "both"], n, p=[0.45, 0.45, 0.10])
+    side = rng.choice(["right", "left", "both"], n, p=[(1 - a.both_share) / 2, (1 - a.both_share) / 2, a.both_share])
     arm = np.where(rng.permutation(n) % 2 == 0, "daily", "three-per-week")
     start = np.array([a.first_start + timedelta(days=int(d)) for d in rng.integers(0, a.enrolment_days, n)])
     weeks = rng.integers(a.weeks_min, a.weeks_max + 1, n)
@@ -143,27 +185,97 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
 
     # --- planned sessions, vectorised over all programs ---------------------------------------
     planned = plan_table(programs)
-    dropout = np.where(rng.random(n) < a.dropout_share, rng.integers(3, 13, n), 10_000)
     index = pd.Series(np.arange(n), index=ids)
     pi = index[planned["patient_id"]].to_numpy()
     day = (planned["date"].to_numpy() - start[pi].astype("datetime64[D]")).astype("timedelta64[D]").astype(int)
-    active = day < 7 * dropout[pi]
-
     adherence = np.where(arm == "daily", rng.beta(*a.adherence_daily, n), rng.beta(*a.adherence_three, n))
     adherence_seq = rng.beta(*a.adherence_sequence, n)
     p_done = np.where(planned["breakouts"].to_numpy(), adherence[pi], adherence_seq[pi])
-    done = active & (rng.random(len(planned)) < p_done)
+    done = rng.random(len(planned)) < p_done
     partial = done & (rng.random(len(planned)) < a.partial_share)
-    logged = planned[done].reset_index(drop=True)
-    lp = pi[done]
-    is_breakout = logged["breakouts"].to_numpy()
-    is_partial = partial[done]
+    is_breakout_all = planned["breakouts"].to_numpy()
     pain_level = np.clip(rng.normal(a.pain_mean, 1.5, n), 0, 8)
-    before = np.clip(np.rint(pain_level[lp] + rng.normal(0, 0.8, len(logged))), 0, 10)
-    rise = np.where(logged["schedule"].to_numpy() == "daily", a.pain_rise_daily, a.pain_rise_three)
-    rise = rise + np.where(responder[lp] & (logged["schedule"].to_numpy() == "daily"), a.pain_responder_rise, 0)
-    after = np.clip(np.rint(before + np.where(is_breakout, rise, 0) + rng.normal(0, 0.8, len(logged))), 0, 10)
-    record_pain = is_breakout | (rng.random(len(logged)) < 0.3)
+    before_all = np.clip(np.rint(pain_level[pi] + rng.normal(0, 0.8, len(planned))), 0, 10)
+    rise = np.where(planned["schedule"].to_numpy() == "daily", a.pain_rise_daily, a.pain_rise_three)
+    rise = rise + np.where(responder[pi] & (planned["schedule"].to_numpy() == "daily"), a.pain_responder_rise, 0)
+    after_all = np.clip(np.rint(before_all + np.where(is_breakout_all, rise, 0) + rng.normal(0, 0.8, len(planned))),
+                        0, 10)
+    record_pain = is_breakout_all | (rng.random(len(planned)) < 0.3)
+    pain_rise = done & record_pain & is_breakout_all & (after_all - before_all >= 2)
+    pain_told = done & record_pain & is_breakout_all
+
+    # --- the true course of each hip ----------------------------------------------------------------
+    breakouts_done = np.bincount(pi[done & is_breakout_all], minlength=n)
+    per_week = breakouts_done / weeks  # achieved breakouts per week over the program (drop-out aside)
+    base_patient = rng.normal(a.baseline_mean, a.baseline_sd, n)
+    side_part = {s: rng.normal(0, a.side_sd, n) * (side == "both") for s in ("left", "right")}
+    baseline = {s: np.clip(base_patient + side_part[s], 5, 40) for s in ("left", "right")}
+    other = np.clip(base_patient + a.other_side_offset + rng.normal(0, 3, n), 5, 60)
+    if a.gain_model == "arm":
+        g = a.gain_three_per_week + a.arm_effect * (arm == "daily")
+    else:
+        g = a.gain_max * (1 - np.exp(-a.gain_rate_per_breakout * per_week))
+    reference = (a.ceiling - a.baseline_mean) if a.ceiling is not None else 1.0
+    gain = {}
+    for s in ("left", "right"):
+        room = np.clip(a.ceiling - baseline[s], 0, None) / reference if a.ceiling is not None else 1.0
+        gain[s] = g * room + rng.normal(0, a.gain_sd, n)
+    involved_sides = [["left", "right"] if side[i] == "both" else [side[i]] for i in range(n)]
+
+    def true_ir(i, hip, t):
+        if hip in involved_sides[i]:
+            return baseline[hip][i] + gain[hip][i] * (1 - np.exp(-t / a.tau_weeks))
+        return other[i] + np.mean([gain[h][i] for h in involved_sides[i]]) / 4 * (1 - np.exp(-t / a.tau_weeks))
+
+    # --- visits, measurements, and drop-out decided from what was observed ------------------------
+    rise_days = [np.sort(day[(pi == i) & pain_rise]) for i in range(n)]
+    told_days = [np.sort(day[(pi == i) & pain_told]) for i in range(n)]
+    meas, dropout_day = [], np.full(n, 10_000)
+    for i in range(n):
+        last_day = 7 * int(weeks[i]) - 1
+        visits = np.arange(0, last_day + 1, a.visit_every_days)
+        jitter = np.concatenate([[0], rng.integers(-2, 3, max(len(visits) - 1, 0))])
+        visits = np.clip(visits + jitter, 0, last_day)
+        first_mean = {}
+        previous = 0
+        for k, v in enumerate(visits):
+            t = v / 7
+            means = {}
+            for hip in ("left", "right"):
+                positions = ["seated_90"] + (["prone"] if rng.random() < a.prone_share else [])
+                for position in positions:
+                    offset = 6.0 if position == "prone" else 0.0  # prone reads higher (Simoneau 1998)
+                    day_error = rng.normal(0, a.day_sd)
+                    values = [round(true_ir(i, hip, t) + offset + day_error + rng.normal(0, a.trial_sd), 1)
+                              for _ in range(int(rng.integers(2, 4)))]
+                    for trial, value in enumerate(values, start=1):
+                        meas.append((ids[i], start[i] + timedelta(days=int(v)), hip, position, trial, value))
+                    if position == "seated_90":
+                        means[hip] = float(np.mean(values))
+            first_mean = first_mean or means
+            if k >= 1 and v < last_day:  # the patient may stop after each visit from the 2-week one
+                rises = int(((rise_days[i] > previous) & (rise_days[i] <= v)).sum())
+                told = int(((told_days[i] > previous) & (told_days[i] <= v)).sum())
+                gain_seen = np.mean([means[h] - first_mean[h] for h in involved_sides[i]])
+                hazard = (a.dropout_base + a.dropout_pain * (rises >= 2 and rises >= told / 2)
+                          + (a.dropout_no_progress_daily if arm[i] == "daily" else a.dropout_no_progress)
+                          * (k >= 2 and gain_seen < a.mdc))
+                if rng.random() < hazard:
+                    dropout_day[i] = int(v)
+                    break
+            previous = v
+    measurements = pd.DataFrame(meas, columns=["patient_id", "measured_on", "side", "position", "trial", "degrees"])
+    measurements["measured_on"] = pd.to_datetime(measurements["measured_on"]).dt.strftime("%Y-%m-%d")
+    measurements = measurements.assign(joint="hip", motion="internal_rotation", mode="active",
+                                       instrument="inclinometer")[
+        ["patient_id", "measured_on", "side", "joint", "motion", "position", "mode", "instrument", "degrees", "trial"]]
+
+    # --- sessions logged up to the drop-out -------------------------------------------------------
+    keep = done & (day <= dropout_day[pi])
+    logged = planned[keep].reset_index(drop=True)
+    is_breakout = is_breakout_all[keep]
+    is_partial = partial[keep]
+    lp = pi[keep]
     sessions = pd.DataFrame({
         "patient_id": logged["patient_id"],
         "performed_on": logged["date"].dt.strftime("%Y-%m-%d"),
@@ -171,55 +283,29 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
         "session": logged["session"],
         "completion": np.where(is_partial, "partial", "full"),
         "rounds_done": np.where(is_breakout, np.where(is_partial, rng.integers(1, 3, len(logged)), 3), pd.NA),
-        "pain_before": pd.array(np.where(record_pain, before, np.nan)).astype("Int64"),
-        "pain_after": pd.array(np.where(record_pain, after, np.nan)).astype("Int64"),
+        "pain_before": pd.array(np.where(record_pain[keep], before_all[keep], np.nan)).astype("Int64"),
+        "pain_after": pd.array(np.where(record_pain[keep], after_all[keep], np.nan)).astype("Int64"),
     })
     sessions["rounds_done"] = pd.array(sessions["rounds_done"], dtype="Int64")
+    del lp
 
-    # --- achieved breakouts per week and the true gain -----------------------------------------
-    followed_days = np.minimum(7 * weeks, 7 * dropout)
-    breakouts_done = np.bincount(lp[is_breakout], minlength=n)
-    per_week = breakouts_done / (followed_days / 7)
-    gain = a.gain_max * (1 - np.exp(-a.gain_rate_per_breakout * per_week)) + rng.normal(0, a.gain_sd, n)
-    baseline = np.clip(rng.normal(a.baseline_mean, a.baseline_sd, n), 5, 40)
-    other = baseline + a.other_side_offset + rng.normal(0, 3, n)
-
-    # --- measurements: visits every ~2 weeks, 2-3 trials per side -------------------------------
-    meas = []
-    for i in range(n):
-        last_day = min(int(followed_days[i]), 7 * int(weeks[i])) - 1
-        visits = np.arange(0, last_day + 1, a.visit_every_days)
-        jitter = np.concatenate([[0], rng.integers(-2, 3, max(len(visits) - 1, 0))])
-        visits = np.clip(visits + jitter, 0, last_day)
-        involved = ["left", "right"] if side[i] == "both" else [side[i]]
-        for v in visits:
-            t = v / 7
-            for s in ("left", "right"):
-                base = baseline[i] if s in involved else other[i]
-                g = gain[i] if s in involved else gain[i] / 4
-                true = base + g * (1 - np.exp(-t / a.tau_weeks))
-                positions = ["seated_90"] + (["prone"] if rng.random() < a.prone_share else [])
-                for position in positions:
-                    offset = 6.0 if position == "prone" else 0.0  # prone reads higher (Simoneau 1998)
-                    for trial in range(1, int(rng.integers(2, 4)) + 1):
-                        meas.append((ids[i], start[i] + timedelta(days=int(v)), s, position, trial,
-                                     round(true + offset + rng.normal(0, a.trial_sd), 1)))
-    measurements = pd.DataFrame(meas, columns=["patient_id", "measured_on", "side", "position", "trial", "degrees"])
-    measurements["measured_on"] = pd.to_datetime(measurements["measured_on"]).dt.strftime("%Y-%m-%d")
-    measurements = measurements.assign(joint="hip", motion="internal_rotation", mode="active",
-                                       instrument="inclinometer")[
-        ["patient_id", "measured_on", "side", "joint", "motion", "position", "mode", "instrument", "degrees", "trial"]]
-
+    dropped = dropout_day < 10_000
     truth = pd.DataFrame({
         "patient_id": ids, "assigned_schedule": arm, "adherence_breakouts": adherence,
-        "breakouts_per_week": per_week, "true_gain": gain, "baseline_involved": baseline,
-        "tau_weeks": a.tau_weeks, "dropout_week": np.where(dropout < 10_000, dropout, pd.NA),
+        "breakouts_per_week": per_week,
+        "true_gain": [np.mean([gain[h][i] for h in involved_sides[i]]) for i in range(n)],
+        "baseline_involved": [np.mean([baseline[h][i] for h in involved_sides[i]]) for i in range(n)],
+        "tau_weeks": a.tau_weeks,
+        "dropout_week": pd.array(np.where(dropped, np.ceil(dropout_day / 7), np.nan)).astype("Int64"),
         "pain_responder": responder, "switched": switch & (switch_week < weeks),
     })
+    true_rows = [(ids[i], hip, w, true_ir(i, hip, w)) for i in range(n) for hip in involved_sides[i]
+                 for w in range(int(weeks[i]) + 1)]
+    true_ir_table = pd.DataFrame(true_rows, columns=["patient_id", "side", "week", "true_deg"])
     programs["start_date"] = pd.to_datetime(programs["start_date"]).dt.strftime("%Y-%m-%d")
     programs["end_date"] = pd.to_datetime(programs["end_date"]).dt.strftime("%Y-%m-%d")
     return {"patients": patients, "programs": programs, "measurements": measurements,
-            "sessions": sessions, "truth": truth}
+            "sessions": sessions, "truth": truth, "true_ir": true_ir_table}
 
 
 def write_clinic(clinic: dict[str, pd.DataFrame], folder: str | Path) -> dict[str, Path]:
@@ -316,10 +402,13 @@ def _cache_dir() -> Path | None:
 def sample_store_path() -> Path | None:
     """Where :func:`sample_store` caches the sample store: this user's cache folder
     (``$XDG_CACHE_HOME/hipanalytics`` or ``~/.cache/hipanalytics``), or None where there is none."""
+    import hashlib
+
     from . import __version__
 
     folder = _cache_dir()
-    return None if folder is None else folder / f"sample-{__version__}.sqlite"
+    generator = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]  # a changed generator: a new sample
+    return None if folder is None else folder / f"sample-{__version__}-{generator}.sqlite"
 
 
 def _build_sample(path: Path) -> str:

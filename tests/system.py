@@ -1,4 +1,4 @@
-"""Optional system packages the tests use (chromium, a PostgreSQL server): found, or a loud skip.
+"""Optional system packages the tests use (chromium, a PostgreSQL server, R): found, or a loud skip.
 
 Locally a missing package skips its tests with a loud reason; in CI (``CI=true``) it fails them,
 because ``.ci/run`` installs it. With ``HIPANALYTICS_TEST_BARE=1`` the tests behave as on a
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -40,3 +41,12 @@ def postgres_url() -> str:
     """The PostgreSQL server the store tests use."""
     return require(os.environ.get(POSTGRES_ENV), "a PostgreSQL server",
                    f"set {POSTGRES_ENV}=postgresql+psycopg://user@host:port/db; .ci/run starts one")
+
+
+def rscript() -> str:
+    """R's Rscript with lme4, lmerTest and nlme, for the mixed-model cross-checks."""
+    found = shutil.which("Rscript")
+    if found and subprocess.run([found, "-e", "library(lme4); library(lmerTest); library(nlme)"],
+                                capture_output=True).returncode != 0:
+        found = None
+    return require(found, "R with lme4, lmerTest and nlme", "apt-get install r-base-core r-cran-lme4 r-cran-lmertest")

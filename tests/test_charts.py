@@ -77,13 +77,26 @@ def test_cohort_charts_and_forest_plot():
     assert "degrees" in fig.axes[0].get_ylabel()
     out = patient_outcomes(c["measurements"], c["patients"], c["programs"], c["sessions"])
     fig = charts.dose_response_chart(out)
-    slope = dose_response(out).set_index("term").loc["breakouts_per_week_done", "estimate"]
-    assert f"fit: {slope:+.2f} deg/week per breakout/week" in fig.axes[0].get_legend_handles_labels()[1]
-    table = pd.DataFrame({"label": ["ITT", "PP"], "estimate": [1.0, 1.5], "ci_low": [0.2, 0.5], "ci_high": [1.8, 2.5]})
+    slope = dose_response(out).set_index("term").loc["breakouts_per_week_done", "estimate"]  # adjusted, as the table
+    assert f"adjusted fit: {slope:+.2f} deg/week per breakout/week" in fig.axes[0].get_legend_handles_labels()[1]
+
+
+def test_forest_plot_keeps_labels_and_numbers_clear_of_the_plot():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    table = pd.DataFrame({"label": ["primary (cLDA, all visits)", "per protocol"], "estimate": [1.04, 1.5],
+                          "ci_low": [0.2, -0.55], "ci_high": [1.84, 2.5]})
     fig = charts.forest_plot(table, unit="degrees")
-    ticks = {t.get_text(): t.get_position()[1] for t in fig.axes[0].get_yticklabels()}
-    assert ticks["ITT"] > ticks["PP"]  # table order, top to bottom
-    assert "1.00 [0.20, 1.80]" in [t.get_text() for t in fig.axes[0].texts]
+    plot, names, numbers = fig.axes
+    assert plot.get_xlabel() == "difference (degrees)"
+    texts = {t.get_text(): t for axes in (names, numbers) for t in axes.texts}
+    assert texts["primary (cLDA, all visits)"].get_position()[1] > texts["per protocol"].get_position()[1]
+    assert {"1.0 (0.2 to 1.8)", "1.5 (-0.6 to 2.5)"} <= set(texts)  # 0.1 degree, half away from zero
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = plot.get_window_extent(renderer)
+    for text in texts.values():  # no label or number is crossed by the axis or an error bar
+        assert not text.get_window_extent(renderer).overlaps(box), text.get_text()
 
 
 def test_every_chart_draws_into_a_given_axes():

@@ -7,6 +7,8 @@ from click.testing import CliRunner
 from icalendar import Calendar
 
 from hipanalytics.cli import main
+from hipanalytics.config import notebooks_dir
+from hipanalytics.synthetic import generate_clinic
 from hipanalytics.store import Store
 
 from .conftest import line_of
@@ -36,7 +38,8 @@ def test_demo_writes_plan_handout_and_calendar_for_both_schedules_and_a_store(tm
     assert int(pd.read_csv(daily / "plan.csv")["breakouts"].sum()) == 42
     assert len(Calendar.from_ical((daily / "calendar.ics").read_bytes()).walk("VEVENT")) == 84
     assert "84 sessions, 18 with breakouts (per week: 3, 3, 3, 3, 3, 3)" in result.output
-    assert "measurements: 1060 rows read, 1060 imported" in result.output
+    rows = len(generate_clinic(40, seed=2026)["measurements"])  # the sample clinic the demo imports
+    assert f"measurements: {rows} rows read, {rows} imported" in result.output
     assert len(Store(tmp_path / "clinic.sqlite").read("patients")) == 40
 
 
@@ -172,7 +175,8 @@ def test_lab_outside_a_checkout_copies_the_shipped_notebooks_into_a_folder_of_th
     (folder / "reports" / "patient_progress.ipynb").write_text("{}")  # the user's edited copy stays
     result = run("lab", "--dir", str(folder), "--no-browser", "--port", str(_free_port()))
     assert result.exit_code == 0, result.output
-    assert f"copied 6 notebooks into {folder}" in result.output
+    shipped = len(list(notebooks_dir().rglob("*.ipynb")))  # 4 report templates, 3 apps, 1 tutorial
+    assert shipped == 8 and f"copied {shipped - 1} notebooks into {folder}" in result.output
     assert (folder / "reports" / "patient_progress.ipynb").read_text() == "{}"
     assert (folder / "tutorials" / "01-quickstart.ipynb").is_file() and (folder / "apps" / "dashboard.ipynb").is_file()
     assert calls[0][3] == f"--ServerApp.root_dir={folder}"

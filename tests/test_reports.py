@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 from click.testing import CliRunner
@@ -147,10 +148,23 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
     from hipanalytics.reports import render_cohort, render_overview
 
     cohort = render_cohort(store_path, tmp_path, week=6)
-    expected = cohort_comparison(Store(store_path), week=6).key_figures
-    assert cohort["figures"] == json.loads(json.dumps(expected))
+    expected = cohort_comparison(Store(store_path), week=6)
+    files = cohort["figures"].pop("files")
+    assert cohort["figures"] == json.loads(json.dumps(expected.key_figures))
     document = cohort["html"].read_text()
-    assert document.count("data:image/png;base64") == 3 and "Table 1" in document and "mixed model" in document
+    assert document.count("data:image/png;base64") == 4 and "Table 1" in document and "Estimand." in document
+    # every table as CSV and LaTeX, every figure as SVG and PDF, beside the report and listed in its JSON
+    stems = [*expected.tables(), *expected.figures()]
+    listed = {Path(f).name for f in files}
+    assert listed == {f"{s}.{x}" for s in expected.tables() for x in ("csv", "tex")} | {
+        f"{s}.{x}" for s in expected.figures() for x in ("svg", "pdf")}
+    assert all((tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0 for f in files) and len(stems) == 14
+    primary = pd.read_csv(tmp_path / "cohort-all-files" / "primary-and-sensitivity.csv")
+    assert primary["analysis"].iloc[0].startswith("primary: cLDA")
+    tex = (tmp_path / "cohort-all-files" / "primary-and-sensitivity.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    assert (tmp_path / "cohort-all-files" / "forest.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "cohort-all-files" / "forest.pdf").read_bytes().startswith(b"%PDF-")
     overview = render_overview(store_path, tmp_path)
     table = clinic_overview(Store(store_path))
     attention = table[table["attention"] != ""]["patient_id"].nunique()
@@ -215,7 +229,7 @@ def test_check_parameters_names_each_problem_and_ignores_imports_and_private_nam
         check_parameters(namespace, "cohort_comparison")
     assert str(info.value) == ("cohort_comparison: unknown parameter 'treshold' (did you mean 'threshold'?); "
                                "parameter week=0: expected a whole number of weeks >= 1. "
-                               "Declared parameters: store, cohort, week, threshold, figures_json")
+                               "Declared parameters: store, cohort, week, threshold, figures_json, files_dir")
     ok = {"store": None, "patient_id": "P1", "as_of": "2026-07-01", "show_name": False, "position": "prone",
           "mode": "passive", "instrument": "goniometer", "figures_json": "f.json", "HTML": object, "reports": json}
     check_parameters(ok, "patient_progress")

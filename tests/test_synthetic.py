@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,10 +62,23 @@ def test_daily_arm_does_more_breakouts_and_gains_more_as_assumed(clinic):
     assert truth["true_gain"].mean()["daily"] > truth["true_gain"].mean()["three-per-week"]
 
 
-def test_trial_noise_is_near_the_stated_sd(clinic):
+def test_trial_and_between_day_noise_match_the_stated_sem(clinic):
+    from hipanalytics.synthetic import Assumptions
+
+    a = Assumptions()
     m = clinic["measurements"]
-    spread = m.groupby(["patient_id", "measured_on", "side", "position"])["degrees"].std().dropna()
-    assert 2.5 < spread.mean() < 4.5  # mean within-visit SD for trial noise SD 3.5
+    visits = m.groupby(["patient_id", "measured_on", "side", "position"])["degrees"]
+    pooled = np.sqrt(visits.var().dropna().mean())  # the mean of within-visit variances estimates trial_sd^2
+    assert pooled == pytest.approx(a.trial_sd, rel=0.1)
+    # a baseline visit's mean errs by the between-day error plus the trial error averaged over 2-3 trials:
+    # sqrt(1.6^2 + 2.0^2 (1/2 + 1/3) / 2) = 2.06 degrees, near the 1.95-degree SEM of Krause et al. 2015
+    means = m[m["position"] == "seated_90"].groupby(["patient_id", "measured_on", "side"])["degrees"].mean().reset_index()
+    first = means.sort_values("measured_on").drop_duplicates(["patient_id", "side"])
+    true0 = clinic["true_ir"][clinic["true_ir"]["week"] == 0]
+    error = first.merge(true0, on=["patient_id", "side"])
+    assert len(error) >= 60  # every involved hip of the 60 patients
+    expected = np.sqrt(a.day_sd ** 2 + a.trial_sd ** 2 * (1 / 2 + 1 / 3) / 2)
+    assert (error["degrees"] - error["true_deg"]).std() == pytest.approx(expected, rel=0.12)
 
 
 def test_measurement_values_pass_validation(clinic):

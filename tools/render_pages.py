@@ -1,7 +1,8 @@
 """Render every page a clinician or researcher reads to PNG, in one folder, to look at them.
 
 From the synthetic sample clinic (so nothing here is patient data): the progress report of a
-patient with one involved hip and of one with both, the cohort comparison, the clinic overview,
+patient with one involved hip and of one with both, the cohort comparison, a power report (a
+small simulation), the clinic overview,
 the clinic batch's index page, and the program handouts of both schedules (and of a schedule
 switch, with its recovery day). Each is printed to PDF as hipanalytics prints it (WeasyPrint) and
 every PDF page is turned into a PNG with pdftoppm (Debian: poppler-utils). It also prints, per
@@ -24,7 +25,7 @@ def main(out: Path) -> int:
     from hipanalytics.handout import handout_html
     from hipanalytics.pdf import html_to_pdf, layout_overflow
     from hipanalytics.program import Program, switch_schedule
-    from hipanalytics.reports import render_clinic, render_cohort, render_overview, render_patient
+    from hipanalytics.reports import render_clinic, render_cohort, render_overview, render_patient, render_power
     from hipanalytics.store import Store
     from hipanalytics.synthetic import sample_store
 
@@ -44,6 +45,7 @@ def main(out: Path) -> int:
         f"patient-{both}-both-hips": render_patient(store, both, work)["html"].read_text(),
         "cohort": render_cohort(store, work)["html"].read_text(),
         "overview": render_overview(store, work)["html"].read_text(),
+        "power": render_power(work, per_arm=(20, 30, 40, 60), trials=40)["html"].read_text(),
     }
     batch = render_clinic(store, work / "clinic", patients=[one, both], jobs=1, progress=False)
     documents["clinic-index"] = batch["index"].read_text()

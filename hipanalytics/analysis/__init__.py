@@ -3,15 +3,18 @@
 - :mod:`.rom`: visits, per-series ROM trends (slope with CI, MDC, plateau, asymmetry, target)
 - :mod:`.adherence`: planned vs logged sessions, breakouts per week
 - :mod:`.tolerance`: pain response and the repeated pain-rise flag
-- :mod:`.cohort`: per-patient outcomes, schedule comparison, mixed model, ITT/per-protocol,
+- :mod:`.cohort`: per-patient outcomes, group comparison, mixed model of the weekly gain,
   dose-response, Table 1
+- :mod:`.trial`: the trial analysis: estimand, primary analysis (cLDA/MMRM), sensitivity analyses
+  for missing data, per protocol and as treated, secondary outcomes, CONSORT flow, harms
+- :mod:`.mixed`: linear mixed models with lme4/lmerTest inference (used by the two above)
+- :mod:`.power`: power and sample size by simulation of the primary analysis
 """
 
 from .cohort import (
     compare_groups,
     cohort_visits,
     dose_response,
-    itt_and_per_protocol,
     mixed_model,
     patient_outcomes,
     table_one,
@@ -23,5 +26,5 @@ from .tolerance import PAIN_RISE_NPRS, pain_response, tolerance_flags
 __all__ = [
     "MDC_DEFAULTS", "PAIN_RISE_NPRS", "PRIMARY_METHOD", "select_method", "SERIES_KEYS", "adherence", "adherence_summary", "breakout_frequency",
     "mixed_series", "pain_response", "rom_trends", "tolerance_flags", "visits", "compare_groups", "cohort_visits",
-    "dose_response", "itt_and_per_protocol", "mixed_model", "patient_outcomes", "table_one",
+    "dose_response", "mixed_model", "patient_outcomes", "table_one",
 ]

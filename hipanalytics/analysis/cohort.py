@@ -1,5 +1,6 @@
-"""Cohort comparison of breakout schedules: per-patient outcomes, group tests, a linear mixed model,
-intention-to-treat against per-protocol, dose-response and Table 1.
+"""Cohort comparison of breakout schedules: per-patient outcomes, group tests, a linear mixed model
+of the weekly gain, dose-response and Table 1. The trial analysis (estimand, primary analysis,
+missing data, per protocol, flow) is in :mod:`hipanalytics.analysis.trial`.
 
 Examples
 --------
@@ -26,7 +27,7 @@ from .rom import PRIMARY_METHOD, rom_trends, select_method, visits
 
 __all__ = [
     "PRIMARY_METHOD", "ConvergenceWarning", "SmallCohortWarning", "patient_outcomes", "cohort_visits",
-    "compare_groups", "mixed_model", "itt_and_per_protocol", "dose_response", "table_one",
+    "compare_groups", "mixed_model", "dose_response", "table_one", "assigned_schedule",
 ]
 
 
@@ -36,10 +37,11 @@ class SmallCohortWarning(HipAnalyticsWarning):
 
 
 class ConvergenceWarning(HipAnalyticsWarning):
-    """The mixed model with random slopes did not converge; a random-intercept model was fitted."""
+    """The mixed model with random slopes was singular or did not converge; a random-intercept
+    model was fitted."""
 
 
-def _assigned(patients: pd.DataFrame, programs: pd.DataFrame) -> pd.Series:
+def assigned_schedule(patients: pd.DataFrame, programs: pd.DataFrame) -> pd.Series:
     """The schedule each patient was assigned: the randomised arm (``cohort``) if it names a schedule,
     else the schedule of the patient's first program."""
     first = (programs.assign(start=pd.to_datetime(programs["start_date"])).sort_values("start")
@@ -69,7 +71,7 @@ def cohort_visits(measurements: pd.DataFrame, patients: pd.DataFrame, programs: 
     v = v[(side == v["side"]) | (side == "both")].copy()
     first = v.groupby(["patient_id", "side"])["measured_on"].transform("min")
     v["weeks"] = (v["measured_on"] - first).dt.days / 7.0
-    v["schedule"] = v["patient_id"].map(_assigned(patients, programs))
+    v["schedule"] = v["patient_id"].map(assigned_schedule(patients, programs))
     return v[["patient_id", "side", "measured_on", "weeks", "degrees", "schedule"]].reset_index(drop=True)
 
 
@@ -86,8 +88,8 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     -------
     DataFrame
         ``patient_id``, ``schedule`` (assigned, for intention-to-treat), ``baseline_deg``,
-        ``change_deg`` (at week N), ``slope_deg_per_week``, ``adherence``, ``breakout_adherence``,
-        ``breakouts_per_week_done``, ``note``.
+        ``change_deg`` (at week N), ``slope_deg_per_week``, ``followup_weeks`` (baseline to the last
+        visit), ``adherence``, ``breakout_adherence``, ``breakouts_per_week_done``, ``note``.
     """
     v = cohort_visits(measurements, patients, programs, method=method)
     if as_of is not None:
@@ -103,10 +105,11 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     slope = trends[trends["involved"].fillna(False).astype(bool)].groupby("patient_id")["slope_deg_per_week"].mean()
     adh = adherence_summary(programs, sessions, as_of=as_of).set_index("patient_id")
     out = pd.DataFrame({"patient_id": patients["patient_id"].to_numpy()})
-    out["schedule"] = out["patient_id"].map(_assigned(patients, programs))
+    out["schedule"] = out["patient_id"].map(assigned_schedule(patients, programs))
     out["baseline_deg"] = out["patient_id"].map(baseline)
     out["change_deg"] = out["patient_id"].map(change)
     out["slope_deg_per_week"] = out["patient_id"].map(slope)
+    out["followup_weeks"] = out["patient_id"].map(v.groupby("patient_id")["weeks"].max())
     for column in ("adherence", "breakout_adherence", "breakouts_per_week_done"):
         out[column] = out["patient_id"].map(adh[column]) if column in adh else np.nan
     out["note"] = np.where(out["baseline_deg"].isna(), "no baseline on the primary method",
@@ -124,15 +127,72 @@ def _hedges_g(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
     return g, g - 1.96 * se, g + 1.96 * se
 
 
-def _hodges_lehmann(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
-    """Median of all pairwise differences a - b, with the distribution-free 95 % CI from their order
-    statistics (normal approximation to the Mann-Whitney null; Hollander & Wolfe)."""
-    diffs = np.sort(np.subtract.outer(a, b).ravel())
+def _mann_whitney_counts(n1: int, n2: int) -> np.ndarray:
+    """The number of arrangements giving each Mann-Whitney U = 0 .. n1 n2 (no ties): the exact null."""
+    # c(i, j) holds the counts for samples of sizes i and j: c(i, j)[u] = c(i-1, j)[u - j] + c(i, j-1)[u]
+    table = [[None] * (n2 + 1) for _ in range(n1 + 1)]
+    for i in range(n1 + 1):
+        for j in range(n2 + 1):
+            if i == 0 or j == 0:
+                table[i][j] = np.ones(1, dtype=float)
+                continue
+            counts = np.zeros(i * j + 1)
+            left = table[i - 1][j]
+            counts[j: j + len(left)] += left
+            up = table[i][j - 1]
+            counts[: len(up)] += up
+            table[i][j] = counts
+    return table[n1][n2]
+
+
+EXACT_LIMIT = 2500
+"""Mann-Whitney p-values and Hodges-Lehmann CIs are exact when there are no ties and n1 x n2 is at
+most this; otherwise the normal approximation with tie and continuity corrections is used (both
+as R's ``wilcox.test``)."""
+
+
+def _hodges_lehmann(a: np.ndarray, b: np.ndarray, exact: bool) -> tuple[float, float, float]:
+    """Median of all pairwise differences a - b, with its 95 % CI computed as R's
+    ``wilcox.test(a, b, conf.int = TRUE)`` does: from the order statistics of the differences at
+    the exact Mann-Whitney null's critical value when ``exact``; otherwise by inverting the
+    tie-corrected normal approximation (Hollander, Wolfe & Chicken, Nonparametric Statistical
+    Methods, 3rd ed., 2014, section 4.3), so the CI agrees with the p-value."""
+    from scipy import optimize, stats
+
     n1, n2 = len(a), len(b)
-    k = int(np.floor(n1 * n2 / 2 - 1.959964 * np.sqrt(n1 * n2 * (n1 + n2 + 1) / 12)))
-    if k < 1:
-        return float(np.median(diffs)), np.nan, np.nan
-    return float(np.median(diffs)), float(diffs[k - 1]), float(diffs[len(diffs) - k])
+    diffs = np.sort(np.subtract.outer(a, b).ravel())
+    estimate = float(np.median(diffs))
+    if exact:
+        cdf = np.cumsum(_mann_whitney_counts(n1, n2))
+        cdf /= cdf[-1]
+        k = max(int(np.searchsorted(cdf, 0.025 - 1e-12)), 1)  # R: qwilcox(alpha / 2), at least 1
+        return estimate, float(diffs[k - 1]), float(diffs[n1 * n2 - k])
+
+    def z(shift: float, target: float) -> float:
+        pooled = np.concatenate([a - shift, b])
+        ranks = stats.rankdata(pooled)
+        u = ranks[:n1].sum() - n1 * (n1 + 1) / 2 - n1 * n2 / 2
+        _, ties = np.unique(pooled, return_counts=True)
+        sigma = np.sqrt(n1 * n2 / 12 * ((n1 + n2 + 1) - (ties ** 3 - ties).sum() / ((n1 + n2) * (n1 + n2 - 1))))
+        if sigma == 0:  # every value tied at this shift: the statistic sits at its centre
+            return -target
+        return (u - np.sign(u) * 0.5) / sigma - target
+
+    if len(np.unique(np.concatenate([a, b]))) == 1:  # no spread at all: no interval (R refuses too)
+        return estimate, np.nan, np.nan
+
+    low_end, high_end = a.min() - b.max(), a.max() - b.min()
+
+    def root(target: float) -> float:
+        f_low, f_high = z(low_end, target), z(high_end, target)
+        if f_low <= 0:
+            return float(low_end)
+        if f_high >= 0:
+            return float(high_end)
+        return float(optimize.brentq(z, low_end, high_end, args=(target,), xtol=1e-8))
+
+    quantile = stats.norm.ppf(0.975)
+    return estimate, root(quantile), root(-quantile)
 
 
 def compare_groups(outcomes: pd.DataFrame, value: str, *, group: str = "schedule",
@@ -185,15 +245,17 @@ def compare_groups(outcomes: pd.DataFrame, value: str, *, group: str = "schedule
     welch = stats.ttest_ind(a, b, equal_var=False)
     ci = welch.confidence_interval(0.95)
     g, g_low, g_high = _hedges_g(a, b)
-    mw = stats.mannwhitneyu(a, b, alternative="two-sided")
-    shift, shift_low, shift_high = _hodges_lehmann(a, b)
+    exact = len(np.unique(np.concatenate([a, b]))) == len(a) + len(b) and len(a) * len(b) <= EXACT_LIMIT
+    mw = stats.mannwhitneyu(a, b, alternative="two-sided", method="exact" if exact else "asymptotic")
+    shift, shift_low, shift_high = _hodges_lehmann(a, b, exact)
     rows = [
         {"statistic": names[0], "estimate": a.mean() - b.mean(), "ci_low": ci.low, "ci_high": ci.high,
          "p_value": welch.pvalue, "note": "degrees" if value.endswith("_deg") else ""},
         {"statistic": names[1], "estimate": g, "ci_low": g_low, "ci_high": g_high, "p_value": np.nan,
          "note": "standardised; CI by the Hedges & Olkin normal approximation"},
         {"statistic": names[2], "estimate": shift, "ci_low": shift_low, "ci_high": shift_high, "p_value": mw.pvalue,
-         "note": "estimate: Hodges-Lehmann shift with its distribution-free 95% CI"},
+         "note": "Hodges-Lehmann shift; p and 95% CI " + (
+             "exact" if exact else "by the normal approximation, corrected for ties")},
     ]
     if np.all(a == a[0]) and np.all(b == b[0]):
         rows[1]["note"] = "all values identical within groups: no spread, g undefined"
@@ -203,12 +265,16 @@ def compare_groups(outcomes: pd.DataFrame, value: str, *, group: str = "schedule
 
 
 def mixed_model(data: pd.DataFrame, *, outcome: str = "degrees", time: str = "weeks",
-                subject: str = "patient_id", group: str | None = "schedule",
-                random_slope: bool = True) -> pd.DataFrame:
-    """Linear mixed model ``outcome ~ time * group`` with a random intercept and slope per subject.
+                subject: str = "patient_id", group: str | None = "schedule", side: str | None = "side",
+                random_slope: bool = True, reference: str | None = None) -> pd.DataFrame:
+    """Linear mixed model ``outcome ~ time * group`` with a random intercept and slope per subject,
+    and a random intercept per side within subject when some subjects have both hips measured.
 
-    Fitted by REML with statsmodels MixedLM. When the random-slope model does not converge, a
-    random-intercept model is fitted instead and :class:`ConvergenceWarning` says so.
+    Fitted by REML (:mod:`hipanalytics.analysis.mixed`, checked against R's lme4 and lmerTest):
+    standard errors from ``(X'V^-1 X)^-1``, t tests and 95 % CIs with Satterthwaite's degrees of
+    freedom. When the random-slope model is singular (a variance at zero, a correlation at +/-1)
+    or does not converge, a random-intercept model is fitted instead; :class:`ConvergenceWarning`
+    and the ``note`` say so, and that the CI of the time trend is then too narrow.
 
     Parameters
     ----------
@@ -216,126 +282,182 @@ def mixed_model(data: pd.DataFrame, *, outcome: str = "degrees", time: str = "we
         Long format, one row per observation (e.g. :func:`cohort_visits`).
     group : str or None
         Between-subject factor (e.g. the schedule); None fits ``outcome ~ time``.
+    side : str or None
+        Column naming the hip; None (or a column with one side per subject) leaves it out. The two
+        hips of a patient share the patient's intercept and slope and differ by their own intercept
+        (lme4: ``(time | subject) + (1 | subject:side)``), so they count as correlated, not as two
+        patients.
+    reference : str, optional
+        The reference level of ``group``; default ``three-per-week`` when present, else the first
+        level in sort order.
 
     Returns
     -------
     DataFrame
-        One row per fixed effect: ``term``, ``estimate``, ``std_error``, ``ci_low``, ``ci_high``,
-        ``p_value``; and, repeated on every row, ``random_effects`` (``intercept + slope`` or
-        ``intercept``), ``converged``, ``n_subjects``, ``n_obs``, ``note``. With a group, the
-        ``time x group`` term is the difference in weekly gain between groups.
+        One row per fixed effect (``effect`` = "fixed": ``term``, ``estimate``, ``std_error``,
+        ``df``, ``ci_low``, ``ci_high``, ``p_value``) and per variance component (``effect`` =
+        "random": standard deviations and the random-effect correlation, ``estimate`` only); on
+        every row ``random_effects``, ``converged``, ``singular``, ``n_subjects``, ``n_obs`` and
+        ``note`` (every warning of the fit). With a group, ``time x group=level`` is the
+        difference in weekly gain of that level against the reference.
+
+    Examples
+    --------
+    >>> from hipanalytics.synthetic import generate_clinic
+    >>> c = generate_clinic(30, seed=4)
+    >>> m = mixed_model(cohort_visits(c["measurements"], c["patients"], c["programs"]))
+    >>> m.loc[m["effect"] == "fixed", "term"].tolist()
+    ['(Intercept)', 'schedule=daily', 'weeks', 'weeks x schedule=daily']
     """
-    import statsmodels.formula.api as smf  # imported here: it takes a second, and most callers never fit
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning as StatsmodelsConvergenceWarning
+    from .mixed import fit_lmm, lmm_data
 
-    columns = [outcome, time, subject] + ([group] if group else [])
-    d = data[columns].dropna()
-    formula = f"{outcome} ~ {time}" + (f" * C({group})" if group else "")
-    if group and d[group].nunique() < 2:
-        raise HipAnalyticsError(f"the mixed model needs two or more {group} groups; found {d[group].nunique()}")
+    columns = [outcome, time, subject] + ([group] if group else []) + ([side] if side else [])
+    d = data[columns].dropna().reset_index(drop=True)
+    if d.empty:
+        raise HipAnalyticsError("the mixed model has no observations to fit")
+    if (d.groupby(subject).size() >= 2).mean() < 0.5:
+        raise HipAnalyticsError("the mixed model cannot be fitted to these data: it needs several visits for most "
+                                f"patients, and {(d.groupby(subject).size() < 2).sum()} of {d[subject].nunique()} "
+                                "have one")
+    design = [np.ones(len(d)), d[time].to_numpy(dtype=float)]
+    names = ["(Intercept)", time]
+    if group:
+        levels = sorted(d[group].unique())
+        if len(levels) < 2:
+            raise HipAnalyticsError(f"the mixed model needs two or more {group} groups; found {len(levels)}")
+        reference = reference or ("three-per-week" if "three-per-week" in levels else levels[0])
+        others = [level for level in levels if level != reference]
+        indicators = [(d[group] == level).to_numpy(dtype=float) for level in others]
+        design = [design[0], *indicators, design[1], *[x * design[1] for x in indicators]]
+        names = ["(Intercept)", *[f"{group}={level}" for level in others], time,
+                 *[f"{time} x {group}={level}" for level in others]]
+    X = np.column_stack(design)
+    nested = side if side and d.groupby(subject)[side].nunique().max() > 1 else None
 
-    def fit(re_formula):
-        model = smf.mixedlm(formula, d, groups=d[subject], re_formula=re_formula)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = model.fit(reml=True, method=["lbfgs", "cg", "powell"])  # tried in turn
-        boundary = any(issubclass(w.category, StatsmodelsConvergenceWarning) and "boundary" in str(w.message)
-                       for w in caught)
-        return result, bool(result.converged), boundary
+    def fit(slopes):
+        return fit_lmm(lmm_data(d, X, names, y=outcome, subject=subject, random=slopes, side=nested))
 
-    structure = "intercept + slope"
-    converged, reason = False, ""
+    notes = []
+    structure = "intercept + slope" if random_slope else "intercept"
+    result = None
     if random_slope:
         try:
-            result, converged, boundary = fit(f"~{time}")
-            reason = "did not converge"
+            result = fit([time])
         except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. one visit per patient: no slope to vary
-            reason = f"could not be fitted ({exc})"
-    if not converged:
-        if random_slope:
-            warnings.warn(f"the random-slope mixed model {reason}; fitted a random intercept only",
+            notes.append(f"the random-slope model could not be fitted ({exc})")
+        if result is not None and (result.singular or not result.converged):
+            notes += result.notes
+            result = None
+        if result is None:
+            notes.append("fitted a random intercept only instead of a random intercept and slope: the variation "
+                         "of the weekly gain between patients is then not modelled, so the CIs of the weekly gain "
+                         "and of its difference between groups are too narrow")
+            warnings.warn(f"the random-slope mixed model is singular or did not converge; {notes[-1]}",
                           ConvergenceWarning, stacklevel=2)
-        structure = "intercept"
+            structure = "intercept"
+    if result is None:
         try:
-            result, converged, boundary = fit("1")
+            result = fit([])
         except (np.linalg.LinAlgError, ValueError) as exc:
             raise HipAnalyticsError(
                 f"the mixed model cannot be fitted to these data ({exc}); it needs several visits for "
                 "most patients") from None
-    fe = result.fe_params
-    with warnings.catch_warnings(record=True) as caught:  # e.g. a covariance that is not positive definite
-        warnings.simplefilter("always")
-        ci = result.conf_int().loc[fe.index]
-        se, p = result.bse_fe.to_numpy(), result.pvalues.loc[fe.index].to_numpy()
-    out = pd.DataFrame({
-        "term": [_term_name(t, time, group) for t in fe.index], "estimate": fe.to_numpy(),
-        "std_error": se, "ci_low": ci[0].to_numpy(), "ci_high": ci[1].to_numpy(), "p_value": p,
-    })
-    out["random_effects"], out["converged"] = structure, converged
+    if nested:
+        structure += " per patient; intercept per hip within patient"
+    fixed = result.fixed_effects().drop(columns="t").assign(effect="fixed")
+    random = result.variance_components().assign(effect="random")
+    out = pd.concat([fixed, random], ignore_index=True)
+    out["random_effects"], out["converged"], out["singular"] = structure, result.converged, result.singular
     out["n_subjects"], out["n_obs"] = d[subject].nunique(), len(d)
-    notes = ["a variance component is at the boundary (near zero)"] if boundary else []
-    notes += [f"{w.category.__name__}: {w.message}" for w in caught]
-    out["note"] = "; ".join(dict.fromkeys(notes))
-    return out
-
-
-def _term_name(term: str, time: str, group: str | None) -> str:
-    if group:
-        term = term.replace(f"C({group})[T.", f"{group}=").replace("]", "")
-    return term.replace(":", " x ")
-
-
-def itt_and_per_protocol(outcomes: pd.DataFrame, value: str = "change_deg", *,
-                         threshold: float = 0.7, adherence_column: str = "breakout_adherence") -> pd.DataFrame:
-    """The schedule comparison by intention-to-treat (everyone, by assigned schedule) and
-    per-protocol (only patients whose breakout adherence reached ``threshold``)."""
-    itt = compare_groups(outcomes, value).assign(analysis="intention-to-treat")
-    kept = outcomes[outcomes[adherence_column] >= threshold]
-    pp = compare_groups(kept, value).assign(analysis=f"per-protocol ({adherence_column} >= {threshold:g})")
-    return pd.concat([itt, pp], ignore_index=True)
+    out["note"] = "; ".join(dict.fromkeys(notes + result.notes))
+    return out[["effect", "term", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value", "random_effects",
+                "converged", "singular", "n_subjects", "n_obs", "note"]]
 
 
 def dose_response(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
-                  dose: str = "breakouts_per_week_done") -> pd.DataFrame:
-    """OLS of the outcome on the achieved dose (breakouts per week), with a 95 % CI.
+                  dose: str = "breakouts_per_week_done", group: str | None = "schedule",
+                  followup: str | None = "followup_weeks") -> pd.DataFrame:
+    """OLS of the outcome on the achieved dose (breakouts per week), adjusted for the assigned
+    schedule and the follow-up length, with 95 % CIs.
+
+    Achieved dose is not randomised: patients who do more breakouts differ in other ways, and
+    those assigned daily do more by design, so the dose term is adjusted for the arm (the dose
+    effect within arms) and for the weeks of follow-up (a slope over a short follow-up is steeper
+    when gains saturate). The result is an association, not a causal dose effect.
 
     Returns
     -------
     DataFrame
-        ``term`` (intercept, dose), ``estimate``, ``std_error``, ``ci_low``, ``ci_high``,
-        ``p_value``, ``n``, ``r_squared``.
+        One row per term (``intercept``, the dose, the arm, the follow-up): ``estimate``,
+        ``std_error``, ``ci_low``, ``ci_high``, ``p_value``, ``n``, ``r_squared``.
+
+    Examples
+    --------
+    >>> from hipanalytics.synthetic import generate_clinic
+    >>> c = generate_clinic(40, seed=5)
+    >>> out = patient_outcomes(c["measurements"], c["patients"], c["programs"], c["sessions"])
+    >>> dose_response(out)["term"].tolist()
+    ['intercept', 'breakouts_per_week_done', 'schedule=daily', 'followup_weeks']
     """
-    import statsmodels.formula.api as smf
+    import statsmodels.api as sm
 
-    d = outcomes[[value, dose]].dropna()
-    if len(d) < 3:
-        raise HipAnalyticsError(f"dose-response needs at least 3 patients with {value} and {dose}; found {len(d)}")
-    fit = smf.ols(f"{value} ~ {dose}", d).fit()
+    covariates = [dose] + ([group] if group else []) + ([followup] if followup else [])
+    d = outcomes[[value, *covariates]].dropna()
+    columns, names = [d[dose].to_numpy(dtype=float)], [dose]
+    if group:
+        levels = sorted(d[group].unique())
+        reference = "three-per-week" if "three-per-week" in levels else (levels[0] if levels else None)
+        for level in levels:
+            if level != reference:
+                columns.append((d[group] == level).to_numpy(dtype=float))
+                names.append(f"{group}={level}")
+    if followup:
+        columns.append(d[followup].to_numpy(dtype=float))
+        names.append(followup)
+    if len(d) < len(names) + 2:
+        raise HipAnalyticsError(f"dose-response needs at least {len(names) + 2} patients with {value} and "
+                                f"{', '.join(covariates)}; found {len(d)}")
+    fit = sm.OLS(d[value].to_numpy(dtype=float), sm.add_constant(np.column_stack(columns), has_constant="add")).fit()
     ci = fit.conf_int()
-    return pd.DataFrame({"term": ["intercept", dose], "estimate": fit.params.to_numpy(),
-                         "std_error": fit.bse.to_numpy(), "ci_low": ci[0].to_numpy(), "ci_high": ci[1].to_numpy(),
-                         "p_value": fit.pvalues.to_numpy(), "n": len(d), "r_squared": fit.rsquared})
+    return pd.DataFrame({"term": ["intercept", *names], "estimate": fit.params, "std_error": fit.bse,
+                         "ci_low": ci[:, 0], "ci_high": ci[:, 1], "p_value": fit.pvalues, "n": len(d),
+                         "r_squared": fit.rsquared})
 
 
-def table_one(patients: pd.DataFrame, outcomes: pd.DataFrame, *, group: str = "schedule",
-              as_of_year: int | None = None) -> pd.DataFrame:
-    """Baseline characteristics by group: n, age, sex, involved side, baseline IR.
+def table_one(patients: pd.DataFrame, outcomes: pd.DataFrame, programs: pd.DataFrame, *,
+              group: str = "schedule") -> pd.DataFrame:
+    """Baseline characteristics by group: n, age at the program start, sex, involved side, baseline IR.
 
     Continuous variables as mean (SD), categorical as n (%); ``missing`` counts per variable.
-    Age is computed for ``as_of_year`` (default: the current year).
+    Age is the year of the patient's first program start minus the birth year (the store keeps
+    the birth year only, so an age can be one year high before the birthday): the same data give
+    the same Table 1 in any year.
 
     Returns
     -------
     DataFrame
         ``variable``, ``level``, one column per group and ``Overall``, and ``missing``.
+
+    Examples
+    --------
+    >>> patients = pd.DataFrame({"patient_id": ["A", "B"], "birth_year": [1980, 1990], "sex": ["female", "male"],
+    ...                          "involved_side": ["left", "both"]})
+    >>> programs = pd.DataFrame({"patient_id": ["A", "B"], "start_date": ["2026-03-02", "2025-12-29"]})
+    >>> outcomes = pd.DataFrame({"patient_id": ["A", "B"], "schedule": ["daily", "daily"], "baseline_deg": [20.0, 24.0]})
+    >>> table_one(patients, outcomes, programs).iloc[1]["daily"]
+    '40.5 (7.8)'
     """
     d = patients.merge(outcomes[["patient_id", group, "baseline_deg"]], on="patient_id", how="left")
-    year = as_of_year or pd.Timestamp.today().year
-    d["age_years"] = year - d["birth_year"].astype("float64") if "birth_year" in d else np.nan
+    start_year = pd.to_datetime(programs["start_date"]).groupby(programs["patient_id"]).min().dt.year
+    if "birth_year" in d:
+        d["age_years"] = d["patient_id"].map(start_year).astype("float64") - d["birth_year"].astype("float64")
+    else:
+        d["age_years"] = np.nan
     groups = sorted(d[group].dropna().unique())
     rows = [{"variable": "n", "level": "", **{g: str(int((d[group] == g).sum())) for g in groups},
              "Overall": str(len(d)), "missing": ""}]
-    for variable, label in (("age_years", "age, years, mean (SD)"), ("baseline_deg", "baseline IR, degrees, mean (SD)")):
+    for variable, label in (("age_years", "age at program start, years, mean (SD)"),
+                            ("baseline_deg", "baseline IR, degrees, mean (SD)")):
         cells = {g: _mean_sd(d.loc[d[group] == g, variable]) for g in groups}
         rows.append({"variable": label, "level": "", **cells, "Overall": _mean_sd(d[variable]),
                      "missing": str(int(d[variable].isna().sum()))})

@@ -1,5 +1,6 @@
-"""Cohort comparison: the mixed model against R, group statistics by hand, and recovery of the
-synthetic clinic's truth."""
+"""Cohort statistics: the mixed model against lme4's published dietox fit, group statistics by hand
+and against R's wilcox.test, Table 1, and recovery of the synthetic clinic's truth. (The mixed
+models are cross-checked against R on generated cohorts in test_mixed.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from hipanalytics.analysis.cohort import (
     cohort_visits,
     compare_groups,
     dose_response,
-    itt_and_per_protocol,
     mixed_model,
     patient_outcomes,
     table_one,
@@ -32,52 +32,60 @@ def sig3(x: float) -> float:
     return float(f"{x:.3g}")
 
 
+def dietox_model(**kwargs) -> pd.DataFrame:
+    data = pd.read_csv(DIETOX, index_col=0)
+    table = mixed_model(data, outcome="Weight", time="Time", subject="Pig", group=None, side=None, **kwargs)
+    return table
+
+
 def test_mixed_model_matches_lme4_on_dietox_to_three_significant_figures():
     # R: lmer(Weight ~ Time + (1 + Time | Pig), data = dietox)  (REML), as recorded by statsmodels' tests
-    data = pd.read_csv(DIETOX, index_col=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        table = mixed_model(data, outcome="Weight", time="Time", subject="Pig", group=None).set_index("term")
+        table = dietox_model()
+    fixed = table[table["effect"] == "fixed"].set_index("term")
     assert table["random_effects"].iloc[0] == "intercept + slope" and table["converged"].all()
-    assert [sig3(v) for v in table["estimate"]] == [sig3(15.738650), sig3(6.939014)]
-    assert [sig3(v) for v in table["std_error"]] == [sig3(0.5501253), sig3(0.0798254)]
+    assert not table["singular"].any() and table["note"].iloc[0] == ""
+    assert [sig3(v) for v in fixed["estimate"]] == [sig3(15.738650), sig3(6.939014)]
+    assert [sig3(v) for v in fixed["std_error"]] == [sig3(0.5501253), sig3(0.0798254)]
     assert table["n_subjects"].iloc[0] == 72 and table["n_obs"].iloc[0] == 861
+    random = table[table["effect"] == "random"].set_index("term")["estimate"]
+    assert list(random.index) == ["sd((Intercept) | patient)", "sd(Time | patient)",
+                                  "corr((Intercept), Time | patient)", "sd(residual)"]
 
 
-def test_mixed_model_falls_back_to_a_random_intercept_with_a_warning():
-    data = pd.read_csv(DIETOX, index_col=0)
-    intercept_only = mixed_model(data, outcome="Weight", time="Time", subject="Pig", group=None, random_slope=False)
+def test_mixed_model_fits_a_random_intercept_on_request():
+    intercept_only = dietox_model(random_slope=False)
     assert intercept_only["random_effects"].iloc[0] == "intercept"
     # R: lmer(Weight ~ Time + (1 | Pig)): 15.723523, 6.942505
-    assert [sig3(v) for v in intercept_only["estimate"]] == [sig3(15.723523), sig3(6.942505)]
+    fixed = intercept_only[intercept_only["effect"] == "fixed"]
+    assert [sig3(v) for v in fixed["estimate"]] == [sig3(15.723523), sig3(6.942505)]
 
 
 def test_a_random_slope_fit_that_fails_falls_back_with_a_warning(monkeypatch):
-    import statsmodels.formula.api as smf
+    from hipanalytics.analysis import mixed
 
-    data = pd.read_csv(DIETOX, index_col=0)
-    real = smf.mixedlm
+    real = mixed.fit_lmm
 
-    def slope_model_fails(formula, data, groups, re_formula):
-        model = real(formula, data, groups=groups, re_formula=re_formula)
-        if re_formula != "1":
-            def failing_fit(*args, **kwargs):
-                raise np.linalg.LinAlgError("Singular matrix")
-            model.fit = failing_fit
-        return model
+    def slope_model_fails(data, **kwargs):
+        if data.Z.shape[2] > 1:
+            raise np.linalg.LinAlgError("Singular matrix")
+        return real(data, **kwargs)
 
-    monkeypatch.setattr(smf, "mixedlm", slope_model_fails)
-    with pytest.warns(ConvergenceWarning, match="could not be fitted .Singular matrix.; fitted a random intercept only"):
-        table = mixed_model(data, outcome="Weight", time="Time", subject="Pig", group=None)
+    monkeypatch.setattr(mixed, "fit_lmm", slope_model_fails)
+    with pytest.warns(ConvergenceWarning, match="fitted a random intercept only"):
+        table = dietox_model()
     assert table["random_effects"].iloc[0] == "intercept"
-    assert [sig3(v) for v in table["estimate"]] == [sig3(15.723523), sig3(6.942505)]
+    assert "could not be fitted (Singular matrix)" in table["note"].iloc[0]
+    assert "too narrow" in table["note"].iloc[0]
+    fixed = table[table["effect"] == "fixed"]
+    assert [sig3(v) for v in fixed["estimate"]] == [sig3(15.723523), sig3(6.942505)]
 
 
 def test_data_without_repeated_visits_is_refused_clearly():
     once = pd.read_csv(DIETOX, index_col=0).groupby("Pig").head(1)
-    with pytest.warns(ConvergenceWarning):
-        with pytest.raises(HipAnalyticsError, match="needs several visits for most patients"):
-            mixed_model(once, outcome="Weight", time="Time", subject="Pig", group=None)
+    with pytest.raises(HipAnalyticsError, match="needs several visits for most patients"):
+        mixed_model(once, outcome="Weight", time="Time", subject="Pig", group=None, side=None)
 
 
 def test_group_statistics_match_the_hand_computation():
@@ -96,10 +104,26 @@ def test_group_statistics_match_the_hand_computation():
     assert t.loc["Hedges g", "estimate"] == pytest.approx(g)
     mw = t.loc["Mann-Whitney U"]
     assert mw["estimate"] == 3.0
-    # k = floor(16/2 - 1.96 * sqrt(16 * 9 / 12)) = floor(1.21) = 1: the CI spans the smallest and
-    # largest of the 16 pairwise differences
-    differences = sorted(x - y for x in (8, 10, 12, 10) for y in (6, 7, 8, 7))
-    assert (mw["ci_low"], mw["ci_high"]) == (differences[0], differences[-1])
+    # tied values: normal approximation with tie and continuity corrections, the CI by inverting it.
+    # R 4.2: wilcox.test(c(8,10,12,10), c(6,7,8,7), conf.int = TRUE): p 0.03960870, CI 8.5895e-05 to
+    # 5.999914 (R's uniroot stops at tol 1e-4; the roots are 0 and 6)
+    assert mw["p_value"] == pytest.approx(0.03960870464, rel=1e-8)
+    assert (mw["ci_low"], mw["ci_high"]) == (pytest.approx(0, abs=1e-4), pytest.approx(6, abs=1e-4))
+    assert "normal approximation, corrected for ties" in mw["note"]
+
+
+def test_hodges_lehmann_ci_is_exact_without_ties_and_agrees_with_the_exact_p():
+    # 9 vs 7 without ties: exact Mann-Whitney p 0.042; the normal-approximation CI of the old code,
+    # (-0.1, 7.2), touched 0 while p < 0.05. R 4.2: wilcox.test(a, b, conf.int = TRUE, exact = TRUE):
+    # p 0.04178321678, CI 0.2 to 7.2
+    a = [4.0, 2.9, 2.4, 0.5, 3.2, 4.6, 1.9, 1.1, 7.9]
+    b = [-4.4, 4.1, 0.7, -3.2, -1.2, -3.7, 2.7]
+    outcomes = pd.DataFrame({"schedule": ["daily"] * 9 + ["three-per-week"] * 7, "change_deg": a + b})
+    mw = compare_groups(outcomes, "change_deg").set_index("statistic").loc["Mann-Whitney U"]
+    assert mw["p_value"] == pytest.approx(0.04178321678, rel=1e-9)
+    assert (mw["ci_low"], mw["ci_high"]) == (pytest.approx(0.2), pytest.approx(7.2))
+    assert mw["estimate"] == pytest.approx(np.median(np.subtract.outer(a, b)))
+    assert mw["note"].endswith("exact")
 
 
 def test_small_groups_warn_and_give_nan_with_a_reason():
@@ -151,19 +175,21 @@ def test_analysis_recovers_the_true_schedule_difference_and_gains(clinic, outcom
 def test_mixed_model_on_the_cohort_shows_the_schedule_by_time_interaction(clinic):
     visits = cohort_visits(clinic["measurements"], clinic["patients"], clinic["programs"])
     table = mixed_model(visits).set_index("term")
-    interaction = table.loc["weeks x schedule=three-per-week"]
-    assert interaction["ci_high"] < 0 and table["converged"].all()
+    interaction = table.loc["weeks x schedule=daily"]  # daily breakouts: more sessions, faster gains, as generated
+    assert interaction["ci_low"] > 0 and table["converged"].all()
+    assert interaction["df"] < visits["patient_id"].nunique()  # between-patient df, not the number of visits
 
 
-def test_itt_and_per_protocol_and_table_one(clinic, outcomes):
-    both = itt_and_per_protocol(outcomes, threshold=0.7)
-    assert list(both["analysis"].unique()) == ["intention-to-treat", "per-protocol (breakout_adherence >= 0.7)"]
-    itt_n = both.iloc[0][["n_1", "n_2"]].sum()
-    pp_n = both.iloc[3][["n_1", "n_2"]].sum()
-    assert pp_n < itt_n
-    t1 = table_one(clinic["patients"], outcomes, as_of_year=2026)
+def test_table_one_gives_age_at_the_program_start(clinic, outcomes):
+    t1 = table_one(clinic["patients"], outcomes, clinic["programs"])
     assert t1.iloc[0][["daily", "three-per-week", "Overall"]].tolist() == ["200", "200", "400"]
-    assert set(t1["variable"]) >= {"age, years, mean (SD)", "baseline IR, degrees, mean (SD)", "sex, n (%)"}
+    assert set(t1["variable"]) >= {"age at program start, years, mean (SD)", "baseline IR, degrees, mean (SD)",
+                                   "sex, n (%)"}
+    start = pd.to_datetime(clinic["programs"].groupby("patient_id")["start_date"].min()).dt.year
+    age = start.reindex(clinic["patients"]["patient_id"]).to_numpy() - clinic["patients"]["birth_year"].to_numpy()
+    row = t1.set_index("variable").loc["age at program start, years, mean (SD)"]
+    assert row["Overall"] == f"{age.mean():.1f} ({age.std(ddof=1):.1f})"
+    assert age.min() >= 20 and age.max() <= 70  # the generator's ages at enrolment, whatever today's date
 
 
 def test_a_patient_with_no_program_or_no_visits_gets_nan_with_a_reason(clinic):
@@ -179,9 +205,8 @@ def test_inputs_are_not_modified(clinic):
     out = patient_outcomes(clinic["measurements"], clinic["patients"], clinic["programs"], clinic["sessions"])
     before = out.copy()
     compare_groups(out, "change_deg")
-    itt_and_per_protocol(out)
     dose_response(out)
-    table_one(clinic["patients"], out, as_of_year=2026)
+    table_one(clinic["patients"], out, clinic["programs"])
     v = cohort_visits(clinic["measurements"], clinic["patients"], clinic["programs"])
     v_before = v.copy()
     mixed_model(v.head(400))

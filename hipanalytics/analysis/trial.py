@@ -1,0 +1,577 @@
+"""The schedule comparison as a trial reports it: estimand, primary analysis, missing data, flow.
+
+Estimand (ICH E9(R1)): in patients with hip pain prescribed the Hip IR Mobility Breakouts, the
+difference in mean internal rotation of the involved hip (both hips averaged when both are
+involved) at week N between assignment to daily and to 3x/week breakouts, adjusted for baseline
+IR; a switch of schedule is part of the treatment assigned (treatment policy); for drop-out the
+value the patient would have had under continued follow-up, assuming the missing values are
+missing at random given the observed IR (hypothetical strategy, handled by the model).
+
+Primary analysis (:func:`primary_analysis`): a constrained longitudinal data analysis (cLDA;
+Liang & Zeger, Sankhya B 2000; Coffman et al., BMC Med Res Methodol 2016), the longitudinal form of
+ANCOVA on baseline (Vickers & Altman, BMJ 2001;323:1123): every observed visit of every assigned
+patient, visits in 2-week analysis windows up to week N, a mean per window and arm with the baseline
+mean common to both arms (randomisation), and an unstructured covariance over the windows of each
+hip (an MMRM; Mallinckrodt et al., Drug Inf J 2008;42:303-319) with a patient intercept shared by
+the two hips of patients with both involved (:mod:`.mixed`); when that covariance cannot be
+estimated, a random intercept and slope per patient instead, and the notes say so. Valid under
+missing at random (White et al., BMJ 2011;342:d40); ``bench/bench_trial_simulation.py`` measures
+its bias and coverage against complete cases. Sensitivity (:func:`sensitivity_analyses`): ANCOVA at week N with multiple
+imputation (sequential regression, Rubin's rules) and complete-case ANCOVA.
+
+Per protocol (:func:`per_protocol`): adherence to the *assigned* schedule's breakouts over the
+planned program; patients who switched schedule are excluded (and shown in an as-treated analysis).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import HipAnalyticsError
+from .mixed import LMMFit, fit_lmm, lmm_data
+
+__all__ = ["WINDOW_WEEKS", "estimand_text", "analysis_windows", "trial_patients", "primary_analysis", "ancova",
+           "multiple_imputation_ancova", "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm",
+           "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
+
+WINDOW_WEEKS = 2
+"""Visits are grouped into analysis windows of this many weeks (the protocol's visit interval)."""
+
+REFERENCE = "three-per-week"
+TREATED = "daily"
+
+
+def estimand_text(week: int) -> str:
+    """The estimand in words (ICH E9(R1): population, variable, intercurrent events, summary)."""
+    return (f"Population: patients with hip pain assigned to the Hip IR Mobility Breakouts, every assigned patient "
+            f"(intention to treat). Variable: internal rotation of the involved hip at week {week} (both hips "
+            "averaged when both are involved), seated 90/90, active, by inclinometer. Intercurrent events: a switch "
+            "of schedule is part of the assigned treatment (treatment policy); for drop-out, the IR the patient "
+            "would have had had follow-up continued, assuming the missing values are missing at random given the "
+            f"observed IR (hypothetical strategy). Summary measure: the difference in mean IR at week {week}, daily "
+            "minus 3x/week breakouts, adjusted for baseline IR.")
+
+
+def analysis_windows(visits: pd.DataFrame, week: int) -> pd.DataFrame:
+    """Involved-hip visit values in analysis windows 0, 2, 4, ..., ``week``.
+
+    Parameters
+    ----------
+    visits : DataFrame
+        :func:`hipanalytics.analysis.cohort_visits` (``patient_id``, ``side``, ``weeks``,
+        ``degrees``, ``schedule``).
+
+    Returns
+    -------
+    DataFrame
+        The visits up to week ``week + 1`` with ``window`` (weeks rounded to the nearest multiple
+        of :data:`WINDOW_WEEKS`); one value per patient, hip and window (the visit nearest the
+        window's centre).
+    """
+    v = visits.copy()
+    v["window"] = (np.round(v["weeks"] / WINDOW_WEEKS) * WINDOW_WEEKS).astype(int)
+    v = v[v["window"] <= week]
+    v["distance"] = (v["weeks"] - v["window"]).abs()
+    v = v.sort_values("distance", kind="stable").drop_duplicates(["patient_id", "side", "window"])
+    return v.drop(columns="distance").sort_values(["patient_id", "side", "window"]).reset_index(drop=True)
+
+
+def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.DataFrame, sessions: pd.DataFrame,
+                   *, week: int, threshold: float) -> pd.DataFrame:
+    """One row per assigned patient: arm, baseline, IR at week N, follow-up, switch, drop-out, per-protocol.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``arm`` (assigned), ``baseline_deg``, ``week_deg`` (the window-N value,
+        hips averaged), ``last_window``, ``switched``, ``switch_week``, ``dropped_out``,
+        ``dropout_week`` (the last window with a value, when follow-up stopped before week N),
+        ``assigned_adherence`` (breakouts done / planned under the assigned schedule over the
+        whole program), ``breakouts_planned_per_week`` (assigned schedule), ``breakouts_done_per_week``,
+        ``per_protocol`` (bool), ``reason`` (why not per protocol, or empty).
+    """
+    from .cohort import assigned_schedule
+
+    w = analysis_windows(visits, week)
+    hips = w.groupby(["patient_id", "window"])["degrees"].mean().unstack()
+    out = pd.DataFrame({"patient_id": patients["patient_id"].to_numpy()})
+    out["arm"] = out["patient_id"].map(assigned_schedule(patients, programs))
+    out["baseline_deg"] = out["patient_id"].map(hips[0] if 0 in hips else pd.Series(dtype=float))
+    out["week_deg"] = out["patient_id"].map(hips[week] if week in hips else pd.Series(dtype=float))
+    last = w.groupby("patient_id")["window"].max()
+    out["last_window"] = out["patient_id"].map(last)
+    p = programs.assign(start=pd.to_datetime(programs["start_date"]), end=pd.to_datetime(programs["end_date"]))
+    first = p.sort_values("start").groupby("patient_id").first()
+    changed = p.groupby("patient_id")["schedule"].nunique() > 1
+    switch_start = p.sort_values("start").groupby("patient_id").nth(1).set_index("patient_id")["start"] if len(p) else None
+    out["switched"] = out["patient_id"].map(changed).fillna(False).astype(bool)
+    weeks_to_switch = ((switch_start - first["start"].reindex(switch_start.index)).dt.days / 7).round(1)
+    out["switch_week"] = out["patient_id"].map(weeks_to_switch).where(out["switched"])
+    out["dropped_out"] = out["week_deg"].isna() & out["baseline_deg"].notna()
+    out["dropout_week"] = out["last_window"].where(out["dropped_out"])
+    adherence = _assigned_adherence(out, first, p, sessions)
+    for column in adherence:
+        out[column] = adherence[column].to_numpy()
+    reason = np.where(out["switched"], "switched schedule", np.where(
+        out["assigned_adherence"] < threshold, f"under {100 * threshold:.0f}% of the assigned breakouts done",
+        np.where(out["week_deg"].isna(), f"no value at week {week}", "")))
+    out["reason"] = reason
+    out["per_protocol"] = out["reason"] == ""
+    return out
+
+
+def _assigned_adherence(out: pd.DataFrame, first: pd.DataFrame, programs: pd.DataFrame,
+                        sessions: pd.DataFrame) -> pd.DataFrame:
+    """Breakouts done over breakouts the *assigned* schedule plans for the whole program span, and
+    both per week."""
+    from ..program import breakout_templates, plan_table
+
+    span = programs.groupby("patient_id").agg(start=("start", "min"), end=("end", "max"))
+    assigned = pd.DataFrame({
+        "program_id": out["patient_id"] + "-assigned", "patient_id": out["patient_id"],
+        "protocol_id": out["patient_id"].map(first["protocol_id"]),
+        "protocol_version": out["patient_id"].map(first["protocol_version"]), "schedule": out["arm"],
+        "start_date": out["patient_id"].map(span["start"]), "end_date": out["patient_id"].map(span["end"])}).dropna()
+    planned = plan_table(assigned).groupby("patient_id")["breakouts"].sum()
+    templates = breakout_templates(programs)
+    done = sessions[sessions["session"].isin(templates) & sessions["completion"].isin(["full", "partial"])]
+    done = out["patient_id"].map(done.groupby("patient_id").size()).fillna(0)
+    weeks = out["patient_id"].map((span["end"] - span["start"]).dt.days + 1) / 7
+    return pd.DataFrame({"assigned_adherence": done / out["patient_id"].map(planned),
+                         "breakouts_planned_per_week": out["patient_id"].map(planned) / weeks,
+                         "breakouts_done_per_week": done / weeks})
+
+
+@dataclass
+class PrimaryResult:
+    """The primary analysis: the adjusted difference at week N, its inference, and the model."""
+
+    week: int
+    estimate: float
+    std_error: float
+    df: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    n_patients: int
+    n_per_arm: dict
+    n_observations: int
+    fit: LMMFit
+    notes: list[str]
+
+    def row(self) -> dict:
+        """The primary analysis as a row of :func:`sensitivity_analyses`' table."""
+        covariance = "unstructured covariance, MMRM" if self.fit.data.unstructured else "random effects"
+        return {"analysis": f"primary: cLDA ({covariance}), all visits", "n": self.n_patients, "estimate": self.estimate, "std_error": self.std_error,
+                "df": self.df, "ci_low": self.ci_low, "ci_high": self.ci_high, "p_value": self.p_value,
+                "note": "; ".join(self.notes)}
+
+
+def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
+    """The cLDA estimate of the difference at week ``week`` (daily minus 3x/week), see the module doc.
+
+    Parameters
+    ----------
+    visits : DataFrame
+        :func:`hipanalytics.analysis.cohort_visits` of every assigned patient.
+
+    Returns
+    -------
+    PrimaryResult
+        With the fitted model and ``notes`` naming every warning and fallback.
+    """
+    w = analysis_windows(visits, week)
+    w = w[w["schedule"].isin([TREATED, REFERENCE])]
+    windows = sorted(w["window"].unique())
+    if 0 not in windows or week not in windows:
+        raise HipAnalyticsError(f"the primary analysis needs baseline visits and visits at week {week}")
+    later = [k for k in windows if k > 0]
+    daily = (w["schedule"] == TREATED).to_numpy(dtype=float)
+    columns = [np.ones(len(w))] + [(w["window"] == k).to_numpy(dtype=float) for k in later]
+    columns += [daily * (w["window"] == k).to_numpy(dtype=float) for k in later]
+    names = ["baseline mean"] + [f"week {k}" for k in later] + [f"daily x week {k}" for k in later]
+    X = np.column_stack(columns)
+    side = "side" if w.groupby("patient_id")["side"].nunique().max() > 1 else None
+    fit = fit_lmm(lmm_data(w, X, names, y="degrees", subject="patient_id", side=side, unstructured="window"))
+    notes = list(fit.notes)
+    if not fit.converged or any("positive definite" in r for r in fit.singular_reasons()):
+        # fall back to random effects: fewer covariance parameters
+        notes.append("the unstructured covariance could not be estimated; a random intercept and slope per "
+                     "patient model the correlation of visits instead")
+        fit = fit_lmm(lmm_data(w, X, names, y="degrees", subject="patient_id", random=["weeks"], side=side))
+        notes += fit.notes
+        if fit.singular and fit.q > 1:  # too many random effects for the data: drop the slope
+            fit = fit_lmm(lmm_data(w, X, names, y="degrees", subject="patient_id", random=[], side=side))
+            notes += ["the random slope was dropped (singular fit); the between-patient variation in slope is "
+                      "then ignored, so standard errors of differences between later weeks may be too small"]
+            notes += fit.notes
+    L = np.zeros(fit.data.p)
+    L[names.index(f"daily x week {week}")] = 1
+    test = fit.test(L)
+    per_arm = w.drop_duplicates("patient_id")["schedule"].value_counts().to_dict()
+    return PrimaryResult(week, test["estimate"], test["std_error"], test["df"], test["ci_low"], test["ci_high"],
+                         test["p_value"], int(w["patient_id"].nunique()), per_arm, int(len(w)), fit, notes)
+
+
+def ancova(table: pd.DataFrame, *, y: str = "week_deg", baseline: str = "baseline_deg") -> dict:
+    """ANCOVA: ``y ~ daily + baseline`` by OLS on the rows with both values (complete cases)."""
+    import statsmodels.api as sm
+
+    d = table.dropna(subset=[y, baseline])
+    d = d[d["arm"].isin([TREATED, REFERENCE])]
+    if d["arm"].nunique() < 2 or len(d) < 4:
+        return {"n": len(d), "estimate": np.nan, "std_error": np.nan, "df": np.nan, "ci_low": np.nan,
+                "ci_high": np.nan, "p_value": np.nan}
+    X = sm.add_constant(np.column_stack([(d["arm"] == TREATED).astype(float), d[baseline].astype(float)]))
+    fit = sm.OLS(d[y].astype(float).to_numpy(), X).fit()
+    ci = fit.conf_int()[1]
+    return {"n": len(d), "estimate": float(fit.params[1]), "std_error": float(fit.bse[1]), "df": float(fit.df_resid),
+            "ci_low": float(ci[0]), "ci_high": float(ci[1]), "p_value": float(fit.pvalues[1])}
+
+
+def multiple_imputation_ancova(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, imputations: int = 20,
+                               seed: int = 0) -> dict:
+    """ANCOVA at week ``week`` after multiple imputation of the missing window values.
+
+    Missing window values are imputed in window order from the arm and the earlier windows
+    (sequential regression with draws of the coefficients and residual variance from their
+    posterior: proper imputation for monotone drop-out; Rubin 1987), ``imputations`` times; the
+    ANCOVA estimates are pooled by Rubin's rules with the Barnard-Rubin degrees of freedom.
+    """
+    from scipy import stats
+
+    w = analysis_windows(visits, week)
+    wide = w.groupby(["patient_id", "window"])["degrees"].mean().unstack()
+    windows = [k for k in sorted(wide.columns) if k <= week]
+    wide = wide.reindex(table["patient_id"])[windows]
+    arm = (table.set_index("patient_id")["arm"].reindex(wide.index) == TREATED).astype(float).to_numpy()
+    keep = wide[0].notna().to_numpy() & np.isin(table.set_index("patient_id")["arm"].reindex(wide.index),
+                                                  [TREATED, REFERENCE])
+    values, arm = wide.to_numpy(dtype=float)[keep], arm[keep]
+    rng = np.random.default_rng(seed)
+    estimates, variances = [], []
+    for _ in range(imputations):
+        filled = values.copy()
+        for j in range(1, len(windows)):
+            X = np.column_stack([np.ones(len(filled)), arm, filled[:, :j]])
+            seen = ~np.isnan(values[:, j])
+            missing = ~seen
+            if not missing.any():
+                continue
+            Xs, ys = X[seen], values[seen, j]
+            k = X.shape[1]
+            if seen.sum() <= k + 1:
+                raise HipAnalyticsError(f"too few patients observed at week {windows[j]} to impute the others")
+            XtX_inv = np.linalg.inv(Xs.T @ Xs)
+            beta = XtX_inv @ Xs.T @ ys
+            resid = ys - Xs @ beta
+            sigma2 = resid @ resid / rng.chisquare(len(ys) - k)
+            draw = rng.multivariate_normal(beta, sigma2 * XtX_inv)
+            filled[missing, j] = X[missing] @ draw + rng.normal(0, np.sqrt(sigma2), missing.sum())
+        done = pd.DataFrame({"arm": np.where(arm == 1, TREATED, REFERENCE), "baseline_deg": filled[:, 0],
+                             "week_deg": filled[:, -1]})
+        result = ancova(done)
+        estimates.append(result["estimate"])
+        variances.append(result["std_error"] ** 2)
+    m = imputations
+    q, u = np.mean(estimates), np.mean(variances)
+    b = np.var(estimates, ddof=1)
+    total = u + (1 + 1 / m) * b
+    n = len(values)
+    df_complete = n - 3
+    lam = (1 + 1 / m) * b / total if total > 0 else 0.0
+    df_old = (m - 1) / lam ** 2 if lam > 0 else np.inf
+    df_obs = (df_complete + 1) / (df_complete + 3) * df_complete * (1 - lam)
+    df = 1 / (1 / df_old + 1 / df_obs) if np.isfinite(df_old) else df_obs
+    se = np.sqrt(total)
+    half = stats.t.ppf(0.975, df) * se
+    p = 2 * stats.t.sf(abs(q / se), df)
+    return {"n": int(n), "estimate": float(q), "std_error": float(se), "df": float(df), "ci_low": float(q - half),
+            "ci_high": float(q + half), "p_value": float(p), "imputations": m,
+            "missing_at_week": int(np.isnan(values[:, -1]).sum())}
+
+
+def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd.DataFrame, *,
+                         imputations: int = 20, seed: int = 0) -> pd.DataFrame:
+    """The primary estimate beside its sensitivity analyses: MI ANCOVA and complete-case ANCOVA."""
+    week = primary.week
+    mi = multiple_imputation_ancova(visits, table, week, imputations=imputations, seed=seed)
+    cc = ancova(table)
+    rows = [primary.row(),
+            {"analysis": f"sensitivity: ANCOVA, multiple imputation ({mi['imputations']} imputations, MAR)",
+             **{k: mi[k] for k in ("n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")},
+             "note": f"{mi['missing_at_week']} missing at week {week} imputed"},
+            {"analysis": "sensitivity: ANCOVA, complete cases", **cc,
+             "note": "valid only if the missing are missing completely at random"}]
+    return pd.DataFrame(rows)
+
+
+def per_protocol(table: pd.DataFrame) -> pd.DataFrame:
+    """Per-protocol (assigned schedule, adherent, not switched) and as-treated ANCOVA at week N,
+    with the group sizes and how the per-protocol groups differ at baseline."""
+    pp = table[table["per_protocol"]]
+    rows = [{"analysis": "per protocol: ANCOVA, adherent to the assigned schedule, switchers excluded",
+             **ancova(pp), "n_daily": int((pp["arm"] == TREATED).sum()),
+             "n_three_per_week": int((pp["arm"] == REFERENCE).sum())}]
+    treated = table.assign(arm=np.where(table["switched"], REFERENCE, table["arm"]))
+    rows.append({"analysis": "as treated: switchers counted on 3x/week", **ancova(treated),
+                 "n_daily": int((treated.dropna(subset=["week_deg"])["arm"] == TREATED).sum()),
+                 "n_three_per_week": int((treated.dropna(subset=["week_deg"])["arm"] == REFERENCE).sum())})
+    out = pd.DataFrame(rows)
+    base = pp.groupby("arm")["baseline_deg"].mean()
+    out["baseline_difference"] = [base.get(TREATED, np.nan) - base.get(REFERENCE, np.nan), np.nan]
+    return out
+
+
+def _weeks_text(weeks) -> str:
+    """Weeks listed when few (``2, 4``), else summarised (``2-5, median 3``)."""
+    weeks = sorted(float(w) for w in weeks)
+    if not weeks:
+        return ""
+    if len(weeks) <= 5:
+        return ", ".join(f"{w:g}" for w in weeks)
+    return f"{weeks[0]:g}-{weeks[-1]:g}, median {np.median(weeks):g}"
+
+
+def consort_flow(table: pd.DataFrame, primary: PrimaryResult) -> pd.DataFrame:
+    """CONSORT 2010 counts per arm: assigned, switched (when), without an IR value at week N (last
+    visit window), analysed in the primary analysis, as complete cases and per protocol.
+
+    Returns
+    -------
+    DataFrame
+        One row per arm: ``arm``, ``week``, ``assigned``, ``switched``, ``switch_weeks``,
+        ``dropped_out`` (no value at week N), ``dropout_weeks``, ``no_baseline``,
+        ``analysed_primary``, ``analysed_complete``, ``analysed_per_protocol``.
+    """
+    rows = []
+    analysed = set(primary.fit.data.subjects)
+    for arm in (TREATED, REFERENCE):
+        t = table[table["arm"] == arm]
+        rows.append({
+            "arm": arm, "week": primary.week, "assigned": len(t),
+            "switched": int(t["switched"].sum()),
+            "switch_weeks": _weeks_text(t.loc[t["switched"], "switch_week"].dropna()),
+            "dropped_out": int(t["dropped_out"].sum()),
+            "dropout_weeks": _weeks_text(t.loc[t["dropped_out"], "dropout_week"].dropna()),
+            "no_baseline": int(t["baseline_deg"].isna().sum()),
+            "analysed_primary": int(t["patient_id"].isin(analysed).sum()),
+            "analysed_complete": int((t["baseline_deg"].notna() & t["week_deg"].notna()).sum()),
+            "analysed_per_protocol": int(t["per_protocol"].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def harms_by_arm(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataFrame) -> pd.DataFrame:
+    """Tolerance, harms and adherence by assigned arm, one row per measure.
+
+    Pain rises are breakout sessions whose pain after exceeds pain before by the tolerance rule's
+    :data:`~hipanalytics.analysis.tolerance.PAIN_RISE_NPRS` NPRS points; a patient with repeated
+    rises had two or more within six consecutive breakout sessions with pain recorded (the
+    tolerance flag's rule, on any schedule and at any time). Switches for pain are programs after
+    the first whose reason mentions pain.
+
+    Returns
+    -------
+    DataFrame
+        ``measure`` and one column per arm (``daily``, ``three-per-week``), as text ready to print.
+    """
+    from ..numbers import fixed, percent
+    from ..program import breakout_templates
+    from .tolerance import PAIN_RISE_NPRS
+
+    b = sessions[sessions["session"].isin(breakout_templates(programs))
+                 & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
+    b = b.assign(rise=(b["pain_after"].astype(float) - b["pain_before"].astype(float)) >= PAIN_RISE_NPRS)
+    b = b.sort_values(["patient_id", "performed_on"])
+    rises = b.groupby("patient_id")["rise"].sum()
+    told = b.groupby("patient_id").size()
+    repeated = b.groupby("patient_id")["rise"].apply(lambda r: bool((r.astype(int).rolling(6, min_periods=1).sum() >= 2).any()))
+    later = programs.assign(start=pd.to_datetime(programs["start_date"])).sort_values("start")
+    later = later[later.duplicated("patient_id", keep="first")]
+    pain_switch = set(later.loc[later["reason"].fillna("").str.contains("pain", case=False), "patient_id"]) \
+        if "reason" in later else set()
+    columns = {}
+    for arm in (TREATED, REFERENCE):
+        t = table[table["arm"] == arm]
+        ids = t["patient_id"]
+        n = len(t)
+        n_rises, n_told = int(rises.reindex(ids).fillna(0).sum()), int(told.reindex(ids).fillna(0).sum())
+        with_repeated = int(repeated.reindex(ids).fillna(False).astype(bool).sum())
+
+        def share(k):
+            return f"{k} ({percent(k / n)})" if n else "0"
+
+        columns[arm] = [
+            str(n), str(n_told), str(n_rises), fixed(100 * n_rises / n_told, 1) if n_told else "",
+            share(with_repeated), share(int(ids.isin(pain_switch).sum())), share(int(t["switched"].sum())),
+            share(int(t["dropped_out"].sum())),
+            fixed(t["breakouts_planned_per_week"].median(), 1), fixed(t["breakouts_done_per_week"].median(), 1),
+            percent(t["assigned_adherence"].median()),
+        ]
+    measures = ["patients", "breakout sessions with pain recorded", f"pain rises of {PAIN_RISE_NPRS:g}+ NPRS points",
+                "pain rises per 100 breakout sessions", "patients with repeated rises (2+ in 6 sessions), n (%)",
+                "switched schedule for pain, n (%)", "switched schedule for any reason, n (%)",
+                "no IR value at the comparison week, n (%)", "breakouts planned per week (assigned), median",
+                "breakouts done per week, median", "assigned breakouts done, median share"]
+    return pd.DataFrame({"measure": measures, **columns})
+
+
+def missing_by_analysis(table: pd.DataFrame, primary: PrimaryResult, week: int) -> pd.DataFrame:
+    """Who is left out of each analysis, and why: one row per patient and analysis.
+
+    The primary analysis leaves out only patients without a baseline visit on the primary method;
+    the ANCOVAs at week N (complete-case, per protocol) leave out everyone without a value at
+    week N; multiple imputation imputes those values and leaves out only patients without a
+    baseline; per protocol also leaves out switchers and patients under the adherence threshold.
+
+    Returns
+    -------
+    DataFrame
+        ``analysis``, ``patient_id``, ``arm``, ``reason``; empty when every analysis includes everyone.
+    """
+    analysed = set(primary.fit.data.subjects)
+    rows = []
+
+    def why_no_value(r) -> str:
+        if pd.isna(r.baseline_deg):
+            return "no baseline visit on the primary method"
+        if r.dropped_out:
+            return f"dropped out after week {int(r.dropout_week)} (last visit window)"
+        return f"no visit within {WINDOW_WEEKS // 2} week(s) of week {week}"
+
+    for r in table.itertuples():
+        if r.patient_id not in analysed:
+            rows.append(("primary (cLDA, all visits)", r.patient_id, r.arm, why_no_value(r) if pd.isna(r.baseline_deg)
+                         else "no visit on the primary method in the analysis windows"))
+        if pd.isna(r.baseline_deg):
+            rows.append(("sensitivity: multiple imputation", r.patient_id, r.arm, "no baseline visit on the primary method"))
+        if pd.isna(r.week_deg) or pd.isna(r.baseline_deg):
+            rows.append(("sensitivity: complete cases", r.patient_id, r.arm, why_no_value(r)))
+        if not r.per_protocol:
+            rows.append(("per protocol", r.patient_id, r.arm, r.reason))
+    return pd.DataFrame(rows, columns=["analysis", "patient_id", "arm", "reason"])
+
+
+def secondary_outcomes(table: pd.DataFrame, visits: pd.DataFrame, week: int, *, mdc: float) -> pd.DataFrame:
+    """The secondary outcomes, daily minus 3x/week, with Holm-adjusted p-values over their family.
+
+    1. Weekly IR gain: the ``weeks x schedule`` term of the random-slope mixed model on every visit
+       (:func:`hipanalytics.analysis.mixed_model`), degrees per week.
+    2. Reliable improvement at week N: the share of patients whose IR at week N exceeds baseline by
+       at least the MDC, risk difference with Newcombe's hybrid score CI and the score test
+       (patients with a week-N value).
+    3. Change at week N, distribution-free: the Hodges-Lehmann shift with the Mann-Whitney test.
+
+    Returns
+    -------
+    DataFrame
+        ``outcome``, ``unit``, ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``,
+        ``p_holm``, ``note``.
+    """
+    import warnings
+
+    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
+
+    from ..errors import HipAnalyticsWarning
+    from .cohort import compare_groups, mixed_model
+
+    rows = []
+    with warnings.catch_warnings():  # a fallback or a small group is told in the row's note instead
+        warnings.simplefilter("ignore", HipAnalyticsWarning)
+        model = mixed_model(visits[visits["schedule"].isin([TREATED, REFERENCE])])
+    gain = model[model["term"] == f"weeks x schedule={TREATED}"].iloc[0]
+    rows.append({"outcome": "weekly IR gain (mixed model, all visits)", "unit": "degrees per week",
+                 "n": int(gain["n_subjects"]), "estimate": gain["estimate"], "ci_low": gain["ci_low"],
+                 "ci_high": gain["ci_high"], "p_value": gain["p_value"],
+                 "note": "; ".join([f"random effects: {gain['random_effects']}", *([gain["note"]] if gain["note"] else [])])})
+    d = table.dropna(subset=["week_deg", "baseline_deg"])
+    d = d[d["arm"].isin([TREATED, REFERENCE])]
+    improved = (d["week_deg"] - d["baseline_deg"]) >= mdc
+    counts = {arm: (int(improved[d["arm"] == arm].sum()), int((d["arm"] == arm).sum())) for arm in (TREATED, REFERENCE)}
+    (x1, n1), (x2, n2) = counts[TREATED], counts[REFERENCE]
+    if min(n1, n2) > 0:
+        with np.errstate(divide="ignore", invalid="ignore"):  # statsmodels also computes an odds ratio, 1/0 at 100%
+            low, high = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", compare="diff")
+            p = test_proportions_2indep(x1, n1, x2, n2, method="score", compare="diff").pvalue
+        estimate = x1 / n1 - x2 / n2
+    else:
+        low = high = p = estimate = np.nan
+    rows.append({"outcome": f"reliable improvement at week {week} (gain >= MDC {mdc:g} degrees)",
+                 "unit": "difference in proportion", "n": n1 + n2, "estimate": estimate, "ci_low": low,
+                 "ci_high": high, "p_value": p, "note": f"{x1}/{n1} daily, {x2}/{n2} 3x/week; patients with a week-{week} value"})
+    change = d.assign(change=d["week_deg"] - d["baseline_deg"], schedule=d["arm"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", HipAnalyticsWarning)
+        hl = compare_groups(change, "change", groups=(TREATED, REFERENCE))
+    hl = hl[hl["statistic"] == "Mann-Whitney U"].iloc[0]
+    rows.append({"outcome": f"change at week {week}, distribution-free (Hodges-Lehmann)", "unit": "degrees",
+                 "n": int(hl["n_1"] + hl["n_2"]), "estimate": hl["estimate"], "ci_low": hl["ci_low"],
+                 "ci_high": hl["ci_high"], "p_value": hl["p_value"], "note": hl["note"]})
+    out = pd.DataFrame(rows)
+    finite = out["p_value"].notna()
+    out["p_holm"] = np.nan
+    out.loc[finite, "p_holm"] = holm(out.loc[finite, "p_value"])
+    return out
+
+
+def time_shape_comparison(visits: pd.DataFrame) -> pd.DataFrame:
+    """Linear against nonlinear time: ML fits of IR on time x arm (random intercept and slope), with
+    AIC and the likelihood-ratio test of each nonlinear shape against the linear one.
+
+    Shapes: linear (weeks), log(weeks + 1), and a restricted cubic spline with 3 knots at the 10th,
+    50th and 90th percentiles of weeks (linear plus one nonlinear term; Harrell 2015), which nests
+    the linear model (LR test on 2 df: the term and its interaction with the arm).
+    """
+    from scipy import stats
+
+    d = visits[visits["schedule"].isin([TREATED, REFERENCE])].reset_index(drop=True)
+    w = d["weeks"].to_numpy(dtype=float)
+    daily = (d["schedule"] == TREATED).to_numpy(dtype=float)
+    k1, k2, k3 = np.percentile(w, [10, 50, 90])
+
+    def pos3(x):
+        return np.clip(x, 0, None) ** 3
+
+    rcs = (pos3(w - k1) - pos3(w - k2) * (k3 - k1) / (k3 - k2) + pos3(w - k3) * (k2 - k1) / (k3 - k2)) / (k3 - k1) ** 2
+    shapes = {"linear": [w], "log(weeks + 1)": [np.log1p(w)], "restricted cubic spline (3 knots)": [w, rcs]}
+    fits = {}
+    for name, basis in shapes.items():
+        X = np.column_stack([np.ones(len(d)), daily, *basis, *[daily * b for b in basis]])
+        labels = ["(Intercept)", "daily"] + [f"t{i}" for i in range(len(basis))] + [f"daily x t{i}" for i in range(len(basis))]
+        data = lmm_data(d, X, labels, y="degrees", subject="patient_id", random=["weeks"])
+        fits[name] = fit_lmm(data, reml=False)
+    linear = fits["linear"]
+    rows = []
+    for name, fit in fits.items():
+        extra = fit.data.p - linear.data.p
+        nested = name != "log(weeks + 1)" and extra > 0
+        lr = 2 * (fit.loglik - linear.loglik) if nested else np.nan
+        rows.append({"time shape": name, "parameters": fit.data.p + len(fit.theta) + 1,
+                     "log-likelihood (ML)": fit.loglik, "AIC": fit.aic,
+                     "LR vs linear": lr, "LR df": extra if nested else np.nan,
+                     "LR p": stats.chi2.sf(lr, extra) if nested else np.nan})
+    out = pd.DataFrame(rows)
+    out["best AIC"] = out["AIC"] == out["AIC"].min()
+    return out
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error over the family given).
+
+    Examples
+    --------
+    >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, (len(p) - rank) * p[i])
+        adjusted[i] = min(running, 1.0)
+    return adjusted

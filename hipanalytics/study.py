@@ -1,0 +1,460 @@
+"""The cohort study report: do daily breakouts beat 3x/week?
+
+:func:`cohort_comparison` runs the trial analysis (:mod:`hipanalytics.analysis.trial`) and the
+cohort statistics (:mod:`hipanalytics.analysis.cohort`) on a store and returns a
+:class:`CohortComparison`: every table in words and sensible precision (estimates to 0.1 degree,
+p to two significant figures, "<0.001"), the figures, a methods paragraph that names the
+estimand, the primary analysis, the handling of missing data and the software with versions, and
+:meth:`CohortComparison.export`, which writes every table as CSV and LaTeX (booktabs) and every
+figure as SVG and PDF for the manuscript.
+
+Examples
+--------
+>>> from hipanalytics.synthetic import generate_clinic
+>>> c = cohort_comparison(generate_clinic(40, seed=3))
+>>> c.primary.week, sorted(c.primary.n_per_arm)
+(6, ['daily', 'three-per-week'])
+>>> list(c.main_table().columns)
+['analysis', 'patients', 'difference (degrees)', '95% CI', 'p']
+"""
+
+from __future__ import annotations
+
+import html
+import platform
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import HipAnalyticsWarning, ReportError
+from .numbers import fixed, p_value
+
+__all__ = ["CohortComparison", "cohort_comparison", "latex_table", "power_files", "power_table"]
+
+MDC_DEG = 5.4
+"""MDC95 of seated active hip IR by inclinometer, degrees (Krause et al., KSSTA 2015;23(9):2562-2567),
+the threshold of a reliable improvement (secondary outcome)."""
+
+
+def _ci(low, high, digits: int = 1) -> str:
+    """A CI as "-0.6 to 4.5", with no-break spaces: it never wraps inside a table cell."""
+    return "" if pd.isna(low) or pd.isna(high) else f"{fixed(low, digits)}\u00a0to\u00a0{fixed(high, digits)}"
+
+
+@dataclass
+class CohortComparison:
+    """Everything the cohort report shows; tables for print come from the ``*_table`` methods."""
+
+    week: int
+    threshold: float
+    patients: pd.DataFrame
+    outcomes: pd.DataFrame
+    visits: pd.DataFrame
+    primary: Any
+    sensitivity: pd.DataFrame
+    per_protocol: pd.DataFrame
+    secondary: pd.DataFrame
+    flow: pd.DataFrame
+    missing: pd.DataFrame
+    harms: pd.DataFrame
+    weekly_gain: pd.DataFrame
+    time_shape: pd.DataFrame
+    dose: pd.DataFrame
+    table1: pd.DataFrame
+    caveats: list[str] = field(default_factory=list)
+    key_figures: dict[str, Any] = field(default_factory=dict)
+
+    contrast = "daily minus 3x/week"
+
+    # -- words ---------------------------------------------------------------------------------
+
+    @property
+    def estimand(self) -> str:
+        from .analysis.trial import estimand_text
+
+        return estimand_text(self.week)
+
+    def methods_sections(self) -> list[tuple[str, str]]:
+        """The methods, section by section: estimand, outcome, primary analysis, missing data, other
+        analyses, software (each a heading and a paragraph)."""
+        fit = self.primary.fit
+        covariance = ("an unstructured covariance over the visit windows for each hip (a variance per window and a "
+                      "correlation per pair)" + (", with a patient intercept shared by the two hips of patients "
+                                                 "with both hips involved" if fit.tau2 is not None else "")
+                      if fit.data.unstructured else
+                      "a random intercept and slope per patient (the unstructured covariance could not be estimated)")
+        return [
+            ("Estimand", self.estimand),
+            ("Outcome", "Hip IR of the involved side, seated with the hip at 90 degrees, active, by inclinometer, "
+                        "averaged over the trials of a visit; visits are grouped into 2-week windows (the visit "
+                        "nearest the window's centre)."),
+            ("Primary analysis",
+             "A constrained longitudinal data analysis (cLDA: the longitudinal form of ANCOVA on baseline; Vickers & "
+             "Altman, BMJ 2001;323:1123; Coffman et al., BMC Med Res Methodol 2016;16:113) of every observed visit of "
+             f"every assigned patient up to week {self.week}, by assigned schedule (intention to treat): a mean per "
+             f"window and arm, the baseline mean common to both arms (randomisation), and {covariance}, fitted by "
+             f"REML. The estimate is the difference between arms at week {self.week}, with a t test and 95% CI on "
+             "Satterthwaite's degrees of freedom (as R's lmerTest)."),
+            ("Missing data",
+             "The likelihood of all observed visits is valid when values are missing at random given the observed IR "
+             "and arm (White et al., BMJ 2011;342:d40), so no patient with a baseline visit is left out of the "
+             f"primary analysis. Sensitivity analyses: ANCOVA of IR at week {self.week} on arm and baseline after "
+             "multiple imputation (20 imputations by sequential regression, Rubin's rules) and on complete cases. "
+             "The patients missing from each analysis are listed with the reason."),
+            ("Other analyses",
+             f"Per protocol: patients who did at least {100 * self.threshold:.0f}% of the breakouts of their assigned "
+             "schedule and did not switch schedule; as treated: switchers counted on 3x/week. Secondary outcomes "
+             "(the weekly IR gain by a linear mixed model with a random intercept and slope per patient and an "
+             f"intercept per hip; reliable improvement of at least the MDC of {MDC_DEG:g} degrees at week "
+             f"{self.week}; the Hodges-Lehmann shift of the change) are tested with Holm's correction over the "
+             "three. Exploratory, without correction: per protocol, as treated, harms, dose-response (OLS of each "
+             "patient's IR slope on breakouts done per week, adjusted for arm and follow-up) and the shape of the "
+             "time course (linear, log(weeks + 1) and a restricted cubic spline, ML fits compared by AIC and "
+             "likelihood ratio)."),
+            ("Software", f"{self.software}."),
+        ]
+
+    @property
+    def methods(self) -> str:
+        """The methods as one paragraph (see :meth:`methods_sections`)."""
+        return " ".join(f"{title}. {text}" for title, text in self.methods_sections())
+
+    def methods_html(self) -> str:
+        """The methods, a paragraph per section with its heading in bold, escaped."""
+        return "".join(f"<p><strong>{html.escape(title)}.</strong> {html.escape(text)}</p>"
+                       for title, text in self.methods_sections())
+
+    @property
+    def software(self) -> str:
+        import scipy
+        import statsmodels
+
+        return (f"hipanalytics {__version__} (mixed models cross-checked against R lme4, lmerTest and nlme), "
+                f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
+                f"statsmodels {statsmodels.__version__}, pandas {pd.__version__}")
+
+    def caveats_html(self) -> str:
+        """Warnings raised while analysing and every note of the models, escaped."""
+        if not self.caveats:
+            return "<p>No caveats: every model converged as specified and no fit was singular.</p>"
+        return "".join(f"<p class='flag'>{html.escape(c)}</p>" for c in self.caveats)
+
+    # -- tables --------------------------------------------------------------------------------
+
+    def main_table(self) -> pd.DataFrame:
+        """The primary analysis beside its sensitivity analyses (difference at week N, degrees)."""
+        s = self.sensitivity
+        return pd.DataFrame({
+            "analysis": s["analysis"], "patients": s["n"].astype(int).astype(str),
+            "difference (degrees)": s["estimate"].map(fixed), "95% CI": [_ci(a, b) for a, b in zip(s["ci_low"], s["ci_high"])],
+            "p": s["p_value"].map(p_value)})
+
+    def per_protocol_table(self) -> pd.DataFrame:
+        """Per protocol and as treated, with group sizes and the per-protocol baseline imbalance."""
+        p = self.per_protocol
+        return pd.DataFrame({
+            "analysis": p["analysis"], "daily / 3x/week": p["n_daily"].astype(str) + " / " + p["n_three_per_week"].astype(str),
+            "difference (degrees)": p["estimate"].map(fixed), "95% CI": [_ci(a, b) for a, b in zip(p["ci_low"], p["ci_high"])],
+            "p": p["p_value"].map(p_value),
+            "baseline difference (degrees)": p["baseline_difference"].map(lambda x: fixed(x, missing="")),
+        })
+
+    def secondary_table(self) -> pd.DataFrame:
+        s = self.secondary
+        digits = [2 if "per week" in u or "proportion" in u else 1 for u in s["unit"]]
+        return pd.DataFrame({
+            "secondary outcome": s["outcome"], "unit": s["unit"], "patients": s["n"].astype(str),
+            "difference": [fixed(e, d) for e, d in zip(s["estimate"], digits)],
+            "95% CI": [_ci(a, b, d) for a, b, d in zip(s["ci_low"], s["ci_high"], digits)],
+            "p": s["p_value"].map(p_value), "p (Holm)": s["p_holm"].map(p_value)})
+
+    def flow_table(self) -> pd.DataFrame:
+        """The CONSORT counts, one row per step, one column per arm."""
+        f = self.flow.set_index("arm")
+        steps = [("assigned", "assigned"), ("switched schedule", "switched"), ("switch week(s)", "switch_weeks"),
+                 (f"no IR value at week {self.week}", "dropped_out"), ("their last visit window (week)", "dropout_weeks"),
+                 ("no baseline visit", "no_baseline"), ("analysed: primary (all visits)", "analysed_primary"),
+                 (f"analysed: complete cases at week {self.week}", "analysed_complete"),
+                 ("analysed: per protocol", "analysed_per_protocol")]
+        return pd.DataFrame({"step": [label for label, _ in steps],
+                             **{arm: [str(f.loc[arm, column]) for _, column in steps] for arm in f.index}})
+
+    def missing_table(self) -> pd.DataFrame:
+        """Who is missing from which analysis, and why (one row per patient and analysis)."""
+        return self.missing.rename(columns={"patient_id": "patient"})
+
+    def weekly_gain_table(self) -> pd.DataFrame:
+        """The weekly-gain mixed model: fixed effects, then variance components."""
+        m = self.weekly_gain
+        fixed_rows = m[m["effect"] == "fixed"]
+        random_rows = m[m["effect"] == "random"]
+        digits = [2 if "weeks" in t else 1 for t in fixed_rows["term"]]
+        top = pd.DataFrame({
+            "term": fixed_rows["term"], "estimate": [fixed(e, d) for e, d in zip(fixed_rows["estimate"], digits)],
+            "95% CI": [_ci(a, b, d) for a, b, d in zip(fixed_rows["ci_low"], fixed_rows["ci_high"], digits)],
+            "df": fixed_rows["df"].map(lambda x: fixed(x, 1)), "p": fixed_rows["p_value"].map(p_value)})
+        bottom = pd.DataFrame({"term": random_rows["term"],
+                               "estimate": [fixed(e, 2 if "corr" in t or "weeks" in t else 1)
+                                            for t, e in zip(random_rows["term"], random_rows["estimate"])],
+                               "95% CI": "", "df": "", "p": ""})
+        return pd.concat([top, bottom], ignore_index=True)
+
+    def time_shape_table(self) -> pd.DataFrame:
+        t = self.time_shape
+        return pd.DataFrame({
+            "time shape": t["time shape"], "parameters": t["parameters"].astype(str),
+            "log-likelihood (ML)": t["log-likelihood (ML)"].map(lambda x: fixed(x, 1)),
+            "AIC": t["AIC"].map(lambda x: fixed(x, 1)),
+            "LR vs linear": [("" if pd.isna(lr) else f"{fixed(lr, 2)} on {int(df)} df, p {p_value(p)}")
+                             for lr, df, p in zip(t["LR vs linear"], t["LR df"], t["LR p"])],
+            "best AIC": np.where(t["best AIC"], "yes", "")})
+
+    def dose_table(self) -> pd.DataFrame:
+        d = self.dose
+        names = {"intercept": "intercept", "breakouts_per_week_done": "per breakout done per week",
+                 "schedule=daily": "assigned daily (vs 3x/week)", "followup_weeks": "per week of follow-up"}
+        return pd.DataFrame({
+            "term": d["term"].map(lambda t: names.get(t, t)), "IR slope, degrees per week": d["estimate"].map(lambda x: fixed(x, 2)),
+            "95% CI": [_ci(a, b, 2) for a, b in zip(d["ci_low"], d["ci_high"])], "p": d["p_value"].map(p_value)})
+
+    def tables(self) -> dict[str, tuple[str, pd.DataFrame]]:
+        """Every analysis table: file stem -> (caption, table as printed)."""
+        w = self.week
+        return {
+            "table1-baseline": ("Baseline characteristics by assigned schedule", self.table1),
+            "flow": ("Flow of patients (CONSORT 2010)", self.flow_table()),
+            "primary-and-sensitivity": (f"IR at week {w}, {self.contrast}: primary analysis and sensitivity "
+                                        "analyses for missing data", self.main_table()),
+            "missing-by-analysis": ("Patients missing from each analysis, and why", self.missing_table()),
+            "per-protocol": ("Per protocol and as treated (exploratory)", self.per_protocol_table()),
+            "secondary": ("Secondary outcomes, Holm-adjusted", self.secondary_table()),
+            "harms-and-adherence": ("Tolerance, harms and adherence by assigned schedule", self.harms),
+            "weekly-gain-model": ("Linear mixed model of the weekly gain", self.weekly_gain_table()),
+            "time-shape": ("Shape of the time course (exploratory)", self.time_shape_table()),
+            "dose-response": ("Dose-response, adjusted for arm and follow-up (exploratory)", self.dose_table()),
+        }
+
+    # -- figures -------------------------------------------------------------------------------
+
+    def forest_table(self) -> pd.DataFrame:
+        """Every estimate of the difference at week N (degrees): primary, sensitivity, per protocol."""
+        rows = [*self.sensitivity.itertuples(), *self.per_protocol.itertuples()]
+        short = ["primary (cLDA, all visits)", "multiple imputation", "complete cases", "per protocol", "as treated"]
+        return pd.DataFrame({"label": short[:len(rows)], "estimate": [r.estimate for r in rows],
+                             "ci_low": [r.ci_low for r in rows], "ci_high": [r.ci_high for r in rows]})
+
+    def figures(self) -> dict[str, tuple[Any, str]]:
+        """Every figure: file stem -> (Figure, alt text)."""
+        from . import charts
+
+        return {
+            "consort-flow": (charts.consort_flow(self.flow), self.consort_alt()),
+            "trajectories": (charts.cohort_trajectories(self.visits), self.trajectories_alt()),
+            "forest": (charts.forest_plot(self.forest_table(), unit=f"degrees at week {self.week}, {self.contrast}"),
+                       self.forest_alt()),
+            "dose-response": (charts.dose_response_chart(self.outcomes), self.dose_alt()),
+        }
+
+    def consort_alt(self) -> str:
+        return "Flow of patients: " + "; ".join(
+            f"{r.arm}: {r.assigned} assigned, {r.switched} switched, {r.dropped_out} without IR at week {self.week}, "
+            f"{r.analysed_primary} in the primary analysis, {r.analysed_per_protocol} per protocol"
+            for r in self.flow.itertuples()) + "."
+
+    def trajectories_alt(self) -> str:
+        n = self.visits.groupby("schedule")["patient_id"].nunique()
+        return ("Hip IR of the involved side over the weeks, each patient a thin line, the weekly mean with its 95% CI "
+                "by schedule: " + ", ".join(f"{k} n = {v}" for k, v in n.items()) + ".")
+
+    def forest_alt(self) -> str:
+        rows = self.forest_table()
+        return f"Difference in IR at week {self.week} ({self.contrast}), degrees, with 95% CIs: " + "; ".join(
+            f"{r.label} {fixed(r.estimate)} ({_ci(r.ci_low, r.ci_high)})" for r in rows.itertuples()) + "."
+
+    def dose_alt(self) -> str:
+        slope = self.dose[self.dose["term"] == "breakouts_per_week_done"].iloc[0]
+        return (f"Each patient's IR slope against breakout sessions done per week; adjusted for arm and follow-up, "
+                f"the slope changes by {fixed(slope['estimate'], 2)} degrees a week per extra breakout a week "
+                f"(95% CI {_ci(slope['ci_low'], slope['ci_high'], 2)}).")
+
+    # -- export --------------------------------------------------------------------------------
+
+    def export(self, folder: str | Path) -> list[str]:
+        """Write every table as CSV and LaTeX (booktabs) and every figure as SVG and PDF into
+        ``folder``; return the file names written (relative to ``folder``)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for stem, (caption, table) in self.tables().items():
+            table.to_csv(folder / f"{stem}.csv", index=False)
+            (folder / f"{stem}.tex").write_text(latex_table(table, caption, f"tab:{stem}"), encoding="utf-8")
+            written += [f"{stem}.csv", f"{stem}.tex"]
+        for stem, (figure, _) in self.figures().items():
+            for suffix in ("svg", "pdf"):
+                figure.savefig(folder / f"{stem}.{suffix}", format=suffix, metadata=_figure_metadata(suffix))
+                written.append(f"{stem}.{suffix}")
+        return written
+
+
+def _figure_metadata(suffix: str) -> dict:
+    """No creation date or software stamp in exported figures: the same data give the same bytes."""
+    return {"Date": None} if suffix == "svg" else {"CreationDate": None, "ModDate": None}
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+                  ">": r"\textgreater{}"}
+
+
+def _latex_escape(value) -> str:
+    text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def latex_table(table: pd.DataFrame, caption: str, label: str) -> str:
+    r"""A booktabs LaTeX table (``\toprule``, ``\midrule``, ``\bottomrule``) with every cell escaped.
+
+    Examples
+    --------
+    >>> print(latex_table(pd.DataFrame({"a_b": ["50%"], "n": [3]}), "Caption & more", "tab:x"))
+    \begin{table}[ht]
+    \centering
+    \caption{Caption \& more}
+    \label{tab:x}
+    \begin{tabular}{lr}
+    \toprule
+    a\_b & n \\
+    \midrule
+    50\% & 3 \\
+    \bottomrule
+    \end{tabular}
+    \end{table}
+    <BLANKLINE>
+    """
+    align = "".join("r" if pd.api.types.is_numeric_dtype(table[c]) else "l" for c in table.columns)
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{_latex_escape(caption)}}}", rf"\label{{{label}}}",
+             rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(_latex_escape(c) for c in table.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex_escape(v) for v in row) + r" \\" for row in table.itertuples(index=False)]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, threshold: float = 0.7,
+                      imputations: int = 20, seed: int = 0) -> CohortComparison:
+    """Compare breakout schedules across a cohort (or the patients whose ``cohort`` equals ``cohort``).
+
+    Parameters
+    ----------
+    source : Store or dict of DataFrame
+        The record tables (``patients``, ``programs``, ``measurements``, ``sessions``).
+    week : int
+        The comparison week (even: visits are 2-weekly).
+    threshold : float
+        Share of the assigned breakouts needed for the per-protocol analysis.
+    imputations, seed
+        Multiple imputation's number of imputations and seed (the same seed, the same report).
+
+    Raises
+    ------
+    ReportError
+        For an empty cohort, or data the primary analysis cannot use (no visits at week N).
+    """
+    from .analysis import cohort_visits, dose_response, mixed_model, patient_outcomes, table_one
+    from .analysis import trial
+    from .errors import HipAnalyticsError
+    from .progress import _number, _tables
+    from .synthetic import is_synthetic
+
+    t = _tables(source)
+    if cohort:
+        keep = set(t["patients"].loc[t["patients"]["cohort"] == cohort, "patient_id"])
+        t = {k: v[v["patient_id"].isin(keep)] for k, v in t.items()}
+    if t["patients"].empty:
+        raise ReportError(f"empty cohort: no patients{' in cohort ' + repr(cohort) if cohort else ''}")
+    if week < 2 or week % 2:
+        raise ReportError(f"week {week}: the comparison week must be even (visits are every 2 weeks), e.g. 6")
+    outcomes = patient_outcomes(t["measurements"], t["patients"], t["programs"], t["sessions"], week=week)
+    visits = cohort_visits(t["measurements"], t["patients"], t["programs"])
+    with warnings.catch_warnings(record=True) as caught:  # caveats belong in the report, not on stderr
+        warnings.simplefilter("always", HipAnalyticsWarning)
+        try:
+            table = trial.trial_patients(t["patients"], t["programs"], visits, t["sessions"], week=week,
+                                         threshold=threshold)
+            primary = trial.primary_analysis(visits, week)
+            sensitivity = trial.sensitivity_analyses(primary, visits, table, imputations=imputations, seed=seed)
+            weekly_gain = mixed_model(visits[visits["schedule"].isin(["daily", "three-per-week"])])
+        except HipAnalyticsError as exc:
+            raise ReportError(f"the schedule comparison cannot be made: {exc}") from None
+        per_protocol = trial.per_protocol(table)
+        secondary = trial.secondary_outcomes(table, visits, week, mdc=MDC_DEG)
+        time_shape = trial.time_shape_comparison(visits)
+        dose = dose_response(outcomes)
+    caveats = [str(w.message) for w in caught if issubclass(w.category, HipAnalyticsWarning)]
+    caveats += [f"primary analysis: {n}" for n in primary.notes]
+    caveats += [f"weekly-gain model: {n}" for n in weekly_gain["note"].iloc[:1] if n]
+    missing = trial.missing_by_analysis(table, primary, week)
+    result = CohortComparison(
+        week=week, threshold=threshold, patients=table, outcomes=outcomes, visits=visits, primary=primary,
+        sensitivity=sensitivity, per_protocol=per_protocol, secondary=secondary,
+        flow=trial.consort_flow(table, primary), missing=missing,
+        harms=trial.harms_by_arm(table, t["sessions"], t["programs"]), weekly_gain=weekly_gain,
+        time_shape=time_shape, dose=dose, table1=table_one(t["patients"], outcomes, t["programs"]),
+        caveats=list(dict.fromkeys(caveats)))
+    gain = weekly_gain[weekly_gain["term"] == "weeks x schedule=daily"].iloc[0]
+    result.key_figures = {
+        "n_patients": int(len(t["patients"])), "week": week, "threshold": threshold, "contrast": result.contrast,
+        "n_per_arm": {k: int(v) for k, v in table["arm"].value_counts().items()},
+        "primary": {"method": "cLDA (MMRM)" if primary.fit.data.unstructured else "cLDA (random effects)",
+                    "estimate_deg": _number(primary.estimate), "ci": [_number(primary.ci_low), _number(primary.ci_high)],
+                    "p": _number(primary.p_value), "df": _number(primary.df), "n": primary.n_patients},
+        "sensitivity": {r.analysis: {"estimate_deg": _number(r.estimate), "ci": [_number(r.ci_low), _number(r.ci_high)],
+                                     "n": int(r.n)} for r in sensitivity.itertuples()},
+        "per_protocol_n": {"daily": int(per_protocol.iloc[0]["n_daily"]),
+                           "three-per-week": int(per_protocol.iloc[0]["n_three_per_week"])},
+        "missing_at_week": int(table["week_deg"].isna().sum()),
+        "weekly_gain_difference_deg_per_week": _number(gain["estimate"]),
+        "weekly_gain_random_effects": gain["random_effects"],
+        "secondary_p_holm": {r.outcome: _number(r.p_holm) for r in secondary.itertuples()},
+        "caveats": result.caveats, "hipanalytics_version": __version__, "software": result.software,
+        "synthetic_data": is_synthetic(t["patients"]["patient_id"]),
+    }
+    return result
+
+
+def power_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`hipanalytics.analysis.power.simulate_power` output in words, for print."""
+    return pd.DataFrame({
+        "patients per arm": table["per_arm"].astype(str), "simulated trials": table["trials"].astype(str),
+        "power (simulation)": table["power"].map(lambda x: fixed(100 * x, 0, missing="") + "%"),
+        "95% CI": [_ci(100 * a, 100 * b, 0) + "%" for a, b in zip(table["ci_low"], table["ci_high"])],
+        "power (closed form, no drop-out)": table["closed_form"].map(
+            lambda x: "" if pd.isna(x) else fixed(100 * x, 0) + "%"),
+        "mean estimate (degrees)": table["mean_estimate"].map(fixed),
+        "CI coverage": table["coverage"].map(lambda x: fixed(100 * x, 0, missing="") + "%"),
+        "failed fits": table["failed"].astype(str)})
+
+
+def power_files(table: pd.DataFrame, folder: str | Path) -> list[str]:
+    """Write the power table (CSV, LaTeX) and the power curve (SVG, PDF) into ``folder``."""
+    from . import charts
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "power.csv", index=False)
+    scenario = table.attrs.get("scenario", {})
+    caption = "Power of the primary analysis by simulation" + (
+        f" (effect {scenario['effect']:g} degrees at week {scenario['week']}, drop-out {100 * scenario['dropout']:.0f}%)"
+        if scenario else "")
+    (folder / "power.tex").write_text(latex_table(power_table(table), caption, "tab:power"), encoding="utf-8")
+    figure = charts.power_curve(table)
+    written = ["power.csv", "power.tex"]
+    for suffix in ("svg", "pdf"):
+        figure.savefig(folder / f"power-curve.{suffix}", format=suffix, metadata=_figure_metadata(suffix))
+        written.append(f"power-curve.{suffix}")
+    return written

@@ -1,0 +1,202 @@
+"""The trial analysis on small cases built by hand: intention to treat keeps every assigned patient
+and says who is missing where; per protocol uses the assigned schedule; flow, harms, secondary
+outcomes with Holm, multiple imputation and the time shape, each against an independent computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hipanalytics.analysis.cohort import cohort_visits
+from hipanalytics.analysis.trial import (
+    ancova,
+    analysis_windows,
+    consort_flow,
+    harms_by_arm,
+    holm,
+    missing_by_analysis,
+    multiple_imputation_ancova,
+    per_protocol,
+    primary_analysis,
+    secondary_outcomes,
+    sensitivity_analyses,
+    time_shape_comparison,
+    trial_patients,
+)
+from hipanalytics.program import plan_table
+from hipanalytics.synthetic import generate_clinic
+
+START = pd.Timestamp("2026-01-05")  # a Monday
+
+
+def program(patient, schedule, start, end, reason):
+    return {"program_id": f"{patient}-{schedule}-{start:%Y%m%d}", "patient_id": patient, "protocol_id": "hip-ir-breakouts",
+            "protocol_version": "1.0.0", "schedule": schedule, "start_date": f"{start:%Y-%m-%d}",
+            "end_date": f"{end:%Y-%m-%d}", "reason": reason}
+
+
+@pytest.fixture(scope="module")
+def small_trial():
+    """12 patients, 6 per arm, 6-week programs, visits at weeks 0, 2, 4, 6, every planned session done
+    (pain 2 before and 2 after); then by hand:
+    - D3 (daily) drops out after week 4: no visit at week 6 and no session after day 29;
+    - D2 (daily) switches to 3x/week from week 3 ("pain rise after daily breakouts"), pain rising
+      by 3 points after each of his first four daily breakouts.
+    """
+    rng = np.random.default_rng(5)
+    patients, programs, rows = [], [], []
+    for i in range(12):
+        pid = f"{'D' if i < 6 else 'T'}{i % 6 + 1}"
+        arm = "daily" if i < 6 else "three-per-week"
+        patients.append({"patient_id": pid, "birth_year": 1980, "sex": "female", "involved_side": "left", "cohort": arm})
+        end = START + pd.Timedelta(days=41)
+        if pid == "D2":
+            switch = START + pd.Timedelta(days=21)
+            programs += [program(pid, "daily", START, switch - pd.Timedelta(days=1), "assigned"),
+                         program(pid, "three-per-week", switch, end, "pain rise after daily breakouts")]
+        else:
+            programs.append(program(pid, arm, START, end, "assigned"))
+        base = 20 + rng.normal(0, 4)
+        for week in (0, 2, 4, 6):
+            if pid == "D3" and week == 6:
+                continue
+            gain = week * (1.0 if arm == "daily" else 0.6)
+            for trial in (1, 2):
+                rows.append({"patient_id": pid, "measured_on": f"{START + pd.Timedelta(weeks=week):%Y-%m-%d}",
+                             "side": "left", "joint": "hip", "motion": "internal_rotation", "position": "seated_90",
+                             "mode": "active", "instrument": "inclinometer",
+                             "degrees": round(base + gain + rng.normal(0, 1.5), 1), "trial": trial})
+    patients, programs, measurements = pd.DataFrame(patients), pd.DataFrame(programs), pd.DataFrame(rows)
+    planned = plan_table(programs)
+    planned = planned[~((planned["patient_id"] == "D3") & (planned["date"] > START + pd.Timedelta(days=29)))]
+    sessions = pd.DataFrame({"patient_id": planned["patient_id"], "performed_on": planned["date"].dt.strftime("%Y-%m-%d"),
+                             "session": planned["session"], "completion": "full", "pain_before": 2, "pain_after": 2})
+    first_daily = sessions.index[(sessions["patient_id"] == "D2") & (sessions["session"] == "breakouts")][:4]
+    sessions.loc[first_daily, "pain_after"] = 5
+    visits = cohort_visits(measurements, patients, programs)
+    table = trial_patients(patients, programs, visits, sessions, week=6, threshold=0.7)
+    return {"patients": patients, "programs": programs, "measurements": measurements, "sessions": sessions,
+            "visits": visits, "table": table.set_index("patient_id", drop=False)}
+
+
+def test_itt_keeps_every_assigned_patient_and_lists_who_is_missing_where(small_trial):
+    table, visits = small_trial["table"], small_trial["visits"]
+    assert table.loc["D3", "dropped_out"] and table.loc["D3", "dropout_week"] == 4
+    assert table["dropped_out"].sum() == 1
+    primary = primary_analysis(visits, 6)
+    assert primary.n_patients == 12 and primary.n_per_arm == {"daily": 6, "three-per-week": 6}
+    assert "D3" in set(primary.fit.data.subjects)  # the drop-out's observed visits count
+    missing = missing_by_analysis(table.reset_index(drop=True), primary, 6)
+    complete_case = missing[missing["analysis"] == "sensitivity: complete cases"]
+    assert complete_case[["patient_id", "reason"]].values.tolist() == [
+        ["D3", "dropped out after week 4 (last visit window)"]]
+    assert not missing["analysis"].str.startswith("primary").any()
+    sensitivity = sensitivity_analyses(primary, visits, table.reset_index(drop=True), imputations=5)
+    assert sensitivity["n"].tolist() == [12, 12, 11]  # primary and MI keep D3; complete cases do not
+
+
+def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_trial):
+    table = small_trial["table"]
+    # D2 was assigned daily (42 breakouts in 6 weeks), did 21 daily then 8 on 3x/week (Wed, Fri, Mon...: the
+    # first 3x/week breakout keeps a recovery day after the last daily one): 29 of 42 = 69%, though every
+    # session of the plan he switched to was done (100% against it)
+    assert table.loc["D2", "switched"] and table.loc["D2", "switch_week"] == 3
+    assert table.loc["D2", "assigned_adherence"] == pytest.approx(29 / 42)
+    assert not table.loc["D2", "per_protocol"] and table.loc["D2", "reason"] == "switched schedule"
+    # D3 did all 30 daily breakouts up to day 29 (71%) but has no week-6 value
+    assert table.loc["D3", "assigned_adherence"] == pytest.approx(30 / 42)
+    assert table.loc["D3", "reason"] == "no value at week 6"
+    assert table.loc["T1", "assigned_adherence"] == pytest.approx(1.0) and table.loc["T1", "per_protocol"]
+    pp = per_protocol(table.reset_index(drop=True)).set_index("analysis")
+    first = pp.iloc[0]
+    assert (first["n_daily"], first["n_three_per_week"]) == (4, 6)
+    kept = table[table["per_protocol"]]
+    base = kept.groupby("arm")["baseline_deg"].mean()
+    assert first["baseline_difference"] == pytest.approx(base["daily"] - base["three-per-week"])
+    as_treated = pp.iloc[1]  # D2 counted on 3x/week; D3 has no week-6 value
+    assert (as_treated["n_daily"], as_treated["n_three_per_week"]) == (4, 7)
+
+
+def test_ancova_matches_least_squares_by_hand(small_trial):
+    t = small_trial["table"].dropna(subset=["week_deg"])
+    X = np.column_stack([np.ones(len(t)), (t["arm"] == "daily").astype(float), t["baseline_deg"]])
+    beta, *_ = np.linalg.lstsq(X, t["week_deg"].to_numpy(), rcond=None)
+    residual = t["week_deg"].to_numpy() - X @ beta
+    se = np.sqrt(residual @ residual / (len(t) - 3) * np.linalg.inv(X.T @ X)[1, 1])
+    result = ancova(small_trial["table"])
+    assert result["estimate"] == pytest.approx(beta[1]) and result["std_error"] == pytest.approx(se)
+    assert result["n"] == 11 and result["df"] == 8
+
+
+def test_multiple_imputation_without_missing_values_is_the_complete_case_ancova():
+    c = generate_clinic(30, seed=8)
+    visits = cohort_visits(c["measurements"], c["patients"], c["programs"])
+    table = trial_patients(c["patients"], c["programs"], visits, c["sessions"], week=6, threshold=0.7)
+    complete = set(table.loc[table["week_deg"].notna(), "patient_id"])
+    visits = visits[visits["patient_id"].isin(complete)]
+    table = table[table["patient_id"].isin(complete)]
+    mi = multiple_imputation_ancova(visits, table, 6, imputations=5)
+    cc = ancova(table)
+    assert mi["missing_at_week"] == 0
+    assert mi["estimate"] == pytest.approx(cc["estimate"]) and mi["std_error"] == pytest.approx(cc["std_error"])
+
+
+def test_consort_flow_counts(small_trial):
+    primary = primary_analysis(small_trial["visits"], 6)
+    flow = consort_flow(small_trial["table"].reset_index(drop=True), primary).set_index("arm")
+    daily = flow.loc["daily"]
+    assert (daily["assigned"], daily["switched"], daily["switch_weeks"], daily["dropped_out"],
+            daily["dropout_weeks"]) == (6, 1, "3", 1, "4")
+    assert (daily["analysed_primary"], daily["analysed_complete"], daily["analysed_per_protocol"]) == (6, 5, 4)
+    assert flow.loc["three-per-week", "analysed_per_protocol"] == 6
+
+
+def test_harms_and_adherence_by_arm(small_trial):
+    harms = harms_by_arm(small_trial["table"].reset_index(drop=True), small_trial["sessions"],
+                         small_trial["programs"]).set_index("measure")
+    daily = harms["daily"]
+    assert daily["pain rises of 2+ NPRS points"] == "4" and harms["three-per-week"]["pain rises of 2+ NPRS points"] == "0"
+    assert daily["patients with repeated rises (2+ in 6 sessions), n (%)"] == "1 (17%)"
+    assert daily["switched schedule for pain, n (%)"] == "1 (17%)"
+    assert daily["no IR value at the comparison week, n (%)"] == "1 (17%)"
+    assert daily["breakouts planned per week (assigned), median"] == "7.0"
+    assert harms["three-per-week"]["breakouts planned per week (assigned), median"] == "3.0"
+    sessions = small_trial["sessions"]
+    told = int(((sessions["session"] == "breakouts") & sessions["patient_id"].str.startswith("D")).sum())
+    assert daily["breakout sessions with pain recorded"] == str(told)
+
+
+def test_secondary_outcomes_are_holm_adjusted_over_their_family(small_trial):
+    s = secondary_outcomes(small_trial["table"].reset_index(drop=True), small_trial["visits"], 6, mdc=5.4)
+    assert len(s) == 3
+    assert s["p_holm"].to_numpy() == pytest.approx(holm(s["p_value"]))
+    improved = s.iloc[1]
+    t = small_trial["table"].dropna(subset=["week_deg"])
+    gained = (t["week_deg"] - t["baseline_deg"]) >= 5.4
+    share = gained.groupby(t["arm"]).mean()
+    assert improved["estimate"] == pytest.approx(share["daily"] - share["three-per-week"])
+    assert improved["ci_low"] <= improved["estimate"] <= improved["ci_high"]
+
+
+def test_holm_by_hand():
+    # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
+
+
+def test_time_shape_prefers_a_saturating_curve_for_saturating_gains():
+    c = generate_clinic(80, seed=4)
+    visits = cohort_visits(c["measurements"], c["patients"], c["programs"])
+    shapes = time_shape_comparison(visits).set_index("time shape")
+    assert shapes.loc["linear", "AIC"] > min(shapes.loc["log(weeks + 1)", "AIC"],
+                                             shapes.loc["restricted cubic spline (3 knots)", "AIC"])
+    spline = shapes.loc["restricted cubic spline (3 knots)"]
+    assert spline["LR df"] == 2 and spline["LR p"] < 0.05
+    assert spline["LR vs linear"] == pytest.approx(2 * (spline["log-likelihood (ML)"] - shapes.loc["linear", "log-likelihood (ML)"]))
+
+
+def test_analysis_windows_keep_the_visit_nearest_each_window():
+    visits = pd.DataFrame({"patient_id": ["P"] * 4, "side": ["left"] * 4, "weeks": [0, 1.7, 2.4, 6.1],
+                           "degrees": [10.0, 11.0, 12.0, 15.0], "schedule": ["daily"] * 4})
+    w = analysis_windows(visits, 6)
+    assert w[["window", "degrees"]].values.tolist() == [[0, 10.0], [2, 11.0], [6, 15.0]]
