@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
+from matplotlib.collections import PatchCollection
 from matplotlib.patches import Patch, Rectangle
 
 from .analysis.adherence import adherence
@@ -61,7 +62,7 @@ def _primary(measurements: pd.DataFrame, patient_id: str, method: dict | None) -
 
 def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: pd.DataFrame,
                  patient_id: str, *, patients: pd.DataFrame | None = None, method: dict | None = None,
-                 mdc: float | None = None, as_of=None, axes=None) -> Figure:
+                 mdc: float | None = None, as_of=None, axes=None, trends: pd.DataFrame | None = None) -> Figure:
     """The headline chart: hip IR over time per side, above weekly breakout sessions planned vs done.
 
     The top panel shows the visit values (mean of trials) of each side on one measurement method,
@@ -74,6 +75,9 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     ----------
     axes : (Axes, Axes), optional
         Where to draw; by default a new two-panel figure.
+    trends : DataFrame, optional
+        :func:`~hipanalytics.analysis.rom.rom_trends` of these measurements (on ``method``, up to
+        ``as_of``, with ``patients`` and ``mdc``) when the caller has it already, as a report does.
     """
     m = _primary(measurements, patient_id, method)
     if as_of is not None:
@@ -86,7 +90,8 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
         fig = top.figure
     pats = patients if patients is not None else pd.DataFrame({"patient_id": [], "involved_side": []})
     involved_side = pats.set_index("patient_id")["involved_side"].get(patient_id) if len(pats) else None
-    trends = rom_trends(m, patients=patients, mdc=mdc) if len(m) else None
+    if trends is None and len(m):
+        trends = rom_trends(m, patients=patients, mdc=mdc)
     v = visits(m) if len(m) else m
     targets = {}
     for side in ("left", "right"):
@@ -177,6 +182,7 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
         y += 1
     colours = {"all": PALETTE["green"], "some": PALETTE["yellow"], "none": PALETTE["vermillion"],
                "future": "#EEEEEE"}
+    cells, fills = [], []  # one collection of day cells: drawn at once, no per-patch bookkeeping
     for day, row in per_day.iterrows():
         top = rows[monday(day)]
         if cut is not None and day > cut:
@@ -187,10 +193,14 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
             state = "some"
         else:
             state = "none"
-        ax.add_patch(Rectangle((day.weekday(), top), 0.92, 0.92, color=colours[state]))
-        ax.text(day.weekday() + 0.46, top + 0.3, f"{day.day}", ha="center", va="center", fontsize=7)
+        cells.append(Rectangle((day.weekday(), top), 0.92, 0.92))
+        fills.append(colours[state])
+        # inside the axes (clipped to them), so the layout need not measure each one
+        ax.text(day.weekday() + 0.46, top + 0.3, f"{day.day}", ha="center", va="center", fontsize=7, clip_on=True)
         if row["breakout"]:
-            ax.text(day.weekday() + 0.46, top + 0.66, "B", ha="center", va="center", fontsize=8, weight="bold")
+            ax.text(day.weekday() + 0.46, top + 0.66, "B", ha="center", va="center", fontsize=8, weight="bold",
+                    clip_on=True)
+    ax.add_collection(PatchCollection(cells, facecolors=fills, edgecolors=fills), autolim=False)
     for top, skipped in gaps:
         ax.text(3.46, top + 0.3, f"{skipped} week{'s' if skipped != 1 else ''} without a program",
                 ha="center", va="center", fontsize=7, style="italic", color=PALETTE["grey"])

@@ -367,15 +367,31 @@ def import_command(file, table, sheet, dates, encoding, repeated_trials, report_
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Secret key for pseudonyms and date shifts [default: $HIPANALYTICS_DEID_KEY].")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--to-redcap", "to_redcap", is_flag=True,
+              help="Every table as one REDCap import file (CSV, raw data) for the dictionary of "
+                   "`hipanalytics redcap dictionary`.")
 @_store_option
 @_refusals
-def export_command(table, out, history, deidentify, key_file, fmt, store_path) -> None:
-    """Export TABLE to a file, or (--deidentify) every table de-identified for research."""
+def export_command(table, out, history, deidentify, key_file, fmt, to_redcap, store_path) -> None:
+    """Export TABLE to a file, or (--deidentify) every table de-identified for research, or
+    (--to-redcap) every table in REDCap's import format."""
     import os
 
     from .store import Store, export_research
 
     store = Store(store_path or default_store(), create=False)
+    if to_redcap:
+        from .redcap import redcap_records
+
+        if table or deidentify or history:
+            raise click.UsageError("--to-redcap exports every table's current records: no TABLE, --history "
+                                   "or --deidentify with it")
+        records = redcap_records({name: store.read(name) for name in ("patients", "programs", "measurements",
+                                                                      "sessions")})
+        records.to_csv(out, index=False, encoding="utf-8")
+        patients = records["redcap_repeat_instrument"].eq("").sum()
+        click.echo(f"{out}: {len(records)} REDCap rows ({patients} patients and their repeating instruments)")
+        return
     if deidentify:
         key = key_file.read_bytes().strip() if key_file else os.environ.get("HIPANALYTICS_DEID_KEY", "").encode()
         if not key:
@@ -386,6 +402,27 @@ def export_command(table, out, history, deidentify, key_file, fmt, store_path) -
     if table is None:
         raise click.UsageError("name the TABLE to export, or use --deidentify")
     click.echo(store.export(table, out, history=history))
+
+
+@main.group("redcap")
+def redcap_group() -> None:
+    """REDCap projects: the data dictionary to build one from (see docs/redcap.md)."""
+
+
+@redcap_group.command("dictionary")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The data dictionary CSV to upload in REDCap (Project Setup > Data Dictionary).")
+def redcap_dictionary_command(out) -> None:
+    """Write the REDCap data dictionary of hipanalytics' tables: instruments patient, program,
+    rom_visit and session_log (the last three repeating), our codes as choices, our limits as
+    validation, identifiers marked."""
+    from .redcap import redcap_dictionary
+
+    dictionary = redcap_dictionary()
+    dictionary.to_csv(out, index=False, encoding="utf-8")
+    forms = dictionary["Form Name"].unique()
+    click.echo(f"{out}: {len(dictionary)} fields on {len(forms)} instruments ({', '.join(forms)}); "
+               "make program, rom_visit and session_log repeating instruments")
 
 
 @main.command("patients")
@@ -611,13 +648,17 @@ def report_overview_command(store_path, out, as_of, formats) -> None:
               help="Output folder [default: ./reports/clinic].")
 @click.option("--patients", help="Comma-separated patient ids [default: every active patient].")
 @click.option("--all", "everyone", is_flag=True, help="Every patient with a measurement, active or not.")
-@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Reports made at once.")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Reports made at once on this machine (worker processes).")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Run on Dask distributed instead: a scheduler (tcp://HOST:8786) or local:N for N worker "
+                   "processes here. Workers must reach the store and the output folder (docs/cluster.md).")
 @_format_option
 @_as_of_option
 @click.option("--timeout", type=click.IntRange(min=10), default=600, show_default=True,
-              help="Seconds a report's cell may run.")
+              help="Seconds a report may run.")
 @_refusals
-def report_clinic_command(store_path, out, patients, everyone, jobs, formats, as_of, timeout) -> None:
+def report_clinic_command(store_path, out, patients, everyone, jobs, cluster, formats, as_of, timeout) -> None:
     """Render progress reports for every active patient in parallel, with an index page.
 
     A patient is active when a program is in force on the report date (--as-of, default the latest
@@ -637,8 +678,8 @@ def report_clinic_command(store_path, out, patients, everyone, jobs, formats, as
             listed = patient_list(store, as_of=as_of)
         ids = listed.loc[listed["n_visits"] > 0, "patient_id"].tolist()
     result = render_clinic(location, out or default_reports_dir() / "clinic", patients=ids, jobs=jobs,
-                           formats=formats,
-                           as_of=as_of.date() if as_of else None, timeout=timeout)
+                           formats=formats, as_of=as_of.date() if as_of else None, timeout=timeout,
+                           cluster=cluster)
     click.echo(f"{len(result['done'])} reports made, {len(result['failed'])} failed; index: {result['index']}")
     for patient_id, reason in sorted(result["failed"].items()):
         click.echo(f"  FAILED {patient_id}: {reason}", err=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
+from matplotlib.collections import PatchCollection
 
 from hipanalytics import charts
 from hipanalytics.analysis import cohort_visits, dose_response, patient_outcomes
@@ -48,11 +48,17 @@ def test_headline_chart_shows_both_sides_mdc_band_target_and_weekly_breakouts():
     assert planned == [3, 3] and done == [2, 1]
 
 
+def _day_cells(ax) -> list:
+    """The fill colour of each day cell of an adherence calendar (one collection of rectangles)."""
+    (cells,) = [c for c in ax.collections if isinstance(c, PatchCollection)]
+    return list(cells.get_facecolors()) if len(cells.get_paths()) else []
+
+
 def test_adherence_calendar_colours_each_planned_day():
     fig = charts.adherence_calendar(PROGRAMS, sessions(), "P1")
-    cells = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    cells = _day_cells(fig.axes[0])
     assert len(cells) == 14
-    colours = [tuple(round(c, 3) for c in p.get_facecolor()[:3]) for p in cells]
+    colours = [tuple(round(c, 3) for c in colour[:3]) for colour in cells]
     green, yellow, red = ((0.0, 0.62, 0.451), (0.941, 0.894, 0.259), (0.835, 0.369, 0.0))
     assert colours[0] == green          # Mon 5 Jan: both sessions done
     assert colours[2] == yellow         # Wed 7 Jan: breakout partial, sequence not done
@@ -181,5 +187,5 @@ def test_the_adherence_calendar_draws_only_weeks_with_a_plan_and_marks_the_break
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["05 Jan 26", "12 Jan 26", "07 Dec 26", "14 Dec 26"]
     assert any(t.get_text() == "46 weeks without a program" for t in ax.texts)  # 19 Jan to 30 Nov
-    assert len([p for p in ax.patches if isinstance(p, Rectangle)]) == 28
+    assert len(_day_cells(ax)) == 28
     assert _overlapping_labels(fig) == []

@@ -226,8 +226,12 @@ def _skip_blank_and_summary_rows(named: pd.DataFrame, collect: Collector) -> pd.
     """Rows that hold no record: fully blank rows, and summary rows at the end of the table (a word
     such as Total or Mean in their first cells, and no patient id but that word). Reported as skipped."""
     cells = named.drop(columns=[SOURCE_ROW])
-    filled = cells.apply(lambda col: col.str.strip() != "")
-    blank = ~filled.any(axis=1)
+    blank = pd.Series(True, index=named.index)
+    for column in cells.columns:  # a row stays a candidate while every cell so far is blank
+        candidates = blank[blank].index
+        if candidates.empty:
+            break
+        blank.loc[candidates] = cells.loc[candidates, column].str.strip() == ""
     collect.problem("skipped", named.loc[blank, SOURCE_ROW], None, [""] * int(blank.sum()), "blank row",
                     "nothing to do: it holds no record")
     summary = pd.Series(False, index=named.index)
@@ -242,7 +246,8 @@ def _skip_blank_and_summary_rows(named: pd.DataFrame, collect: Collector) -> pd.
     words = cells.loc[summary].apply(lambda r: " ".join(c for c in r if c.strip())[:60], axis=1)
     collect.problem("skipped", named.loc[summary, SOURCE_ROW], None, words, "summary row (a total, not a record)",
                     "nothing to do: summary rows are not imported")
-    return named[~blank & ~summary]
+    skipped = blank | summary
+    return named[~skipped] if skipped.any() else named
 
 
 def _original_rows(named: pd.DataFrame, collect: Collector) -> pd.Series:

@@ -239,6 +239,8 @@ class ImportMixin:
                 status: str = "active", progress: Callable[[str, int, int], None] | None = None) -> None:
         if frame.empty:
             return
+        if progress:
+            progress("writing", 0, len(frame))  # the write phase starts here, conversion included
         spec = table_spec(table)
         names = [c.name for c in spec] + ["source_row"]
         columns = [db_values(frame[c.name], c.kind) for c in spec]

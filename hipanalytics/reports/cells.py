@@ -1,0 +1,167 @@
+"""What the report notebooks call: parameter checks, the synthetic-data banner, the patient's
+report content, charts as embedded PNGs with alt text, escaped HTML pieces, the key figures."""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import notebook_path
+from ..errors import HipAnalyticsError, ReportError
+from ..progress import REFERENCES, PatientProgress, iso_day, patient_progress
+
+_SYNTHETIC_CSS = ("border: 3px solid #b3261e; background: #fdecea; color: #5c0f0a; padding: .6rem .9rem; "
+                  "margin: .6rem 0 1rem; font-size: 1.05rem;")
+
+
+def source_banner(store: str | None, patient_ids) -> str:
+    """An unmissable banner when a report shows synthetic data, else an empty string.
+
+    Synthetic data are the sample clinic a report falls back on when no store was given
+    (``store`` is None, e.g. papermill run without ``-p store ...``), and any patient whose id is
+    reserved for synthetic data (``SYN-nnnnn``, see :func:`hipanalytics.synthetic.is_synthetic`).
+
+    Examples
+    --------
+    >>> "SYNTHETIC SAMPLE DATA" in source_banner(None, ["SYN-00004"]), source_banner("c.sqlite", ["P001"])
+    (True, '')
+    """
+    from ..synthetic import is_synthetic
+
+    if store is not None and not is_synthetic(patient_ids):
+        return ""
+    why = ("No store was given (the notebook's <code>store</code> parameter is empty), so this report shows "
+           "the built-in synthetic sample clinic. " if store is None else "")
+    return (f'<div class="synthetic" role="alert" style="{_SYNTHETIC_CSS}"><strong>SYNTHETIC SAMPLE DATA</strong>: '
+            f"{why}The patients in this report are invented; it says nothing about a real patient.</div>")
+
+
+def check_parameters(namespace: dict[str, Any], template: str) -> None:
+    """Check a report notebook's parameters before it computes anything (called by its first cell).
+
+    papermill only warns about a parameter the notebook does not declare (``-p stor clinic.sqlite``)
+    and then runs with the defaults, which would make a report of the synthetic sample under the
+    name of the clinic's store. Here every plain value defined by the parameters cell and the
+    injected cell must be a declared parameter, and the values must make sense.
+
+    Parameters
+    ----------
+    namespace : dict
+        The notebook's ``globals()``.
+    template : str
+        The template's name (``patient_progress``, ``cohort_comparison``, ``clinic_overview``).
+
+    Raises
+    ------
+    ReportError
+        Naming each unknown parameter (with the declared name it resembles) or wrong value.
+    """
+    import difflib
+
+    from ..records import table_spec
+
+    declared = _declared_parameters(template)
+    hidden = set()
+    try:
+        hidden = set(namespace["get_ipython"]().user_ns_hidden)
+    except (KeyError, AttributeError, TypeError):
+        pass
+    plain = (str, int, float, bool, list, dict, tuple, type(None))
+    defined = {k for k, v in namespace.items() if not k.startswith("_") and k not in hidden and isinstance(v, plain)}
+    problems = []
+    for name in sorted(defined - set(declared)):
+        close = difflib.get_close_matches(name, declared, n=1)
+        problems.append(f"unknown parameter {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    methods = {spec.name: spec.allowed for spec in table_spec("measurements") if spec.allowed}
+
+    def check(name, ok, expected):
+        if name in declared and name in namespace and not ok(namespace[name]):
+            problems.append(f"parameter {name}={namespace[name]!r}: expected {expected}")
+
+    check("store", lambda v: v is None or (isinstance(v, str) and v.strip()), "a SQLite path or database URL")
+    check("patient_id", lambda v: isinstance(v, str) and v.strip(), "a patient id")
+    check("show_name", lambda v: isinstance(v, bool), "True or False")
+    check("cohort", lambda v: v is None or isinstance(v, str), "a cohort name or None")
+    check("week", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number of weeks >= 1")
+    check("threshold", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
+          "a share between 0 and 1")
+    for name, allowed in methods.items():
+        check(name, lambda v, allowed=allowed: v in allowed, f"one of {', '.join(allowed)}")
+    if "as_of" in namespace and "as_of" in declared:
+        try:
+            iso_day(namespace["as_of"])
+        except HipAnalyticsError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ReportError(f"{template}: " + "; ".join(problems) + f". Declared parameters: {', '.join(declared)}")
+
+
+@functools.lru_cache(maxsize=None)
+def _declared_parameters(template: str) -> tuple[str, ...]:
+    import papermill
+
+    return tuple(papermill.inspect_notebook(str(notebook_path("reports", template))))
+
+
+def open_patient(store: str | None, patient_id: str, *, as_of=None, show_name: bool = False,
+                 position: str = "seated_90", mode: str = "active", instrument: str = "inclinometer") -> PatientProgress:
+    """A patient's report content from the store at ``store`` (used by the report notebook)."""
+    method = {"joint": "hip", "motion": "internal_rotation", "position": position, "mode": mode,
+              "instrument": instrument}
+    return patient_progress(open_store(store), patient_id, as_of=as_of, method=method, show_name=show_name)
+
+
+def show(figure, *, alt: str, dpi: int = 110):
+    """Display a matplotlib Figure as an embedded PNG with its alt text (no pyplot or inline backend).
+
+    ``alt`` says in one sentence what the chart shows; the HTML report puts it on the image for
+    screen readers and for whoever reads the report without the pictures.
+    """
+    import io
+
+    import matplotlib as mpl
+    from IPython.display import Image, display
+
+    buffer = io.BytesIO()
+    engine = figure.get_layout_engine()
+    if engine is not None:  # lay out once at the PNG's resolution, then draw once: savefig would draw twice
+        figure.set_dpi(dpi)
+        engine.execute(figure)
+        with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+            figure.set_layout_engine(None)
+    figure.savefig(buffer, format="png", dpi=dpi)
+    display(Image(data=buffer.getvalue(), format="png", metadata={"alt": alt}))
+
+
+def open_store(store: str | None):
+    """The store at ``store``, or with None the synthetic sample store (used by report notebooks,
+    whose default parameters then run as they are)."""
+    from ..store import Store
+    from ..synthetic import sample_store
+
+    return Store(store if store is not None else sample_store(), create=False)
+
+
+def paragraph(text: str) -> str:
+    """Text as an escaped HTML paragraph."""
+    return f"<p>{html.escape(text)}</p>"
+
+
+def table_html(df: pd.DataFrame) -> str:
+    """A DataFrame as an escaped HTML table without the index."""
+    return df.to_html(index=False, escape=True, border=0, na_rep="")
+
+
+def references_html() -> str:
+    """The references behind the report's thresholds."""
+    return "<ol>" + "".join(f"<li>{html.escape(r)}</li>" for r in REFERENCES) + "</ol>"
+
+
+def write_key_figures(figures: dict[str, Any], path: str) -> None:
+    """Write the report's key figures as JSON (called by the notebook's last cell)."""
+    Path(path).write_text(json.dumps(figures, indent=2, default=str), encoding="utf-8")
