@@ -124,3 +124,33 @@ def test_cluster_option_refuses_what_is_not_a_cluster(store_path, tmp_path):
     with pytest.raises(ReportError, match="cannot reach the Dask scheduler"):
         render_clinic(store_path, tmp_path, patients=["SYN-00001"], cluster="tcp://127.0.0.1:9", progress=False)
     assert not list(Path(tmp_path).glob("progress-*"))
+
+
+def test_a_killed_local_worker_process_does_not_lose_the_batch(store_path, tmp_path):
+    import psutil
+
+    ids = sorted(Store(store_path).read("measurements")["patient_id"].unique())[:6]
+    out = tmp_path / "local"
+    killed: list[int] = []
+
+    def kill_a_pool_worker():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            workers = [p for p in psutil.Process().children() if "multiprocessing" in " ".join(p.cmdline())
+                       and "resource_tracker" not in " ".join(p.cmdline())]
+            if list(out.glob("progress-*.json")) and workers:
+                killed.append(workers[0].pid)
+                workers[0].kill()
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill_a_pool_worker, daemon=True)
+    thread.start()
+    result = render_clinic(store_path, out, patients=ids, jobs=2, progress=False)
+    thread.join(timeout=5)
+    assert killed, "no worker process was killed mid-batch: the test did not test anything"
+    assert result["failed"] == {} and sorted(result["done"]) == ids
+    store = Store(store_path)
+    for patient_id in ids:
+        written = json.loads((out / f"progress-{patient_id}.json").read_text())
+        written.pop("stamp")
+        assert written == json.loads(json.dumps(patient_progress(store, patient_id).key_figures, default=str))

@@ -38,7 +38,8 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
     it with an emptied namespace (see :class:`hipanalytics.reports.kernel.WarmKernel`), so kernel
     start-up and imports are paid once per worker, not once per report. A report has ``timeout``
     seconds. A failing patient is retried ``retries`` times (on a fresh kernel if the old one
-    died), then recorded with its reason, and the others go on. An ``index.html`` links every
+    died), then recorded with its reason, and the others go on; the reports a dead worker process
+    left are made by a new one. An ``index.html`` links every
     report with its headline figures and lists the failures.
 
     Parameters
@@ -88,14 +89,34 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
     return {"done": done, "failed": failed, "index": index}
 
 
-def _run_here(work: list[tuple], jobs: int):
-    """Results of ``work`` as they come, from ``jobs`` worker processes on this machine."""
+def _run_here(work: list[tuple], jobs: int, *, lives: int = 3):
+    """Results of ``work`` as they come, from ``jobs`` worker processes on this machine.
+
+    A worker process that dies (killed, out of memory) breaks the pool and fails every report not
+    yet made; those are run again on a new pool, each at most ``lives`` times, then reported as
+    failed, so one lost process does not lose the batch.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
-    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
-        for future in as_completed([pool.submit(render_one, item) for item in work]):
-            yield future.result()
+    tries = dict.fromkeys((item[1] for item in work), 0)
+    pending = list(work)
+    while pending:
+        again = []
+        with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(render_one, item): item for item in pending}
+            for future in as_completed(futures):
+                item = futures[future]
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    tries[item[1]] += 1
+                    if tries[item[1]] < lives:
+                        again.append(item)
+                    else:
+                        yield item[1], None, f"its worker process died {lives} times"
+        pending = again
 
 
 def render_one(item: tuple) -> tuple[str, dict | None, str | None]:
