@@ -8,8 +8,9 @@ its executed copy for diagnosis and no report.
 
 The steps, one module each: :mod:`~hipanalytics.reports.cells` (what the notebooks call),
 :mod:`~hipanalytics.reports.kernel` (a long-lived kernel that runs notebook after notebook),
-:mod:`~hipanalytics.reports.render` (one report, executed and exported) and
-:mod:`~hipanalytics.reports.batch` (the clinic batch on this machine or a Dask cluster).
+:mod:`~hipanalytics.reports.render` (one report, executed and exported),
+:mod:`~hipanalytics.reports.batch` (the clinic batch on this machine) and
+:mod:`~hipanalytics.reports.cluster` (the same batch on Dask distributed workers).
 """
 
 from .batch import active_patients, render_clinic
