@@ -309,28 +309,47 @@ def _write_report(report, path: Path | None) -> None:
 
 
 @main.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--table", type=_TABLE, help="Table in the file (guessed from a file name such as measurements.csv).")
 @_with(_read_options)
 @click.option("--quarantine", is_flag=True, help="Import the good rows; write bad rows with reasons to a file.")
 @click.option("--quarantine-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Where quarantine files go [default: beside FILE].")
 @click.option("--who", help="Name recorded in the audit trail [default: login name].")
+@click.option("--from-redcap", "redcap_export", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Import a REDCap export (CSV, raw data) instead of FILE: every table it holds.")
+@click.option("--dictionary", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The REDCap project's data dictionary (with --from-redcap).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="YAML mapping of a REDCap project whose field names differ from ours (docs/redcap.md).")
 @_store_option
 @_refusals
 def import_command(file, table, sheet, dates, encoding, repeated_trials, report_path, quarantine, quarantine_dir,
-                   who, store_path) -> None:
+                   who, redcap_export, dictionary, mapping, store_path) -> None:
     """Validate FILE and import it into the store in one transaction.
 
     Rows read = imported + quarantined + duplicates + skipped (blank and total rows). Importing a
     file again adds nothing, but tries again the rows it set aside; a corrected quarantine file
     imports directly. Exit code 0: imported; 1: refused, nothing imported; 3: good rows imported,
-    bad rows in the quarantine file.
+    bad rows in the quarantine file. With --from-redcap EXPORT --dictionary DICT, a REDCap export
+    is imported table by table (messages name the export's rows and the REDCap fields).
     """
     from tqdm import tqdm
 
     from .store import Store
 
+    if redcap_export is not None:
+        if file is not None or table or sheet or encoding:
+            raise click.UsageError("--from-redcap imports the export's tables: no FILE, --table, --sheet or --encoding")
+        if dictionary is None:
+            raise click.UsageError("--from-redcap needs the project's --dictionary (its data dictionary CSV)")
+        _import_redcap(redcap_export, dictionary, mapping, dates, report_path, quarantine, quarantine_dir, who,
+                       store_path)
+        return
+    if file is None:
+        raise click.UsageError("give the FILE to import (or --from-redcap EXPORT)")
+    if dictionary or mapping:
+        raise click.UsageError("--dictionary and --mapping go with --from-redcap")
     table = _guess_table(file, table)
     store = Store(store_path or default_store())
     with tqdm(total=0, unit=" rows", desc="reading and validating", disable=None, file=sys.stderr) as bar:
@@ -355,6 +374,36 @@ def import_command(file, table, sheet, dates, encoding, repeated_trials, report_
     if summary.report is not None:
         _write_report(summary.report, report_path)
     if summary.quarantined:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _import_redcap(export, dictionary, mapping, dates, report_path, quarantine, quarantine_dir, who,
+                   store_path) -> None:
+    from .redcap import import_redcap
+    from .store import Store
+
+    with Store(store_path or default_store()) as store:
+        try:
+            rows, summaries = import_redcap(store, export, dictionary, mapping,
+                                            mode="quarantine" if quarantine else "strict",
+                                            quarantine_dir=quarantine_dir, dates=dates, who=who)
+        except DataValidationError as exc:
+            _write_report(exc.report, report_path)
+            raise
+    click.echo(str(rows))
+    for summary in summaries.values():
+        click.echo(str(summary))
+        if summary.report is not None and not summary.report.problems.empty:
+            click.echo("\n".join(str(summary.report).splitlines()[1:]))
+    if report_path is not None:
+        from .records import ValidationReport
+
+        reports = [s.report for s in summaries.values() if s.report is not None]
+        both = ValidationReport(str(export), "all", sum(r.rows_read for r in reports),
+                                pd.concat([r.problems for r in reports], ignore_index=True),
+                                pd.concat([r.normalisations for r in reports], ignore_index=True))
+        _write_report(both, report_path)
+    if any(s.quarantined for s in summaries.values()):
         sys.exit(EXIT_PARTIAL)
 
 

@@ -13,6 +13,12 @@ The field names are ours with a prefix per instrument, because REDCap needs ever
 a project and ours repeat across tables (``notes``): see :func:`field_map` and
 ``docs/redcap.md``.
 
+:func:`read_redcap` reads a REDCap "CSV (raw data)" export back into our tables (classic or
+longitudinal projects, repeating instruments, checkbox fields), through the built-in mapping of
+our own dictionary or a YAML mapping of a project whose names differ; :func:`import_redcap`
+imports it through the same validation, quarantine and row accounting as any file, with every
+message naming the export's row and the REDCap field.
+
 Examples
 --------
 >>> d = redcap_dictionary()
@@ -24,11 +30,18 @@ Examples
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
 import pandas as pd
 
-from .records.columns import HIP_IR_ERROR_RANGE, TABLES, ColumnSpec, table_spec
+from .errors import HipAnalyticsError
+from .records.columns import HIP_IR_ERROR_RANGE, SOURCE_ROW, TABLES, ColumnSpec, table_spec
 
-__all__ = ["DICTIONARY_COLUMNS", "FORMS", "field_map", "redcap_dictionary", "redcap_records"]
+__all__ = ["DICTIONARY_COLUMNS", "FORMS", "field_map", "redcap_dictionary", "redcap_records", "RedcapError",
+           "RedcapRows", "read_redcap", "import_redcap"]
 
 DICTIONARY_COLUMNS = (
     "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",
@@ -195,3 +208,314 @@ def redcap_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     out = pd.concat(parts, ignore_index=True)
     out = out.sort_values([RECORD_ID, "_order"], kind="stable").drop(columns="_order")
     return out.reindex(columns=columns, fill_value="").astype("string").fillna("").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading a REDCap export back
+# ----------------------------------------------------------------------------------------------
+
+
+class RedcapError(HipAnalyticsError):
+    """A REDCap export, dictionary or mapping that cannot be read as the other two describe."""
+
+
+_BOOKKEEPING = re.compile(r"redcap_(?:event_name|repeat_instrument|repeat_instance|data_access_group|"
+                          r"survey_identifier)|.+_complete|.+_timestamp")
+"""Columns REDCap adds to an export (events, instances, form status, survey timestamps that read
+``[not completed]``): read for the structure, never as data."""
+
+_ENTRY = "_redcap_entry"
+
+_DATE_ORDER = {"date_dmy": "day-first", "date_mdy": "month-first", "datetime_dmy": "day-first",
+               "datetime_mdy": "month-first"}
+
+
+@dataclass
+class _TableMap:
+    table: str
+    form: str
+    columns: dict[str, str]
+    codes: dict[str, dict[str, str]] = field(default_factory=dict)
+    constants: dict[str, str] = field(default_factory=dict)
+    rows: list[dict[str, dict[str, str]]] = field(default_factory=list)
+
+    def fields(self) -> list[str]:
+        return [*self.columns.values(), *(f for entry in self.rows for f in entry.get("columns", {}).values())]
+
+
+def _builtin_mapping() -> tuple[str, dict[str, _TableMap]]:
+    fields = field_map()
+    tables = {}
+    for table, group in fields.groupby("table", sort=False):
+        tables[table] = _TableMap(table, FORMS[table][0], dict(zip(group["column"], group["field"])))
+    return RECORD_ID, tables
+
+
+def _load_mapping(path: str | Path, dictionary: pd.DataFrame) -> tuple[str, dict[str, _TableMap]]:
+    """A YAML mapping of a project whose field names differ from ours (see docs/redcap.md)."""
+    import yaml
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RedcapError(f"{path}: not a readable YAML mapping ({exc})") from None
+    if not isinstance(spec, dict) or "record_id" not in spec or not isinstance(spec.get("tables"), dict):
+        raise RedcapError(f"{path}: a mapping needs 'record_id' (the project's record id field) and 'tables'")
+    known = set(dictionary.index)
+    tables = {}
+    for table, item in spec["tables"].items():
+        if table not in TABLES:
+            raise RedcapError(f"{path}: unknown table {table!r}: expected one of {', '.join(TABLES)}")
+        columns = {spec_.name for spec_ in table_spec(table)}
+        def texts(value) -> dict[str, str]:
+            return {str(k): str(v) for k, v in (value or {}).items()}
+
+        entry = _TableMap(table, str(item.get("form", "")), texts(item.get("columns")),
+                          {str(k): texts(v) for k, v in (item.get("codes") or {}).items()},
+                          texts(item.get("constants")),
+                          [{"set": texts(r.get("set")), "columns": texts(r.get("columns"))}
+                           for r in item.get("rows") or []])
+        ours = [*entry.columns, *entry.codes, *entry.constants,
+                *(c for r in entry.rows for c in (*r["set"], *r["columns"]))]
+        wrong = sorted(set(ours) - columns - {RECORD_ID})
+        if wrong:
+            raise RedcapError(f"{path}: {table} has no column {', '.join(map(repr, wrong))}: expected some of "
+                              f"{', '.join(sorted(columns))}")
+        missing = sorted(set(entry.fields()) - known)
+        if missing:
+            raise RedcapError(f"{path}: field(s) {', '.join(map(repr, missing))} of {table} are not in the data "
+                              "dictionary")
+        tables[table] = entry
+    return str(spec["record_id"]), tables
+
+
+def _read_text_table(path: str | Path, what: str) -> pd.DataFrame:
+    try:
+        # blank lines are rows too (skipped, counted), so row numbers stay the spreadsheet's
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skip_blank_lines=False)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise RedcapError(f"{path}: cannot be read as a REDCap {what} (CSV): {exc}") from None
+    return frame
+
+
+def _read_dictionary(path: str | Path) -> pd.DataFrame:
+    frame = _read_text_table(path, "data dictionary")
+    needed = ["Variable / Field Name", "Form Name", "Field Type"]
+    missing = [c for c in needed if c not in frame.columns]
+    if missing:
+        raise RedcapError(f"{path}: not a REDCap data dictionary: no column {', '.join(map(repr, missing))}")
+    return frame.set_index("Variable / Field Name")
+
+
+@dataclass
+class RedcapRows:
+    """A REDCap export read into our tables, before validation.
+
+    Attributes
+    ----------
+    file : str
+        The export.
+    tables : dict of DataFrame
+        Our columns as text, and ``source_row``: the export's row (spreadsheet numbering, header
+        = row 1) each row came from. One export row may give several rows (one per side).
+    fields : dict
+        ``(table, column) -> REDCap field`` for the messages, and ``(table, column, entry)`` for
+        a column a mapping's ``rows`` fill from a different field each.
+    dates : dict
+        ``table -> "day-first" | "month-first"`` from the dictionary's date validations.
+    rows_read, used, blank, unmapped : int
+        Export rows; rows that gave at least one of ours; blank rows (nothing but REDCap's
+        bookkeeping: a repeat instance or event saved empty), skipped; rows whose data are all in
+        columns not mapped (another instrument's). ``rows_read == used + blank + unmapped``.
+    ignored : list of str
+        Export columns not mapped (listed once, as a caveat).
+    """
+
+    file: str
+    tables: dict[str, pd.DataFrame]
+    fields: dict[tuple[str, str], str]
+    dates: dict[str, str]
+    rows_read: int
+    used: int
+    blank: int
+    unmapped: int
+    ignored: list[str]
+    entries: dict[str, list[int]] = field(default_factory=dict)
+    """Per table and row, which entry of a mapping's ``rows`` made it (0 without ``rows``)."""
+
+    def __str__(self) -> str:
+        made = ", ".join(f"{len(frame)} {table}" for table, frame in self.tables.items() if len(frame))
+        text = (f"{self.file}: {self.rows_read} REDCap rows read: {self.used} gave {made or 'nothing'}; "
+                f"{self.blank} blank rows skipped; {self.unmapped} held data only in columns not mapped")
+        if self.ignored:
+            text += f"\n  columns not mapped (not imported): {', '.join(self.ignored[:20])}"
+            text += f" and {len(self.ignored) - 20} more" if len(self.ignored) > 20 else ""
+        return text
+
+    def translate(self, report, table: str):
+        """``report`` (of this table's rows) with the export's rows, the REDCap fields and the file."""
+        from .records import ValidationReport
+
+        frame = self.tables[table]
+        entry = self.entries.get(table) or [0] * len(frame)
+        rows = dict(zip(range(2, len(frame) + 2), zip(frame[SOURCE_ROW].astype(int), entry)))
+
+        def translated(part: pd.DataFrame) -> pd.DataFrame:
+            def row(value):
+                return value if pd.isna(value) or value == 1 else rows.get(int(value), (value, 0))[0]
+
+            def column(value, at):
+                if not isinstance(value, str):
+                    return value
+                number = rows.get(int(at), (at, 0))[1] if not pd.isna(at) else 0
+                name = self.fields.get((table, value, number)) or self.fields.get((table, value))
+                return f"{value} (REDCap field {name})" if name else value
+
+            columns = [column(c, r) for c, r in zip(part["column"], part["row"])]
+            return part.assign(file=self.file, row=part["row"].map(row), column=columns)
+
+        return ValidationReport(self.file, table, report.rows_read, translated(report.problems),
+                                translated(report.normalisations))
+
+
+def _values(raw: pd.DataFrame, name: str, dictionary: pd.DataFrame) -> pd.Series:
+    """A field's text per row; a checkbox field (``name___code`` columns of 0/1) as its checked
+    codes joined by ','."""
+    if name in raw.columns:
+        return raw[name].str.strip()
+    kind = dictionary.at[name, "Field Type"] if name in dictionary.index else ""
+    boxes = [c for c in raw.columns if c.startswith(f"{name}___")]
+    if kind == "checkbox" and boxes:
+        checked = pd.DataFrame({c.removeprefix(f"{name}___"): raw[c].str.strip() == "1" for c in boxes})
+        return checked.apply(lambda r: ",".join(code for code, on in r.items() if on), axis=1)
+    raise RedcapError(f"the export has no column {name!r} (nor its checkbox columns {name}___n): "
+                      "export every field of the mapped instruments, raw data")
+
+
+def read_redcap(export: str | Path, dictionary: str | Path, mapping: str | Path | None = None) -> RedcapRows:
+    """Read a REDCap "CSV (raw data)" export into our tables (text, not yet validated).
+
+    Parameters
+    ----------
+    export : path
+        The export: classic or longitudinal (``redcap_event_name``), with repeating instruments
+        (``redcap_repeat_instrument``, ``redcap_repeat_instance``) or repeating events.
+    dictionary : path
+        The project's data dictionary (field types, date formats, checkbox fields).
+    mapping : path, optional
+        A YAML mapping (see ``docs/redcap.md``); by default our own dictionary's field names.
+
+    Raises
+    ------
+    RedcapError
+        When the files do not fit together (a mapped field missing from the export, a record id
+        column missing, a mapping naming columns we do not have).
+    """
+    label = str(export)
+    dic = _read_dictionary(dictionary)
+    record_id, tables = _builtin_mapping() if mapping is None else _load_mapping(mapping, dic)
+    raw = _read_text_table(export, "export")
+    if record_id not in raw.columns:
+        raise RedcapError(f"{label}: no record id column {record_id!r}: not an export of this project "
+                          "(or give --mapping with its record_id)")
+    n = len(raw)
+    instrument = (raw["redcap_repeat_instrument"].str.strip() if "redcap_repeat_instrument" in raw
+                  else pd.Series("", index=raw.index))
+    validation = dic.get("Text Validation Type OR Show Slider Number", pd.Series(dtype=str))
+    repeating = set(instrument[instrument != ""])
+    gave = pd.Series(0, index=raw.index)
+    anything = pd.Series(False, index=raw.index)  # a mapped field filled, whatever the instrument
+    out: dict[str, pd.DataFrame] = {}
+    names: dict[tuple, str] = {}
+    entries: dict[str, list[int]] = {}
+    dates: dict[str, str] = {}
+    used_columns = {record_id}
+    for table in TABLES:
+        tm = tables.get(table)
+        if tm is None:
+            continue
+        own = instrument == tm.form if tm.form in repeating else instrument == ""
+        values = {f: _values(raw, f, dic) for f in dict.fromkeys(tm.fields())}
+        used_columns |= {c for f in values for c in raw.columns if c == f or c.startswith(f"{f}___")}
+        data = {f: v for f, v in values.items() if f != record_id}  # the record id is on every row
+        filled = pd.DataFrame(data).ne("").any(axis=1) if data else pd.Series(False, index=raw.index)
+        anything |= filled
+        rows = raw.index[own & filled]
+        orders = {_DATE_ORDER[kind] for kind in validation.reindex(list(values)).dropna() if kind in _DATE_ORDER}
+        if len(orders) > 1:
+            raise RedcapError(f"the dictionary's date fields of {table} mix day-first and month-first formats")
+        if orders:
+            dates[table] = orders.pop()
+        parts = []
+        for number, entry in enumerate(tm.rows or [{"set": {}, "columns": {}}]):
+            part = pd.DataFrame({RECORD_ID: raw.loc[rows, record_id].str.strip()})
+            for column, name in {**tm.columns, **entry["columns"]}.items():
+                text = values[name].loc[rows]
+                codes = tm.codes.get(column)
+                part[column] = text.map(lambda v, codes=codes: codes.get(v, v) if codes and v else v)
+                names[(table, column)] = name
+            for column, name in entry["columns"].items():  # this row's own field for the column
+                names[(table, column, number)] = name
+            part[_ENTRY] = number
+            for column, value in {**tm.constants, **entry["set"]}.items():
+                part[column] = value
+            if entry["columns"]:  # one of several rows per REDCap row: only where its own fields are filled
+                own_fields = pd.DataFrame({f: values[f].loc[rows] for f in entry["columns"].values()})
+                part = part[own_fields.ne("").any(axis=1)]
+            part[SOURCE_ROW] = part.index + 2
+            parts.append(part)
+        frame = pd.concat(parts).sort_values(SOURCE_ROW, kind="stable").reset_index(drop=True)
+        gave = gave.add(frame[SOURCE_ROW].sub(2).value_counts().reindex(raw.index, fill_value=0), fill_value=0)
+        entries[table] = frame.pop(_ENTRY).tolist()
+        out[table] = frame
+    ignored = [c for c in raw.columns if c not in used_columns and not _BOOKKEEPING.fullmatch(c)]
+    other = raw[ignored].apply(lambda c: c.str.strip() != "").any(axis=1) if ignored else anything & False
+    used = int((gave > 0).sum())
+    skipped = int(((gave == 0) & ~anything & ~other).sum())  # nothing but REDCap's bookkeeping
+    return RedcapRows(label, out, names, dates, n, used, skipped, n - used - skipped, ignored, entries)
+
+
+def import_redcap(store, export: str | Path, dictionary: str | Path, mapping: str | Path | None = None, *,
+                  mode: str = "strict", quarantine_dir: str | Path | None = None, dates: str | None = None,
+                  who: str | None = None) -> tuple[RedcapRows, dict[str, Any]]:
+    """Import a REDCap export into ``store`` table by table (patients first), through the same
+    validation, quarantine and row accounting as any file.
+
+    In strict mode every table is validated before anything is stored, so an error anywhere
+    imports nothing. Messages and quarantine files name the export's rows and the REDCap fields.
+
+    Returns
+    -------
+    (RedcapRows, dict)
+        What was read, and ``table -> ImportSummary`` (its report translated to the export).
+    """
+    import dataclasses
+
+    from .errors import DataValidationError
+    from .records import read_records
+    from .store.imports import as_csv
+
+    rows = read_redcap(export, dictionary, mapping)
+    buffers = {t: f for t, f in rows.tables.items() if len(f)}
+    known = store.read("patients")[["patient_id", "birth_year"]]
+    if "patients" in buffers:
+        new = buffers["patients"].reindex(columns=["patient_id", "birth_year"])
+        new = new.assign(birth_year=pd.to_numeric(new["birth_year"], errors="coerce").astype("Int64"))
+        known = pd.concat([known, new], ignore_index=True).drop_duplicates("patient_id", keep="last")
+    for table, frame in buffers.items():  # everything checked before anything is stored
+        result = read_records(as_csv(frame, rows.file), table, dates=dates or rows.dates.get(table),
+                              patients=None if table == "patients" else known)
+        if result.report.whole_file or (mode == "strict" and not result.report.ok):
+            raise DataValidationError(rows.translate(result.report, table))
+    folder = quarantine_dir if quarantine_dir is not None else Path(export).resolve().parent
+    summaries = {}
+    for table, frame in buffers.items():
+        label = f"{Path(export).name} [REDCap {FORMS[table][0]}]"
+        try:
+            summary = store.import_file(as_csv(frame, label), table, mode=mode, quarantine_dir=folder,
+                                        dates=dates or rows.dates.get(table), who=who, origin=rows.file)
+        except DataValidationError as exc:
+            raise DataValidationError(rows.translate(exc.report, table)) from None
+        report = rows.translate(summary.report, table) if summary.report is not None else None
+        summaries[table] = dataclasses.replace(summary, report=report)
+    return rows, summaries

@@ -321,7 +321,7 @@ def test_quarantined_rows_come_back_after_a_fix_by_reimport_or_from_the_quaranti
     table.to_csv(quarantine, index=False)
     fixed = run("import", quarantine, "--table", "measurements", "--store", store_path)
     assert fixed.exit_code == 0 and "1 imported" in fixed.output, fixed.output
-    assert "its rows came from" in fixed.output and str(source) in fixed.output
+    assert "rows taken from" in fixed.output and str(source) in fixed.output
     with Store(store_path) as store:
         stored = store.read("measurements", history=True).sort_values("source_row")
         assert stored[["patient_id", "degrees", "source_row"]].values.tolist() == [

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from hipanalytics.cli import main
@@ -98,11 +100,129 @@ def test_cli_writes_the_dictionary_and_the_store_as_redcap_records(tmp_path):
 
 
 def test_the_mapping_document_lists_every_field_as_the_code_makes_it():
-    from pathlib import Path
-
     text = (Path(__file__).resolve().parents[1] / "docs" / "redcap.md").read_text()
     d = redcap_dictionary().set_index("Variable / Field Name")
     for item in field_map().itertuples():
         row = next(line for line in text.splitlines() if line.startswith(f"| `{item.field}` |"))
         assert f"`{item.table}.{item.column}`" in row and f"| {item.form} |" in row
         assert row.split("|")[4].strip().startswith(d.loc[item.field, "Field Type"])
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading REDCap exports back (fixtures in tests/data/redcap, built by hand from REDCap's formats)
+
+REDCAP = Path(__file__).resolve().parent / "data" / "redcap"
+SPEC_COLUMNS = {t: [s.name for s in table_spec(t)] for t in ("patients", "programs", "measurements", "sessions")}
+
+
+def _store_with(tmp_path, clinic) -> Path:
+    paths = write_clinic(clinic, tmp_path / "data")
+    store = Store(tmp_path / "a.sqlite")
+    for table in ("patients", "programs", "measurements", "sessions"):
+        store.import_file(paths[table], table)
+    store.close()
+    return tmp_path / "a.sqlite"
+
+
+def test_the_round_trip_dictionary_records_out_records_in_gives_back_the_store(tmp_path):
+    source = _store_with(tmp_path, generate_clinic(4, seed=8))
+    runner = CliRunner()
+    assert runner.invoke(main, ["redcap", "dictionary", "--out", str(tmp_path / "dict.csv")]).exit_code == 0
+    out = runner.invoke(main, ["export", "--to-redcap", "--out", str(tmp_path / "records.csv"), "--store", str(source)])
+    assert out.exit_code == 0, out.output
+    back = runner.invoke(main, ["import", "--from-redcap", str(tmp_path / "records.csv"), "--dictionary",
+                                str(tmp_path / "dict.csv"), "--store", str(tmp_path / "b.sqlite")])
+    assert back.exit_code == 0, back.output
+    a, b = Store(source), Store(tmp_path / "b.sqlite")
+    for table, columns in SPEC_COLUMNS.items():
+        left, right = a.read(table)[columns].reset_index(drop=True), b.read(table)[columns].reset_index(drop=True)
+        pd.testing.assert_frame_equal(left, right, check_dtype=True)
+    records = pd.read_csv(tmp_path / "records.csv", dtype=str, keep_default_na=False)
+    stored = b.read("measurements", history=True).iloc[0]  # the audit keeps the export's row (header = row 1)
+    row = records.iloc[int(stored["source_row"]) - 2]
+    assert (row["patient_id"], row["rom_measured_on"], row["rom_side"]) == (
+        stored["patient_id"], stored["measured_on"].strftime("%Y-%m-%d"), stored["side"])
+    total = len(records)
+    assert f"{total} REDCap rows read: {total} gave" in back.output and "0 blank rows skipped" in back.output
+
+
+def test_a_classic_project_with_repeating_instruments(tmp_path):
+    result = CliRunner().invoke(main, ["import", "--from-redcap", str(REDCAP / "classic-repeating.csv"), "--dictionary",
+                                       str(_dictionary(tmp_path)), "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 0, result.output
+    assert ("10 REDCap rows read: 9 gave 2 patients, 1 programs, 4 measurements, 2 sessions; 1 blank rows skipped; "
+            "0 held data only in columns not mapped") in result.output  # the emptied rom_visit instance
+    store = Store(tmp_path / "s.sqlite")
+    m = store.read("measurements")
+    assert sorted(m["degrees"].tolist()) == [17.0, 21.0, 24.0, 33.5] and set(m["assessor"]) == {"AB", "CD"}
+    s = store.read("sessions").sort_values("performed_on")
+    assert s["performed_at"].tolist()[0] == "18:30" and s["notes"].tolist()[1] == "stopped: groin pinch"
+    assert store.read("programs")["schedule"].tolist() == ["daily"]
+
+
+def test_a_longitudinal_project_with_visit_events(tmp_path):
+    result = CliRunner().invoke(main, ["import", "--from-redcap", str(REDCAP / "longitudinal.csv"), "--dictionary",
+                                       str(_dictionary(tmp_path)), "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 0, result.output
+    assert "6 REDCap rows read: 5 gave 1 patients, 2 measurements, 2 sessions; 1 blank rows skipped" in result.output
+    store = Store(tmp_path / "s.sqlite")
+    m = store.read("measurements", history=True).sort_values("measured_on")
+    assert m["degrees"].tolist() == [19.0, 22.0] and m["source_row"].tolist() == [3, 4]
+    assert store.read("patients")["involved_side"].tolist() == ["both"]
+    assert sorted(store.read("sessions")["completion"]) == ["full", "skipped"]
+
+
+def _dictionary(tmp_path) -> Path:
+    redcap_dictionary().to_csv(tmp_path / "dict.csv", index=False)
+    return tmp_path / "dict.csv"
+
+
+def test_another_projects_export_through_a_mapping_with_checkboxes_wide_rows_and_day_first_dates(tmp_path):
+    args = ["import", "--from-redcap", str(REDCAP / "other-export.csv"), "--dictionary",
+            str(REDCAP / "other-dictionary.csv"), "--mapping", str(REDCAP / "other-mapping.yaml"),
+            "--store", str(tmp_path / "s.sqlite")]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1  # strict: the bad cell refuses everything, named as the export names it
+    assert "row      8  degrees (REDCap field ir_left): '4O'" in refused.output, refused.output
+    assert Store(tmp_path / "s.sqlite").read("patients").empty
+    partial = CliRunner().invoke(main, [*args, "--quarantine", "--quarantine-dir", str(tmp_path / "q")])
+    assert partial.exit_code == 3, partial.output
+    assert "7 REDCap rows read: 6 gave 2 patients, 7 measurements; 1 blank rows skipped" in partial.output
+    store = Store(tmp_path / "s.sqlite")
+    patients = store.read("patients").set_index("patient_id")
+    assert patients["involved_side"].to_dict() == {"101": "right", "102": "both"}  # checkboxes 2, and 1+2
+    assert patients["sex"].to_dict() == {"101": "female", "102": "male"}
+    m = store.read("measurements", history=True)
+    assert len(m) == 6 and set(m["position"]) == {"seated_90"} and set(m["instrument"]) == {"inclinometer"}
+    first = m[(m["patient_id"] == "101") & (m["measured_on"] == pd.Timestamp("2026-01-05"))]  # 05/01/2026, D-M-Y
+    assert first.set_index("side")["degrees"].to_dict() == {"left": 30.0, "right": 22.0}
+    assert first["source_row"].tolist() == [3, 3]  # one REDCap row, two measurements
+    quarantined = pd.read_csv(next((tmp_path / "q").glob("*.csv")), dtype=str)
+    assert quarantined["source_row"].tolist() == ["8"] and quarantined["degrees"].tolist() == ["4O"]
+
+
+def test_files_that_do_not_fit_together_are_refused_with_the_reason(tmp_path):
+    from hipanalytics.redcap import RedcapError, read_redcap
+
+    with pytest.raises(RedcapError, match="no record id column 'patient_id'"):
+        read_redcap(REDCAP / "other-export.csv", _dictionary(tmp_path))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("record_id: study_id\ntables:\n  measurements:\n    form: hip_rom\n"
+                   "    columns: {degrees: ir_middle}\n")
+    with pytest.raises(RedcapError, match="field\\(s\\) 'ir_middle' of measurements are not in the data dictionary"):
+        read_redcap(REDCAP / "other-export.csv", REDCAP / "other-dictionary.csv", bad)
+    bad.write_text("record_id: study_id\ntables:\n  measurements:\n    columns: {angle: ir_left}\n")
+    with pytest.raises(RedcapError, match="measurements has no column 'angle'"):
+        read_redcap(REDCAP / "other-export.csv", REDCAP / "other-dictionary.csv", bad)
+
+
+def test_a_blank_line_in_an_export_is_a_blank_row_and_later_rows_keep_their_numbers(tmp_path):
+    from hipanalytics.redcap import read_redcap
+
+    lines = (REDCAP / "other-export.csv").read_text().splitlines()
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([*lines[:3], "", *lines[3:]]) + "\n")  # a blank line as row 4
+    rows = read_redcap(export, REDCAP / "other-dictionary.csv", REDCAP / "other-mapping.yaml")
+    assert (rows.rows_read, rows.used, rows.blank, rows.unmapped) == (8, 6, 2, 0)
+    bad = rows.tables["measurements"]
+    assert bad.loc[bad["degrees"] == "4O", "source_row"].tolist() == [9]

@@ -69,7 +69,7 @@ class ImportSummary:
             text += (f"\n  imported before (import {self.retry_of}) with rows set aside: those rows were tried "
                      "again; rows already stored count as duplicates")
         if self.origin:
-            text += f"\n  corrected quarantine file: its rows came from {self.origin} (their row numbers there are kept)"
+            text += f"\n  rows taken from {self.origin} (their row numbers there are kept)"
         for rule, count in self.normalised.items():
             text += f"\n  normalised {count:>7}  {rule}"
         if self.quarantine_file:
@@ -94,6 +94,7 @@ class ImportMixin:
         who: str | None = None,
         today: date | None = None,
         progress: Callable[[str, int, int], None] | None = None,
+        origin: str | None = None,
     ) -> ImportSummary:
         """Validate a file and import it in one transaction.
 
@@ -116,6 +117,11 @@ class ImportMixin:
             Recorded in the audit trail (default: the login name).
         progress : callable, optional
             Called as ``progress(stage, done, total)`` while reading and writing (for a bar).
+        origin : str, optional
+            The file the rows were taken from when ``source`` is derived from another file (a
+            REDCap export): its row numbers, in the ``source_row`` column, are what the audit and
+            any quarantine file keep. By default a ``source_row`` column marks a corrected
+            quarantine file and the origin is looked up.
 
         Returns
         -------
@@ -159,7 +165,8 @@ class ImportMixin:
             if bad_rows:
                 result = _with_problems(result, conflicts)
                 quarantine_file = _write_quarantine(result, bad_rows, label, table, quarantine_dir)
-            origin = self._quarantine_origin(conn, label) if ORIGINAL_ROW in result.data else None
+            if origin is None and ORIGINAL_ROW in result.data:
+                origin = self._quarantine_origin(conn, label)
             summary = ImportSummary(
                 label, table, mode, result.report.rows_read, len(good), len(bad_rows),
                 len(file_dupes) + len(stored_dupes), len(result.report.warnings), False, None,
