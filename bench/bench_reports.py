@@ -190,7 +190,7 @@ def main(n_patients: int = 50) -> None:
     print(f"  hipanalytics report clinic --jobs 2                   {runs['local']:8.1f} s  "
           f"{runs['local'] / n:5.2f} s/report  {t_naive / runs['local']:5.1f}x the naive loop (target >= 10x, aim 15x)")
     print(f"  hipanalytics report clinic --cluster local:2 (Dask)   {runs['cluster']:8.1f} s  "
-          f"{runs['cluster'] / n:5.2f} s/report  {runs['cluster'] / runs['local']:5.2f} x the local batch "
+          f"{runs['cluster'] / n:5.2f} s/report  {runs['cluster'] / runs['local']:5.3f} x the local batch "
           "(target <= 1.10, its start-up included)")
     print(f"  key figures identical for all {n} patients, three ways")
     breakdown(store_path, ids[:20], folder)
