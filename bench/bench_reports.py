@@ -43,7 +43,6 @@ def _figures(path: Path) -> dict:
 def breakdown(store_path: Path, ids: list[str], folder: Path) -> None:
     """Time every stage of one warm worker over ``ids`` (in this process, as a batch worker runs)."""
     from hipanalytics import charts
-    import matplotlib as mpl
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from PIL import Image
@@ -106,10 +105,7 @@ def breakdown(store_path: Path, ids: list[str], folder: Path) -> None:
             t = time.perf_counter()
             figure = make()
             t1 = time.perf_counter()
-            figure.set_dpi(110)
-            figure.get_layout_engine().execute(figure)  # as reports.show does: lay out once, draw once
-            with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-                figure.set_layout_engine(None)
+            charts.lay_out_once(figure, 110)  # as reports.show does, through charts.png
             canvas = FigureCanvasAgg(figure)
             canvas.draw()
             t2 = time.perf_counter()

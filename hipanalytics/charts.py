@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -28,7 +29,7 @@ from .analysis.rom import PRIMARY_METHOD, method_in_words, rom_trends, select_me
 from .numbers import fixed, whole
 from .program import breakout_templates, plan_table
 
-__all__ = ["PALETTE", "date_axis", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
+__all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
            "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
 
 PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
@@ -39,6 +40,32 @@ SCHEDULE_COLOURS = {"daily": PALETTE["vermillion"], "three-per-week": PALETTE["b
 SIDE_STYLES = {"left": (PALETTE["vermillion"], "o"), "right": (PALETTE["blue"], "s")}
 """Each side its own colour and marker, so two involved hips never look alike; the uninvolved side is
 drawn dashed with hollow markers in its side's colour."""
+
+
+def lay_out_once(figure: Figure, dpi: float) -> None:
+    """Run the figure's layout engine once at ``dpi`` and fix the result, so the next save draws once.
+
+    With a layout engine (``layout="constrained"``) ``savefig`` draws the figure twice: once to lay
+    it out, once to render. Laying out first and switching the engine off gives the same pixels for
+    one draw.
+    """
+    engine = figure.get_layout_engine()
+    if engine is None:
+        return
+    figure.set_dpi(dpi)
+    engine.execute(figure)
+    with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        figure.set_layout_engine(None)
+
+
+def png(figure: Figure, *, dpi: float = 110) -> bytes:
+    """A figure as PNG bytes, laid out once and drawn once (see :func:`lay_out_once`)."""
+    import io
+
+    lay_out_once(figure, dpi)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def date_axis(ax: Axes) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -37,11 +36,7 @@ class Panels:
     """``rom``, ``adherence``, ``pain``: PNG images (absent when there is nothing to draw)."""
 
 
-def _png(figure, dpi: int = 96) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
+_DPI = 96  # the dashboard shows its charts at screen size
 
 def patient_panels(store, patient_id: str, *, as_of=None) -> Panels:
     """The dashboard's content for a patient, read fresh from the store.
@@ -65,12 +60,14 @@ def patient_panels(store, patient_id: str, *, as_of=None) -> Panels:
     p = patient_progress(store, patient_id, as_of=as_of)
     drawn: dict[str, bytes] = {}
     if len(p.measurements):
-        drawn["rom"] = _png(charts.rom_progress(p.measurements, p.programs, p.sessions, patient_id,
-                                                patients=p.patient.to_frame().T, method=p.method, as_of=p.as_of))
+        drawn["rom"] = charts.png(charts.rom_progress(p.measurements, p.programs, p.sessions, patient_id,
+                                                      patients=p.patient.to_frame().T, method=p.method,
+                                                      as_of=p.as_of, trends=p.trends), dpi=_DPI)
     if len(p.programs):
-        drawn["adherence"] = _png(charts.adherence_calendar(p.programs, p.sessions, patient_id, as_of=p.as_of))
+        drawn["adherence"] = charts.png(charts.adherence_calendar(p.programs, p.sessions, patient_id, as_of=p.as_of),
+                                        dpi=_DPI)
     if len(p.sessions):
-        drawn["pain"] = _png(charts.pain_chart(p.sessions, p.programs, patient_id))
+        drawn["pain"] = charts.png(charts.pain_chart(p.sessions, p.programs, patient_id), dpi=_DPI)
     return Panels(p, drawn)
 
 

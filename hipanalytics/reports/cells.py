@@ -3,7 +3,6 @@ report content, charts as embedded PNGs with alt text, escaped HTML pieces, the 
 
 from __future__ import annotations
 
-import functools
 import html
 import json
 from pathlib import Path
@@ -101,11 +100,10 @@ def check_parameters(namespace: dict[str, Any], template: str) -> None:
         raise ReportError(f"{template}: " + "; ".join(problems) + f". Declared parameters: {', '.join(declared)}")
 
 
-@functools.lru_cache(maxsize=None)
 def _declared_parameters(template: str) -> tuple[str, ...]:
-    import papermill
+    from .render import _template  # read once per process, like the batch reads it
 
-    return tuple(papermill.inspect_notebook(str(notebook_path("reports", template))))
+    return _template(notebook_path("reports", template))[1]
 
 
 def open_patient(store: str | None, patient_id: str, *, as_of=None, show_name: bool = False,
@@ -122,20 +120,11 @@ def show(figure, *, alt: str, dpi: int = 110):
     ``alt`` says in one sentence what the chart shows; the HTML report puts it on the image for
     screen readers and for whoever reads the report without the pictures.
     """
-    import io
-
-    import matplotlib as mpl
     from IPython.display import Image, display
 
-    buffer = io.BytesIO()
-    engine = figure.get_layout_engine()
-    if engine is not None:  # lay out once at the PNG's resolution, then draw once: savefig would draw twice
-        figure.set_dpi(dpi)
-        engine.execute(figure)
-        with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-            figure.set_layout_engine(None)
-    figure.savefig(buffer, format="png", dpi=dpi)
-    display(Image(data=buffer.getvalue(), format="png", metadata={"alt": alt}))
+    from ..charts import png
+
+    display(Image(data=png(figure, dpi=dpi), format="png", metadata={"alt": alt}))
 
 
 def open_store(store: str | None):
