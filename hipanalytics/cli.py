@@ -308,6 +308,17 @@ def _write_report(report, path: Path | None) -> None:
         click.echo(f"every problem and normalisation written to {path}")
 
 
+def _write_reports(label: str, reports: list, path: Path | None) -> None:
+    """The reports of several tables (one import of another format) as one --report CSV."""
+    from .records import ValidationReport
+
+    reports = [r for r in reports if r is not None]
+    if path is not None and reports:
+        _write_report(ValidationReport(label, "all", sum(r.rows_read for r in reports),
+                                       pd.concat([r.problems for r in reports], ignore_index=True),
+                                       pd.concat([r.normalisations for r in reports], ignore_index=True)), path)
+
+
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False)
 @click.option("--table", type=_TABLE, help="Table in the file (guessed from a file name such as measurements.csv).")
@@ -395,14 +406,7 @@ def _import_redcap(export, dictionary, mapping, dates, report_path, quarantine, 
         click.echo(str(summary))
         if summary.report is not None and not summary.report.problems.empty:
             click.echo("\n".join(str(summary.report).splitlines()[1:]))
-    if report_path is not None:
-        from .records import ValidationReport
-
-        reports = [s.report for s in summaries.values() if s.report is not None]
-        both = ValidationReport(str(export), "all", sum(r.rows_read for r in reports),
-                                pd.concat([r.problems for r in reports], ignore_index=True),
-                                pd.concat([r.normalisations for r in reports], ignore_index=True))
-        _write_report(both, report_path)
+    _write_reports(str(export), [s.report for s in summaries.values()], report_path)
     if any(s.quarantined for s in summaries.values()):
         sys.exit(EXIT_PARTIAL)
 
@@ -472,6 +476,85 @@ def redcap_dictionary_command(out) -> None:
     forms = dictionary["Form Name"].unique()
     click.echo(f"{out}: {len(dictionary)} fields on {len(forms)} instruments ({', '.join(forms)}); "
                "make program, rom_visit and session_log repeating instruments")
+
+
+@main.group("fhir")
+def fhir_group() -> None:
+    """HL7 FHIR R4: Bundles for a clinic's record system, and hip ROM Observations back in
+    (see docs/fhir.md)."""
+
+
+@fhir_group.command("export")
+@click.argument("patient_ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every patient in the store.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the Bundles (one JSON file per patient, named by the id).")
+@click.option("--show-name", is_flag=True, help="Put the patient's display name in Patient.name "
+                                                "(by default the Patient carries only the clinic's id).")
+@click.option("--transaction", is_flag=True, help="Transaction Bundles of conditional updates: a FHIR server "
+                                                  "stores each record once however often it is sent.")
+@click.option("--ndjson", is_flag=True, help="The bulk-data layout instead: Patient.ndjson, Observation.ndjson, "
+                                             "CarePlan.ndjson.")
+@_store_option
+@_refusals
+def fhir_export_command(patient_ids, every, out, show_name, transaction, ndjson, store_path) -> None:
+    """Write PATIENT_IDs' records (or --all) as FHIR R4: the Patient, one Observation per
+    measurement (degrees, UCUM deg) and each program as a CarePlan."""
+    from .fhir import write_fhir
+    from .store import Store
+
+    if bool(patient_ids) == every:
+        raise click.UsageError("name the PATIENT_IDs to export, or give --all (not both)")
+    if transaction and ndjson:
+        raise click.UsageError("--transaction makes Bundles; NDJSON files hold bare resources")
+    with Store(store_path or default_store(), create=False) as store:
+        tables = {t: store.read(t) for t in ("patients", "programs", "measurements")}
+    unknown = sorted(set(patient_ids) - set(tables["patients"]["patient_id"]))
+    if unknown:
+        raise click.BadParameter(f"not in the store: {', '.join(unknown)}", param_hint="PATIENT_IDS")
+    written = write_fhir(tables, out, list(patient_ids) or None, show_name=show_name, transaction=transaction,
+                         ndjson=ndjson)
+    n = len(tables["patients"]) if every else len(patient_ids)
+    shown = "names included" if show_name else "pseudonymous: ids only, no names"
+    click.echo(f"{out}: {len(written)} files for {n} patients ({shown})")
+
+
+@fhir_group.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--quarantine", is_flag=True, help="Import the good rows; write bad rows with reasons to a file.")
+@click.option("--quarantine-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where quarantine files go [default: beside each file].")
+@click.option("--who", help="Name recorded in the audit trail [default: login name].")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every problem and normalisation to this CSV.")
+@_store_option
+@_refusals
+def fhir_import_command(files, quarantine, quarantine_dir, who, report_path, store_path) -> None:
+    """Import hip range-of-motion Observations (and their Patients) from FHIR Bundles or NDJSON
+    files, through the same validation as any import. Files holding Patients go first."""
+    from .fhir import import_fhir, read_fhir
+    from .store import Store
+
+    order = sorted(files, key=lambda f: read_fhir(f).tables["patients"].empty)
+    reports, partial = [], False
+    with Store(store_path or default_store()) as store:
+        for file in order:
+            try:
+                rows, summaries = import_fhir(store, file, mode="quarantine" if quarantine else "strict",
+                                              quarantine_dir=quarantine_dir, who=who)
+            except DataValidationError as exc:
+                _write_report(exc.report, report_path)
+                raise
+            click.echo(str(rows))
+            for summary in summaries.values():
+                click.echo(str(summary))
+                if summary.report is not None and not summary.report.problems.empty:
+                    click.echo("\n".join(str(summary.report).splitlines()[1:]))
+                reports.append(summary.report)
+                partial |= bool(summary.quarantined)
+    _write_reports(", ".join(map(str, files)), reports, report_path)
+    if partial:
+        sys.exit(EXIT_PARTIAL)
 
 
 @main.command("patients")

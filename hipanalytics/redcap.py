@@ -489,33 +489,11 @@ def import_redcap(store, export: str | Path, dictionary: str | Path, mapping: st
     (RedcapRows, dict)
         What was read, and ``table -> ImportSummary`` (its report translated to the export).
     """
-    import dataclasses
-
-    from .errors import DataValidationError
-    from .records import read_records
-    from .store.imports import as_csv
+    from .store.imports import import_derived
 
     rows = read_redcap(export, dictionary, mapping)
-    buffers = {t: f for t, f in rows.tables.items() if len(f)}
-    known = store.read("patients")[["patient_id", "birth_year"]]
-    if "patients" in buffers:
-        new = buffers["patients"].reindex(columns=["patient_id", "birth_year"])
-        new = new.assign(birth_year=pd.to_numeric(new["birth_year"], errors="coerce").astype("Int64"))
-        known = pd.concat([known, new], ignore_index=True).drop_duplicates("patient_id", keep="last")
-    for table, frame in buffers.items():  # everything checked before anything is stored
-        result = read_records(as_csv(frame, rows.file), table, dates=dates or rows.dates.get(table),
-                              patients=None if table == "patients" else known)
-        if result.report.whole_file or (mode == "strict" and not result.report.ok):
-            raise DataValidationError(rows.translate(result.report, table))
+    labels = {t: f"{Path(export).name} [REDCap {FORMS[t][0]}]" for t in rows.tables}
     folder = quarantine_dir if quarantine_dir is not None else Path(export).resolve().parent
-    summaries = {}
-    for table, frame in buffers.items():
-        label = f"{Path(export).name} [REDCap {FORMS[table][0]}]"
-        try:
-            summary = store.import_file(as_csv(frame, label), table, mode=mode, quarantine_dir=folder,
-                                        dates=dates or rows.dates.get(table), who=who, origin=rows.file)
-        except DataValidationError as exc:
-            raise DataValidationError(rows.translate(exc.report, table)) from None
-        report = rows.translate(summary.report, table) if summary.report is not None else None
-        summaries[table] = dataclasses.replace(summary, report=report)
+    summaries = import_derived(store, rows, labels, origin=rows.file, mode=mode, quarantine_dir=folder,
+                               dates=dates, who=who)
     return rows, summaries

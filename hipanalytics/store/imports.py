@@ -29,7 +29,7 @@ from ..records.read import label_of, source_bytes
 from .export import spreadsheet_safe
 from .schema import db_values, now, sql_literal, typed, user
 
-__all__ = ["ImportSummary", "ImportMixin"]
+__all__ = ["ImportSummary", "ImportMixin", "import_derived"]
 
 
 @dataclass(frozen=True)
@@ -331,6 +331,59 @@ class ImportMixin:
             record_id=", ".join(saved[ID_COLUMN[table]].astype(str)), reason=label,
             details=json.dumps({"rows": len(saved)})))
         return saved.drop(columns=SOURCE_ROW).reset_index(drop=True)
+
+
+def import_derived(store, rows, labels: dict[str, str], *, origin: str | None = None, mode: str = "strict",
+                   quarantine_dir: str | Path | None = None, dates: str | None = None,
+                   who: str | None = None) -> dict[str, ImportSummary]:
+    """Import tables read out of another format (a REDCap export, a FHIR Bundle) table by table,
+    patients first, through the same validation, quarantine and row accounting as any file.
+
+    In strict mode every table is validated before anything is stored, so an error anywhere
+    imports nothing.
+
+    Parameters
+    ----------
+    store : Store
+    rows
+        What was read: ``file``, ``tables`` (our columns as text; with ``origin``, also
+        ``source_row``: the row in ``origin``), ``dates`` (``table -> date order``) and
+        ``translate(report, table)``, which turns a report of the derived rows into one naming the
+        original file's rows and fields.
+    labels : dict
+        ``table -> label`` of the derived file (audit, messages).
+    origin : str, optional
+        The original file whose row numbers ``source_row`` holds (kept by the audit and
+        quarantine files); without it the rows are numbered as the derived table's.
+    mode, quarantine_dir, dates, who
+        As for :meth:`Store.import_file`; ``dates`` overrides ``rows.dates``.
+
+    Returns
+    -------
+    dict
+        ``table -> ImportSummary`` with its report translated.
+    """
+    buffers = {t: f for t, f in rows.tables.items() if len(f)}
+    known = store.read("patients")[["patient_id", "birth_year"]]
+    if "patients" in buffers:
+        new = buffers["patients"].reindex(columns=["patient_id", "birth_year"])
+        new = new.assign(birth_year=pd.to_numeric(new["birth_year"], errors="coerce").astype("Int64"))
+        known = pd.concat([known, new], ignore_index=True).drop_duplicates("patient_id", keep="last")
+    for table, frame in buffers.items():  # everything checked before anything is stored
+        result = read_records(as_csv(frame, rows.file), table, dates=dates or rows.dates.get(table),
+                              patients=None if table == "patients" else known)
+        if result.report.whole_file or (mode == "strict" and not result.report.ok):
+            raise DataValidationError(rows.translate(result.report, table))
+    summaries = {}
+    for table, frame in buffers.items():
+        try:
+            summary = store.import_file(as_csv(frame, labels[table]), table, mode=mode, quarantine_dir=quarantine_dir,
+                                        dates=dates or rows.dates.get(table), who=who, origin=origin)
+        except DataValidationError as exc:
+            raise DataValidationError(rows.translate(exc.report, table)) from None
+        report = rows.translate(summary.report, table) if summary.report is not None else None
+        summaries[table] = dataclasses.replace(summary, report=report)
+    return summaries
 
 
 def as_csv(frame: pd.DataFrame, label: str) -> io.StringIO:

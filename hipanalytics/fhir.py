@@ -1,0 +1,724 @@
+"""HL7 FHIR R4: a patient's ROM measurements and programs out as a Bundle, hip ROM Observations in.
+
+:func:`patient_bundle` turns one patient's records into a FHIR R4 (4.0.1) Bundle: the Patient
+(pseudonymous: the clinic's id, never the name unless asked), one Observation per measurement
+(each trial its own Observation, so nothing is averaged away and the round trip is exact) and one
+CarePlan per program (its exercises as activities, each with the days and times of the schedule).
+:func:`read_fhir` reads a Bundle (JSON) or NDJSON (the bulk-data format: one resource per line)
+back into our tables, and :func:`import_fhir` imports it through the same validation, quarantine
+and row accounting as any file.
+
+Codes. Standard codes are used where one was found and verified; the field-by-field mapping and
+the sources are in ``docs/fhir.md``:
+
+- Observation.code: SNOMED CT 299238003 "Hip joint - range of movement (observable entity)"
+  (DESIGN.md section 10; UMLS C0576002), with our own code naming the motion, because no standard
+  code for hip *internal rotation* range could be verified here (LOINC has per-motion range codes
+  for the shoulder, e.g. 41316-1, but its release is not reachable from this project's machines,
+  and we do not guess codes).
+- Observation.category: ``exam`` of HL7's observation-category code system (FHIR R4).
+- valueQuantity: UCUM ``deg`` (degree of plane angle).
+- bodySite: SNOMED CT 24136001 "Hip joint structure"; laterality SNOMED CT 7771000 "Left" and
+  24028007 "Right" (HL7 FHIR value set bodystructure-laterality), in an extension of ours since R4
+  has no laterality element.
+- Everything else (motion, the method = mode + test position + instrument, the trial number,
+  exercises) is in local code systems named ``urn:hipanalytics:fhir:CodeSystem:...``, published as
+  CodeSystem resources by :func:`code_systems`.
+
+Examples
+--------
+>>> import pandas as pd
+>>> tables = {"patients": pd.DataFrame({"patient_id": ["P1"], "birth_year": [1980], "sex": ["female"],
+...                                     "involved_side": ["left"]}),
+...           "measurements": pd.DataFrame({"measurement_id": ["M1"], "patient_id": ["P1"],
+...               "measured_on": [pd.Timestamp("2026-01-05")], "side": ["left"], "joint": ["hip"],
+...               "motion": ["internal_rotation"], "position": ["seated_90"], "mode": ["active"],
+...               "instrument": ["inclinometer"], "degrees": [31.5], "trial": [1], "assessor": ["AB"]})}
+>>> bundle = patient_bundle(tables, "P1")
+>>> [e["resource"]["resourceType"] for e in bundle["entry"]]
+['Patient', 'Observation']
+>>> obs = bundle["entry"][1]["resource"]
+>>> obs["valueQuantity"]
+{'value': 31.5, 'unit': 'degrees', 'system': 'http://unitsofmeasure.org', 'code': 'deg'}
+>>> obs["method"]["coding"][0]["code"]
+'active-seated_90-inclinometer'
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from .config import safe_filename
+from .errors import HipAnalyticsError
+from .records import ValidationReport, table_spec
+
+__all__ = ["FHIR_VERSION", "SYSTEMS", "FhirError", "FhirRows", "code_systems", "patient_bundle", "write_fhir",
+           "read_fhir", "import_fhir"]
+
+FHIR_VERSION = "4.0.1"
+"""The FHIR release written (R4). Our resources are also valid R4B (4.3.0): Patient, Observation,
+CarePlan and Bundle did not change between the two."""
+
+SNOMED = "http://snomed.info/sct"
+UCUM = "http://unitsofmeasure.org"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+_LOCAL = "urn:hipanalytics:fhir"
+
+SYSTEMS = {
+    # identifiers (the clinic's own ids, as in the store)
+    "patient": f"{_LOCAL}:id:patient",
+    "measurement": f"{_LOCAL}:id:measurement",
+    "program": f"{_LOCAL}:id:program",
+    "assessor": f"{_LOCAL}:id:assessor",
+    # local code systems (published by code_systems())
+    "rom": f"{_LOCAL}:CodeSystem:rom",
+    "method": f"{_LOCAL}:CodeSystem:rom-method",
+    "component": f"{_LOCAL}:CodeSystem:rom-component",
+    "exercise": f"{_LOCAL}:CodeSystem:exercise",
+    # local extensions
+    "laterality": f"{_LOCAL}:StructureDefinition:laterality",
+    "involved-side": f"{_LOCAL}:StructureDefinition:involved-side",
+    "site": f"{_LOCAL}:StructureDefinition:site",
+    "cohort": f"{_LOCAL}:StructureDefinition:cohort",
+    "protocol": f"{_LOCAL}:protocol",
+}
+"""The URIs of our identifiers, local code systems and extensions. They are names, not
+addresses: nothing is fetched from them."""
+
+# Verified standard codes (sources in docs/fhir.md).
+_HIP_ROM = {"system": SNOMED, "code": "299238003", "display": "Hip joint - range of movement"}
+_HIP_JOINT = {"system": SNOMED, "code": "24136001", "display": "Hip joint structure"}
+_LATERALITY = {"left": {"system": SNOMED, "code": "7771000", "display": "Left"},
+               "right": {"system": SNOMED, "code": "24028007", "display": "Right"}}
+_EXAM = {"system": OBSERVATION_CATEGORY, "code": "exam", "display": "Exam"}
+_GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
+
+_POSITION_TEXT = {"seated_90": "seated, hip at 90 degrees", "supine_90": "supine, hip at 90 degrees",
+                  "prone": "prone, hip extended"}
+_NAMESPACE = uuid.UUID("1b7c5b4e-2f0a-5d0e-9a53-6c1f1d3f6a20")  # fixed: the same record keeps its id
+
+
+class FhirError(HipAnalyticsError):
+    """A file that is not FHIR JSON/NDJSON we can read (the message says where and why)."""
+
+
+def _uuid(kind: str, key: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}|{key}"))
+
+
+def _text(value) -> str:
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _day(value) -> str:
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def _number(value):
+    value = float(value)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def _words(code: str) -> str:
+    return code.replace("_", " ")
+
+
+def _rom_code(joint: str, motion: str) -> dict:
+    return {"system": SYSTEMS["rom"], "code": f"{joint}-{motion}".replace("_", "-"),
+            "display": f"{joint.capitalize()} {_words(motion)} range of motion"}
+
+
+def _method_code(mode: str, position: str, instrument: str) -> dict:
+    return {"system": SYSTEMS["method"], "code": f"{mode}-{position}-{instrument}",
+            "display": f"{mode.capitalize()} range, {_POSITION_TEXT.get(position, _words(position))}, {instrument}"}
+
+
+def _enum(table: str, column: str) -> tuple[str, ...]:
+    return next(s.allowed for s in table_spec(table) if s.name == column)
+
+
+def code_systems() -> list[dict]:
+    """Our local code systems as FHIR CodeSystem resources (for a terminology server or the docs).
+
+    Returns
+    -------
+    list of dict
+        ``rom`` (joint and motion), ``rom-method`` (mode, test position and instrument: one code
+        per combination, the three as properties), ``rom-component`` (the trial number) and
+        ``exercise`` (the exercises of the shipped protocols).
+
+    Examples
+    --------
+    >>> [cs["name"] for cs in code_systems()]
+    ['HipanalyticsRom', 'HipanalyticsRomMethod', 'HipanalyticsRomComponent', 'HipanalyticsExercise']
+    >>> code_systems()[1]["concept"][0]["code"]
+    'active-seated_90-goniometer'
+    """
+    from .protocol import list_protocols, load_protocol
+
+    def system(key, name, title, description, concepts, **extra):
+        return {"resourceType": "CodeSystem", "id": f"hipanalytics-{key}", "url": SYSTEMS[key], "name": name,
+                "title": title, "status": "active", "experimental": False, "publisher": "hipanalytics",
+                "description": description, "caseSensitive": True, "content": "complete",
+                "count": len(concepts), **extra, "concept": concepts}
+
+    rom = [{k: v for k, v in _rom_code("hip", m).items() if k != "system"} for m in _enum("measurements", "motion")]
+    methods = []
+    for mode in _enum("measurements", "mode"):
+        for position in _enum("measurements", "position"):
+            for instrument in _enum("measurements", "instrument"):
+                code = _method_code(mode, position, instrument)
+                methods.append({"code": code["code"], "display": code["display"], "property": [
+                    {"code": "mode", "valueCode": mode}, {"code": "position", "valueCode": position},
+                    {"code": "instrument", "valueCode": instrument}]})
+    exercises = {}
+    for listed in list_protocols().itertuples():
+        if listed.problem:
+            continue
+        for exercise in load_protocol(Path(listed.path)).exercises:
+            exercises.setdefault(exercise.id, {"code": exercise.id, "display": exercise.name})
+    facets = [{"code": c, "type": "code", "description": d} for c, d in (
+        ("mode", "active or passive range"), ("position", "test position (hip IR differs by 3-13 degrees "
+                                                          "between positions: never mixed in one series)"),
+        ("instrument", "measuring instrument (an inclinometer reads ~4.5 degrees more hip IR than a "
+                       "goniometer: never mixed in one series)"))]
+    return [
+        system("rom", "HipanalyticsRom", "Joint range of motion by motion",
+               "A joint's range of motion in one direction, measured in degrees. Used with SNOMED CT "
+               "299238003 (hip joint - range of movement), which does not name the motion.", rom),
+        system("method", "HipanalyticsRomMethod", "How a range of motion was measured",
+               "Active or passive range, the test position and the instrument, as one method.", methods,
+               property=facets),
+        system("component", "HipanalyticsRomComponent", "Parts of a range-of-motion observation",
+               "Observation components.", [{"code": "trial", "display": "Trial number within the visit"}]),
+        system("exercise", "HipanalyticsExercise", "Exercises of the shipped protocols",
+               "Exercise ids of hipanalytics' protocols (protocol files in the package).", list(exercises.values())),
+    ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Out: one Bundle per patient
+# ----------------------------------------------------------------------------------------------
+
+def _identifier(kind: str, value: str) -> dict:
+    return {"system": SYSTEMS[kind], "value": value}
+
+
+def _patient(row, show_name: bool) -> dict:
+    pid = row["patient_id"]
+    extension = [{"url": SYSTEMS["involved-side"], "valueCode": row["involved_side"]}]
+    extension += [{"url": SYSTEMS[k], "valueString": _text(row.get(k))} for k in ("site", "cohort") if _text(row.get(k))]
+    resource = {"resourceType": "Patient", "id": _uuid("Patient", pid), "extension": extension,
+                "identifier": [_identifier("patient", pid)]}
+    if show_name and _text(row.get("display_name")):
+        resource["name"] = [{"text": row["display_name"]}]
+    if _text(row.get("sex")):
+        resource["gender"] = _GENDER[row["sex"]]
+    if _text(row.get("birth_year")):
+        resource["birthDate"] = f"{int(row['birth_year']):04d}"
+    return resource
+
+
+def _subject(pid: str) -> dict:
+    return {"reference": f"urn:uuid:{_uuid('Patient', pid)}", "identifier": _identifier("patient", pid)}
+
+
+def _observation(row) -> dict:
+    side, joint = row["side"], _text(row.get("joint")) or "hip"
+    codes = [_rom_code(joint, row["motion"])] + ([_HIP_ROM] if joint == "hip" else [])
+    site = {"text": f"{side} {joint} joint"}
+    if joint == "hip":
+        site = {"extension": [{"url": SYSTEMS["laterality"], "valueCodeableConcept": {"coding": [_LATERALITY[side]]}}],
+                "coding": [_HIP_JOINT], **site}
+    method = _method_code(row["mode"], row["position"], row["instrument"])
+    resource = {
+        "resourceType": "Observation", "id": _uuid("Observation", row["measurement_id"]),
+        "identifier": [_identifier("measurement", row["measurement_id"])],
+        "status": "final",
+        "category": [{"coding": [_EXAM]}],
+        "code": {"coding": codes, "text": codes[0]["display"]},
+        "subject": _subject(row["patient_id"]),
+        "effectiveDateTime": _day(row["measured_on"]),
+    }
+    if _text(row.get("assessor")):
+        resource["performer"] = [{"identifier": _identifier("assessor", row["assessor"]), "display": row["assessor"]}]
+    resource |= {
+        "valueQuantity": {"value": _number(row["degrees"]), "unit": "degrees", "system": UCUM, "code": "deg"},
+        "bodySite": site,
+        "method": {"coding": [method], "text": method["display"]},
+    }
+    if _text(row.get("notes")):
+        resource["note"] = [{"text": row["notes"]}]
+    if _text(row.get("trial")):
+        resource["component"] = [{"code": {"coding": [{"system": SYSTEMS["component"], "code": "trial",
+                                                       "display": "Trial number within the visit"}]},
+                                  "valueInteger": int(row["trial"])}]
+    return resource
+
+
+def _timings(program) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """``(session template, weekdays, times)`` of a program's schedule: slots doing the same template
+    on the same days share one timing."""
+    from .protocol import WEEKDAYS
+
+    schedule = program.resolved_schedule
+    slot_id = program.breakout_slot or schedule.breakout_slot
+    days: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for slot in schedule.slots:
+        if slot.id == slot_id:
+            breakout = tuple(d for d in WEEKDAYS if d in schedule.breakout_days)
+            other = tuple(d for d in WEEKDAYS if d not in schedule.breakout_days)
+            parts = [(schedule.breakout_session, breakout), (slot.session, other)]
+        else:
+            parts = [(slot.session, WEEKDAYS)]
+        for session, weekdays in parts:
+            if weekdays:
+                days.setdefault((session, weekdays), []).append(slot.time.strftime("%H:%M:%S"))
+    return [(session, weekdays, tuple(times)) for (session, weekdays), times in days.items()]
+
+
+def _care_plan(row, today: date) -> dict:
+    from .program import prescription, program_from_record
+
+    program = program_from_record(row)
+    start, end = program.start_date, program.end_date
+    status = "completed" if end < today else "active"
+    activity_status = "completed" if end < today else ("in-progress" if start <= today else "not-started")
+    rx = prescription(program)
+    activities = []
+    for session, weekdays, times in _timings(program):
+        title = program.protocol.session(session).title
+        for item in rx[rx["session"] == session].itertuples():
+            rounds = f"{item.rounds} rounds of a circuit; " if item.in_circuit else ""
+            repeat = {"boundsPeriod": {"start": start.isoformat(), "end": end.isoformat()},
+                      "frequency": len(times), "period": 1, "periodUnit": "d", "timeOfDay": list(times)}
+            if len(weekdays) < 7:
+                repeat["dayOfWeek"] = list(weekdays)
+            activities.append({"detail": {
+                "code": {"coding": [{"system": SYSTEMS["exercise"], "code": item.exercise_id,
+                                     "display": item.exercise_name}], "text": item.exercise_name},
+                "status": activity_status,
+                "scheduledTiming": {"repeat": repeat},
+                "description": f"{title}: {rounds}{item.dose or 'as the clinic defines it'}"}})
+    schedule = program.resolved_schedule
+    resource = {
+        "resourceType": "CarePlan", "id": _uuid("CarePlan", program.program_id),
+        "identifier": [_identifier("program", program.program_id)],
+        "instantiatesUri": [f"{SYSTEMS['protocol']}:{program.protocol.id}:{program.protocol.version}"],
+        "status": status, "intent": "plan",
+        "title": f"{program.protocol.title}: {schedule.title}",
+        "description": f"{schedule.title} (breakouts on {schedule.days_label}). {schedule.description}".strip(),
+        "subject": _subject(program.patient_id),
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "activity": activities,
+    }
+    if program.reason:
+        resource["note"] = [{"text": program.reason}]
+    return resource
+
+
+def _entry(resource: dict, transaction: bool) -> dict:
+    entry = {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
+    if transaction:  # conditional update: loading the same Bundle twice creates nothing twice
+        ident = resource["identifier"][0]
+        entry["request"] = {"method": "PUT", "url": f"{resource['resourceType']}?identifier="
+                            f"{quote(ident['system'], safe=':')}|{quote(ident['value'], safe='')}"}
+    return entry
+
+
+def patient_bundle(tables: dict[str, pd.DataFrame], patient_id: str, *, show_name: bool = False,
+                   transaction: bool = False, today: date | None = None) -> dict:
+    """One patient's records as a FHIR R4 Bundle (a dict ready for ``json.dump``).
+
+    Parameters
+    ----------
+    tables : dict of DataFrame
+        The store's tables (``patients``, ``measurements``, optionally ``programs``), current state.
+    patient_id : str
+    show_name : bool
+        Put the patient's display name in ``Patient.name``; by default the Patient carries only the
+        clinic's id (pseudonymous).
+    transaction : bool
+        A ``transaction`` Bundle whose entries are conditional updates on their identifiers (a FHIR
+        server stores each record once however often it is sent); by default a ``collection``.
+    today : date, optional
+        Decides whether a program is active or completed (default: today).
+
+    Raises
+    ------
+    FhirError
+        When the patient is not in ``tables``.
+    """
+    patients = tables["patients"]
+    found = patients[patients["patient_id"] == patient_id]
+    if found.empty:
+        raise FhirError(f"patient {patient_id!r} is not in the store")
+    today = today or date.today()
+    resources = [_patient(found.iloc[0], show_name)]
+    measurements = tables.get("measurements", pd.DataFrame(columns=["patient_id", "measured_on"]))
+    mine = measurements[measurements["patient_id"] == patient_id]
+    sort = [c for c in ("measured_on", "side", "trial", "measurement_id") if c in mine]
+    resources += [_observation(r) for _, r in mine.sort_values(sort, kind="stable").iterrows()]
+    programs = tables.get("programs", pd.DataFrame(columns=["patient_id", "start_date"]))
+    resources += [_care_plan(r, today) for _, r in
+                  programs[programs["patient_id"] == patient_id].sort_values("start_date").iterrows()]
+    kind = "transaction" if transaction else "collection"
+    return {"resourceType": "Bundle", "id": _uuid("Bundle", patient_id), "meta": {"tag": [
+        {"system": f"{_LOCAL}:tag", "code": "hipanalytics", "display": f"FHIR {FHIR_VERSION} from hipanalytics"}]},
+            "type": kind, "timestamp": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "entry": [_entry(r, transaction) for r in resources]}
+
+
+def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: list[str] | None = None, *,
+               show_name: bool = False, transaction: bool = False, ndjson: bool = False,
+               today: date | None = None) -> list[Path]:
+    """Write Bundles (one JSON file per patient, named by the sanitised id) or, with ``ndjson``,
+    the bulk-data layout (``Patient.ndjson``, ``Observation.ndjson``, ``CarePlan.ndjson``).
+
+    Parameters
+    ----------
+    tables : dict of DataFrame
+    out : path
+        The folder (created).
+    patient_ids : list of str, optional
+        Default: every patient.
+    show_name, transaction, today
+        See :func:`patient_bundle` (``transaction`` does not apply to NDJSON).
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = list(tables["patients"]["patient_id"]) if patient_ids is None else patient_ids
+    bundles = [patient_bundle(tables, pid, show_name=show_name, transaction=transaction and not ndjson, today=today)
+               for pid in ids]
+    if not ndjson:
+        written = []
+        for pid, bundle in zip(ids, bundles):
+            path = out / f"{safe_filename(pid)}.json"
+            path.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            written.append(path)
+        return written
+    by_type: dict[str, list[str]] = {"Patient": [], "Observation": [], "CarePlan": []}
+    for bundle in bundles:
+        for entry in bundle["entry"]:
+            by_type[entry["resource"]["resourceType"]].append(json.dumps(entry["resource"], ensure_ascii=False))
+    written = []
+    for kind, lines in by_type.items():
+        path = out / f"{kind}.ndjson"
+        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------
+# In: hip ROM Observations (and their Patients) into our tables
+# ----------------------------------------------------------------------------------------------
+
+# Where each of our columns comes from, for the messages.
+_PATHS = {
+    ("patients", "patient_id"): "Patient.identifier",
+    ("patients", "birth_year"): "Patient.birthDate",
+    ("patients", "sex"): "Patient.gender",
+    ("patients", "involved_side"): "Patient.extension(involved-side)",
+    ("patients", "site"): "Patient.extension(site)",
+    ("patients", "cohort"): "Patient.extension(cohort)",
+    ("patients", "display_name"): "Patient.name",
+    ("measurements", "measurement_id"): "Observation.identifier",
+    ("measurements", "patient_id"): "Observation.subject",
+    ("measurements", "measured_on"): "Observation.effectiveDateTime",
+    ("measurements", "side"): "Observation.bodySite laterality",
+    ("measurements", "joint"): "Observation.code",
+    ("measurements", "motion"): "Observation.code",
+    ("measurements", "position"): "Observation.method",
+    ("measurements", "mode"): "Observation.method",
+    ("measurements", "instrument"): "Observation.method",
+    ("measurements", "degrees"): "Observation.valueQuantity",
+    ("measurements", "trial"): "Observation.component(trial)",
+    ("measurements", "assessor"): "Observation.performer",
+    ("measurements", "notes"): "Observation.note",
+}
+
+
+@dataclass
+class FhirRows:
+    """A FHIR file read into our tables, before validation.
+
+    Attributes
+    ----------
+    file : str
+    kind : str
+        ``Bundle`` or ``NDJSON``.
+    tables : dict of DataFrame
+        ``patients`` and ``measurements`` as text, one row per resource used.
+    resources_read : int
+        ``resources_read == used + known + sum(skipped.values())``.
+    used : int
+        Resources that gave a row (Patients new to the store, hip ROM Observations).
+    known : int
+        Patients already in the store (matched on the id, not changed).
+    skipped : Counter
+        Resources not imported, by reason (other resource types, other observations, records
+        entered in error).
+    """
+
+    file: str
+    kind: str
+    tables: dict[str, pd.DataFrame]
+    resources_read: int
+    used: int
+    known: int
+    skipped: Counter = field(default_factory=Counter)
+    locators: dict[str, list[int]] = field(default_factory=dict)
+    """Per table, each row's entry number in the Bundle or line in the NDJSON file (from 1)."""
+    reduced: Counter = field(default_factory=Counter)
+    """Values kept in part, by what was kept (a birth date's year, a date-time's date)."""
+    dates: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return "entry" if self.kind == "Bundle" else "line"
+
+    def __str__(self) -> str:
+        made = ", ".join(f"{len(f)} {t}" for t, f in self.tables.items() if len(f))
+        text = (f"{self.file}: {self.kind} of {self.resources_read} resources: {self.used} gave {made or 'nothing'}; "
+                f"{self.known} patients already in the store (matched on the id, not changed)")
+        for reason, count in sorted(self.skipped.items()):
+            text += f"\n  not imported {count:>6}  {reason}"
+        for what, count in sorted(self.reduced.items()):
+            text += f"\n  in part      {count:>6}  {what}"
+        return text
+
+    def translate(self, report, table: str):
+        """``report`` (of this table's rows) with each row's entry or line in the file and the FHIR
+        element a column comes from. The row numbers stay those of the table read (header = row 1),
+        which a quarantine file keeps."""
+        where = dict(zip(range(2, len(self.tables[table]) + 2), self.locators.get(table, [])))
+
+        def translated(part: pd.DataFrame) -> pd.DataFrame:
+            def column(value, at):
+                path = _PATHS.get((table, value)) if isinstance(value, str) else None
+                if not path:
+                    return value
+                locator = where.get(int(at)) if not pd.isna(at) else None
+                return f"{value} (FHIR {self.unit} {locator}, {path})" if locator else f"{value} (FHIR {path})"
+
+            columns = [column(c, r) for c, r in zip(part["column"], part["row"])]
+            return part.assign(file=self.file, column=columns)
+
+        return ValidationReport(self.file, table, report.rows_read, translated(report.problems),
+                                translated(report.normalisations))
+
+
+def _load(path: Path) -> tuple[str, list[tuple[int, Any, str]]]:
+    """``(kind, [(entry or line number, resource, fullUrl)])`` of a Bundle or NDJSON file."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FhirError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); FHIR JSON is UTF-8") from None
+    stripped = text.strip()
+    if not stripped:
+        raise FhirError(f"{path}: the file is empty")
+    try:
+        whole = json.loads(stripped, parse_float=str, parse_int=str)
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, dict) and whole.get("resourceType") == "Bundle":
+        entries = whole.get("entry") or []
+        if not isinstance(entries, list):
+            raise FhirError(f"{path}: Bundle.entry is not a list")
+        return "Bundle", [(i, e.get("resource"), _text(e.get("fullUrl"))) if isinstance(e, dict) else (i, None, "")
+                          for i, e in enumerate(entries, start=1)]
+    if isinstance(whole, dict) and "resourceType" in whole:
+        return "NDJSON", [(1, whole, "")]  # a single resource
+    resources = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            resources.append((number, json.loads(line, parse_float=str, parse_int=str), ""))
+        except json.JSONDecodeError as exc:
+            raise FhirError(f"{path}, line {number}: not JSON ({exc.msg} at column {exc.colno}); expected a "
+                            "FHIR Bundle or NDJSON (one resource per line)") from None
+    return "NDJSON", resources
+
+
+def _codings(concept) -> list[dict]:
+    if not isinstance(concept, dict):
+        return []
+    return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+
+
+def _find(concept, system: str) -> str:
+    return next((_text(c.get("code")) for c in _codings(concept) if c.get("system") == system), "")
+
+
+def _our_id(resource: dict, kind: str) -> str:
+    for ident in resource.get("identifier") or []:
+        if isinstance(ident, dict) and ident.get("system") == SYSTEMS[kind]:
+            return _text(ident.get("value"))
+    return ""
+
+
+def _extension(element, key: str) -> Any:
+    for ext in (element or {}).get("extension") or [] if isinstance(element, dict) else []:
+        if isinstance(ext, dict) and ext.get("url") == SYSTEMS[key]:
+            return next((v for k, v in ext.items() if k.startswith("value")), None)
+    return None
+
+
+def _patient_row(resource: dict) -> dict:
+    birth = _text(resource.get("birthDate"))
+    names = [n for n in resource.get("name") or [] if isinstance(n, dict)]
+    name = _text(names[0].get("text")) or " ".join(
+        [*map(str, names[0].get("given") or []), _text(names[0].get("family"))]).strip() if names else ""
+    return {"patient_id": _our_id(resource, "patient") or _text(resource.get("id")),
+            "birth_year": birth[:4] if len(birth) >= 4 and birth[:4].isdigit() else birth,
+            "sex": _text(resource.get("gender")),
+            "involved_side": _text(_extension(resource, "involved-side")),
+            "site": _text(_extension(resource, "site")), "cohort": _text(_extension(resource, "cohort")),
+            "display_name": name}
+
+
+def _side(site) -> str:
+    lateral = _extension(site, "laterality")
+    code = _find(lateral, SNOMED)
+    if code:
+        return next((s for s, c in _LATERALITY.items() if c["code"] == code), f"SNOMED CT {code}")
+    return _text(site.get("text")).split(" ")[0] if isinstance(site, dict) else ""
+
+
+def _quantity(value) -> str:
+    if not isinstance(value, dict):
+        return ""
+    number = _text(value.get("value"))
+    if value.get("system") == UCUM and value.get("code") == "deg":
+        return number
+    return f"{number} {_text(value.get('code') or value.get('unit'))}".strip()  # refused: not in degrees
+
+
+def _observation_row(resource: dict, patients: dict[str, str]) -> dict:
+    ours = _find(resource.get("code"), SYSTEMS["rom"])
+    joint, _, motion = ours.partition("-")
+    method = _find(resource.get("method"), SYSTEMS["method"]).split("-")
+    mode, position, instrument = (method + ["", "", ""])[:3] if len(method) == 3 else ("", "", "")
+    subject = resource.get("subject") if isinstance(resource.get("subject"), dict) else {}
+    ident = subject.get("identifier") if isinstance(subject.get("identifier"), dict) else {}
+    patient = (_text(ident.get("value")) if ident.get("system") == SYSTEMS["patient"] else "") \
+        or patients.get(_text(subject.get("reference")), "")
+    trial = next((_text(c.get("valueInteger")) for c in resource.get("component") or []
+                  if isinstance(c, dict) and _find(c.get("code"), SYSTEMS["component"]) == "trial"), "")
+    performer = next((p for p in resource.get("performer") or [] if isinstance(p, dict)), {})
+    assessor = _text((performer.get("identifier") or {}).get("value")) or _text(performer.get("display"))
+    effective = _text(resource.get("effectiveDateTime"))
+    return {"measurement_id": _our_id(resource, "measurement"), "patient_id": patient,
+            "measured_on": effective[:10], "side": _side(resource.get("bodySite")),
+            "joint": joint or ("hip" if _find(resource.get("code"), SNOMED) == _HIP_ROM["code"] else ""),
+            "motion": motion.replace("-", "_"), "position": position, "mode": mode, "instrument": instrument,
+            "degrees": _quantity(resource.get("valueQuantity")), "trial": trial, "assessor": assessor,
+            "notes": "\n".join(_text(n.get("text")) for n in resource.get("note") or [] if isinstance(n, dict))}
+
+
+def _is_rom(resource: dict) -> bool:
+    return bool(_find(resource.get("code"), SYSTEMS["rom"])) or _find(resource.get("code"), SNOMED) == _HIP_ROM["code"]
+
+
+def read_fhir(path: str | Path, *, known_patients: set[str] | None = None) -> FhirRows:
+    """Read a FHIR Bundle (JSON) or NDJSON file into our ``patients`` and ``measurements`` tables.
+
+    Observations of joint range of motion (our code, or SNOMED CT 299238003) become measurements;
+    Patients become patients unless ``known_patients`` (the store's) already has them. Every other
+    resource is counted by reason, never silently dropped; Observations marked ``entered-in-error``
+    or ``cancelled`` are counted and not imported. Values are taken as written: a quantity not in
+    UCUM ``deg``, a missing laterality or method reaches validation, which names the entry and the
+    FHIR element.
+
+    Parameters
+    ----------
+    path : path
+    known_patients : set of str, optional
+        Patient ids already in the store.
+
+    Raises
+    ------
+    FhirError
+        When the file is not FHIR JSON or NDJSON.
+    """
+    path = Path(path)
+    kind, resources = _load(path)
+    known = known_patients or set()
+    patients: dict[str, str] = {}  # references (Patient/id, urn:uuid:id, the entry's fullUrl) -> our patient id
+    for _, resource, full_url in resources:
+        if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
+            pid = _patient_row(resource)["patient_id"]
+            rid = _text(resource.get("id"))
+            for reference in filter(None, (rid and f"Patient/{rid}", rid and f"urn:uuid:{rid}", full_url)):
+                patients[reference] = pid
+    rows: dict[str, list[dict]] = {"patients": [], "measurements": []}
+    at: dict[str, list[int]] = {"patients": [], "measurements": []}
+    skipped: Counter = Counter()
+    reduced: Counter = Counter()
+    n_known = 0
+    for number, resource, _ in resources:
+        kind_of = resource.get("resourceType") if isinstance(resource, dict) else None
+        if kind_of == "Patient":
+            row = _patient_row(resource)
+            if row["patient_id"] in known:
+                n_known += 1
+            else:
+                rows["patients"].append(row)
+                at["patients"].append(number)
+                if len(_text(resource.get("birthDate"))) > 4:
+                    reduced["Patient.birthDate: the year kept (the store holds years of birth only)"] += 1
+        elif kind_of == "Observation" and _is_rom(resource):
+            status = _text(resource.get("status"))
+            if status in ("entered-in-error", "cancelled"):
+                skipped[f"Observation with status {status}"] += 1
+            else:
+                rows["measurements"].append(_observation_row(resource, patients))
+                at["measurements"].append(number)
+                if len(_text(resource.get("effectiveDateTime"))) > 10:
+                    reduced["Observation.effectiveDateTime: the date kept, as written (the store holds visit dates)"] += 1
+        elif kind_of == "Observation":
+            codes = ", ".join(f"{c.get('system', '?')}|{c.get('code', '?')}" for c in _codings(resource.get("code")))
+            skipped[f"Observation not of joint range of motion ({codes or 'no code'})"] += 1
+        elif kind_of:
+            skipped[f"{kind_of} (only Patients and range-of-motion Observations are imported)"] += 1
+        else:
+            skipped["entry without a resource"] += 1
+    tables = {t: pd.DataFrame(r, columns=[s.name for s in table_spec(t)]).fillna("")
+              for t, r in rows.items()}
+    used = sum(len(r) for r in rows.values())
+    return FhirRows(str(path), kind, tables, len(resources), used, n_known, skipped, at, reduced)
+
+
+def import_fhir(store, path: str | Path, *, mode: str = "strict", quarantine_dir: str | Path | None = None,
+                who: str | None = None) -> tuple[FhirRows, dict[str, Any]]:
+    """Import a FHIR Bundle or NDJSON file into ``store`` (patients first, then measurements)
+    through the same validation, quarantine and row accounting as any file.
+
+    Returns
+    -------
+    (FhirRows, dict)
+        What was read, and ``table -> ImportSummary`` with its report in the file's entries or lines.
+    """
+    from .store.imports import import_derived
+
+    known = set(store.read("patients")["patient_id"])
+    rows = read_fhir(path, known_patients=known)
+    labels = {t: f"{Path(path).name} [FHIR {t}]" for t in rows.tables}
+    return rows, import_derived(store, rows, labels, mode=mode,
+                                quarantine_dir=quarantine_dir if quarantine_dir is not None else Path(path).resolve().parent,
+                                who=who)
