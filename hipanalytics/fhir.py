@@ -46,6 +46,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections import Counter
@@ -286,43 +287,59 @@ def _timings(program) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
     return [(session, weekdays, tuple(times)) for (session, weekdays), times in days.items()]
 
 
-def _care_plan(row, today: date) -> dict:
+_PLAN_KEY = ("protocol_id", "protocol_version", "schedule", "breakout_slot", "choices", "dose_overrides", "omit")
+"""The program columns a CarePlan's activities depend on (programs that share them share activities)."""
+
+
+def _plan_parts(row) -> dict:
+    """What a CarePlan takes from the program's protocol and schedule: its activities (timing
+    without dates) and texts."""
     from .program import prescription, program_from_record
 
     program = program_from_record(row)
-    start, end = program.start_date, program.end_date
-    status = "completed" if end < today else "active"
-    activity_status = "completed" if end < today else ("in-progress" if start <= today else "not-started")
     rx = prescription(program)
     activities = []
     for session, weekdays, times in _timings(program):
         title = program.protocol.session(session).title
         for item in rx[rx["session"] == session].itertuples():
             rounds = f"{item.rounds} rounds of a circuit; " if item.in_circuit else ""
-            repeat = {"boundsPeriod": {"start": start.isoformat(), "end": end.isoformat()},
-                      "frequency": len(times), "period": 1, "periodUnit": "d", "timeOfDay": list(times)}
+            repeat = {"frequency": len(times), "period": 1, "periodUnit": "d", "timeOfDay": list(times)}
             if len(weekdays) < 7:
                 repeat["dayOfWeek"] = list(weekdays)
-            activities.append({"detail": {
-                "code": {"coding": [{"system": SYSTEMS["exercise"], "code": item.exercise_id,
-                                     "display": item.exercise_name}], "text": item.exercise_name},
-                "status": activity_status,
-                "scheduledTiming": {"repeat": repeat},
-                "description": f"{title}: {rounds}{item.dose or 'as the clinic defines it'}"}})
+            activities.append((
+                {"coding": [{"system": SYSTEMS["exercise"], "code": item.exercise_id, "display": item.exercise_name}],
+                 "text": item.exercise_name},
+                repeat, f"{title}: {rounds}{item.dose or 'as the clinic defines it'}"))
     schedule = program.resolved_schedule
+    return {"activities": activities,
+            "instantiatesUri": [f"{SYSTEMS['protocol']}:{program.protocol.id}:{program.protocol.version}"],
+            "title": f"{program.protocol.title}: {schedule.title}",
+            "description": f"{schedule.title} (breakouts on {schedule.days_label}). {schedule.description}".strip()}
+
+
+def _care_plan(row, today: date, cache: dict) -> dict:
+    key = tuple(_text(row.get(k)) for k in _PLAN_KEY)
+    if key not in cache:
+        cache[key] = _plan_parts(row)
+    parts = cache[key]
+    start, end = pd.Timestamp(row["start_date"]).date(), pd.Timestamp(row["end_date"]).date()
+    status = "completed" if end < today else "active"
+    activity_status = "completed" if end < today else ("in-progress" if start <= today else "not-started")
+    bounds = {"start": start.isoformat(), "end": end.isoformat()}
     resource = {
-        "resourceType": "CarePlan", "id": _uuid("CarePlan", program.program_id),
-        "identifier": [_identifier("program", program.program_id)],
-        "instantiatesUri": [f"{SYSTEMS['protocol']}:{program.protocol.id}:{program.protocol.version}"],
-        "status": status, "intent": "plan",
-        "title": f"{program.protocol.title}: {schedule.title}",
-        "description": f"{schedule.title} (breakouts on {schedule.days_label}). {schedule.description}".strip(),
-        "subject": _subject(program.patient_id),
-        "period": {"start": start.isoformat(), "end": end.isoformat()},
-        "activity": activities,
+        "resourceType": "CarePlan", "id": _uuid("CarePlan", row["program_id"]),
+        "identifier": [_identifier("program", row["program_id"])],
+        "instantiatesUri": parts["instantiatesUri"],
+        "status": status, "intent": "plan", "title": parts["title"], "description": parts["description"],
+        "subject": _subject(row["patient_id"]),
+        "period": bounds,
+        "activity": [{"detail": {"code": code, "status": activity_status,
+                                 "scheduledTiming": {"repeat": {"boundsPeriod": bounds, **repeat}},
+                                 "description": description}}
+                     for code, repeat, description in parts["activities"]],
     }
-    if program.reason:
-        resource["note"] = [{"text": program.reason}]
+    if _text(row.get("reason")):
+        resource["note"] = [{"text": row["reason"]}]
     return resource
 
 
@@ -362,17 +379,27 @@ def patient_bundle(tables: dict[str, pd.DataFrame], patient_id: str, *, show_nam
     found = patients[patients["patient_id"] == patient_id]
     if found.empty:
         raise FhirError(f"patient {patient_id!r} is not in the store")
-    today = today or date.today()
-    resources = [_patient(found.iloc[0], show_name)]
-    measurements = tables.get("measurements", pd.DataFrame(columns=["patient_id", "measured_on"]))
-    mine = measurements[measurements["patient_id"] == patient_id]
-    sort = [c for c in ("measured_on", "side", "trial", "measurement_id") if c in mine]
-    resources += [_observation(r) for _, r in mine.sort_values(sort, kind="stable").iterrows()]
-    programs = tables.get("programs", pd.DataFrame(columns=["patient_id", "start_date"]))
-    resources += [_care_plan(r, today) for _, r in
-                  programs[programs["patient_id"] == patient_id].sort_values("start_date").iterrows()]
+    mine = {t: _records(tables[t][tables[t]["patient_id"] == patient_id], t) if t in tables else []
+            for t in ("measurements", "programs")}
+    return _bundle(found.iloc[0].to_dict(), mine["measurements"], mine["programs"], show_name=show_name,
+                   transaction=transaction, today=today or date.today(), cache={})
+
+
+_ORDER = {"measurements": ["patient_id", "measured_on", "side", "trial", "measurement_id"],
+          "programs": ["patient_id", "start_date", "program_id"]}
+
+
+def _records(frame: pd.DataFrame, table: str) -> list[dict]:
+    """Rows as dicts in the order resources are written (by patient, then date)."""
+    return frame.sort_values([c for c in _ORDER[table] if c in frame], kind="stable").to_dict("records")
+
+
+def _bundle(patient: dict, measurements: list[dict], programs: list[dict], *, show_name: bool, transaction: bool,
+            today: date, cache: dict) -> dict:
+    resources = ([_patient(patient, show_name)] + [_observation(r) for r in measurements]
+                 + [_care_plan(r, today, cache) for r in programs])
     kind = "transaction" if transaction else "collection"
-    return {"resourceType": "Bundle", "id": _uuid("Bundle", patient_id), "meta": {"tag": [
+    return {"resourceType": "Bundle", "id": _uuid("Bundle", patient["patient_id"]), "meta": {"tag": [
         {"system": f"{_LOCAL}:tag", "code": "hipanalytics", "display": f"FHIR {FHIR_VERSION} from hipanalytics"}]},
             "type": kind, "timestamp": pd.Timestamp.now(tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"),
             "entry": [_entry(r, transaction) for r in resources]}
@@ -398,12 +425,32 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
     -------
     list of Path
         The files written.
+
+    Raises
+    ------
+    FhirError
+        When a patient id is not in ``tables`` (nothing is written).
     """
+    patients = tables["patients"]
+    if patient_ids is not None:
+        unknown = sorted(set(patient_ids) - set(patients["patient_id"]))
+        if unknown:
+            raise FhirError(f"not in the store: {', '.join(unknown)}")
+        patients = patients.set_index("patient_id", drop=False).loc[list(patient_ids)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ids = list(tables["patients"]["patient_id"]) if patient_ids is None else patient_ids
-    bundles = [patient_bundle(tables, pid, show_name=show_name, transaction=transaction and not ndjson, today=today)
-               for pid in ids]
+    # every table read into records once (not a scan per patient: a registry has 10,000 patients),
+    # and each Bundle written as it is made (never all of them in memory)
+    rows: dict[str, dict[str, list[dict]]] = {}
+    for table in ("measurements", "programs"):
+        rows[table] = {}
+        for record in _records(tables[table], table) if table in tables else []:
+            rows[table].setdefault(record["patient_id"], []).append(record)
+    cache: dict = {}
+    ids = list(patients["patient_id"])
+    bundles = (_bundle(p, rows["measurements"].get(p["patient_id"], []), rows["programs"].get(p["patient_id"], []),
+                       show_name=show_name, transaction=transaction and not ndjson, today=today or date.today(),
+                       cache=cache) for p in patients.to_dict("records"))
     if not ndjson:
         written = []
         for pid, bundle in zip(ids, bundles):
@@ -411,15 +458,12 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
             path.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             written.append(path)
         return written
-    by_type: dict[str, list[str]] = {"Patient": [], "Observation": [], "CarePlan": []}
-    for bundle in bundles:
-        for entry in bundle["entry"]:
-            by_type[entry["resource"]["resourceType"]].append(json.dumps(entry["resource"], ensure_ascii=False))
-    written = []
-    for kind, lines in by_type.items():
-        path = out / f"{kind}.ndjson"
-        path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-        written.append(path)
+    written = [out / f"{kind}.ndjson" for kind in ("Patient", "Observation", "CarePlan")]
+    with contextlib.ExitStack() as stack:
+        files = {p.stem: stack.enter_context(p.open("w", encoding="utf-8")) for p in written}
+        for bundle in bundles:
+            for entry in bundle["entry"]:
+                files[entry["resource"]["resourceType"]].write(json.dumps(entry["resource"], ensure_ascii=False) + "\n")
     return written
 
 

@@ -101,6 +101,8 @@ def test_the_round_trip_store_bundle_store_keeps_every_measurement(tmp_path):
     assert n > 50 and back.output.count("0 quarantined") == 8
     again = runner.invoke(main, ["fhir", "import", str(files[0]), "--store", str(tmp_path / "b.sqlite")])
     assert again.exit_code == 0 and "already imported (same content); nothing added" in again.output
+    unknown = runner.invoke(main, ["fhir", "export", "NOPE", "--out", str(tmp_path / "x"), "--store", str(source)])
+    assert unknown.exit_code == 1 and "not in the store: NOPE" in unknown.output and not (tmp_path / "x").exists()
 
 
 def test_ndjson_bulk_files_round_trip_whatever_order_they_are_given_in(tmp_path):

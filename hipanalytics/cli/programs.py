@@ -1,0 +1,169 @@
+"""Protocols, programs and the demo: `protocols`, `check-protocol`, `program`, `demo`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+
+from ..config import default_reports_dir, safe_filename
+from ..handout import write_calendar, write_handout
+from ..program import Program, breakouts_per_week, plan
+from ..protocol import list_protocols, load_protocol
+from . import EXIT_REFUSED, _refusals, main
+
+
+@main.command("protocols")
+@click.option("--dir", "dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Extra folder of protocol files (repeatable).")
+def protocols_command(dirs: tuple[Path, ...]) -> None:
+    """List the protocols found, and any protocol file that cannot be used."""
+    table = list_protocols(list(dirs))
+    for row in table.itertuples():
+        if row.problem:
+            click.echo(f"INVALID  {row.path}\n  {row.problem}")
+        else:
+            click.echo(f"{row.id}@{row.version}  {row.title}  ({row.path})")
+    if (table["problem"] != "").any():
+        sys.exit(EXIT_REFUSED)
+
+
+@main.command("check-protocol")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_refusals
+def check_protocol_command(file: Path) -> None:
+    """Validate a protocol FILE and report every problem with its line."""
+    protocol = load_protocol(file)
+    click.echo(
+        f"ok: {protocol.key} - {len(protocol.exercises)} exercises, {len(protocol.sessions)} "
+        f"session templates, schedules: {', '.join(s.id for s in protocol.schedules)}"
+    )
+
+
+def _write_program_files(program: Program, out: Path, **handout_kwargs) -> dict[str, Path]:
+    folder = out / safe_filename(program.program_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    sessions = plan(program)
+    sessions.to_csv(folder / "plan.csv", index=False)
+    return {
+        "plan": folder / "plan.csv",
+        "handout": write_handout(program, folder / "handout.html", **handout_kwargs),
+        "handout_pdf": write_handout(program, folder / "handout.pdf", **handout_kwargs),
+        "calendar": write_calendar(program, folder / "calendar.ics"),
+    }
+
+
+def _summary(program: Program) -> str:
+    weekly = breakouts_per_week(plan(program))
+    per_week = ", ".join(str(b) for b in weekly["breakouts"])
+    return (
+        f"{program.program_id}: {program.resolved_schedule.title}, {program.start_date} to "
+        f"{program.end_date}, {int(weekly['sessions'].sum())} sessions, "
+        f"{int(weekly['breakouts'].sum())} with breakouts (per week: {per_week})"
+    )
+
+
+@main.command("program")
+@click.argument("patient_id")
+@click.option("--schedule", required=True,
+              help="Schedule id (daily, three-per-week) or custom weekdays such as mon,thu.")
+@click.option("--start", "start", required=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="First day, YYYY-MM-DD.")
+@click.option("--weeks", type=click.IntRange(min=1), help="Length in weeks.")
+@click.option("--end", "end", type=click.DateTime(["%Y-%m-%d"]), help="Last day, YYYY-MM-DD.")
+@click.option("--protocol", "protocol_ref", default="hip-ir-breakouts", show_default=True,
+              help="Protocol id, id@version, or a protocol file.")
+@click.option("--choice", "choices", multiple=True, metavar="CHOICE=EXERCISE",
+              help="Pick an alternative, e.g. ninety-ninety=ninety-ninety-ir-pails.")
+@click.option("--name", "patient_name", help="Name printed on the handout instead of the id.")
+@click.option("--clinician", help="Prescriber printed on the handout.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/programs].")
+@_refusals
+def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, patient_name,
+                    clinician, out) -> None:
+    """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics)."""
+    picked = {}
+    for item in choices:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected CHOICE=EXERCISE, got {item!r}", param_hint="--choice")
+        picked[key.strip()] = value.strip()
+    if not weeks and not end:
+        raise click.UsageError("give the program's length: --weeks N or --end YYYY-MM-DD")
+    program = Program(
+        patient_id=patient_id,
+        protocol=load_protocol(protocol_ref),
+        schedule=schedule,
+        start_date=start.date(),
+        **({"weeks": weeks} if weeks else {}),
+        **({"end_date": end.date()} if end else {}),
+        choices=picked,
+    )
+    files = _write_program_files(program, out or default_reports_dir() / "programs",
+                                 patient_name=patient_name, clinician=clinician)
+    click.echo(_summary(program))
+    for kind, path in files.items():
+        click.echo(f"  {kind:11} {path}")
+
+
+def _next_monday(today: date) -> date:
+    return today + timedelta(days=(7 - today.weekday()) % 7 or 7)
+
+
+@main.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder [default: ./reports/demo].")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]),
+              help="First day of the demo programs [default: next Monday].")
+@click.option("--reports", "n_reports", type=click.IntRange(min=0), default=4, show_default=True,
+              help="How many synthetic patients get a progress report.")
+@click.option("--jobs", type=click.IntRange(min=1), default=2, show_default=True, help="Reports made at once.")
+@_refusals
+def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
+    """Run the main jobs on synthetic data: programs with handouts and calendars, a store built
+    from the synthetic clinic, and progress reports with an index page."""
+    from ..reports import render_clinic, render_cohort, render_overview
+    from ..store import Store
+    from ..synthetic import generate_clinic, write_clinic
+
+    out = out or default_reports_dir() / "demo"
+    first = start.date() if start else _next_monday(date.today())
+    protocol = load_protocol("hip-ir-breakouts")
+    click.echo(f"Protocol {protocol.key}: {protocol.title} ({protocol.source_file})")
+    programs = [
+        Program(patient_id="DEMO-001", protocol=protocol, schedule="three-per-week",
+                start_date=first, weeks=6, reason="demo: breakouts 3x/week"),
+        Program(patient_id="DEMO-002", protocol=protocol, schedule="daily", start_date=first,
+                weeks=6, choices={"ninety-ninety": "ninety-ninety-ir-pails"},
+                reason="demo: daily breakouts with the contract-relax variant"),
+    ]
+    for program in programs:
+        files = _write_program_files(program, out / "programs", patient_name=f"Demo patient {program.patient_id}")
+        click.echo(_summary(program))
+        for kind, path in files.items():
+            click.echo(f"  {kind:11} {path}")
+
+    click.echo("\nSynthetic clinic (40 invented patients, the same as data/sample) into a store:")
+    paths = write_clinic(generate_clinic(40, seed=2026), out / "synthetic-data")
+    store_path = out / "clinic.sqlite"
+    store = Store(store_path)
+    for table in ("patients", "programs", "measurements", "sessions"):
+        click.echo(f"  {store.import_file(paths[table], table, who='demo')}")
+    if n_reports:
+        ids = sorted(store.read("measurements")["patient_id"].unique())[:n_reports]
+        result = render_clinic(store_path, out / "reports", patients=ids, jobs=jobs)
+        click.echo(f"  {len(result['done'])} patient progress reports, {len(result['failed'])} failed")
+        cohort = render_cohort(store_path, out / "reports", formats=("html", "pdf"))
+        overview = render_overview(store_path, out / "reports")
+        click.echo(f"  cohort comparison: {cohort['html']} (and PDF)")
+        click.echo(f"  clinic overview:   {overview['html']}")
+        click.echo(f"\nOpen {result['index']} for the patient reports,")
+    store.close()
+    click.echo(f"and {out / 'programs' / safe_filename(programs[0].program_id) / 'handout.html'} for a patient handout.")
+    click.echo(f"Try the apps on this store: hipanalytics app builder --store {store_path} "
+               "(or entry, dashboard).")
+
+
