@@ -481,8 +481,7 @@ def import_redcap(store, export: str | Path, dictionary: str | Path, mapping: st
     """Import a REDCap export into ``store`` table by table (patients first), through the same
     validation, quarantine and row accounting as any file.
 
-    In strict mode every table is validated before anything is stored, so an error anywhere
-    imports nothing. Messages and quarantine files name the export's rows and the REDCap fields.
+    The tables are stored in one transaction: in strict mode an error anywhere imports nothing. Messages and quarantine files name the export's rows and the REDCap fields.
 
     Returns
     -------

@@ -265,6 +265,23 @@ def test_quarantine_keeps_the_good_rows_and_accounts_for_every_resource(tmp_path
     assert report["column"].str.contains("FHIR entry 2, Observation.method").any()
 
 
+def test_strict_mode_is_all_or_nothing_across_the_tables_of_one_file(tmp_path):
+    store = tmp_path / "s.sqlite"
+    assert CliRunner().invoke(main, ["fhir", "import", str(FHIR / "server-searchset.json"), "--store",
+                                     str(store)]).exit_code == 0
+    bundle = json.loads((FHIR / "server-searchset.json").read_text())
+    bundle["entry"][0]["resource"]["valueQuantity"]["value"] = 26  # a stored measurement, changed
+    bundle["entry"].append({"resource": {  # a new patient, valid on its own
+        "resourceType": "Patient", "id": "999", "identifier": [{"system": SYSTEMS["patient"], "value": "NC-18"}],
+        "extension": [{"url": SYSTEMS["involved-side"], "valueCode": "right"}], "birthDate": "1990"}})
+    path = tmp_path / "changed.json"
+    path.write_text(json.dumps(bundle))
+    result = CliRunner().invoke(main, ["fhir", "import", str(path), "--store", str(store)])
+    assert result.exit_code == 1, result.output
+    assert "'NC-17/visit-1/L1' is already stored with different values" in result.output
+    assert Store(store).read("patients")["patient_id"].tolist() == ["NC-17"]  # NC-18 not stored either
+
+
 def test_files_that_are_not_fhir_are_refused_in_one_line(tmp_path):
     csv = tmp_path / "measurements.csv"
     csv.write_text("patient_id,degrees\nP1,30\n")

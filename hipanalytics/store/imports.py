@@ -77,6 +77,16 @@ class ImportSummary:
         return text
 
 
+@dataclass(frozen=True)
+class _Validated:
+    """A file read and validated, waiting to be stored: its table, label, fingerprint and rows."""
+
+    table: str
+    label: str
+    sha: str
+    result: ReadResult
+
+
 class ImportMixin:
     """The store's import methods (mixed into :class:`hipanalytics.store.Store`)."""
 
@@ -129,65 +139,118 @@ class ImportMixin:
         """
         if mode not in ("strict", "quarantine"):
             raise StoreError(f"mode must be 'strict' or 'quarantine', got {mode!r}")
+        report = progress or (lambda stage, done, total: None)
+        patients = self.read("patients")[["patient_id", "birth_year"]] if table != "patients" else None
+        ready = self._validated(source, table, patients, report, sheet=sheet, dates=dates, encoding=encoding,
+                                repeated_trials=repeated_trials, today=today)
+        with self.engine.begin() as conn:
+            return self._store_validated(conn, ready, mode, quarantine_dir, user(who), origin, report)
+
+    def import_tables(
+        self,
+        sources: list[tuple[io.IOBase, str]],
+        *,
+        mode: Literal["strict", "quarantine"] = "strict",
+        quarantine_dir: str | Path | None = None,
+        dates: dict[str, str] | None = None,
+        who: str | None = None,
+        origin: str | None = None,
+    ) -> list[ImportSummary]:
+        """Import several tables read from one file (a REDCap export, a FHIR Bundle) in one
+        transaction: in strict mode an error in any table imports nothing of any.
+
+        Parameters
+        ----------
+        sources : list of (file-like, table)
+            In the order to store them (patients first); a later table's rows may refer to the
+            patients of an earlier one.
+        mode, quarantine_dir, who, origin
+            As for :meth:`import_file`.
+        dates : dict, optional
+            ``table -> "day-first" | "month-first"``.
+
+        Returns
+        -------
+        list of ImportSummary
+            One per table, in order.
+        """
+        if mode not in ("strict", "quarantine"):
+            raise StoreError(f"mode must be 'strict' or 'quarantine', got {mode!r}")
+        quiet = lambda stage, done, total: None  # noqa: E731
+        patients = self.read("patients")[["patient_id", "birth_year"]]
+        ready = []
+        for source, table in sources:  # everything validated before the transaction starts
+            ready.append(self._validated(source, table, None if table == "patients" else patients, quiet,
+                                         dates=(dates or {}).get(table)))
+            if table == "patients":  # the patients this import will store, for the tables after it
+                new = ready[-1].result.valid()[["patient_id", "birth_year"]]  # (a stored patient stays as stored)
+                patients = pd.concat([patients, new], ignore_index=True).drop_duplicates("patient_id", keep="first")
+        who = user(who)
+        with self.engine.begin() as conn:
+            return [self._store_validated(conn, r, mode, quarantine_dir, who, origin, quiet) for r in ready]
+
+    def _validated(self, source, table: str, patients, report, **read) -> _Validated:
+        """Read and validate ``source`` (outside any transaction); a file refused whole raises."""
         self._table(table)
         try:
             content = source_bytes(source)
         except FileNotFoundError as exc:
             raise StoreError(str(exc)) from None
-        sha = hashlib.sha256(content).hexdigest()
         label = label_of(source)
-        patients = self.read("patients")[["patient_id", "birth_year"]] if table != "patients" else None
-        exact = io.BytesIO(content)  # validate the very bytes that were fingerprinted
+        exact = io.BytesIO(content)  # validate the very bytes that are fingerprinted
         exact.name = label
-        report = progress or (lambda stage, done, total: None)
         report("reading and validating", 0, 0)
-        result = read_records(exact, table, sheet=sheet, dates=dates, encoding=encoding,
-                              repeated_trials=repeated_trials, today=today, patients=patients)
+        result = read_records(exact, table, patients=patients, **read)
         if result.report.whole_file:  # no usable table: refused whole, in either mode
             raise DataValidationError(result.report)
-        who = user(who)
+        return _Validated(table, label, hashlib.sha256(content).hexdigest(), result)
+
+    def _store_validated(self, conn, ready: _Validated, mode: str, quarantine_dir, who: str, origin: str | None,
+                         report) -> ImportSummary:
+        """Store what :meth:`_validated` read, inside the caller's transaction (strict mode raises
+        DataValidationError, which rolls it back)."""
+        table, label, sha, result = ready.table, ready.label, ready.sha, ready.result
         imports = self.md.tables["imports"]
-        with self.engine.begin() as conn:
-            before = conn.execute(sa.select(imports.c.import_id, imports.c.quarantined).where(
-                imports.c.table_name == table, imports.c.file_sha256 == sha).order_by(imports.c.import_id)).all()
-            if before and not before[-1].quarantined:
-                n = result.report.rows_read
-                return ImportSummary(label, table, mode, n, 0, 0, n, 0, True, before[-1].import_id, None)
-            conflicts, same_as_stored = self._compare_with_store(conn, table, result)
-            bad_rows = result.report.rows_with("error") | set(conflicts)
-            if bad_rows and mode == "strict":
-                raise DataValidationError(_with_problems(result, conflicts).report)
-            stored_dupes = same_as_stored - bad_rows
-            file_dupes = result.report.rows_with("duplicate") - bad_rows
-            skip = bad_rows | file_dupes | stored_dupes
-            good = result.data[~result.data[SOURCE_ROW].isin(skip)]
-            quarantine_file = None
-            if bad_rows:
-                result = _with_problems(result, conflicts)
-                quarantine_file = _write_quarantine(result, bad_rows, label, table, quarantine_dir)
-            if origin is None and ORIGINAL_ROW in result.data:
-                origin = self._quarantine_origin(conn, label)
-            summary = ImportSummary(
-                label, table, mode, result.report.rows_read, len(good), len(bad_rows),
-                len(file_dupes) + len(stored_dupes), len(result.report.warnings), False, None,
-                str(quarantine_file) if quarantine_file else None, skipped=len(result.report.rows_with("skipped")),
-                normalised={str(k): int(v) for k, v in result.report.normalisation_counts().items()},
-                retry_of=before[-1].import_id if before else None, origin=origin, report=result.report,
-            )
-            accounted = summary.imported + summary.quarantined + summary.duplicates + summary.skipped
-            if accounted != summary.rows_read:
-                raise StoreError(f"row accounting failed for {label}: {summary}")  # never expected
-            import_id = conn.execute(imports.insert().values(
-                table_name=table, file=label, file_sha256=sha, mode=mode, rows_read=summary.rows_read,
-                imported=summary.imported, quarantined=summary.quarantined, duplicates=summary.duplicates,
-                skipped=summary.skipped, origin=origin, imported_at=now(), imported_by=who)).inserted_primary_key[0]
-            if ORIGINAL_ROW in good:  # the audit keeps each row's number in the file it first came from
-                good = good.assign(**{SOURCE_ROW: good[ORIGINAL_ROW]}).drop(columns=ORIGINAL_ROW)
-            self._insert(conn, table, good, import_id=import_id, who=who, progress=report)
-            conn.execute(self.md.tables["audit"].insert().values(
-                at=now(), who=who, action="import", table_name=table, import_id=import_id,
-                reason=f"import of {label}", details=json.dumps({f.name: getattr(summary, f.name) for f in fields(summary)
-                                                                 if f.name not in ("file", "report")})))
+        before = conn.execute(sa.select(imports.c.import_id, imports.c.quarantined).where(
+            imports.c.table_name == table, imports.c.file_sha256 == sha).order_by(imports.c.import_id)).all()
+        if before and not before[-1].quarantined:
+            n = result.report.rows_read
+            return ImportSummary(label, table, mode, n, 0, 0, n, 0, True, before[-1].import_id, None)
+        conflicts, same_as_stored = self._compare_with_store(conn, table, result)
+        bad_rows = result.report.rows_with("error") | set(conflicts)
+        if bad_rows and mode == "strict":
+            raise DataValidationError(_with_problems(result, conflicts).report)
+        stored_dupes = same_as_stored - bad_rows
+        file_dupes = result.report.rows_with("duplicate") - bad_rows
+        skip = bad_rows | file_dupes | stored_dupes
+        good = result.data[~result.data[SOURCE_ROW].isin(skip)]
+        quarantine_file = None
+        if bad_rows:
+            result = _with_problems(result, conflicts)
+            quarantine_file = _write_quarantine(result, bad_rows, label, table, quarantine_dir)
+        if origin is None and ORIGINAL_ROW in result.data:
+            origin = self._quarantine_origin(conn, label)
+        summary = ImportSummary(
+            label, table, mode, result.report.rows_read, len(good), len(bad_rows),
+            len(file_dupes) + len(stored_dupes), len(result.report.warnings), False, None,
+            str(quarantine_file) if quarantine_file else None, skipped=len(result.report.rows_with("skipped")),
+            normalised={str(k): int(v) for k, v in result.report.normalisation_counts().items()},
+            retry_of=before[-1].import_id if before else None, origin=origin, report=result.report,
+        )
+        accounted = summary.imported + summary.quarantined + summary.duplicates + summary.skipped
+        if accounted != summary.rows_read:
+            raise StoreError(f"row accounting failed for {label}: {summary}")  # never expected
+        import_id = conn.execute(imports.insert().values(
+            table_name=table, file=label, file_sha256=sha, mode=mode, rows_read=summary.rows_read,
+            imported=summary.imported, quarantined=summary.quarantined, duplicates=summary.duplicates,
+            skipped=summary.skipped, origin=origin, imported_at=now(), imported_by=who)).inserted_primary_key[0]
+        if ORIGINAL_ROW in good:  # the audit keeps each row's number in the file it first came from
+            good = good.assign(**{SOURCE_ROW: good[ORIGINAL_ROW]}).drop(columns=ORIGINAL_ROW)
+        self._insert(conn, table, good, import_id=import_id, who=who, progress=report)
+        conn.execute(self.md.tables["audit"].insert().values(
+            at=now(), who=who, action="import", table_name=table, import_id=import_id,
+            reason=f"import of {label}", details=json.dumps({f.name: getattr(summary, f.name) for f in fields(summary)
+                                                             if f.name not in ("file", "report")})))
         return dataclasses.replace(summary, import_id=import_id)
 
     def _quarantine_origin(self, conn, label: str) -> str:
@@ -336,11 +399,9 @@ class ImportMixin:
 def import_derived(store, rows, labels: dict[str, str], *, origin: str | None = None, mode: str = "strict",
                    quarantine_dir: str | Path | None = None, dates: str | None = None,
                    who: str | None = None) -> dict[str, ImportSummary]:
-    """Import tables read out of another format (a REDCap export, a FHIR Bundle) table by table,
-    patients first, through the same validation, quarantine and row accounting as any file.
-
-    In strict mode every table is validated before anything is stored, so an error anywhere
-    imports nothing.
+    """Import tables read out of another format (a REDCap export, a FHIR Bundle), patients first,
+    in one transaction (:meth:`Store.import_tables`), through the same validation, quarantine and
+    row accounting as any file. In strict mode an error anywhere imports nothing.
 
     Parameters
     ----------
@@ -363,27 +424,17 @@ def import_derived(store, rows, labels: dict[str, str], *, origin: str | None = 
     dict
         ``table -> ImportSummary`` with its report translated.
     """
-    buffers = {t: f for t, f in rows.tables.items() if len(f)}
-    known = store.read("patients")[["patient_id", "birth_year"]]
-    if "patients" in buffers:
-        new = buffers["patients"].reindex(columns=["patient_id", "birth_year"])
-        new = new.assign(birth_year=pd.to_numeric(new["birth_year"], errors="coerce").astype("Int64"))
-        known = pd.concat([known, new], ignore_index=True).drop_duplicates("patient_id", keep="last")
-    for table, frame in buffers.items():  # everything checked before anything is stored
-        result = read_records(as_csv(frame, rows.file), table, dates=dates or rows.dates.get(table),
-                              patients=None if table == "patients" else known)
-        if result.report.whole_file or (mode == "strict" and not result.report.ok):
-            raise DataValidationError(rows.translate(result.report, table))
-    summaries = {}
-    for table, frame in buffers.items():
-        try:
-            summary = store.import_file(as_csv(frame, labels[table]), table, mode=mode, quarantine_dir=quarantine_dir,
-                                        dates=dates or rows.dates.get(table), who=who, origin=origin)
-        except DataValidationError as exc:
-            raise DataValidationError(rows.translate(exc.report, table)) from None
-        report = rows.translate(summary.report, table) if summary.report is not None else None
-        summaries[table] = dataclasses.replace(summary, report=report)
-    return summaries
+    tables = [t for t, f in rows.tables.items() if len(f)]
+    order = {t: i for i, t in enumerate(("patients", "programs", "measurements", "sessions"))}
+    tables.sort(key=order.__getitem__)
+    sources = [(as_csv(rows.tables[t], labels[t]), t) for t in tables]
+    try:
+        summaries = store.import_tables(sources, mode=mode, quarantine_dir=quarantine_dir, who=who, origin=origin,
+                                        dates={t: dates or rows.dates.get(t) for t in tables})
+    except DataValidationError as exc:
+        raise DataValidationError(rows.translate(exc.report, exc.report.table)) from None
+    return {t: dataclasses.replace(s, report=rows.translate(s.report, t) if s.report is not None else None)
+            for t, s in zip(tables, summaries)}
 
 
 def as_csv(frame: pd.DataFrame, label: str) -> io.StringIO:
