@@ -1,5 +1,6 @@
 """The mixed models against closed forms and against R (lme4 + lmerTest for random effects, nlme for
-the unstructured MMRM), on generated cohorts: unilateral and bilateral, complete and with drop-out.
+the unstructured MMRM, with its Satterthwaite df computed in R from nlme's apVar), on generated
+cohorts: unilateral and bilateral, complete and with drop-out.
 
 R is an optional system package (Debian ``r-base-core r-cran-lme4 r-cran-lmertest``): locally its
 tests skip loudly without it; in CI (.ci/run installs it) a missing R fails them.
@@ -84,6 +85,31 @@ def test_a_singular_random_slope_is_reported_and_the_fallback_says_the_ci_is_too
 
 R_SCRIPT = r"""
 suppressMessages({library(lme4); library(lmerTest); library(nlme)})
+# Satterthwaite df of each coefficient of an unstructured gls, computed here from nlme's own pieces:
+# A = apVar, nlme's asymptotic covariance of the variance parameters (log((1 + r) / (1 - r)) per
+# correlation, log variance ratios, log sigma), and the gradient of var(beta_k) over them by central
+# differences, each point a gls with the covariance structure fixed there. df = 2 v^2 / (g' A g).
+satterthwaite_gls <- function(f, form, d, ctl) {
+  A <- f$apVar
+  p0 <- attr(A, "Pars")
+  nc <- length(coef(f$modelStruct$corStruct)); nv <- length(coef(f$modelStruct$varStruct))
+  levels <- names(coef(f$modelStruct$varStruct, unconstrained = FALSE))
+  cov_beta <- function(p) {
+    g <- gls(form, data = d, method = "REML",
+             correlation = corSymm(value = tanh(p[1:nc] / 2), form = ~ widx | patient_id, fixed = TRUE),
+             weights = varIdent(form = ~ 1 | wf, fixed = setNames(as.list(exp(p[nc + 1:nv])), levels)), control = ctl)
+    vcov(g) / g$sigma^2 * exp(2 * p[length(p)])
+  }
+  stopifnot(max(abs(cov_beta(p0) - vcov(f))) < 1e-8)
+  h <- 1e-4
+  steps <- lapply(seq_along(p0), function(k) {
+    e <- replace(numeric(length(p0)), k, h)
+    (diag(cov_beta(p0 + e)) - diag(cov_beta(p0 - e))) / (2 * h)
+  })
+  G <- do.call(cbind, steps)  # rows: coefficients, columns: variance parameters
+  2 * diag(vcov(f))^2 / rowSums((G %*% A) * G)
+}
+
 args <- commandArgs(trailingOnly = TRUE)
 out <- list()
 for (path in args) {
@@ -119,8 +145,9 @@ for (path in args) {
          else gls(form, data = d, method = "REML", correlation = corSymm(form = ~ widx | patient_id),
                   weights = varIdent(form = ~ 1 | wf), control = do.call(glsControl, ctl))
     b <- if (both) fixef(f) else coef(f)
+    df <- if (both) NA else satterthwaite_gls(f, form, d, ctl)
     out[[name]] <- rbind(
-      data.frame(file = name, kind = "fixed", term = names(b), estimate = b, se = sqrt(diag(vcov(f))), df = NA),
+      data.frame(file = name, kind = "fixed", term = names(b), estimate = b, se = sqrt(diag(vcov(f))), df = df),
       data.frame(file = name, kind = "loglik", term = "", estimate = as.numeric(logLik(f)), se = NA, df = NA))
   }
 }
@@ -201,3 +228,6 @@ def test_primary_mmrm_matches_nlme(against_r, name):
     assert fit.beta == pytest.approx(fixed["estimate"].to_numpy(), rel=1e-4, abs=1e-4)
     assert np.sqrt(np.diag(fit.cov_beta)) == pytest.approx(fixed["se"].to_numpy(), rel=1e-3)
     assert primary.estimate == pytest.approx(fixed.loc[fixed["term"] == "d6", "estimate"].iloc[0], abs=1e-4)
+    if name.startswith("unilateral"):  # Satterthwaite df, computed in R from nlme's apVar (R_SCRIPT)
+        assert fit.fixed_effects()["df"].to_numpy() == pytest.approx(fixed["df"].to_numpy(), rel=5e-3)
+        assert primary.df == pytest.approx(fixed.loc[fixed["term"] == "d6", "df"].iloc[0], rel=5e-3)
