@@ -294,6 +294,14 @@ def test_recent_entries_are_newest_first_and_leave_out_voided_records(store):
 
 # -- dashboard -----------------------------------------------------------------------------
 
+def _png(image_html: str) -> bytes:
+    """The PNG of a dashboard chart (an HTML image with a data URL)."""
+    import base64
+    import re
+
+    return base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', image_html).group(1))
+
+
 def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
     program = build_program(protocol, {"patient_id": "P001", "schedule": "three-per-week",
                                        "start_date": date(2026, 10, 5), "weeks": 8})
@@ -301,14 +309,15 @@ def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
     dash = Dashboard(store, today=TODAY)
     dash._patient.value = "P001"
     assert dash.rom.layout.display == "none" and dash._empty["rom"].layout.display == "block"
-    assert dash.adherence.value[:4] == b"\x89PNG"
+    assert _png(dash.adherence.value)[:4] == b"\x89PNG" and 'alt="Calendar of the program' in dash.adherence.value
     dash.entry.m_date.value = date(2026, 10, 5)
     dash.entry.m_trials[0].value = "25"
     dash.entry.m_save.click()
     dash.entry.m_date.value = date(2026, 11, 9)
     dash.entry.m_trials[0].value = "36"
     dash.entry.m_save.click()
-    assert dash.rom.layout.display == "block" and dash.rom.value[:4] == b"\x89PNG"
+    assert dash.rom.layout.display == "block" and _png(dash.rom.value)[:4] == b"\x89PNG"
+    assert 'alt="Right hip IR rose from 25 to 36 degrees over 5 weeks, above the breakout sessions' in dash.rom.value
     assert dash._empty["rom"].layout.display == "none"
     assert "Right hip IR improved from 25 to 36 degrees" in dash.summary.value
 

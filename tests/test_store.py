@@ -123,6 +123,22 @@ def test_a_row_that_contradicts_the_stored_record_is_refused(store, tmp_path):
     assert store.read("measurements")["degrees"].tolist() == [30.0]
 
 
+def test_patient_ids_may_not_differ_only_in_letter_case(store, tmp_path):
+    # ids name report and FHIR files: progress-p001.html and progress-P001.html are one file on
+    # Windows and macOS, so one patient's report would overwrite the other's
+    header = "patient_id,birth_year,involved_side"
+    with pytest.raises(DataValidationError) as info:
+        store.import_file(write(tmp_path / "p.csv", "p001,1990,left", "Q7,1980,right", "q7,1981,right",
+                                header=header), "patients", today=TODAY)
+    errors = info.value.report.errors.set_index("row")
+    assert errors.loc[2, "rule"].startswith("differs from patient id 'P001' (already stored) only in letter case")
+    assert errors.loc[4, "rule"].startswith("differs from patient id 'Q7' (row 3) only in letter case")
+    assert 3 not in errors.index and len(store.read("patients")) == 2
+    with pytest.raises(DataValidationError) as info:
+        store.import_file(write(tmp_path / "m.csv", m_row(patient="p001")), "measurements", today=TODAY)
+    assert info.value.report.errors["fix"].tolist() == ["ids are case-sensitive: did you mean 'P001'?"]
+
+
 def test_corrections_supersede_with_a_reason_and_keep_history(store, tmp_path):
     store.import_file(write(tmp_path / "a.csv", m_row()), "measurements", today=TODAY)
     mid = store.read("measurements")["measurement_id"].iloc[0]

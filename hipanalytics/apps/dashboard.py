@@ -35,6 +35,18 @@ class Panels:
     charts: dict[str, bytes]
     """``rom``, ``adherence``, ``pain``: PNG images (absent when there is nothing to draw)."""
 
+    def alt(self, name: str) -> str:
+        """The chart's alt text: one sentence saying what it shows (the report's own)."""
+        p = self.progress
+        return {"rom": p.chart_alt, "adherence": p.calendar_alt, "pain": p.pain_alt}[name]()
+
+    def image_html(self, name: str) -> str:
+        """The chart as an HTML image with its alt text (screen readers read it; ipywidgets' Image
+        has no alt attribute)."""
+        data = base64.b64encode(self.charts[name]).decode()
+        return (f'<img class="hip-chart" alt="{html.escape(self.alt(name))}" src="data:image/png;base64,{data}" '
+                'style="max-width: 100%; height: auto">')
+
 
 _DPI = 96  # the dashboard shows its charts at screen size
 
@@ -103,9 +115,9 @@ class Dashboard(_ui.App):
         self._patient = self.patient_picker()
         self._patient.layout.margin = "0 0 0 12px"
         self.summary = w.HTML()
-        self.rom = w.Image(format="png", layout=w.Layout(max_width="900px"))
-        self.adherence = w.Image(format="png", layout=w.Layout(max_width="900px"))
-        self.pain = w.Image(format="png", layout=w.Layout(max_width="600px"))
+        self.rom = w.HTML(layout=w.Layout(max_width="900px"))
+        self.adherence = w.HTML(layout=w.Layout(max_width="900px"))
+        self.pain = w.HTML(layout=w.Layout(max_width="600px"))
         self.flags = w.HTML()
         self._empty = {name: w.HTML(f'<p class="hip-muted">{html.escape(text)}</p>') for name, text in EMPTY.items()}
         self.report_button = w.Button(description="Progress report", icon="file", button_style="primary",
@@ -181,7 +193,7 @@ class Dashboard(_ui.App):
         self.summary.value = p.header_html() + f"<p>{html.escape(p.summary)}</p>"
         for name in ("rom", "adherence", "pain"):
             image = getattr(self, name)
-            image.value = panels.charts.get(name, b"")
+            image.value = panels.image_html(name) if name in panels.charts else ""
             image.layout.display = "block" if name in panels.charts else "none"
             self._empty[name].layout.display = "none" if name in panels.charts else "block"
         self.flags.value = p.flags_html()

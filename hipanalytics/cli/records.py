@@ -67,7 +67,7 @@ def validate_command(file, table, sheet, dates, encoding, repeated_trials, repor
     table = _guess_table(file, table)
     patients = None
     location = store_path or default_store()
-    if table != "patients" and ("://" in location or Path(location).exists()):
+    if "://" in location or Path(location).exists():  # known patients (for patients: ids in another case)
         with Store(location, create=False) as store:
             patients = store.read("patients")[["patient_id", "birth_year"]]
     result = read_records(file, table, sheet=sheet, dates=dates, encoding=encoding, repeated_trials=repeated_trials,

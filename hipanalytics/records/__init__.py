@@ -121,7 +121,8 @@ def read_records(
         Reference for "date in the future" (default: today).
     patients : DataFrame, optional
         Known patients (``patient_id``, ``birth_year``) for the unknown-patient and
-        measured-before-birth checks.
+        measured-before-birth checks; for the ``patients`` table, the stored ids a new id must not
+        repeat in another letter case.
 
     Returns
     -------

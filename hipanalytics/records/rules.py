@@ -38,6 +38,7 @@ def check_rules(table: str, spec, data: pd.DataFrame, rows: pd.Series, collect: 
         future = data["birth_year"] > today.year
         collect.problem("error", rows[future], "birth_year", data.loc[future, "birth_year"],
                         "birth year in the future", "check the year")
+        _ids_unique_ignoring_case(data, rows, collect, patients)
     if patients is not None and "patient_id" in data and table != "patients":
         _known_patients(table, data, rows, collect, patients)
 
@@ -78,11 +79,40 @@ def _schema(table, spec, data, rows, collect) -> None:
                             values, rule, fix)
 
 
+def _ids_unique_ignoring_case(data, rows, collect, patients) -> None:
+    """A patient id may not repeat a stored or earlier id in another letter case (``p001`` beside
+    ``P001``): ids name report and FHIR files, and on Windows and macOS such names are one file, so
+    one patient's report would overwrite the other's. More often it is the same patient typed twice."""
+    first: dict[str, tuple[str, str]] = {}  # casefolded id -> (spelling, where)
+    if patients is not None:
+        for pid in patients["patient_id"].astype("str"):
+            first.setdefault(pid.casefold(), (pid, "already stored"))
+    clash_rows, values, rules = [], [], []
+    for row, pid in zip(rows, data["patient_id"]):
+        if not isinstance(pid, str):
+            continue
+        spelling, where = first.setdefault(pid.casefold(), (pid, f"row {row}"))
+        if spelling != pid:
+            clash_rows.append(row)
+            values.append(pid)
+            rules.append(f"differs from patient id {spelling!r} ({where}) only in letter case; ids name report "
+                         "and FHIR files, which would overwrite each other on Windows and macOS")
+    for row, value, rule in zip(clash_rows, values, rules):
+        collect.problem("error", [row], "patient_id", [value], rule,
+                        "use the same spelling if it is the same patient, or give a distinct id")
+
+
 def _known_patients(table, data, rows, collect, patients) -> None:
     known = set(patients["patient_id"].astype("str"))
     unknown = data["patient_id"].notna() & ~data["patient_id"].isin(known)
-    collect.problem("error", rows[unknown], "patient_id", data.loc[unknown, "patient_id"],
-                    "unknown patient", "import the patient into the patients table first, or correct the id")
+    spelled = {k.casefold(): k for k in known}
+    fixes = data.loc[unknown, "patient_id"].map(
+        lambda pid: f"ids are case-sensitive: did you mean {spelled[pid.casefold()]!r}?"
+        if isinstance(pid, str) and pid.casefold() in spelled
+        else "import the patient into the patients table first, or correct the id")
+    for fix, part in fixes.groupby(fixes, sort=False):
+        collect.problem("error", rows[part.index], "patient_id", data.loc[part.index, "patient_id"],
+                        "unknown patient", fix)
     date_col = {"measurements": "measured_on", "sessions": "performed_on"}.get(table)
     if date_col and "birth_year" in patients:
         born = data["patient_id"].map(patients.set_index("patient_id")["birth_year"])

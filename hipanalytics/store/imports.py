@@ -140,7 +140,7 @@ class ImportMixin:
         if mode not in ("strict", "quarantine"):
             raise StoreError(f"mode must be 'strict' or 'quarantine', got {mode!r}")
         report = progress or (lambda stage, done, total: None)
-        patients = self.read("patients")[["patient_id", "birth_year"]] if table != "patients" else None
+        patients = self.read("patients")[["patient_id", "birth_year"]]
         ready = self._validated(source, table, patients, report, sheet=sheet, dates=dates, encoding=encoding,
                                 repeated_trials=repeated_trials, today=today)
         with self.engine.begin() as conn:
@@ -180,8 +180,7 @@ class ImportMixin:
         patients = self.read("patients")[["patient_id", "birth_year"]]
         ready = []
         for source, table in sources:  # everything validated before the transaction starts
-            ready.append(self._validated(source, table, None if table == "patients" else patients, quiet,
-                                         dates=(dates or {}).get(table)))
+            ready.append(self._validated(source, table, patients, quiet, dates=(dates or {}).get(table)))
             if table == "patients":  # the patients this import will store, for the tables after it
                 new = ready[-1].result.valid()[["patient_id", "birth_year"]]  # (a stored patient stays as stored)
                 patients = pd.concat([patients, new], ignore_index=True).drop_duplicates("patient_id", keep="first")
