@@ -168,7 +168,23 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     bottom.set_ylabel("breakout sessions\nper week")
     bottom.grid(axis="y", alpha=0.3)
     date_axis(bottom)
+    shown = [pd.to_datetime(v["measured_on"])] if len(v) else []
+    if len(weekly):
+        shown.append(pd.Series(x))
+    if shown:
+        _at_least_weeks(bottom, pd.concat(shown), weeks=4)
     return fig
+
+
+def _at_least_weeks(ax: Axes, dates: pd.Series, *, weeks: int) -> None:
+    """Show at least ``weeks`` weeks around ``dates``: a first visit alone would otherwise sit on an
+    axis matplotlib spreads over years (its default for a single date)."""
+    first, last = dates.min(), dates.max()
+    if last - first >= pd.Timedelta(weeks=weeks):
+        return
+    middle = first + (last - first) / 2
+    half = pd.Timedelta(weeks=weeks) / 2 + pd.Timedelta(days=2)
+    ax.set_xlim(middle - half, middle + half)
 
 
 def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_id: str, *, as_of=None,
@@ -255,9 +271,11 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     fig, ax = _figure(ax, figsize=(8, 3.2), layout="constrained")
     s = sessions[(sessions["patient_id"] == patient_id) & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
     s = s.assign(performed_on=pd.to_datetime(s["performed_on"]))
-    breakout = s["session"].isin(breakout_templates(programs[programs["patient_id"] == patient_id])) if len(programs) else False
-    for is_breakout, colour, label in ((False, PALETTE["grey"], "movement sequence"),
-                                       (True, PALETTE["vermillion"], "breakout session")):
+    mine = programs[programs["patient_id"] == patient_id] if len(programs) else programs
+    # without a program no session is known to be a breakout (its templates come from the programs)
+    breakout = s["session"].isin(breakout_templates(mine)) if len(mine) else pd.Series(False, index=s.index)
+    other = "movement sequence" if len(mine) else "session (no program on record)"
+    for is_breakout, colour, label in ((False, PALETTE["grey"], other), (True, PALETTE["vermillion"], "breakout session")):
         part = s[breakout == is_breakout] if len(s) else s
         if part.empty:
             continue
@@ -272,6 +290,8 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     ax.set_ylim(-0.5, 10.5)
     ax.set_ylabel("pain (NPRS 0-10)")
     date_axis(ax)
+    if len(s):
+        _at_least_weeks(ax, s["performed_on"], weeks=4)
     ax.set_title(f"{patient_id}: pain before -> after sessions (thick: rise of 2+ points)", loc="left")
     if ax.get_legend_handles_labels()[0]:  # below the plot: points reach every height
         ax.legend(fontsize=8, frameon=False, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))

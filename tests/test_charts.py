@@ -74,6 +74,25 @@ def test_pain_chart_draws_rises_thick():
     assert fig.axes[0].get_ylabel() == "pain (NPRS 0-10)"
 
 
+def test_a_first_visit_alone_is_shown_on_a_few_weeks_not_years():
+    import matplotlib.dates as mdates
+
+    first = measurements().iloc[[0]]
+    empty = PROGRAMS.iloc[:0]
+    top, bottom = charts.rom_progress(first, empty, sessions().iloc[:0], "P1", patients=PATIENTS).axes
+    low, high = (mdates.num2date(x).replace(tzinfo=None) for x in bottom.get_xlim())
+    assert pd.Timedelta(weeks=4) <= high - low <= pd.Timedelta(weeks=5)  # matplotlib alone spreads it over years
+    assert low < pd.Timestamp("2026-01-05") < high
+    full = charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", patients=PATIENTS).axes[1]
+    assert full.get_xlim()[1] - full.get_xlim()[0] < 40  # two weeks of data: padded to four, in days
+
+
+def test_pain_chart_of_sessions_without_a_program():
+    fig = charts.pain_chart(sessions(), PROGRAMS.iloc[:0], "P1")  # a session logged before any program
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels == ["session (no program on record): after", "session (no program on record): before"]
+
+
 def test_cohort_charts_and_forest_plot():
     c = generate_clinic(60, seed=2)
     v = cohort_visits(c["measurements"], c["patients"], c["programs"])
