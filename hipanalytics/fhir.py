@@ -120,6 +120,14 @@ def _text(value) -> str:
     return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
 
 
+def _json_text(value) -> str:
+    """A JSON value as text, as written: a string as it is, null as empty, anything else (a number, a
+    list, an object) as its JSON, which validation then shows where a text was expected."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _day(value) -> str:
     return pd.Timestamp(value).strftime("%Y-%m-%d")
 
@@ -583,7 +591,7 @@ def _load(path: Path) -> tuple[str, list[tuple[int, Any, str]]]:
         entries = whole.get("entry") or []
         if not isinstance(entries, list):
             raise FhirError(f"{path}: Bundle.entry is not a list")
-        return "Bundle", [(i, e.get("resource"), _text(e.get("fullUrl"))) if isinstance(e, dict) else (i, None, "")
+        return "Bundle", [(i, e.get("resource"), _json_text(e.get("fullUrl"))) if isinstance(e, dict) else (i, None, "")
                           for i, e in enumerate(entries, start=1)]
     if isinstance(whole, dict) and "resourceType" in whole:
         return "NDJSON", [(1, whole, "")]  # a single resource
@@ -599,80 +607,86 @@ def _load(path: Path) -> tuple[str, list[tuple[int, Any, str]]]:
     return "NDJSON", resources
 
 
-def _codings(concept) -> list[dict]:
-    if not isinstance(concept, dict):
-        return []
-    return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+def _items(element, key: str) -> list[dict]:
+    """The objects of an array element (a file from elsewhere may hold anything there: only objects
+    count, and a lone object counts as a list of one)."""
+    value = element.get(key) if isinstance(element, dict) else None
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, dict)]
+
+
+def _object(element, key: str) -> dict:
+    value = element.get(key) if isinstance(element, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _find(concept, system: str) -> str:
-    return next((_text(c.get("code")) for c in _codings(concept) if c.get("system") == system), "")
+    return next((_json_text(c.get("code")) for c in _items(concept, "coding") if c.get("system") == system), "")
 
 
 def _our_id(resource: dict, kind: str) -> str:
-    for ident in resource.get("identifier") or []:
-        if isinstance(ident, dict) and ident.get("system") == SYSTEMS[kind]:
-            return _text(ident.get("value"))
-    return ""
+    return next((_json_text(i.get("value")) for i in _items(resource, "identifier") if i.get("system") == SYSTEMS[kind]),
+                "")
 
 
 def _extension(element, key: str) -> Any:
-    for ext in (element or {}).get("extension") or [] if isinstance(element, dict) else []:
-        if isinstance(ext, dict) and ext.get("url") == SYSTEMS[key]:
+    for ext in _items(element, "extension"):
+        if ext.get("url") == SYSTEMS[key]:
             return next((v for k, v in ext.items() if k.startswith("value")), None)
     return None
 
 
 def _patient_row(resource: dict) -> dict:
-    birth = _text(resource.get("birthDate"))
-    names = [n for n in resource.get("name") or [] if isinstance(n, dict)]
-    name = _text(names[0].get("text")) or " ".join(
-        [*map(str, names[0].get("given") or []), _text(names[0].get("family"))]).strip() if names else ""
-    return {"patient_id": _our_id(resource, "patient") or _text(resource.get("id")),
+    birth = _json_text(resource.get("birthDate"))
+    names = _items(resource, "name")
+    given = names[0].get("given") if names else None
+    given = [_json_text(g) for g in given] if isinstance(given, list) else [_json_text(given)]
+    name = (_json_text(names[0].get("text")) or " ".join([*given, _json_text(names[0].get("family"))]).strip()
+            if names else "")
+    return {"patient_id": _our_id(resource, "patient") or _json_text(resource.get("id")),
             "birth_year": birth[:4] if len(birth) >= 4 and birth[:4].isdigit() else birth,
-            "sex": _text(resource.get("gender")),
-            "involved_side": _text(_extension(resource, "involved-side")),
-            "site": _text(_extension(resource, "site")), "cohort": _text(_extension(resource, "cohort")),
+            "sex": _json_text(resource.get("gender")),
+            "involved_side": _json_text(_extension(resource, "involved-side")),
+            "site": _json_text(_extension(resource, "site")), "cohort": _json_text(_extension(resource, "cohort")),
             "display_name": name}
 
 
 def _side(site) -> str:
-    lateral = _extension(site, "laterality")
-    code = _find(lateral, SNOMED)
+    code = _find(_extension(site, "laterality"), SNOMED)
     if code:
         return next((s for s, c in _LATERALITY.items() if c["code"] == code), f"SNOMED CT {code}")
-    return _text(site.get("text")).split(" ")[0] if isinstance(site, dict) else ""
+    return _json_text(site.get("text")).split(" ")[0] if isinstance(site, dict) else ""
 
 
 def _quantity(value) -> str:
     if not isinstance(value, dict):
         return ""
-    number = _text(value.get("value"))
+    number = _json_text(value.get("value"))
     if value.get("system") == UCUM and value.get("code") == "deg":
         return number
-    return f"{number} {_text(value.get('code') or value.get('unit'))}".strip()  # refused: not in degrees
+    return f"{number} {_json_text(value.get('code') or value.get('unit'))}".strip()  # refused: not in degrees
 
 
 def _observation_row(resource: dict, patients: dict[str, str]) -> dict:
     ours = _find(resource.get("code"), SYSTEMS["rom"])
     joint, _, motion = ours.partition("-")
     method = _find(resource.get("method"), SYSTEMS["method"]).split("-")
-    mode, position, instrument = (method + ["", "", ""])[:3] if len(method) == 3 else ("", "", "")
-    subject = resource.get("subject") if isinstance(resource.get("subject"), dict) else {}
-    ident = subject.get("identifier") if isinstance(subject.get("identifier"), dict) else {}
-    patient = (_text(ident.get("value")) if ident.get("system") == SYSTEMS["patient"] else "") \
-        or patients.get(_text(subject.get("reference")), "")
-    trial = next((_text(c.get("valueInteger")) for c in resource.get("component") or []
-                  if isinstance(c, dict) and _find(c.get("code"), SYSTEMS["component"]) == "trial"), "")
-    performer = next((p for p in resource.get("performer") or [] if isinstance(p, dict)), {})
-    assessor = _text((performer.get("identifier") or {}).get("value")) or _text(performer.get("display"))
-    effective = _text(resource.get("effectiveDateTime"))
+    mode, position, instrument = method if len(method) == 3 else ("", "", "")
+    subject = _object(resource, "subject")
+    ident = _object(subject, "identifier")
+    patient = (_json_text(ident.get("value")) if ident.get("system") == SYSTEMS["patient"] else "") \
+        or patients.get(_json_text(subject.get("reference")), "")
+    trial = next((_json_text(c.get("valueInteger")) for c in _items(resource, "component")
+                  if _find(c.get("code"), SYSTEMS["component"]) == "trial"), "")
+    performer = next(iter(_items(resource, "performer")), {})
+    assessor = _json_text(_object(performer, "identifier").get("value")) or _json_text(performer.get("display"))
+    effective = _json_text(resource.get("effectiveDateTime"))
     return {"measurement_id": _our_id(resource, "measurement"), "patient_id": patient,
             "measured_on": effective[:10], "side": _side(resource.get("bodySite")),
             "joint": joint or ("hip" if _find(resource.get("code"), SNOMED) == _HIP_ROM["code"] else ""),
             "motion": motion.replace("-", "_"), "position": position, "mode": mode, "instrument": instrument,
             "degrees": _quantity(resource.get("valueQuantity")), "trial": trial, "assessor": assessor,
-            "notes": "\n".join(_text(n.get("text")) for n in resource.get("note") or [] if isinstance(n, dict))}
+            "notes": "\n".join(_json_text(n.get("text")) for n in _items(resource, "note"))}
 
 
 def _is_rom(resource: dict) -> bool:
@@ -707,7 +721,7 @@ def read_fhir(path: str | Path, *, known_patients: set[str] | None = None) -> Fh
     for _, resource, full_url in resources:
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
             pid = _patient_row(resource)["patient_id"]
-            rid = _text(resource.get("id"))
+            rid = _json_text(resource.get("id"))
             for reference in filter(None, (rid and f"Patient/{rid}", rid and f"urn:uuid:{rid}", full_url)):
                 patients[reference] = pid
     rows: dict[str, list[dict]] = {"patients": [], "measurements": []}
@@ -724,19 +738,20 @@ def read_fhir(path: str | Path, *, known_patients: set[str] | None = None) -> Fh
             else:
                 rows["patients"].append(row)
                 at["patients"].append(number)
-                if len(_text(resource.get("birthDate"))) > 4:
+                if len(_json_text(resource.get("birthDate"))) > 4:
                     reduced["Patient.birthDate: the year kept (the store holds years of birth only)"] += 1
         elif kind_of == "Observation" and _is_rom(resource):
-            status = _text(resource.get("status"))
+            status = _json_text(resource.get("status"))
             if status in ("entered-in-error", "cancelled"):
                 skipped[f"Observation with status {status}"] += 1
             else:
                 rows["measurements"].append(_observation_row(resource, patients))
                 at["measurements"].append(number)
-                if len(_text(resource.get("effectiveDateTime"))) > 10:
+                if len(_json_text(resource.get("effectiveDateTime"))) > 10:
                     reduced["Observation.effectiveDateTime: the date kept, as written (the store holds visit dates)"] += 1
         elif kind_of == "Observation":
-            codes = ", ".join(f"{c.get('system', '?')}|{c.get('code', '?')}" for c in _codings(resource.get("code")))
+            codes = ", ".join(f"{_json_text(c.get('system')) or '?'}|{_json_text(c.get('code')) or '?'}"
+                              for c in _items(resource.get("code"), "coding"))
             skipped[f"Observation not of joint range of motion ({codes or 'no code'})"] += 1
         elif kind_of:
             skipped[f"{kind_of} (only Patients and range-of-motion Observations are imported)"] += 1
