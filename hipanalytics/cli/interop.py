@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -25,26 +26,38 @@ def _write_reports(label: str, reports: list, path: Path | None) -> None:
                                        pd.concat([r.normalisations for r in reports], ignore_index=True)), path)
 
 
-def _import_redcap(export, dictionary, mapping, dates, report_path, quarantine, quarantine_dir, who,
-                   store_path) -> None:
-    from ..redcap import import_redcap
-    from ..store import Store
+@contextlib.contextmanager
+def _refusal_reported(report_path: Path | None):
+    """A refused import still writes its problems to --report before the refusal is shown."""
+    try:
+        yield
+    except DataValidationError as exc:
+        _write_report(exc.report, report_path)
+        raise
 
-    with Store(store_path or default_store()) as store:
-        try:
-            rows, summaries = import_redcap(store, export, dictionary, mapping,
-                                            mode="quarantine" if quarantine else "strict",
-                                            quarantine_dir=quarantine_dir, dates=dates, who=who)
-        except DataValidationError as exc:
-            _write_report(exc.report, report_path)
-            raise
+
+def _echo_import(rows, summaries: dict) -> bool:
+    """Print what an import of another format read and stored, with each table's problems; True
+    when rows were set aside."""
     click.echo(str(rows))
     for summary in summaries.values():
         click.echo(str(summary))
         if summary.report is not None and not summary.report.problems.empty:
             click.echo("\n".join(str(summary.report).splitlines()[1:]))
+    return any(s.quarantined for s in summaries.values())
+
+
+def _import_redcap(export, dictionary, mapping, dates, report_path, quarantine, quarantine_dir, who,
+                   store_path) -> None:
+    from ..redcap import import_redcap
+    from ..store import Store
+
+    with Store(store_path or default_store()) as store, _refusal_reported(report_path):
+        rows, summaries = import_redcap(store, export, dictionary, mapping, mode="quarantine" if quarantine else "strict",
+                                        quarantine_dir=quarantine_dir, dates=dates, who=who)
+    partial = _echo_import(rows, summaries)
     _write_reports(str(export), [s.report for s in summaries.values()], report_path)
-    if any(s.quarantined for s in summaries.values()):
+    if partial:
         sys.exit(EXIT_PARTIAL)
 
 
@@ -127,19 +140,11 @@ def fhir_import_command(files, quarantine, quarantine_dir, who, report_path, sto
     reports, partial = [], False
     with Store(store_path or default_store()) as store:
         for file in order:
-            try:
+            with _refusal_reported(report_path):
                 rows, summaries = import_fhir(store, file, mode="quarantine" if quarantine else "strict",
                                               quarantine_dir=quarantine_dir, who=who)
-            except DataValidationError as exc:
-                _write_report(exc.report, report_path)
-                raise
-            click.echo(str(rows))
-            for summary in summaries.values():
-                click.echo(str(summary))
-                if summary.report is not None and not summary.report.problems.empty:
-                    click.echo("\n".join(str(summary.report).splitlines()[1:]))
-                reports.append(summary.report)
-                partial |= bool(summary.quarantined)
+            partial |= _echo_import(rows, summaries)
+            reports += [s.report for s in summaries.values()]
     _write_reports(", ".join(map(str, files)), reports, report_path)
     if partial:
         sys.exit(EXIT_PARTIAL)
