@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import __version__
 from .analysis import adherence_summary, rom_trends, tolerance_flags
-from .analysis.rom import PRIMARY_METHOD, method_in_words, select_method
+from .analysis.rom import METHOD_KEYS, PRIMARY_METHOD, method_in_words, select_method, usual_method, usual_methods
 from .numbers import fixed, percent, rounded, signed, to_gain, whole
 from .errors import ReportError
 from .synthetic import is_synthetic
@@ -115,12 +115,23 @@ class PatientProgress:
         side = str(self.patient.get("involved_side", ""))
         rows = [("Patient", self.label), ("Report date", self.as_of.strftime("%Y-%m-%d")),
                 ("Involved side", "both hips" if side == "both" else f"{side} hip"),
-                ("Measured", f"hip internal rotation, {method_in_words(self.method)}")]
+                ("Measured", f"hip internal rotation, {method_in_words(self.method)}{self._other_methods()}")]
         for p in self.programs.sort_values("start_date").itertuples():
             rows.append(("Program", f"{p.protocol_id} {p.protocol_version}, {p.schedule}, "
                                     f"{pd.Timestamp(p.start_date):%Y-%m-%d} to {pd.Timestamp(p.end_date):%Y-%m-%d}"))
         cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
         return f'<table class="header">{cells}</table>'
+
+    def _other_methods(self) -> str:
+        """A note naming the patient's hip IR series by other methods, which are not shown here."""
+        m = self.measurements
+        ir = m[(m["joint"] == self.method["joint"]) & (m["motion"] == self.method["motion"])]
+        others = ir[[k for k in METHOD_KEYS]].drop_duplicates()
+        others = others[~np.logical_and.reduce([others[k] == self.method[k] for k in METHOD_KEYS])]
+        if others.empty:
+            return ""
+        named = "; ".join(method_in_words(dict(zip(METHOD_KEYS, r))) for r in others.itertuples(index=False))
+        return f" (also measured {named}: a separate series, not mixed in)"
 
     def flags_html(self) -> str:
         """The tolerance flags with their reasons, and pain rises before a schedule switch as history
@@ -221,7 +232,9 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
     as_of : date-like, optional
         The report date; data after it are left out. Default: the latest recorded date.
     method : dict, optional
-        Measurement method of the headline series (default: seated 90, active, inclinometer).
+        Measurement method of the headline series. Default: the patient's usual method up to the
+        report date (:func:`hipanalytics.analysis.rom.usual_method`: the most visits; seated 90/90,
+        active, inclinometer for a patient not measured yet).
     show_name : bool
         Use the patient's display name in the header (sensitive) instead of the id.
 
@@ -233,7 +246,6 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
     tables = _tables(source, patient_id)
     if tables["patients"].empty:
         raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
-    method = method or PRIMARY_METHOD
     m, s = tables["measurements"], tables["sessions"]
     latest = latest_date(tables)
     cut = iso_day(as_of)
@@ -241,6 +253,7 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
         cut = latest if latest is not None else pd.Timestamp.today().normalize()
     m = m[pd.to_datetime(m["measured_on"]) <= cut]
     s = s[pd.to_datetime(s["performed_on"]) <= cut]
+    method = method or usual_method(m, patient_id)
     patient = tables["patients"].iloc[0]
     name = patient.get("display_name") if show_name else None
     label = str(name) if name is not None and pd.notna(name) and str(name).strip() else patient_id
@@ -435,24 +448,31 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None) ->
     loss beyond the MDC (or a reliable loss over the recent weeks), then a plateau short of the
     target, then breakout adherence under 50 %, then everyone else by smallest change.
 
+    Each patient is shown on their usual hip IR method (:func:`hipanalytics.analysis.rom.usual_methods`),
+    so a clinic measuring prone with a goniometer sees its patients; a series never mixes methods.
+
     Returns
     -------
     DataFrame
         ``patient_id``, ``side``, ``latest_deg``, ``change_deg``, ``direction``, ``recent_trend``,
-        ``plateau``, ``to_target_deg``, ``to_gain_deg`` (whole degrees still to gain, from the
-        rounded numbers shown; 0 once reached), ``breakout_adherence``, ``flagged``, ``attention``
-        (the reason, or empty), sorted.
+        ``plateau``, ``to_target_deg``, ``method`` (in words), ``to_gain_deg`` (whole degrees still
+        to gain, from the rounded numbers shown; 0 once reached), ``breakout_adherence``,
+        ``flagged``, ``attention`` (the reason, or empty), sorted.
     """
     t = _tables(source)
     if patients is not None:
         t = {k: v[v["patient_id"].isin(patients)] for k, v in t.items()}
     cut = iso_day(as_of)
-    m = select_method(t["measurements"])
+    m = t["measurements"]
+    upto = m[pd.to_datetime(m["measured_on"]) <= cut] if cut is not None else m
+    usual = usual_methods(upto)[["patient_id", "joint", "motion", *METHOD_KEYS]]  # each patient's own series
+    m = m.merge(usual, on=list(usual.columns))
     trends = _involved(rom_trends(m, patients=t["patients"], as_of=cut))
     adh = adherence_summary(t["programs"], t["sessions"], as_of=cut).set_index("patient_id")
     flags = tolerance_flags(t["sessions"], t["programs"], as_of=cut).set_index("patient_id")
     out = trends[["patient_id", "side", "latest_deg", "change_deg", "direction", "recent_trend", "plateau",
                   "to_target_deg"]].copy()
+    out["method"] = [method_in_words(dict(zip(METHOD_KEYS, r))) for r in trends[list(METHOD_KEYS)].itertuples(index=False)]
     out["to_gain_deg"] = [to_gain(target, latest) for target, latest in zip(trends["target_deg"], trends["latest_deg"])]
     out["breakout_adherence"] = out["patient_id"].map(adh["breakout_adherence"]) if len(adh) else np.nan
     out["flagged"] = out["patient_id"].map(flags["flagged"]).fillna(False).astype(bool) if len(flags) else False
@@ -484,8 +504,11 @@ def overview_key_figures(overview: pd.DataFrame) -> dict[str, Any]:
 def overview_table(overview: pd.DataFrame) -> pd.DataFrame:
     """:func:`clinic_overview` with readable headings and values, for a printed page."""
     gain = overview["to_gain_deg"].map(lambda g: "" if g is None or pd.isna(g) else ("reached" if g == 0 else str(int(g))))
+    # the method column only when patients differ in it, or all share one other than the usual
+    shown = set(overview["method"]) - {method_in_words(PRIMARY_METHOD)} if "method" in overview else set()
+    method = {"measured": overview["method"]} if shown else {}
     return pd.DataFrame({
-        "patient": overview["patient_id"], "hip": overview["side"],
+        "patient": overview["patient_id"], "hip": overview["side"], **method,
         "latest IR (deg)": overview["latest_deg"].map(whole),
         "change (deg)": overview["change_deg"].map(signed),
         "vs MDC": overview["direction"],

@@ -192,6 +192,38 @@ def test_overview_puts_flagged_patients_first():
 # nbclient keeps one event loop per thread for its synchronous calls; it is left for the garbage
 # collector at the end, once per process (the batch workers are separate processes).
 @pytest.mark.filterwarnings("ignore::ResourceWarning", "ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_patient_measured_by_another_method_is_shown_on_it_never_mixed():
+    from hipanalytics.progress import clinic_overview, overview_table
+
+    clinic = generate_clinic(4, seed=3)
+    m = clinic["measurements"]
+    other = m["patient_id"] == "SYN-00002"  # this clinic measures SYN-00002 prone, passive, with a goniometer
+    m = m.assign(position=m["position"].where(~other, "prone"), mode=m["mode"].where(~other, "passive"),
+                 instrument=m["instrument"].where(~other, "goniometer"))
+    first = m[other].sort_values("measured_on").iloc[0]
+    extra = first.to_frame().T.assign(position="seated_90", mode="active", instrument="inclinometer", degrees=55.0,
+                                      measurement_id="extra")
+    tables = {"patients": clinic["patients"], "programs": clinic["programs"], "sessions": clinic["sessions"],
+              "measurements": pd.concat([m, extra], ignore_index=True)}  # one stray seated visit: not the usual method
+    progress = patient_progress(tables, "SYN-00002")
+    assert progress.method == {"joint": "hip", "motion": "internal_rotation", "position": "prone", "mode": "passive",
+                               "instrument": "goniometer"}
+    assert "prone, passive, goniometer (also measured seated 90/90, active, inclinometer" in progress.header_html()
+    assert "55.0" not in progress.measurement_table()["IR, mean of trials (deg)"].tolist()
+    assert progress.trends["mdc_deg"].iloc[0] == 8.6  # no method-specific MDC for prone goniometer: the cited fallback
+    chosen = patient_progress(tables, "SYN-00002", method={"joint": "hip", "motion": "internal_rotation",
+                                                           "position": "seated_90", "mode": "active",
+                                                           "instrument": "inclinometer"})
+    assert chosen.measurement_table()["IR, mean of trials (deg)"].tolist() == ["55.0"]  # asked for: that series
+    overview = clinic_overview(tables)
+    rows = overview.set_index("patient_id")
+    assert rows.loc["SYN-00002", "method"] == "prone, passive, goniometer"
+    assert set(overview["patient_id"]) == set(clinic["patients"]["patient_id"])
+    assert "measured" in overview_table(overview).columns
+    usual = clinic_overview({k: v for k, v in clinic.items() if k in tables})
+    assert "measured" not in overview_table(usual).columns  # everyone on the usual method: no column
+
+
 def test_a_report_that_runs_too_long_on_a_warm_kernel_is_stopped(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("figures_json = 'f.json'", metadata={"tags": ["parameters"]}),

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "MDC_DEFAULTS", "NORMATIVE_IR", "RECENT_WEEKS", "method_in_words", "select_method", "visits",
+__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "METHOD_KEYS", "usual_methods", "usual_method", "MDC_DEFAULTS", "NORMATIVE_IR", "RECENT_WEEKS", "method_in_words", "select_method", "visits",
            "rom_trends", "mixed_series"]
 
 SERIES_KEYS = ["patient_id", "side", "joint", "motion", "position", "mode", "instrument"]
@@ -65,6 +65,57 @@ def select_method(measurements: pd.DataFrame, method: dict | None = None) -> pd.
     for column, value in (method or PRIMARY_METHOD).items():
         mask &= (measurements[column] == value).to_numpy()
     return measurements[mask]
+
+
+METHOD_KEYS = ("position", "mode", "instrument")
+"""How a hip IR value was taken, besides joint and motion: a series never mixes them."""
+
+
+def usual_methods(measurements: pd.DataFrame) -> pd.DataFrame:
+    """Each patient's usual hip IR method: the position, mode and instrument with the most visits.
+
+    A clinic that measures prone with a goniometer is shown its patients' prone goniometer series,
+    not an empty seated-inclinometer one; methods are still never mixed. Ties go to
+    :data:`PRIMARY_METHOD`, then to the method measured first.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``joint``, ``motion``, ``position``, ``mode``, ``instrument``, ``visits``
+        (days measured by it) and ``other_methods`` (how many other hip IR methods the patient has).
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"patient_id": "P1", "joint": "hip", "motion": "internal_rotation",
+    ...                   "position": ["prone", "prone", "seated_90"], "mode": "passive",
+    ...                   "instrument": "goniometer", "degrees": [30.0, 32.0, 35.0],
+    ...                   "measured_on": pd.to_datetime(["2026-01-05", "2026-01-19", "2026-01-19"])})
+    >>> usual_methods(m)[["patient_id", "position", "visits", "other_methods"]].values.tolist()
+    [['P1', 'prone', 2, 1]]
+    """
+    columns = ["patient_id", "joint", "motion", *METHOD_KEYS, "visits", "other_methods"]
+    ir = measurements[(measurements["joint"] == PRIMARY_METHOD["joint"])
+                      & (measurements["motion"] == PRIMARY_METHOD["motion"])]
+    if ir.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["patient_id", *METHOD_KEYS]
+    g = ir.groupby(keys, sort=False)["measured_on"]
+    counts = pd.DataFrame({"visits": g.nunique(), "first": g.min()}).reset_index()
+    counts["primary"] = np.logical_and.reduce([counts[k] == PRIMARY_METHOD[k] for k in METHOD_KEYS])
+    counts = counts.sort_values(["patient_id", "visits", "primary", "first"], ascending=[True, False, False, True],
+                                kind="stable")
+    counts["other_methods"] = counts.groupby("patient_id")["visits"].transform("size") - 1
+    best = counts.drop_duplicates("patient_id").assign(joint=PRIMARY_METHOD["joint"], motion=PRIMARY_METHOD["motion"])
+    return best[columns].reset_index(drop=True)
+
+
+def usual_method(measurements: pd.DataFrame, patient_id: str) -> dict:
+    """A patient's usual hip IR method as a method dict (see :func:`usual_methods`), or
+    :data:`PRIMARY_METHOD` for a patient not measured yet."""
+    found = usual_methods(measurements[measurements["patient_id"] == patient_id])
+    if found.empty:
+        return dict(PRIMARY_METHOD)
+    return {k: found.iloc[0][k] for k in ("joint", "motion", *METHOD_KEYS)}
 
 
 MDC_DEFAULTS: dict[tuple[str, str, str], tuple[float, str]] = {

@@ -12,6 +12,7 @@ import pandas as pd
 
 from ..config import notebook_path
 from ..errors import HipAnalyticsError, ReportError
+from ..analysis.rom import PRIMARY_METHOD
 from ..progress import REFERENCES, PatientProgress, iso_day, patient_progress
 
 _SYNTHETIC_CSS = ("border: 3px solid #b3261e; background: #fdecea; color: #5c0f0a; padding: .6rem .9rem; "
@@ -90,7 +91,8 @@ def check_parameters(namespace: dict[str, Any], template: str) -> None:
     check("threshold", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
           "a share between 0 and 1")
     for name, allowed in methods.items():
-        check(name, lambda v, allowed=allowed: v in allowed, f"one of {', '.join(allowed)}")
+        check(name, lambda v, allowed=allowed: v is None or v in allowed,
+              f"one of {', '.join(allowed)}, or None (the patient's usual method)")
     if "as_of" in namespace and "as_of" in declared:
         try:
             iso_day(namespace["as_of"])
@@ -107,10 +109,16 @@ def _declared_parameters(template: str) -> tuple[str, ...]:
 
 
 def open_patient(store: str | None, patient_id: str, *, as_of=None, show_name: bool = False,
-                 position: str = "seated_90", mode: str = "active", instrument: str = "inclinometer") -> PatientProgress:
-    """A patient's report content from the store at ``store`` (used by the report notebook)."""
-    method = {"joint": "hip", "motion": "internal_rotation", "position": position, "mode": mode,
-              "instrument": instrument}
+                 position: str | None = None, mode: str | None = None, instrument: str | None = None) -> PatientProgress:
+    """A patient's report content from the store at ``store`` (used by the report notebook).
+
+    ``position``, ``mode`` and ``instrument`` choose the method of the headline series; all None:
+    the patient's usual method (the one with the most visits). Given in part, the rest are those of
+    the usual seated 90/90, active, inclinometer method."""
+    method = None
+    if (position, mode, instrument) != (None, None, None):
+        method = {**PRIMARY_METHOD, **{k: v for k, v in (("position", position), ("mode", mode),
+                                                          ("instrument", instrument)) if v is not None}}
     return patient_progress(open_store(store), patient_id, as_of=as_of, method=method, show_name=show_name)
 
 
