@@ -386,15 +386,18 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         try:
             table = trial.trial_patients(t["patients"], t["programs"], visits, t["sessions"], week=week,
                                          threshold=threshold)
+            _enough_per_arm(table, cohort)
             primary = trial.primary_analysis(visits, week)
             sensitivity = trial.sensitivity_analyses(primary, visits, table, imputations=imputations, seed=seed)
             weekly_gain = mixed_model(visits[visits["schedule"].isin(["daily", "three-per-week"])])
+            dose = dose_response(outcomes)
+        except ReportError:
+            raise
         except HipAnalyticsError as exc:
             raise ReportError(f"the schedule comparison cannot be made: {exc}") from None
         per_protocol = trial.per_protocol(table)
         secondary = trial.secondary_outcomes(table, visits, week, mdc=MDC_DEG)
         time_shape = trial.time_shape_comparison(visits)
-        dose = dose_response(outcomes)
     caveats = [str(w.message) for w in caught if issubclass(w.category, HipAnalyticsWarning)]
     caveats += [f"primary analysis: {n}" for n in primary.notes]
     caveats += [f"weekly-gain model: {n}" for n in weekly_gain["note"].iloc[:1] if n]
@@ -425,6 +428,29 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         "synthetic_data": is_synthetic(t["patients"]["patient_id"]),
     }
     return result
+
+
+MIN_PER_ARM = 3
+"""Patients each schedule needs before :func:`cohort_comparison` compares them: with fewer, an arm
+has no spread to speak of and the mixed models and the dose-response cannot be estimated."""
+
+
+def _enough_per_arm(table: pd.DataFrame, cohort: str | None) -> None:
+    """Refuse, naming what the cohort holds, when a schedule has fewer than :data:`MIN_PER_ARM`
+    assigned patients (a cohort of one schedule only is the usual case)."""
+    from .analysis.trial import REFERENCE, TREATED
+
+    counts = table["arm"].value_counts()
+    held = {arm: int(counts.get(arm, 0)) for arm in (TREATED, REFERENCE)}
+    if min(held.values()) >= MIN_PER_ARM:
+        return
+    where = f"cohort {cohort!r}" if cohort else "the store"
+    other = sorted(set(counts.index) - set(held))
+    extra = f" (and {', '.join(f'{int(counts[a])} on {a}' for a in other)}, not compared)" if other else ""
+    raise ReportError(f"the schedule comparison needs at least {MIN_PER_ARM} patients assigned to each schedule; "
+                      f"{where} has " + " and ".join(f"{n} on {arm}" for arm, n in held.items()) + extra +
+                      " (the assigned schedule is the first program's): choose a cohort with both schedules "
+                      "(--cohort) or add patients")
 
 
 def power_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -179,6 +179,20 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
         render_cohort(store_path, tmp_path, cohort="nobody")
 
 
+def test_a_cohort_without_both_schedules_is_refused_saying_what_it_holds():
+    from hipanalytics.progress import cohort_comparison
+
+    clinic = generate_clinic(16, seed=7)
+    tables = {k: clinic[k] for k in ("patients", "programs", "measurements", "sessions")}
+    daily = set(clinic["patients"].loc[clinic["patients"]["cohort"] == "daily", "patient_id"])
+    two = set(sorted(set(clinic["patients"]["patient_id"]) - daily)[:2])
+    for keep, held in ((daily, f"{len(daily)} on daily and 0 on three-per-week"),
+                       (daily | two, f"{len(daily)} on daily and 2 on three-per-week")):
+        part = {k: v[v["patient_id"].isin(keep)] for k, v in tables.items()}
+        with pytest.raises(ReportError, match=f"needs at least 3 patients assigned to each schedule; the store has {held}"):
+            cohort_comparison(part, week=6, imputations=2)
+
+
 def test_overview_puts_flagged_patients_first():
     from hipanalytics.progress import clinic_overview
 
