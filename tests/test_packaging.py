@@ -77,4 +77,8 @@ def test_the_installed_package_runs_the_demo_and_a_patient_report_in_an_empty_fo
     assert figures["patient_id"] == "SYN-00004" and figures["synthetic_data"] is True
     assert (work / "out" / "progress-SYN-00004.pdf").read_bytes().startswith(b"%PDF-")
     assert "SYNTHETIC SAMPLE DATA" in (work / "out" / "progress-SYN-00004.html").read_text()
+    fhir = hipanalytics("fhir", "export", "SYN-00004", "--store", "reports/demo/clinic.sqlite", "--out", "out/fhir")
+    assert fhir.returncode == 0, fhir.stderr
+    bundle = json.loads((work / "out" / "fhir" / "SYN-00004.json").read_text())
+    assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"Patient", "Observation", "CarePlan"}
     assert sorted(p.name for p in work.iterdir()) == ["out", "reports"]  # nothing written elsewhere
