@@ -1,12 +1,13 @@
-"""HL7 FHIR R4: a patient's ROM measurements and programs out as a Bundle, hip ROM Observations in.
+"""HL7 FHIR R4: a patient's ROM measurements, programs and sessions out as a Bundle, and back in.
 
 :func:`patient_bundle` turns one patient's records into a FHIR R4 (4.0.1) Bundle: the Patient
 (pseudonymous: the clinic's id, never the name unless asked), one Observation per measurement
 (each trial its own Observation, so nothing is averaged away and the round trip is exact) and one
-CarePlan per program (its exercises as activities, each with the days and times of the schedule).
-:func:`read_fhir` reads a Bundle (JSON) or NDJSON (the bulk-data format: one resource per line)
-back into our tables, and :func:`import_fhir` imports it through the same validation, quarantine
-and row accounting as any file.
+CarePlan per program (its exercises as activities, each with the days and times of the schedule)
+and, when asked, each logged session as a Procedure with its NPRS pain scores (LOINC 72514-3).
+:func:`read_fhir` reads Bundles (JSON) or NDJSON (the bulk-data format: one resource per line)
+back into our tables, and :func:`import_fhir` imports them through the same validation,
+quarantine and row accounting as any file.
 
 Codes. Standard codes are used where one was found and verified; the field-by-field mapping and
 the sources are in ``docs/fhir.md``:
@@ -66,7 +67,7 @@ __all__ = ["FHIR_VERSION", "SYSTEMS", "FhirError", "FhirRows", "code_systems", "
            "read_fhir", "import_fhir"]
 
 FHIR_VERSION = "4.0.1"
-"""The FHIR release written (R4). Our resources are also valid R4B (4.3.0): Patient, Observation,
+"""The FHIR release written (R4). Our resources are also valid R4B (4.3.0): Patient, Observation, Procedure,
 CarePlan and Bundle did not change between the two."""
 
 SNOMED = "http://snomed.info/sct"
@@ -85,11 +86,18 @@ SYSTEMS = {
     "method": f"{_LOCAL}:CodeSystem:rom-method",
     "component": f"{_LOCAL}:CodeSystem:rom-component",
     "exercise": f"{_LOCAL}:CodeSystem:exercise",
+    "session-template": f"{_LOCAL}:CodeSystem:session",
+    "session": f"{_LOCAL}:id:session",
+    "pain": f"{_LOCAL}:id:pain-score",
     # local extensions
     "laterality": f"{_LOCAL}:StructureDefinition:laterality",
     "involved-side": f"{_LOCAL}:StructureDefinition:involved-side",
     "site": f"{_LOCAL}:StructureDefinition:site",
     "cohort": f"{_LOCAL}:StructureDefinition:cohort",
+    "completion": f"{_LOCAL}:StructureDefinition:completion",
+    "rounds-done": f"{_LOCAL}:StructureDefinition:rounds-done",
+    "performed-at": f"{_LOCAL}:StructureDefinition:performed-at",
+    "pain-timing": f"{_LOCAL}:StructureDefinition:pain-timing",
     "protocol": f"{_LOCAL}:protocol",
 }
 """The URIs of our identifiers, local code systems and extensions. They are names, not
@@ -101,6 +109,9 @@ _HIP_JOINT = {"system": SNOMED, "code": "24136001", "display": "Hip joint struct
 _LATERALITY = {"left": {"system": SNOMED, "code": "7771000", "display": "Left"},
                "right": {"system": SNOMED, "code": "24028007", "display": "Right"}}
 _EXAM = {"system": OBSERVATION_CATEGORY, "code": "exam", "display": "Exam"}
+_SURVEY = {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
+LOINC = "http://loinc.org"
+_NPRS = {"system": LOINC, "code": "72514-3", "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}
 _GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 
 _POSITION_TEXT = {"seated_90": "seated, hip at 90 degrees", "supine_90": "supine, hip at 90 degrees",
@@ -189,12 +200,15 @@ def code_systems() -> list[dict]:
                 methods.append({"code": code["code"], "display": code["display"], "property": [
                     {"code": "mode", "valueCode": mode}, {"code": "position", "valueCode": position},
                     {"code": "instrument", "valueCode": instrument}]})
-    exercises = {}
+    exercises, sessions = {}, {}
     for listed in list_protocols().itertuples():
         if listed.problem:
             continue
-        for exercise in load_protocol(Path(listed.path)).exercises:
+        protocol = load_protocol(Path(listed.path))
+        for exercise in protocol.exercises:
             exercises.setdefault(exercise.id, {"code": exercise.id, "display": exercise.name})
+        for template in protocol.sessions:
+            sessions.setdefault(template.id, {"code": template.id, "display": template.title})
     facets = [{"code": c, "type": "code", "description": d} for c, d in (
         ("mode", "active or passive range"), ("position", "test position (hip IR differs by 3-13 degrees "
                                                           "between positions: never mixed in one series)"),
@@ -211,6 +225,9 @@ def code_systems() -> list[dict]:
                "Observation components.", [{"code": "trial", "display": "Trial number within the visit"}]),
         system("exercise", "HipanalyticsExercise", "Exercises of the shipped protocols",
                "Exercise ids of hipanalytics' protocols (protocol files in the package).", list(exercises.values())),
+        system("session-template", "HipanalyticsSession", "Session templates of the shipped protocols",
+               "Session template ids of hipanalytics' protocols; a clinic's own templates (e.g. custom) add codes.",
+               list(sessions.values()), content="fragment"),
     ]
 
 
@@ -351,6 +368,53 @@ def _care_plan(row, today: date, cache: dict) -> dict:
     return resource
 
 
+def _procedure(row, plans: list[dict]) -> dict:
+    """A logged session as a Procedure: done (full or partial) or not done (skipped), on the day,
+    based on the CarePlan of the program in force that day."""
+    day = pd.Timestamp(row["performed_on"])
+    extension = [{"url": SYSTEMS["completion"], "valueCode": row["completion"]}]
+    if _text(row.get("rounds_done")):
+        extension.append({"url": SYSTEMS["rounds-done"], "valueInteger": int(row["rounds_done"])})
+    if _text(row.get("performed_at")):  # a time of day without a time zone: FHIR's dateTime needs one
+        extension.append({"url": SYSTEMS["performed-at"], "valueTime": f"{row['performed_at']}:00"[:8]})
+    resource = {
+        "resourceType": "Procedure", "id": _uuid("Procedure", row["session_id"]), "extension": extension,
+        "identifier": [_identifier("session", row["session_id"])],
+        "basedOn": [{"reference": f"urn:uuid:{_uuid('CarePlan', p['program_id'])}",
+                     "identifier": _identifier("program", p["program_id"])}
+                    for p in plans if pd.Timestamp(p["start_date"]) <= day <= pd.Timestamp(p["end_date"])],
+        "status": "not-done" if row["completion"] == "skipped" else "completed",
+        "code": {"coding": [{"system": SYSTEMS["session-template"], "code": row["session"]}], "text": row["session"]},
+        "subject": _subject(row["patient_id"]),
+        "performedDateTime": day.strftime("%Y-%m-%d"),
+    }
+    if not resource["basedOn"]:
+        del resource["basedOn"]
+    if _text(row.get("notes")):
+        resource["note"] = [{"text": row["notes"]}]
+    return resource
+
+
+def _pain(row, timing: str) -> dict | None:
+    """A session's NPRS pain score before or after it (LOINC 72514-3), part of its Procedure."""
+    value = row.get(f"pain_{timing}")
+    if not _text(value):
+        return None
+    key = f"{row['session_id']}|{timing}"
+    return {
+        "resourceType": "Observation", "id": _uuid("Observation", f"pain|{key}"),
+        "extension": [{"url": SYSTEMS["pain-timing"], "valueCode": timing}],
+        "identifier": [_identifier("pain", key)],
+        "partOf": [{"reference": f"urn:uuid:{_uuid('Procedure', row['session_id'])}",
+                    "identifier": _identifier("session", row["session_id"])}],
+        "status": "final", "category": [{"coding": [_SURVEY]}],
+        "code": {"coding": [_NPRS], "text": f"Pain (NPRS 0-10) {timing} the session"},
+        "subject": _subject(row["patient_id"]),
+        "effectiveDateTime": pd.Timestamp(row["performed_on"]).strftime("%Y-%m-%d"),
+        "valueInteger": int(value),
+    }
+
+
 def _entry(resource: dict, transaction: bool) -> dict:
     entry = {"fullUrl": f"urn:uuid:{resource['id']}", "resource": resource}
     if transaction:  # conditional update: loading the same Bundle twice creates nothing twice
@@ -361,7 +425,7 @@ def _entry(resource: dict, transaction: bool) -> dict:
 
 
 def patient_bundle(tables: dict[str, pd.DataFrame], patient_id: str, *, show_name: bool = False,
-                   transaction: bool = False, today: date | None = None) -> dict:
+                   transaction: bool = False, sessions: bool = False, today: date | None = None) -> dict:
     """One patient's records as a FHIR R4 Bundle (a dict ready for ``json.dump``).
 
     Parameters
@@ -375,6 +439,10 @@ def patient_bundle(tables: dict[str, pd.DataFrame], patient_id: str, *, show_nam
     transaction : bool
         A ``transaction`` Bundle whose entries are conditional updates on their identifiers (a FHIR
         server stores each record once however often it is sent); by default a ``collection``.
+    sessions : bool
+        Also the session log (``tables["sessions"]``): each session a Procedure (completed, or
+        not-done when skipped) based on the program's CarePlan, its NPRS pain scores before and
+        after as Observations (LOINC 72514-3) part of it.
     today : date, optional
         Decides whether a program is active or completed (default: today).
 
@@ -388,13 +456,15 @@ def patient_bundle(tables: dict[str, pd.DataFrame], patient_id: str, *, show_nam
     if found.empty:
         raise FhirError(f"patient {patient_id!r} is not in the store")
     mine = {t: _records(tables[t][tables[t]["patient_id"] == patient_id], t) if t in tables else []
-            for t in ("measurements", "programs")}
-    return _bundle(found.iloc[0].to_dict(), mine["measurements"], mine["programs"], show_name=show_name,
-                   transaction=transaction, today=today or date.today(), cache={})
+            for t in ("measurements", "programs", "sessions")}
+    return _bundle(found.iloc[0].to_dict(), mine["measurements"], mine["programs"],
+                   mine["sessions"] if sessions else [], show_name=show_name, transaction=transaction,
+                   today=today or date.today(), cache={})
 
 
 _ORDER = {"measurements": ["patient_id", "measured_on", "side", "trial", "measurement_id"],
-          "programs": ["patient_id", "start_date", "program_id"]}
+          "programs": ["patient_id", "start_date", "program_id"],
+          "sessions": ["patient_id", "performed_on", "performed_at", "session_id"]}
 
 
 def _records(frame: pd.DataFrame, table: str) -> list[dict]:
@@ -402,10 +472,12 @@ def _records(frame: pd.DataFrame, table: str) -> list[dict]:
     return frame.sort_values([c for c in _ORDER[table] if c in frame], kind="stable").to_dict("records")
 
 
-def _bundle(patient: dict, measurements: list[dict], programs: list[dict], *, show_name: bool, transaction: bool,
-            today: date, cache: dict) -> dict:
+def _bundle(patient: dict, measurements: list[dict], programs: list[dict], sessions: list[dict], *, show_name: bool,
+            transaction: bool, today: date, cache: dict) -> dict:
     resources = ([_patient(patient, show_name)] + [_observation(r) for r in measurements]
                  + [_care_plan(r, today, cache) for r in programs])
+    for row in sessions:
+        resources += [_procedure(row, programs), *filter(None, (_pain(row, "before"), _pain(row, "after")))]
     kind = "transaction" if transaction else "collection"
     return {"resourceType": "Bundle", "id": _uuid("Bundle", patient["patient_id"]), "meta": {"tag": [
         {"system": f"{_LOCAL}:tag", "code": "hipanalytics", "display": f"FHIR {FHIR_VERSION} from hipanalytics"}]},
@@ -414,10 +486,11 @@ def _bundle(patient: dict, measurements: list[dict], programs: list[dict], *, sh
 
 
 def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: list[str] | None = None, *,
-               show_name: bool = False, transaction: bool = False, ndjson: bool = False,
+               show_name: bool = False, transaction: bool = False, ndjson: bool = False, sessions: bool = False,
                today: date | None = None) -> list[Path]:
     """Write Bundles (one JSON file per patient, named by the sanitised id) or, with ``ndjson``,
-    the bulk-data layout (``Patient.ndjson``, ``Observation.ndjson``, ``CarePlan.ndjson``).
+    the bulk-data layout (``Patient.ndjson``, ``Observation.ndjson``, ``CarePlan.ndjson``, and
+    ``Procedure.ndjson`` with ``sessions``).
 
     Parameters
     ----------
@@ -426,7 +499,7 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
         The folder (created).
     patient_ids : list of str, optional
         Default: every patient.
-    show_name, transaction, today
+    show_name, transaction, sessions, today
         See :func:`patient_bundle` (``transaction`` does not apply to NDJSON).
 
     Returns
@@ -439,6 +512,8 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
     FhirError
         When a patient id is not in ``tables`` (nothing is written).
     """
+    if sessions and "sessions" not in tables:
+        raise FhirError("sessions=True needs the sessions table in tables")
     patients = tables["patients"]
     if patient_ids is not None:
         unknown = sorted(set(patient_ids) - set(patients["patient_id"]))
@@ -450,13 +525,15 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
     # every table read into records once (not a scan per patient: a registry has 10,000 patients),
     # and each Bundle written as it is made (never all of them in memory)
     rows: dict[str, dict[str, list[dict]]] = {}
-    for table in ("measurements", "programs"):
+    for table in ("measurements", "programs", "sessions"):
         rows[table] = {}
+        if table == "sessions" and not sessions:
+            continue
         for record in _records(tables[table], table) if table in tables else []:
             rows[table].setdefault(record["patient_id"], []).append(record)
     cache: dict = {}
     ids = list(patients["patient_id"])
-    bundles = (_bundle(p, rows["measurements"].get(p["patient_id"], []), rows["programs"].get(p["patient_id"], []),
+    bundles = (_bundle(p, *(rows[t].get(p["patient_id"], []) for t in ("measurements", "programs", "sessions")),
                        show_name=show_name, transaction=transaction and not ndjson, today=today or date.today(),
                        cache=cache) for p in patients.to_dict("records"))
     if not ndjson:
@@ -466,7 +543,8 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
             path.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             written.append(path)
         return written
-    written = [out / f"{kind}.ndjson" for kind in ("Patient", "Observation", "CarePlan")]
+    kinds = ("Patient", "Observation", "CarePlan") + (("Procedure",) if sessions else ())
+    written = [out / f"{kind}.ndjson" for kind in kinds]
     with contextlib.ExitStack() as stack:
         files = {p.stem: stack.enter_context(p.open("w", encoding="utf-8")) for p in written}
         for bundle in bundles:
@@ -501,6 +579,16 @@ _PATHS = {
     ("measurements", "trial"): "Observation.component(trial)",
     ("measurements", "assessor"): "Observation.performer",
     ("measurements", "notes"): "Observation.note",
+    ("sessions", "session_id"): "Procedure.identifier",
+    ("sessions", "patient_id"): "Procedure.subject",
+    ("sessions", "performed_on"): "Procedure.performedDateTime",
+    ("sessions", "performed_at"): "Procedure.extension(performed-at)",
+    ("sessions", "session"): "Procedure.code",
+    ("sessions", "completion"): "Procedure.extension(completion) or status",
+    ("sessions", "rounds_done"): "Procedure.extension(rounds-done)",
+    ("sessions", "pain_before"): "pain Observation (LOINC 72514-3, before) part of the Procedure",
+    ("sessions", "pain_after"): "pain Observation (LOINC 72514-3, after) part of the Procedure",
+    ("sessions", "notes"): "Procedure.note",
 }
 
 
@@ -511,14 +599,17 @@ class FhirRows:
     Attributes
     ----------
     file : str
+        The file, or ``N files (names)`` for several read together (a bulk export's NDJSON files).
     kind : str
-        ``Bundle`` or ``NDJSON``.
+        ``Bundle``, ``NDJSON``, or both joined.
     tables : dict of DataFrame
-        ``patients`` and ``measurements`` as text, one row per resource used.
+        ``patients``, ``measurements`` and ``sessions`` as text, one row per resource used (a
+        session's pain scores fill its row).
     resources_read : int
         ``resources_read == used + known + sum(skipped.values())``.
     used : int
-        Resources that gave a row (Patients new to the store, hip ROM Observations).
+        Resources that gave a row or part of one (Patients new to the store, hip ROM Observations,
+        session Procedures and their pain Observations).
     known : int
         Patients already in the store (matched on the id, not changed).
     skipped : Counter
@@ -533,15 +624,12 @@ class FhirRows:
     used: int
     known: int
     skipped: Counter = field(default_factory=Counter)
-    locators: dict[str, list[int]] = field(default_factory=dict)
-    """Per table, each row's entry number in the Bundle or line in the NDJSON file (from 1)."""
+    locators: dict[str, list[str]] = field(default_factory=dict)
+    """Per table, where each row's resource is: ``entry 3`` of a Bundle, ``line 7`` of an NDJSON
+    file (both from 1), preceded by the file's name when several files are read together."""
     reduced: Counter = field(default_factory=Counter)
     """Values kept in part, by what was kept (a birth date's year, a date-time's date)."""
     dates: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def unit(self) -> str:
-        return "entry" if self.kind == "Bundle" else "line"
 
     def __str__(self) -> str:
         made = ", ".join(f"{len(f)} {t}" for t, f in self.tables.items() if len(f))
@@ -565,7 +653,7 @@ class FhirRows:
                 if not path:
                     return value
                 locator = where.get(int(at)) if not pd.isna(at) else None
-                return f"{value} (FHIR {self.unit} {locator}, {path})" if locator else f"{value} (FHIR {path})"
+                return f"{value} (FHIR {locator}, {path})" if locator else f"{value} (FHIR {path})"
 
             columns = [column(c, r) for c, r in zip(part["column"], part["row"])]
             return part.assign(file=self.file, column=columns)
@@ -693,15 +781,49 @@ def _is_rom(resource: dict) -> bool:
     return bool(_find(resource.get("code"), SYSTEMS["rom"])) or _find(resource.get("code"), SNOMED) == _HIP_ROM["code"]
 
 
-def read_fhir(path: str | Path, *, known_patients: set[str] | None = None) -> FhirRows:
-    """Read a FHIR Bundle (JSON) or NDJSON file into our ``patients`` and ``measurements`` tables.
+def _is_pain(resource: dict) -> bool:
+    return _find(resource.get("code"), LOINC) == _NPRS["code"]
+
+
+def _references(resource: dict, full_url: str) -> list[str]:
+    """How other resources of the file may refer to ``resource``."""
+    rid, kind = _json_text(resource.get("id")), _json_text(resource.get("resourceType"))
+    return [r for r in (rid and f"{kind}/{rid}", rid and f"urn:uuid:{rid}", full_url) if r]
+
+
+def _session_row(resource: dict, patients: dict[str, str], reduced: Counter) -> dict:
+    completion = _json_text(_extension(resource, "completion"))
+    if not completion:  # another system's Procedure: what its status says, and the import says so
+        status = _json_text(resource.get("status"))
+        completion = {"completed": "full", "not-done": "skipped"}.get(status, status)
+        reduced[f"Procedure.status {status or '(none)'}: read as completion {completion or '(none)'} "
+                "(no completion extension)"] += 1
+    performed = _json_text(resource.get("performedDateTime"))
+    at = _json_text(_extension(resource, "performed-at")) or performed[11:16]
+    subject = _object(resource, "subject")
+    ident = _object(subject, "identifier")
+    return {"session_id": _our_id(resource, "session"),
+            "patient_id": (_json_text(ident.get("value")) if ident.get("system") == SYSTEMS["patient"] else "")
+            or patients.get(_json_text(subject.get("reference")), ""),
+            "performed_on": performed[:10], "performed_at": at[:5] if len(at) >= 5 and at[2] == ":" else at,
+            "session": _find(resource.get("code"), SYSTEMS["session-template"]), "completion": completion,
+            "rounds_done": _json_text(_extension(resource, "rounds-done")), "pain_before": "", "pain_after": "",
+            "notes": "\n".join(_json_text(n.get("text")) for n in _items(resource, "note"))}
+
+
+def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None) -> FhirRows:
+    """Read a FHIR Bundle (JSON) or NDJSON file, or several read together (a bulk export's
+    ``Patient.ndjson``, ``Observation.ndjson``, ``Procedure.ndjson``: references cross files), into
+    our ``patients``, ``measurements`` and ``sessions`` tables.
 
     Observations of joint range of motion (our code, or SNOMED CT 299238003) become measurements;
-    Patients become patients unless ``known_patients`` (the store's) already has them. Every other
-    resource is counted by reason, never silently dropped; Observations marked ``entered-in-error``
-    or ``cancelled`` are counted and not imported. Values are taken as written: a quantity not in
-    UCUM ``deg``, a missing laterality or method reaches validation, which names the entry and the
-    FHIR element.
+    Procedures of our session templates become sessions, with the NPRS pain Observations (LOINC
+    72514-3) that are part of them as their pain before and after; Patients become patients unless
+    ``known_patients`` (the store's) already has them. Every other resource is counted by reason,
+    never silently dropped; Observations marked ``entered-in-error`` or ``cancelled`` are counted
+    and not imported. Values are taken as written: a quantity not in UCUM ``deg``, a missing
+    laterality or method, two pain scores for one session reach validation, which names the entry
+    and the FHIR element.
 
     Parameters
     ----------
@@ -714,24 +836,34 @@ def read_fhir(path: str | Path, *, known_patients: set[str] | None = None) -> Fh
     FhirError
         When the file is not FHIR JSON or NDJSON.
     """
-    path = Path(path)
-    kind, resources = _load(path)
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    resources, kinds = [], []
+    for one in paths:
+        kind, items = _load(one)
+        kinds.append(kind)
+        prefix = f"{one.name} " if len(paths) > 1 else ""
+        unit = "entry" if kind == "Bundle" else "line"
+        resources += [(f"{prefix}{unit} {number}", resource, url) for number, resource, url in items]
+    label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files ({', '.join(p.name for p in paths)})"
     known = known_patients or set()
     patients: dict[str, str] = {}  # references (Patient/id, urn:uuid:id, the entry's fullUrl) -> our patient id
     for _, resource, full_url in resources:
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
             pid = _patient_row(resource)["patient_id"]
-            rid = _json_text(resource.get("id"))
-            for reference in filter(None, (rid and f"Patient/{rid}", rid and f"urn:uuid:{rid}", full_url)):
-                patients[reference] = pid
-    rows: dict[str, list[dict]] = {"patients": [], "measurements": []}
-    at: dict[str, list[int]] = {"patients": [], "measurements": []}
+            patients.update(dict.fromkeys(_references(resource, full_url), pid))
+    rows: dict[str, list[dict]] = {"patients": [], "measurements": [], "sessions": []}
+    at: dict[str, list[str]] = {t: [] for t in rows}
     skipped: Counter = Counter()
     reduced: Counter = Counter()
+    sessions: dict[str, dict] = {}  # references and session ids -> the session's row
+    pains = []
     n_known = 0
-    for number, resource, _ in resources:
+    for number, resource, full_url in resources:
         kind_of = resource.get("resourceType") if isinstance(resource, dict) else None
-        if kind_of == "Patient":
+        status = _json_text(resource.get("status")) if isinstance(resource, dict) else ""
+        if kind_of in ("Observation", "Procedure") and status in ("entered-in-error", "cancelled"):
+            skipped[f"{kind_of} with status {status}"] += 1
+        elif kind_of == "Patient":
             row = _patient_row(resource)
             if row["patient_id"] in known:
                 n_known += 1
@@ -741,43 +873,63 @@ def read_fhir(path: str | Path, *, known_patients: set[str] | None = None) -> Fh
                 if len(_json_text(resource.get("birthDate"))) > 4:
                     reduced["Patient.birthDate: the year kept (the store holds years of birth only)"] += 1
         elif kind_of == "Observation" and _is_rom(resource):
-            status = _json_text(resource.get("status"))
-            if status in ("entered-in-error", "cancelled"):
-                skipped[f"Observation with status {status}"] += 1
-            else:
-                rows["measurements"].append(_observation_row(resource, patients))
-                at["measurements"].append(number)
-                if len(_json_text(resource.get("effectiveDateTime"))) > 10:
-                    reduced["Observation.effectiveDateTime: the date kept, as written (the store holds visit dates)"] += 1
+            rows["measurements"].append(_observation_row(resource, patients))
+            at["measurements"].append(number)
+            if len(_json_text(resource.get("effectiveDateTime"))) > 10:
+                reduced["Observation.effectiveDateTime: the date kept, as written (the store holds visit dates)"] += 1
+        elif kind_of == "Procedure" and _find(resource.get("code"), SYSTEMS["session-template"]):
+            row = _session_row(resource, patients, reduced)
+            rows["sessions"].append(row)
+            at["sessions"].append(number)
+            for key in _references(resource, full_url) + [f"id:{row['session_id']}"] * bool(row["session_id"]):
+                sessions[key] = row
+        elif kind_of == "Observation" and _is_pain(resource):
+            pains.append(resource)
         elif kind_of == "Observation":
             codes = ", ".join(f"{_json_text(c.get('system')) or '?'}|{_json_text(c.get('code')) or '?'}"
                               for c in _items(resource.get("code"), "coding"))
-            skipped[f"Observation not of joint range of motion ({codes or 'no code'})"] += 1
+            skipped[f"Observation not of joint range of motion or session pain ({codes or 'no code'})"] += 1
         elif kind_of:
-            skipped[f"{kind_of} (only Patients and range-of-motion Observations are imported)"] += 1
+            skipped[f"{kind_of} (only Patients, range-of-motion Observations and our sessions are imported)"] += 1
         else:
             skipped["entry without a resource"] += 1
+    attached = 0
+    for resource in pains:  # after every session is read: a pain score may come before its session
+        timing = _json_text(_extension(resource, "pain-timing"))
+        parts = _items(resource, "partOf")
+        row = next((sessions[k] for p in parts for k in (_json_text(p.get("reference")),
+                    f"id:{_json_text(_object(p, 'identifier').get('value'))}") if k in sessions), None)
+        if row is None or timing not in ("before", "after"):
+            skipped["pain score (LOINC 72514-3) not part of a session in this file, or not said to be before "
+                    "or after it"] += 1
+            continue
+        value = _json_text(resource.get("valueInteger") if "valueInteger" in resource else resource.get("valueQuantity"))
+        cell = f"pain_{timing}"
+        row[cell] = f"{row[cell]} / {value}" if row[cell] else value  # two scores for one: refused by validation
+        attached += 1
     tables = {t: pd.DataFrame(r, columns=[s.name for s in table_spec(t)]).fillna("")
               for t, r in rows.items()}
-    used = sum(len(r) for r in rows.values())
-    return FhirRows(str(path), kind, tables, len(resources), used, n_known, skipped, at, reduced)
+    used = sum(len(r) for r in rows.values()) + attached
+    return FhirRows(label, ", ".join(dict.fromkeys(kinds)), tables, len(resources), used, n_known, skipped, at,
+                    reduced)
 
 
-def import_fhir(store, path: str | Path, *, mode: str = "strict", quarantine_dir: str | Path | None = None,
+def import_fhir(store, path: str | Path | list, *, mode: str = "strict", quarantine_dir: str | Path | None = None,
                 who: str | None = None) -> tuple[FhirRows, dict[str, Any]]:
-    """Import a FHIR Bundle or NDJSON file into ``store`` (patients first, then measurements)
-    through the same validation, quarantine and row accounting as any file.
+    """Import a FHIR Bundle or NDJSON file, or several together (see :func:`read_fhir`), into
+    ``store``: patients, measurements and sessions in one transaction, through the same validation,
+    quarantine and row accounting as any file.
 
     Returns
     -------
     (FhirRows, dict)
-        What was read, and ``table -> ImportSummary`` with its report in the file's entries or lines.
+        What was read, and ``table -> ImportSummary`` with its report naming the files' entries or lines.
     """
     from .store.imports import import_derived
 
-    known = set(store.read("patients")["patient_id"])
-    rows = read_fhir(path, known_patients=known)
-    labels = {t: f"{Path(path).name} [FHIR {t}]" for t in rows.tables}
-    return rows, import_derived(store, rows, labels, mode=mode,
-                                quarantine_dir=quarantine_dir if quarantine_dir is not None else Path(path).resolve().parent,
-                                who=who)
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    rows = read_fhir(paths, known_patients=set(store.read("patients")["patient_id"]))
+    name = paths[0].name if len(paths) == 1 else f"{paths[0].stem}-and-{len(paths) - 1}-more"
+    labels = {t: f"{name} [FHIR {t}]" for t in rows.tables}
+    folder = quarantine_dir if quarantine_dir is not None else paths[0].resolve().parent
+    return rows, import_derived(store, rows, labels, mode=mode, quarantine_dir=folder, who=who)

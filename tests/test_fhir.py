@@ -19,7 +19,7 @@ from hipanalytics.store import Store
 from hipanalytics.synthetic import generate_clinic, write_clinic
 
 FHIR = Path(__file__).resolve().parent / "data" / "fhir"
-COLUMNS = {t: [s.name for s in table_spec(t)] for t in ("patients", "measurements")}
+COLUMNS = {t: [s.name for s in table_spec(t)] for t in ("patients", "measurements", "sessions")}
 
 # Codes of FHIR R4's required bindings (fhir.resources checks structure and types, not these).
 REQUIRED = {
@@ -34,6 +34,8 @@ REQUIRED = {
                                         "cancelled", "stopped", "unknown", "entered-in-error"},
     "Timing.repeat.dayOfWeek": {"mon", "tue", "wed", "thu", "fri", "sat", "sun"},
     "Timing.repeat.periodUnit": {"s", "min", "h", "d", "wk", "mo", "a"},
+    "Procedure.status": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
+                         "entered-in-error", "unknown"},
 }
 
 
@@ -49,6 +51,8 @@ def _validate(bundle: dict) -> None:
             assert resource["status"] in REQUIRED["Observation.status"]
         elif kind == "Patient":
             assert resource.get("gender", "unknown") in REQUIRED["Patient.gender"]
+        elif kind == "Procedure":
+            assert resource["status"] in REQUIRED["Procedure.status"]
         elif kind == "CarePlan":
             assert resource["status"] in REQUIRED["CarePlan.status"]
             assert resource["intent"] in REQUIRED["CarePlan.intent"]
@@ -86,7 +90,7 @@ def _same(a: Path, b: Path, table: str, columns=None) -> None:
 def test_the_round_trip_store_bundle_store_keeps_every_measurement(tmp_path):
     source = _clinic(tmp_path)
     runner = CliRunner()
-    out = runner.invoke(main, ["fhir", "export", "--all", "--show-name", "--out", str(tmp_path / "fhir"),
+    out = runner.invoke(main, ["fhir", "export", "--all", "--show-name", "--sessions", "--out", str(tmp_path / "fhir"),
                                "--store", str(source)])
     assert out.exit_code == 0, out.output
     files = sorted((tmp_path / "fhir").glob("*.json"))
@@ -95,12 +99,16 @@ def test_the_round_trip_store_bundle_store_keeps_every_measurement(tmp_path):
         _validate(json.loads(file.read_text(encoding="utf-8")))
     back = runner.invoke(main, ["fhir", "import", *map(str, files), "--store", str(tmp_path / "b.sqlite")])
     assert back.exit_code == 0, back.output
-    _same(source, tmp_path / "b.sqlite", "measurements")
-    _same(source, tmp_path / "b.sqlite", "patients")
+    for table in ("measurements", "patients", "sessions"):
+        _same(source, tmp_path / "b.sqlite", table)
     n = len(Store(source).read("measurements"))
-    assert n > 50 and back.output.count("0 quarantined") == 8
-    again = runner.invoke(main, ["fhir", "import", str(files[0]), "--store", str(tmp_path / "b.sqlite")])
-    assert again.exit_code == 0 and "already imported (same content); nothing added" in again.output
+    assert n > 50 and back.output.count("0 quarantined") == 3  # the four Bundles are one import of three tables
+    assert Store(source).read("sessions")["pain_after"].notna().sum() > 20
+    again = runner.invoke(main, ["fhir", "import", *map(str, files), "--store", str(tmp_path / "b.sqlite")])
+    assert again.exit_code == 0 and again.output.count("already imported (same content); nothing added") == 2
+    assert "4 patients already in the store" in again.output
+    one = runner.invoke(main, ["fhir", "import", str(files[0]), "--store", str(tmp_path / "b.sqlite")])
+    assert one.exit_code == 0 and ", 0 imported, 0 quarantined" in one.output  # one patient's rows: all stored
     unknown = runner.invoke(main, ["fhir", "export", "NOPE", "--out", str(tmp_path / "x"), "--store", str(source)])
     assert unknown.exit_code == 1 and "not in the store: NOPE" in unknown.output and not (tmp_path / "x").exists()
 
@@ -108,23 +116,26 @@ def test_the_round_trip_store_bundle_store_keeps_every_measurement(tmp_path):
 def test_ndjson_bulk_files_round_trip_whatever_order_they_are_given_in(tmp_path):
     source = _clinic(tmp_path, n=3, seed=4)
     runner = CliRunner()
-    out = runner.invoke(main, ["fhir", "export", "--all", "--ndjson", "--out", str(tmp_path / "bulk"), "--store",
-                               str(source)])
+    out = runner.invoke(main, ["fhir", "export", "--all", "--ndjson", "--sessions", "--out", str(tmp_path / "bulk"),
+                               "--store", str(source)])
     assert out.exit_code == 0, out.output
     bulk = tmp_path / "bulk"
     observations = (bulk / "Observation.ndjson").read_text(encoding="utf-8").splitlines()
-    assert len(observations) == len(Store(source).read("measurements"))
+    pains = Store(source).read("sessions")[["pain_before", "pain_after"]].notna().sum().sum()
+    assert len(observations) == len(Store(source).read("measurements")) + pains
     for line in (bulk / "Patient.ndjson").read_text().splitlines() + observations[:20]:
         resource = json.loads(line)
         get_fhir_model_class(resource["resourceType"]).model_validate(resource)
         assert "name" not in resource  # pseudonymous by default
-    files = [bulk / "CarePlan.ndjson", bulk / "Observation.ndjson", bulk / "Patient.ndjson"]
+    # in any order: the files are read together (pain scores in Observation.ndjson belong to the
+    # Procedures of Procedure.ndjson, every resource to the Patients of Patient.ndjson)
+    files = [bulk / "CarePlan.ndjson", bulk / "Observation.ndjson", bulk / "Procedure.ndjson", bulk / "Patient.ndjson"]
     back = runner.invoke(main, ["fhir", "import", *map(str, files), "--store", str(tmp_path / "b.sqlite")])
     assert back.exit_code == 0, back.output
-    assert back.output.index("Patient.ndjson:") < back.output.index("Observation.ndjson:")  # patients first
     plans = len(Store(source).read("programs"))
-    assert f"not imported {plans:>6}  CarePlan (only Patients and range-of-motion Observations" in back.output
+    assert f"not imported {plans:>6}  CarePlan (only Patients, range-of-motion Observations and our sessions" in back.output
     _same(source, tmp_path / "b.sqlite", "measurements")
+    _same(source, tmp_path / "b.sqlite", "sessions")
     _same(source, tmp_path / "b.sqlite", "patients", [c for c in COLUMNS["patients"] if c != "display_name"])
 
 
@@ -209,7 +220,7 @@ def test_observations_a_fhir_server_returns_come_back_into_the_store(tmp_path):
     result = CliRunner().invoke(main, ["fhir", "import", str(FHIR / "server-searchset.json"), "--store", str(store)])
     assert result.exit_code == 0, result.output
     assert "Bundle of 6 resources: 3 gave 1 patients, 2 measurements" in result.output
-    for line in ("not imported      1  Observation not of joint range of motion (http://loinc.org|8867-4)",
+    for line in ("not imported      1  Observation not of joint range of motion or session pain (http://loinc.org|8867-4)",
                  "not imported      1  Observation with status entered-in-error",
                  "not imported      1  OperationOutcome", "in part           1  Patient.birthDate: the year kept",
                  "in part           1  Observation.effectiveDateTime: the date kept"):
@@ -280,6 +291,53 @@ def test_strict_mode_is_all_or_nothing_across_the_tables_of_one_file(tmp_path):
     assert result.exit_code == 1, result.output
     assert "'NC-17/visit-1/L1' is already stored with different values" in result.output
     assert Store(store).read("patients")["patient_id"].tolist() == ["NC-17"]  # NC-18 not stored either
+
+
+def test_sessions_come_back_with_their_pain_scores_and_clashes_are_refused(tmp_path):
+    tables = {
+        "patients": pd.DataFrame({"patient_id": ["P1"], "birth_year": [1980], "involved_side": ["left"]}),
+        "measurements": pd.DataFrame(columns=["patient_id"]),
+        "sessions": pd.DataFrame({"session_id": ["S1", "S2"], "patient_id": "P1",
+                                  "performed_on": pd.to_datetime(["2026-01-05", "2026-01-06"]),
+                                  "performed_at": ["18:30", None], "session": ["breakouts", "sequence"],
+                                  "completion": ["partial", "skipped"], "rounds_done": pd.array([2, None], "Int64"),
+                                  "pain_before": pd.array([3, None], "Int64"), "pain_after": pd.array([5, None], "Int64"),
+                                  "notes": ["stopped: groin pinch", None]}),
+    }
+    bundle = patient_bundle(tables, "P1", sessions=True)
+    _validate(bundle)
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds == ["Patient", "Procedure", "Observation", "Observation", "Procedure"]
+    first, before, after, second = (e["resource"] for e in bundle["entry"][1:])
+    assert first["status"] == "completed" and second["status"] == "not-done"
+    assert before["valueInteger"] == 3 and after["valueInteger"] == 5
+    assert before["partOf"][0]["reference"] == f"urn:uuid:{first['id']}"
+    path = tmp_path / "sessions.json"
+    bundle["entry"] = bundle["entry"][:1] + bundle["entry"][2:4][::-1] + bundle["entry"][1:2] + bundle["entry"][4:]
+    path.write_text(json.dumps(bundle))  # pain scores before their Procedure: still theirs
+    store = tmp_path / "s.sqlite"
+    result = CliRunner().invoke(main, ["fhir", "import", str(path), "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    back = Store(store).read("sessions").sort_values("session_id")
+    assert back[["pain_before", "pain_after", "rounds_done"]].iloc[0].tolist() == [3, 5, 2]
+    assert back["completion"].tolist() == ["partial", "skipped"] and back["performed_at"].tolist()[0] == "18:30"
+    assert back["notes"].tolist()[0] == "stopped: groin pinch"
+    twice = json.loads(path.read_text())
+    extra = json.loads(json.dumps(twice["entry"][2]))  # a second "before" score for the same session
+    extra["resource"]["valueInteger"] = 7
+    twice["entry"].append(extra)
+    orphan = json.loads(json.dumps(extra))
+    orphan["resource"]["partOf"] = [{"reference": "Procedure/elsewhere"}]
+    twice["entry"].append(orphan)
+    path.write_text(json.dumps(twice))
+    refused = CliRunner().invoke(main, ["fhir", "import", str(path), "--store", str(tmp_path / "t.sqlite")])
+    assert refused.exit_code == 1
+    assert ("pain_before (FHIR entry 4, pain Observation (LOINC 72514-3, before) part of the Procedure): '3 / 7': "
+            "not a whole number") in refused.output
+    rows = read_fhir(path)
+    assert rows.skipped["pain score (LOINC 72514-3) not part of a session in this file, or not said to be before or "
+                        "after it"] == 1
+    assert rows.resources_read == rows.used + rows.known + sum(rows.skipped.values())
 
 
 def test_files_that_are_not_fhir_are_refused_in_one_line(tmp_path):

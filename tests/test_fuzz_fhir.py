@@ -1,6 +1,7 @@
 """Property-based fuzzing of the FHIR import: Bundles of well-formed and mangled resources.
 
-Hypothesis takes an Observation and a Patient as we write them and replaces elements with junk of
+Hypothesis takes a Patient, an Observation, a session's Procedure and its pain score as we write
+them and replaces elements with junk of
 any JSON type (strings, numbers, lists, objects, null), drops elements, adds resources of other
 kinds and entries without a resource. For every Bundle, `hipanalytics fhir import --quarantine`
 must never end in a traceback (exit 0, 1 or 3, never 4) and must account for every resource:
@@ -36,8 +37,12 @@ TABLES = {
         "side": ["right"], "joint": ["hip"], "motion": ["internal_rotation"], "position": ["seated_90"],
         "mode": ["active"], "instrument": ["inclinometer"], "degrees": [31.5], "trial": [1], "assessor": ["AB"],
         "notes": ["tight"]}),
+    "sessions": pd.DataFrame({
+        "session_id": ["S1"], "patient_id": ["P001"], "performed_on": [pd.Timestamp("2026-01-05")],
+        "performed_at": ["08:00"], "session": ["breakouts"], "completion": ["partial"], "rounds_done": [2],
+        "pain_before": [2], "pain_after": [4], "notes": ["pinch"]}),
 }
-PATIENT, OBSERVATION = (e["resource"] for e in patient_bundle(TABLES, "P001")["entry"])
+PATIENT, OBSERVATION, PROCEDURE, PAIN, _ = (e["resource"] for e in patient_bundle(TABLES, "P001", sessions=True)["entry"])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
@@ -45,7 +50,8 @@ json_values = st.recursive(
                                               "urn:hipanalytics:fhir:id:patient", "Patient/1"]),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(
         st.sampled_from(["system", "code", "value", "coding", "reference", "identifier", "text", "url",
-                         "valueCodeableConcept", "extension", "unit"]), children, max_size=4),
+                         "valueCodeableConcept", "extension", "unit", "valueInteger", "valueCode", "partOf"]),
+        children, max_size=4),
     max_leaves=12)
 
 
@@ -65,7 +71,10 @@ def mangled(draw, base: dict) -> dict:
 entries = st.lists(st.one_of(
     mangled(OBSERVATION).map(lambda r: {"resource": r}),
     mangled(PATIENT).map(lambda r: {"resource": r}),
+    mangled(PROCEDURE).map(lambda r: {"resource": r}),
+    mangled(PAIN).map(lambda r: {"resource": r}),
     st.just({"resource": OBSERVATION}),
+    st.just({"resource": PROCEDURE}),
     st.just({"resource": {"resourceType": "CarePlan", "status": "active"}}),
     st.just({"fullUrl": "urn:uuid:x"}),
     json_values.map(lambda v: {"resource": v}),

@@ -98,12 +98,14 @@ def fhir_group() -> None:
 @click.option("--transaction", is_flag=True, help="Transaction Bundles of conditional updates: a FHIR server "
                                                   "stores each record once however often it is sent.")
 @click.option("--ndjson", is_flag=True, help="The bulk-data layout instead: Patient.ndjson, Observation.ndjson, "
-                                             "CarePlan.ndjson.")
+                                             "CarePlan.ndjson (and Procedure.ndjson with --sessions).")
+@click.option("--sessions", is_flag=True, help="Also the session log: each session a Procedure, its pain scores "
+                                               "before and after as NPRS Observations (LOINC 72514-3).")
 @_store_option
 @_refusals
-def fhir_export_command(patient_ids, every, out, show_name, transaction, ndjson, store_path) -> None:
+def fhir_export_command(patient_ids, every, out, show_name, transaction, ndjson, sessions, store_path) -> None:
     """Write PATIENT_IDs' records (or --all) as FHIR R4: the Patient, one Observation per
-    measurement (degrees, UCUM deg) and each program as a CarePlan."""
+    measurement (degrees, UCUM deg), each program as a CarePlan and, with --sessions, the session log."""
     from ..fhir import write_fhir
     from ..store import Store
 
@@ -112,9 +114,9 @@ def fhir_export_command(patient_ids, every, out, show_name, transaction, ndjson,
     if transaction and ndjson:
         raise click.UsageError("--transaction makes Bundles; NDJSON files hold bare resources")
     with Store(store_path or default_store(), create=False) as store:
-        tables = {t: store.read(t) for t in ("patients", "programs", "measurements")}
+        tables = {t: store.read(t) for t in ("patients", "programs", "measurements", "sessions")}
     written = write_fhir(tables, out, list(patient_ids) or None, show_name=show_name, transaction=transaction,
-                         ndjson=ndjson)
+                         ndjson=ndjson, sessions=sessions)
     n = len(tables["patients"]) if every else len(patient_ids)
     shown = "names included" if show_name else "pseudonymous: ids only, no names"
     click.echo(f"{out}: {len(written)} files for {n} patients ({shown})")
@@ -131,21 +133,17 @@ def fhir_export_command(patient_ids, every, out, show_name, transaction, ndjson,
 @_store_option
 @_refusals
 def fhir_import_command(files, quarantine, quarantine_dir, who, report_path, store_path) -> None:
-    """Import hip range-of-motion Observations (and their Patients) from FHIR Bundles or NDJSON
-    files, through the same validation as any import. Files holding Patients go first."""
-    from ..fhir import import_fhir, read_fhir
+    """Import hip range-of-motion Observations, sessions (Procedures with their pain scores) and
+    their Patients from FHIR Bundles or NDJSON files, through the same validation as any import.
+    The FILES are read together, as one import (a bulk export's files refer to each other)."""
+    from ..fhir import import_fhir
     from ..store import Store
 
-    order = sorted(files, key=lambda f: read_fhir(f).tables["patients"].empty)
-    reports, partial = [], False
-    with Store(store_path or default_store()) as store:
-        for file in order:
-            with _refusal_reported(report_path):
-                rows, summaries = import_fhir(store, file, mode="quarantine" if quarantine else "strict",
-                                              quarantine_dir=quarantine_dir, who=who)
-            partial |= _echo_import(rows, summaries)
-            reports += [s.report for s in summaries.values()]
-    _write_reports(", ".join(map(str, files)), reports, report_path)
+    with Store(store_path or default_store()) as store, _refusal_reported(report_path):
+        rows, summaries = import_fhir(store, list(files), mode="quarantine" if quarantine else "strict",
+                                      quarantine_dir=quarantine_dir, who=who)
+    partial = _echo_import(rows, summaries)
+    _write_reports(rows.file, [s.report for s in summaries.values()], report_path)
     if partial:
         sys.exit(EXIT_PARTIAL)
 
