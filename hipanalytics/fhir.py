@@ -173,13 +173,15 @@ def code_systems() -> list[dict]:
     -------
     list of dict
         ``rom`` (joint and motion), ``rom-method`` (mode, test position and instrument: one code
-        per combination, the three as properties), ``rom-component`` (the trial number) and
-        ``exercise`` (the exercises of the shipped protocols).
+        per combination, the three as properties), ``rom-component`` (the trial number),
+        ``exercise`` (the exercises of the shipped protocols) and ``session`` (their session
+        templates).
 
     Examples
     --------
-    >>> [cs["name"] for cs in code_systems()]
-    ['HipanalyticsRom', 'HipanalyticsRomMethod', 'HipanalyticsRomComponent', 'HipanalyticsExercise']
+    >>> [cs["name"] for cs in code_systems()]  # doctest: +NORMALIZE_WHITESPACE
+    ['HipanalyticsRom', 'HipanalyticsRomMethod', 'HipanalyticsRomComponent', 'HipanalyticsExercise',
+     'HipanalyticsSession']
     >>> code_systems()[1]["concept"][0]["code"]
     'active-seated_90-goniometer'
     """

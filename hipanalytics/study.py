@@ -379,6 +379,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         raise ReportError(f"empty cohort: no patients{' in cohort ' + repr(cohort) if cohort else ''}")
     if week < 2 or week % 2:
         raise ReportError(f"week {week}: the comparison week must be even (visits are every 2 weeks), e.g. 6")
+    check_arms(t["patients"], t["programs"], cohort)
     outcomes = patient_outcomes(t["measurements"], t["patients"], t["programs"], t["sessions"], week=week)
     visits = cohort_visits(t["measurements"], t["patients"], t["programs"])
     with warnings.catch_warnings(record=True) as caught:  # caveats belong in the report, not on stderr
@@ -386,7 +387,6 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         try:
             table = trial.trial_patients(t["patients"], t["programs"], visits, t["sessions"], week=week,
                                          threshold=threshold)
-            _enough_per_arm(table, cohort)
             primary = trial.primary_analysis(visits, week)
             sensitivity = trial.sensitivity_analyses(primary, visits, table, imputations=imputations, seed=seed)
             weekly_gain = mixed_model(visits[visits["schedule"].isin(["daily", "three-per-week"])])
@@ -435,12 +435,21 @@ MIN_PER_ARM = 3
 has no spread to speak of and the mixed models and the dose-response cannot be estimated."""
 
 
-def _enough_per_arm(table: pd.DataFrame, cohort: str | None) -> None:
+def check_arms(patients: pd.DataFrame, programs: pd.DataFrame, cohort: str | None = None) -> None:
     """Refuse, naming what the cohort holds, when a schedule has fewer than :data:`MIN_PER_ARM`
-    assigned patients (a cohort of one schedule only is the usual case)."""
+    assigned patients (a cohort of one schedule only is the usual case). Cheap: the report checks
+    it before starting a kernel.
+
+    Raises
+    ------
+    ReportError
+    """
+    from .analysis.cohort import assigned_schedule
     from .analysis.trial import REFERENCE, TREATED
 
-    counts = table["arm"].value_counts()
+    if cohort:
+        patients = patients[patients["cohort"] == cohort]
+    counts = assigned_schedule(patients, programs).value_counts()
     held = {arm: int(counts.get(arm, 0)) for arm in (TREATED, REFERENCE)}
     if min(held.values()) >= MIN_PER_ARM:
         return
@@ -449,8 +458,8 @@ def _enough_per_arm(table: pd.DataFrame, cohort: str | None) -> None:
     extra = f" (and {', '.join(f'{int(counts[a])} on {a}' for a in other)}, not compared)" if other else ""
     raise ReportError(f"the schedule comparison needs at least {MIN_PER_ARM} patients assigned to each schedule; "
                       f"{where} has " + " and ".join(f"{n} on {arm}" for arm, n in held.items()) + extra +
-                      " (the assigned schedule is the first program's): choose a cohort with both schedules "
-                      "(--cohort) or add patients")
+                      " (assigned: the patient's cohort when it names a schedule, else the first program's): "
+                      "choose a cohort with both schedules (--cohort) or add patients")
 
 
 def power_table(table: pd.DataFrame) -> pd.DataFrame:

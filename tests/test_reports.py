@@ -193,6 +193,22 @@ def test_a_cohort_without_both_schedules_is_refused_saying_what_it_holds():
             cohort_comparison(part, week=6, imputations=2)
 
 
+def test_the_cohort_report_refuses_a_one_schedule_store_before_starting_a_kernel(tmp_path):
+    from hipanalytics.reports import render_cohort
+
+    clinic = generate_clinic(8, seed=7)
+    daily = set(clinic["patients"].loc[clinic["patients"]["cohort"] == "daily", "patient_id"])
+    paths = write_clinic({k: v[v["patient_id"].isin(daily)] if "patient_id" in v else v for k, v in clinic.items()},
+                         tmp_path / "data")
+    store = Store(tmp_path / "one.sqlite")
+    for table in ("patients", "programs", "measurements", "sessions"):
+        store.import_file(paths[table], table)
+    store.close()
+    with pytest.raises(ReportError, match=f"has {len(daily)} on daily and 0 on three-per-week"):
+        render_cohort(tmp_path / "one.sqlite", tmp_path / "out")
+    assert not (tmp_path / "out" / "failed").exists()  # refused before a notebook ran
+
+
 def test_overview_puts_flagged_patients_first():
     from hipanalytics.progress import clinic_overview
 

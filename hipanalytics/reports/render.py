@@ -247,9 +247,13 @@ def _opened(store):
 def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None = None, week: int = 6,
                   threshold: float = 0.7, formats: tuple[str, ...] = ("html",), timeout: int = 900) -> dict[str, Any]:
     """The cohort comparison report (``notebooks/reports/cohort_comparison.ipynb``)."""
+    from ..study import check_arms
+
     with _opened(store) as opened:
-        if cohort and cohort not in set(opened.read("patients")["cohort"].dropna()):
+        patients = opened.read("patients")
+        if cohort and cohort not in set(patients["cohort"].dropna()):
             raise ReportError(f"empty cohort: no patients in cohort {cohort!r}")
+        check_arms(patients, opened.read("programs"), cohort)  # before a kernel starts
         fingerprint = opened.fingerprint()
     parameters = {"store": _store_parameter(store), "cohort": cohort, "week": week, "threshold": threshold}
     return render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
