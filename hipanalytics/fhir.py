@@ -22,9 +22,11 @@ the sources are in ``docs/fhir.md``:
 - bodySite: SNOMED CT 24136001 "Hip joint structure"; laterality SNOMED CT 7771000 "Left" and
   24028007 "Right" (HL7 FHIR value set bodystructure-laterality), in an extension of ours since R4
   has no laterality element.
+- Session pain scores: LOINC 72514-3 "Pain severity - 0-10 verbal numeric rating [Score] -
+  Reported", category ``survey``.
 - Everything else (motion, the method = mode + test position + instrument, the trial number,
-  exercises) is in local code systems named ``urn:hipanalytics:fhir:CodeSystem:...``, published as
-  CodeSystem resources by :func:`code_systems`.
+  exercises, session templates) is in local code systems named ``urn:hipanalytics:fhir:CodeSystem:...``,
+  published as CodeSystem resources by :func:`code_systems`.
 
 Examples
 --------
@@ -71,6 +73,7 @@ FHIR_VERSION = "4.0.1"
 CarePlan and Bundle did not change between the two."""
 
 SNOMED = "http://snomed.info/sct"
+LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 _LOCAL = "urn:hipanalytics:fhir"
@@ -81,14 +84,14 @@ SYSTEMS = {
     "measurement": f"{_LOCAL}:id:measurement",
     "program": f"{_LOCAL}:id:program",
     "assessor": f"{_LOCAL}:id:assessor",
+    "session": f"{_LOCAL}:id:session",
+    "pain": f"{_LOCAL}:id:pain-score",
     # local code systems (published by code_systems())
     "rom": f"{_LOCAL}:CodeSystem:rom",
     "method": f"{_LOCAL}:CodeSystem:rom-method",
     "component": f"{_LOCAL}:CodeSystem:rom-component",
     "exercise": f"{_LOCAL}:CodeSystem:exercise",
     "session-template": f"{_LOCAL}:CodeSystem:session",
-    "session": f"{_LOCAL}:id:session",
-    "pain": f"{_LOCAL}:id:pain-score",
     # local extensions
     "laterality": f"{_LOCAL}:StructureDefinition:laterality",
     "involved-side": f"{_LOCAL}:StructureDefinition:involved-side",
@@ -110,7 +113,6 @@ _LATERALITY = {"left": {"system": SNOMED, "code": "7771000", "display": "Left"},
                "right": {"system": SNOMED, "code": "24028007", "display": "Right"}}
 _EXAM = {"system": OBSERVATION_CATEGORY, "code": "exam", "display": "Exam"}
 _SURVEY = {"system": OBSERVATION_CATEGORY, "code": "survey", "display": "Survey"}
-LOINC = "http://loinc.org"
 _NPRS = {"system": LOINC, "code": "72514-3", "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}
 _GENDER = {"female": "female", "male": "male", "other": "other", "unknown": "unknown"}
 
@@ -120,7 +122,8 @@ _NAMESPACE = uuid.UUID("1b7c5b4e-2f0a-5d0e-9a53-6c1f1d3f6a20")  # fixed: the sam
 
 
 class FhirError(HipAnalyticsError):
-    """A file that is not FHIR JSON/NDJSON we can read (the message says where and why)."""
+    """A file that is not FHIR JSON/NDJSON we can read, or a patient to export who is not in the
+    store (the message says which and why)."""
 
 
 def _uuid(kind: str, key: str) -> str:
