@@ -391,7 +391,7 @@ def _procedure(row, plans: list[dict]) -> dict:
         "status": "not-done" if row["completion"] == "skipped" else "completed",
         "code": {"coding": [{"system": SYSTEMS["session-template"], "code": row["session"]}], "text": row["session"]},
         "subject": _subject(row["patient_id"]),
-        "performedDateTime": day.strftime("%Y-%m-%d"),
+        "performedDateTime": _day(day),
     }
     if not resource["basedOn"]:
         del resource["basedOn"]
@@ -415,7 +415,7 @@ def _pain(row, timing: str) -> dict | None:
         "status": "final", "category": [{"coding": [_SURVEY]}],
         "code": {"coding": [_NPRS], "text": f"Pain (NPRS 0-10) {timing} the session"},
         "subject": _subject(row["patient_id"]),
-        "effectiveDateTime": pd.Timestamp(row["performed_on"]).strftime("%Y-%m-%d"),
+        "effectiveDateTime": _day(row["performed_on"]),
         "valueInteger": int(value),
     }
 
@@ -559,7 +559,7 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
 
 
 # ----------------------------------------------------------------------------------------------
-# In: hip ROM Observations (and their Patients) into our tables
+# In: hip ROM Observations, session Procedures and their Patients into our tables
 # ----------------------------------------------------------------------------------------------
 
 # Where each of our columns comes from, for the messages.
@@ -729,6 +729,15 @@ def _extension(element, key: str) -> Any:
     return None
 
 
+def _subject_id(resource: dict, patients: dict[str, str]) -> str:
+    """The patient id of a resource's subject: its identifier in our system, else the Patient of
+    the files it references (``patients``: reference -> id)."""
+    subject = _object(resource, "subject")
+    ident = _object(subject, "identifier")
+    ours = _json_text(ident.get("value")) if ident.get("system") == SYSTEMS["patient"] else ""
+    return ours or patients.get(_json_text(subject.get("reference")), "")
+
+
 def _patient_row(resource: dict) -> dict:
     birth = _json_text(resource.get("birthDate"))
     names = _items(resource, "name")
@@ -765,16 +774,12 @@ def _observation_row(resource: dict, patients: dict[str, str]) -> dict:
     joint, _, motion = ours.partition("-")
     method = _find(resource.get("method"), SYSTEMS["method"]).split("-")
     mode, position, instrument = method if len(method) == 3 else ("", "", "")
-    subject = _object(resource, "subject")
-    ident = _object(subject, "identifier")
-    patient = (_json_text(ident.get("value")) if ident.get("system") == SYSTEMS["patient"] else "") \
-        or patients.get(_json_text(subject.get("reference")), "")
     trial = next((_json_text(c.get("valueInteger")) for c in _items(resource, "component")
                   if _find(c.get("code"), SYSTEMS["component"]) == "trial"), "")
     performer = next(iter(_items(resource, "performer")), {})
     assessor = _json_text(_object(performer, "identifier").get("value")) or _json_text(performer.get("display"))
     effective = _json_text(resource.get("effectiveDateTime"))
-    return {"measurement_id": _our_id(resource, "measurement"), "patient_id": patient,
+    return {"measurement_id": _our_id(resource, "measurement"), "patient_id": _subject_id(resource, patients),
             "measured_on": effective[:10], "side": _side(resource.get("bodySite")),
             "joint": joint or ("hip" if _find(resource.get("code"), SNOMED) == _HIP_ROM["code"] else ""),
             "motion": motion.replace("-", "_"), "position": position, "mode": mode, "instrument": instrument,
@@ -805,11 +810,7 @@ def _session_row(resource: dict, patients: dict[str, str], reduced: Counter) -> 
                 "(no completion extension)"] += 1
     performed = _json_text(resource.get("performedDateTime"))
     at = _json_text(_extension(resource, "performed-at")) or performed[11:16]
-    subject = _object(resource, "subject")
-    ident = _object(subject, "identifier")
-    return {"session_id": _our_id(resource, "session"),
-            "patient_id": (_json_text(ident.get("value")) if ident.get("system") == SYSTEMS["patient"] else "")
-            or patients.get(_json_text(subject.get("reference")), ""),
+    return {"session_id": _our_id(resource, "session"), "patient_id": _subject_id(resource, patients),
             "performed_on": performed[:10], "performed_at": at[:5] if len(at) >= 5 and at[2] == ":" else at,
             "session": _find(resource.get("code"), SYSTEMS["session-template"]), "completion": completion,
             "rounds_done": _json_text(_extension(resource, "rounds-done")), "pain_before": "", "pain_after": "",

@@ -126,8 +126,7 @@ class PatientProgress:
         """A note naming the patient's hip IR series by other methods, which are not shown here."""
         m = self.measurements
         ir = m[(m["joint"] == self.method["joint"]) & (m["motion"] == self.method["motion"])]
-        others = ir[[k for k in METHOD_KEYS]].drop_duplicates()
-        others = others[~np.logical_and.reduce([others[k] == self.method[k] for k in METHOD_KEYS])]
+        others = ir.drop(select_method(ir, self.method).index)[list(METHOD_KEYS)].drop_duplicates()
         if others.empty:
             return ""
         named = "; ".join(method_in_words(dict(zip(METHOD_KEYS, r))) for r in others.itertuples(index=False))

@@ -87,19 +87,15 @@ def _ids_unique_ignoring_case(data, rows, collect, patients) -> None:
     if patients is not None:
         for pid in patients["patient_id"].astype("str"):
             first.setdefault(pid.casefold(), (pid, "already stored"))
-    clash_rows, values, rules = [], [], []
     for row, pid in zip(rows, data["patient_id"]):
         if not isinstance(pid, str):
             continue
         spelling, where = first.setdefault(pid.casefold(), (pid, f"row {row}"))
         if spelling != pid:
-            clash_rows.append(row)
-            values.append(pid)
-            rules.append(f"differs from patient id {spelling!r} ({where}) only in letter case; ids name report "
-                         "and FHIR files, which would overwrite each other on Windows and macOS")
-    for row, value, rule in zip(clash_rows, values, rules):
-        collect.problem("error", [row], "patient_id", [value], rule,
-                        "use the same spelling if it is the same patient, or give a distinct id")
+            collect.problem("error", [row], "patient_id", [pid],
+                            f"differs from patient id {spelling!r} ({where}) only in letter case; ids name report "
+                            "and FHIR files, which would overwrite each other on Windows and macOS",
+                            "use the same spelling if it is the same patient, or give a distinct id")
 
 
 def _known_patients(table, data, rows, collect, patients) -> None:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from ..config import safe_filename
 from ..errors import DataValidationError, StoreError
-from ..records import ID_COLUMN, ORIGINAL_ROW, SOURCE_ROW, ReadResult, ValidationReport, read_records, table_spec
+from ..records import ID_COLUMN, ORIGINAL_ROW, SOURCE_ROW, TABLES, ReadResult, ValidationReport, read_records, table_spec
 from ..records.read import label_of, source_bytes
 from .export import spreadsheet_safe
 from .schema import db_values, now, sql_literal, typed, user
@@ -75,6 +75,11 @@ class ImportSummary:
         if self.quarantine_file:
             text += f"\n  bad rows with reasons: {self.quarantine_file}"
         return text
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ("strict", "quarantine"):
+        raise StoreError(f"mode must be 'strict' or 'quarantine', got {mode!r}")
 
 
 @dataclass(frozen=True)
@@ -137,8 +142,7 @@ class ImportMixin:
         -------
         ImportSummary
         """
-        if mode not in ("strict", "quarantine"):
-            raise StoreError(f"mode must be 'strict' or 'quarantine', got {mode!r}")
+        _check_mode(mode)
         report = progress or (lambda stage, done, total: None)
         patients = self.read("patients")[["patient_id", "birth_year"]]
         ready = self._validated(source, table, patients, report, sheet=sheet, dates=dates, encoding=encoding,
@@ -174,8 +178,7 @@ class ImportMixin:
         list of ImportSummary
             One per table, in order.
         """
-        if mode not in ("strict", "quarantine"):
-            raise StoreError(f"mode must be 'strict' or 'quarantine', got {mode!r}")
+        _check_mode(mode)
         quiet = lambda stage, done, total: None  # noqa: E731
         patients = self.read("patients")[["patient_id", "birth_year"]]
         ready = []
@@ -423,9 +426,7 @@ def import_derived(store, rows, labels: dict[str, str], *, origin: str | None = 
     dict
         ``table -> ImportSummary`` with its report translated.
     """
-    tables = [t for t, f in rows.tables.items() if len(f)]
-    order = {t: i for i, t in enumerate(("patients", "programs", "measurements", "sessions"))}
-    tables.sort(key=order.__getitem__)
+    tables = sorted((t for t, f in rows.tables.items() if len(f)), key=TABLES.index)  # patients first
     sources = [(as_csv(rows.tables[t], labels[t]), t) for t in tables]
     try:
         summaries = store.import_tables(sources, mode=mode, quarantine_dir=quarantine_dir, who=who, origin=origin,
