@@ -19,17 +19,14 @@ from hipanalytics.progress import patient_progress
 from hipanalytics.reports import render_clinic
 from hipanalytics.reports.kernel import NotebookFailed, WarmKernel
 from hipanalytics.store import Store
-from hipanalytics.synthetic import generate_clinic, write_clinic
+from hipanalytics.synthetic import generate_clinic
+
+from .stores import clinic_store
 
 
 @pytest.fixture(scope="module")
 def store_path(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("clinic")
-    paths = write_clinic(generate_clinic(8, seed=11), folder)
-    store = Store(folder / "clinic.sqlite")
-    for table in ("patients", "programs", "measurements", "sessions"):
-        store.import_file(paths[table], table)
-    return str(folder / "clinic.sqlite")
+    return str(clinic_store(generate_clinic(8, seed=11), tmp_path_factory.mktemp("clinic")))
 
 
 def _notebook(*sources: str):

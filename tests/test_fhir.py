@@ -16,7 +16,9 @@ from hipanalytics.cli import main
 from hipanalytics.fhir import SYSTEMS, FhirError, code_systems, patient_bundle, read_fhir
 from hipanalytics.records import table_spec
 from hipanalytics.store import Store
-from hipanalytics.synthetic import generate_clinic, write_clinic
+from hipanalytics.synthetic import generate_clinic
+
+from .stores import clinic_store
 
 FHIR = Path(__file__).resolve().parent / "data" / "fhir"
 COLUMNS = {t: [s.name for s in table_spec(t)] for t in ("patients", "measurements", "sessions")}
@@ -71,12 +73,7 @@ def _clinic(tmp_path, n=4, seed=8) -> Path:
                                       notes=["", 'end feel "firm"; ré-test\nnext week'] * (len(m) // 2)
                                       + [""] * (len(m) % 2))
     clinic["patients"] = clinic["patients"].assign(display_name=[f"Zoë Example {i}" for i in range(n)])
-    paths = write_clinic(clinic, tmp_path / "data")
-    store = Store(tmp_path / "a.sqlite")
-    for table in ("patients", "programs", "measurements", "sessions"):
-        store.import_file(paths[table], table)
-    store.close()
-    return tmp_path / "a.sqlite"
+    return clinic_store(clinic, tmp_path, "a.sqlite")
 
 
 def _same(a: Path, b: Path, table: str, columns=None) -> None:

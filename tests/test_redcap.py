@@ -13,7 +13,9 @@ from hipanalytics.cli import main
 from hipanalytics.records import table_spec
 from hipanalytics.redcap import DICTIONARY_COLUMNS, field_map, redcap_dictionary, redcap_records
 from hipanalytics.store import Store
-from hipanalytics.synthetic import generate_clinic, write_clinic
+from hipanalytics.synthetic import generate_clinic
+
+from .stores import clinic_store
 
 # REDCap's own names for field types and text validations (Project Setup > Data Dictionary)
 FIELD_TYPES = {"text", "notes", "radio", "dropdown", "checkbox", "yesno", "truefalse", "calc", "file", "descriptive",
@@ -85,10 +87,7 @@ def test_cli_writes_the_dictionary_and_the_store_as_redcap_records(tmp_path):
     result = runner.invoke(main, ["redcap", "dictionary", "--out", str(tmp_path / "dict.csv")])
     assert result.exit_code == 0 and "39 fields on 4 instruments" in result.output, result.output
     assert pd.read_csv(tmp_path / "dict.csv", dtype=str).columns.tolist() == list(DICTIONARY_COLUMNS)
-    paths = write_clinic(generate_clinic(2, seed=3), tmp_path / "data")
-    store = Store(tmp_path / "s.sqlite")
-    for table in ("patients", "programs", "measurements", "sessions"):
-        store.import_file(paths[table], table)
+    store = Store(clinic_store(generate_clinic(2, seed=3), tmp_path, "s.sqlite"))
     result = runner.invoke(main, ["export", "--to-redcap", "--out", str(tmp_path / "records.csv"),
                                   "--store", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 0 and "(2 patients and their repeating instruments)" in result.output, result.output
@@ -115,17 +114,8 @@ REDCAP = Path(__file__).resolve().parent / "data" / "redcap"
 SPEC_COLUMNS = {t: [s.name for s in table_spec(t)] for t in ("patients", "programs", "measurements", "sessions")}
 
 
-def _store_with(tmp_path, clinic) -> Path:
-    paths = write_clinic(clinic, tmp_path / "data")
-    store = Store(tmp_path / "a.sqlite")
-    for table in ("patients", "programs", "measurements", "sessions"):
-        store.import_file(paths[table], table)
-    store.close()
-    return tmp_path / "a.sqlite"
-
-
 def test_the_round_trip_dictionary_records_out_records_in_gives_back_the_store(tmp_path):
-    source = _store_with(tmp_path, generate_clinic(4, seed=8))
+    source = clinic_store(generate_clinic(4, seed=8), tmp_path, "a.sqlite")
     runner = CliRunner()
     assert runner.invoke(main, ["redcap", "dictionary", "--out", str(tmp_path / "dict.csv")]).exit_code == 0
     out = runner.invoke(main, ["export", "--to-redcap", "--out", str(tmp_path / "records.csv"), "--store", str(source)])

@@ -20,7 +20,9 @@ from hipanalytics.errors import ReportError
 from hipanalytics.progress import patient_progress
 from hipanalytics.reports import TEMPLATES_DIR, render_notebook, render_patient
 from hipanalytics.store import Store
-from hipanalytics.synthetic import generate_clinic, write_clinic
+from hipanalytics.synthetic import generate_clinic
+
+from .stores import clinic_store
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # the checkout's link to the shipped notebooks
 
@@ -30,11 +32,7 @@ def store_path(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("clinic")
     clinic = generate_clinic(12, seed=4)
     clinic["patients"].loc[0, "display_name"] = "<script>alert('x')</script> Jo Zebrafinch"
-    paths = write_clinic(clinic, folder)
-    store = Store(folder / "clinic.sqlite")
-    for table in ("patients", "programs", "measurements", "sessions"):
-        store.import_file(paths[table], table)
-    return str(folder / "clinic.sqlite")
+    return str(clinic_store(clinic, folder))
 
 
 def test_patient_report_figures_match_the_package_and_the_outputs_are_self_contained(store_path, tmp_path):
@@ -198,14 +196,10 @@ def test_the_cohort_report_refuses_a_one_schedule_store_before_starting_a_kernel
 
     clinic = generate_clinic(8, seed=7)
     daily = set(clinic["patients"].loc[clinic["patients"]["cohort"] == "daily", "patient_id"])
-    paths = write_clinic({k: v[v["patient_id"].isin(daily)] if "patient_id" in v else v for k, v in clinic.items()},
-                         tmp_path / "data")
-    store = Store(tmp_path / "one.sqlite")
-    for table in ("patients", "programs", "measurements", "sessions"):
-        store.import_file(paths[table], table)
-    store.close()
+    one = clinic_store({k: v[v["patient_id"].isin(daily)] if "patient_id" in v else v for k, v in clinic.items()},
+                       tmp_path, "one.sqlite")
     with pytest.raises(ReportError, match=f"has {len(daily)} on daily and 0 on three-per-week"):
-        render_cohort(tmp_path / "one.sqlite", tmp_path / "out")
+        render_cohort(one, tmp_path / "out")
     assert not (tmp_path / "out" / "failed").exists()  # refused before a notebook ran
 
 
