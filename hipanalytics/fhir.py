@@ -604,7 +604,8 @@ class FhirRows:
     Attributes
     ----------
     file : str
-        The file, or ``N files (names)`` for several read together (a bulk export's NDJSON files).
+        The file, or ``N files (names)`` for several read together (a bulk export's NDJSON files;
+        the first three names).
     kind : str
         ``Bundle``, ``NDJSON``, or both joined.
     tables : dict of DataFrame
@@ -850,7 +851,9 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
         prefix = f"{one.name} " if len(paths) > 1 else ""
         unit = "entry" if kind == "Bundle" else "line"
         resources += [(f"{prefix}{unit} {number}", resource, url) for number, resource, url in items]
-    label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files ({', '.join(p.name for p in paths)})"
+    names = [p.name for p in paths]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} files ({shown})"  # a bulk export may be 100s
     known = known_patients or set()
     patients: dict[str, str] = {}  # references (Patient/id, urn:uuid:id, the entry's fullUrl) -> our patient id
     for _, resource, full_url in resources:

@@ -100,6 +100,7 @@ def test_the_round_trip_store_bundle_store_keeps_every_measurement(tmp_path):
         _same(source, tmp_path / "b.sqlite", table)
     n = len(Store(source).read("measurements"))
     assert n > 50 and back.output.count("0 quarantined") == 3  # the four Bundles are one import of three tables
+    assert back.output.startswith(f"4 files ({files[0].name}, {files[1].name}, {files[2].name} and 1 more): Bundle of")
     assert Store(source).read("sessions")["pain_after"].notna().sum() > 20
     again = runner.invoke(main, ["fhir", "import", *map(str, files), "--store", str(tmp_path / "b.sqlite")])
     assert again.exit_code == 0 and again.output.count("already imported (same content); nothing added") == 2
