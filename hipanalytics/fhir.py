@@ -400,12 +400,20 @@ def _procedure(row, plans: list[dict]) -> dict:
     return resource
 
 
+PAIN_TIMINGS = {"before": "pain_before", "after": "pain_after", "next-day": "pain_next_day"}
+"""The ``pain-timing`` extension's codes and the session column each fills."""
+
+_PAIN_WORDS = {"before": "before the session", "after": "after the session", "next-day": "the morning after the session"}
+
+
 def _pain(row, timing: str) -> dict | None:
-    """A session's NPRS pain score before or after it (LOINC 72514-3), part of its Procedure."""
-    value = row.get(f"pain_{timing}")
+    """A session's NPRS pain score before or after it, or the next morning (LOINC 72514-3), part
+    of its Procedure; the next-day score is dated the day after the session."""
+    value = row.get(PAIN_TIMINGS[timing])
     if not _text(value):
         return None
     key = f"{row['session_id']}|{timing}"
+    day = pd.Timestamp(row["performed_on"]) + pd.Timedelta(days=1 if timing == "next-day" else 0)
     return {
         "resourceType": "Observation", "id": _uuid("Observation", f"pain|{key}"),
         "extension": [{"url": SYSTEMS["pain-timing"], "valueCode": timing}],
@@ -413,9 +421,9 @@ def _pain(row, timing: str) -> dict | None:
         "partOf": [{"reference": f"urn:uuid:{_uuid('Procedure', row['session_id'])}",
                     "identifier": _identifier("session", row["session_id"])}],
         "status": "final", "category": [{"coding": [_SURVEY]}],
-        "code": {"coding": [_NPRS], "text": f"Pain (NPRS 0-10) {timing} the session"},
+        "code": {"coding": [_NPRS], "text": f"Pain (NPRS 0-10) {_PAIN_WORDS[timing]}"},
         "subject": _subject(row["patient_id"]),
-        "effectiveDateTime": _day(row["performed_on"]),
+        "effectiveDateTime": _day(day),
         "valueInteger": int(value),
     }
 
@@ -446,8 +454,8 @@ def patient_bundle(tables: dict[str, pd.DataFrame], patient_id: str, *, show_nam
         server stores each record once however often it is sent); by default a ``collection``.
     sessions : bool
         Also the session log (``tables["sessions"]``): each session a Procedure (completed, or
-        not-done when skipped) based on the program's CarePlan, its NPRS pain scores before and
-        after as Observations (LOINC 72514-3) part of it.
+        not-done when skipped) based on the program's CarePlan, its NPRS pain scores before,
+        after and the next morning as Observations (LOINC 72514-3) part of it.
     today : date, optional
         Decides whether a program is active or completed (default: today).
 
@@ -482,7 +490,7 @@ def _bundle(patient: dict, measurements: list[dict], programs: list[dict], sessi
     resources = ([_patient(patient, show_name)] + [_observation(r) for r in measurements]
                  + [_care_plan(r, today, cache) for r in programs])
     for row in sessions:
-        resources += [_procedure(row, programs), *filter(None, (_pain(row, "before"), _pain(row, "after")))]
+        resources += [_procedure(row, programs), *filter(None, (_pain(row, t) for t in PAIN_TIMINGS))]
     kind = "transaction" if transaction else "collection"
     return {"resourceType": "Bundle", "id": _uuid("Bundle", patient["patient_id"]), "meta": {"tag": [
         {"system": f"{_LOCAL}:tag", "code": "hipanalytics", "display": f"FHIR {FHIR_VERSION} from hipanalytics"}]},
@@ -593,6 +601,7 @@ _PATHS = {
     ("sessions", "rounds_done"): "Procedure.extension(rounds-done)",
     ("sessions", "pain_before"): "pain Observation (LOINC 72514-3, before) part of the Procedure",
     ("sessions", "pain_after"): "pain Observation (LOINC 72514-3, after) part of the Procedure",
+    ("sessions", "pain_next_day"): "pain Observation (LOINC 72514-3, next-day, dated the day after) part of the Procedure",
     ("sessions", "notes"): "Procedure.note",
 }
 
@@ -814,7 +823,7 @@ def _session_row(resource: dict, patients: dict[str, str], reduced: Counter) -> 
     return {"session_id": _our_id(resource, "session"), "patient_id": _subject_id(resource, patients),
             "performed_on": performed[:10], "performed_at": at[:5] if len(at) >= 5 and at[2] == ":" else at,
             "session": _find(resource.get("code"), SYSTEMS["session-template"]), "completion": completion,
-            "rounds_done": _json_text(_extension(resource, "rounds-done")), "pain_before": "", "pain_after": "",
+            "rounds_done": _json_text(_extension(resource, "rounds-done")), **dict.fromkeys(PAIN_TIMINGS.values(), ""),
             "notes": "\n".join(_json_text(n.get("text")) for n in _items(resource, "note"))}
 
 
@@ -825,7 +834,7 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
 
     Observations of joint range of motion (our code, or SNOMED CT 299238003) become measurements;
     Procedures of our session templates become sessions, with the NPRS pain Observations (LOINC
-    72514-3) that are part of them as their pain before and after; Patients become patients unless
+    72514-3) that are part of them as their pain before, after and the next morning; Patients become patients unless
     ``known_patients`` (the store's) already has them. Every other resource is counted by reason,
     never silently dropped; Observations marked ``entered-in-error`` or ``cancelled`` are counted
     and not imported. Values are taken as written: a quantity not in UCUM ``deg``, a missing
@@ -908,15 +917,15 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
         parts = _items(resource, "partOf")
         row = next((sessions[k] for p in parts for k in (_json_text(p.get("reference")),
                     f"id:{_json_text(_object(p, 'identifier').get('value'))}") if k in sessions), None)
-        if row is None or timing not in ("before", "after"):
-            skipped["pain score (LOINC 72514-3) not part of a session in this file, or not said to be before "
-                    "or after it"] += 1
+        if row is None or timing not in PAIN_TIMINGS:
+            skipped["pain score (LOINC 72514-3) not part of a session in this file, or not said to be before, "
+                    "after or the morning after it"] += 1
             continue
         value = _json_text(resource.get("valueInteger") if "valueInteger" in resource else resource.get("valueQuantity"))
-        cell = f"pain_{timing}"
+        cell = PAIN_TIMINGS[timing]
         row[cell] = f"{row[cell]} / {value}" if row[cell] else value  # two scores for one: refused by validation
         attached += 1
-    tables = {t: pd.DataFrame(r, columns=[s.name for s in table_spec(t)]).fillna("")
+    tables = {t: pd.DataFrame(r, columns=[s.name for s in table_spec(t)]).astype("object").fillna("")
               for t, r in rows.items()}
     used = sum(len(r) for r in rows.values()) + attached
     return FhirRows(label, ", ".join(dict.fromkeys(kinds)), tables, len(resources), used, n_known, skipped, at,

@@ -1,12 +1,12 @@
 """REDCap: a data dictionary generated from our tables, and our records in REDCap's import format.
 
-A research team builds its REDCap project from :func:`redcap_dictionary` in one upload: four
-instruments (``patient``; ``program``, ``rom_visit`` and ``session_log``, each to be set up as a
+A research team builds its REDCap project from :func:`redcap_dictionary` in one upload: five
+instruments (``patient``; ``program``, ``rom_visit``, ``session_log`` and ``episode``, each to be set up as a
 repeating instrument), every column of ours as one field with our codes as the choices of its
 radio buttons, dates, whole numbers and numbers validated with our limits, identifiers marked, and
 the field annotation naming the column it holds (``hipanalytics: measurements.degrees``).
 :func:`redcap_records` writes a store's tables in the "CSV (raw data)" layout REDCap imports for
-that dictionary: one row per patient, and one per program, measurement and session as instances
+that dictionary: one row per patient, and one per program, measurement, session and episode as instances
 of the repeating instruments.
 
 The field names are ours with a prefix per instrument, because REDCap needs every name unique in
@@ -31,7 +31,7 @@ Examples
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ DICTIONARY_COLUMNS = (
 """The columns of a REDCap data dictionary (CSV), in REDCap's order."""
 
 FORMS = {"patients": ("patient", ""), "programs": ("program", "prg_"), "measurements": ("rom_visit", "rom_"),
-         "sessions": ("session_log", "ses_")}
+         "sessions": ("session_log", "ses_"), "episodes": ("episode", "epi_")}
 """Our table -> (REDCap instrument, field-name prefix). ``patients`` is the non-repeating first
 instrument; its ``patient_id`` is the project's record id."""
 
@@ -61,7 +61,7 @@ RECORD_ID = "patient_id"
 
 # Columns a REDCap project flags as identifiers, so its de-identified exports leave them out: the
 # display name, and free text, which may hold anything (our research exports drop it too).
-_IDENTIFIERS = {("patients", "display_name"), ("measurements", "notes"), ("sessions", "notes")}
+_IDENTIFIERS = {("patients", "display_name"), ("measurements", "notes"), ("sessions", "notes"), ("episodes", "notes")}
 
 _VALIDATION = {"date": "date_ymd", "int": "integer", "year": "integer", "float": "number"}
 _TIME = {("sessions", "performed_at")}  # HH:MM, REDCap's "time" validation
@@ -127,7 +127,7 @@ def _field(table: str, spec: ColumnSpec, form: str, name: str) -> dict[str, str]
 
 
 def redcap_dictionary() -> pd.DataFrame:
-    """The REDCap data dictionary of our four tables (write it with ``to_csv(index=False)``).
+    """The REDCap data dictionary of our five tables (write it with ``to_csv(index=False)``).
 
     The record id ``patient_id`` comes first, as REDCap requires. Section headers name the
     instrument's table; the ids REDCap does not need (derived measurement and session ids) are
@@ -169,7 +169,7 @@ def redcap_records(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     DataFrame
         ``patient_id``, ``redcap_repeat_instrument``, ``redcap_repeat_instance``, every field of
         :func:`field_map` and each instrument's ``<form>_complete`` (2, complete), all text. One
-        row per patient, then per program, measurement and session of that patient, numbered 1,
+        row per patient, then per program, measurement, session and episode of that patient, numbered 1,
         2, ... per instrument in the order of the table.
 
     Examples
@@ -414,6 +414,10 @@ def read_redcap(export: str | Path, dictionary: str | Path, mapping: str | Path 
     label = str(export)
     dic = _read_dictionary(dictionary)
     record_id, tables = _builtin_mapping() if mapping is None else _load_mapping(mapping, dic)
+    if mapping is None:  # a project built from an earlier dictionary of ours lacks the newer fields
+        tables = {t: replace(m, columns={c: f for c, f in m.columns.items() if f in dic.index})
+                  for t, m in tables.items()}
+        tables = {t: m for t, m in tables.items() if m.columns}
     raw = _read_text_table(export, "export")
     if record_id not in raw.columns:
         raise RedcapError(f"{label}: no record id column {record_id!r}: not an export of this project "

@@ -291,6 +291,27 @@ def test_strict_mode_is_all_or_nothing_across_the_tables_of_one_file(tmp_path):
     assert Store(store).read("patients")["patient_id"].tolist() == ["NC-17"]  # NC-18 not stored either
 
 
+def test_next_day_pain_is_an_observation_dated_the_morning_after_and_comes_back(tmp_path):
+    tables = {
+        "patients": pd.DataFrame({"patient_id": ["P1"], "birth_year": [1980], "involved_side": ["left"]}),
+        "measurements": pd.DataFrame(columns=["patient_id"]),
+        "sessions": pd.DataFrame({"session_id": ["S1"], "patient_id": "P1", "performed_on": pd.to_datetime(["2026-01-05"]),
+                                  "session": ["breakouts"], "completion": ["full"], "pain_before": pd.array([2], "Int64"),
+                                  "pain_after": pd.array([4], "Int64"), "pain_next_day": pd.array([5], "Int64")}),
+    }
+    bundle = patient_bundle(tables, "P1", sessions=True)
+    _validate(bundle)
+    pains = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"]
+    assert [(p["extension"][0]["valueCode"], p["effectiveDateTime"], p["valueInteger"]) for p in pains] == [
+        ("before", "2026-01-05", 2), ("after", "2026-01-05", 4), ("next-day", "2026-01-06", 5)]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(bundle))
+    result = CliRunner().invoke(main, ["fhir", "import", str(path), "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 0, result.output
+    back = Store(tmp_path / "s.sqlite").read("sessions")
+    assert back[["pain_before", "pain_after", "pain_next_day"]].iloc[0].tolist() == [2, 4, 5]
+
+
 def test_sessions_come_back_with_their_pain_scores_and_clashes_are_refused(tmp_path):
     tables = {
         "patients": pd.DataFrame({"patient_id": ["P1"], "birth_year": [1980], "involved_side": ["left"]}),
@@ -333,8 +354,8 @@ def test_sessions_come_back_with_their_pain_scores_and_clashes_are_refused(tmp_p
     assert ("pain_before (FHIR entry 4, pain Observation (LOINC 72514-3, before) part of the Procedure): '3 / 7': "
             "not a whole number") in refused.output
     rows = read_fhir(path)
-    assert rows.skipped["pain score (LOINC 72514-3) not part of a session in this file, or not said to be before or "
-                        "after it"] == 1
+    assert rows.skipped["pain score (LOINC 72514-3) not part of a session in this file, or not said to be before, "
+                        "after or the morning after it"] == 1
     assert rows.resources_read == rows.used + rows.known + sum(rows.skipped.values())
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from hipanalytics.cli import main
-from hipanalytics.records import table_spec
+from hipanalytics.records import TABLES, table_spec
 from hipanalytics.redcap import DICTIONARY_COLUMNS, field_map, redcap_dictionary, redcap_records
 from hipanalytics.store import Store
 from hipanalytics.synthetic import generate_clinic
@@ -31,8 +31,8 @@ def test_the_dictionary_has_redcaps_columns_and_a_field_per_column_of_ours():
     assert names.is_unique and all(re.fullmatch(r"[a-z][a-z0-9_]{0,25}", n) for n in names)
     assert set(d["Field Type"]) <= FIELD_TYPES
     assert set(d["Text Validation Type OR Show Slider Number"]) <= VALIDATIONS
-    assert list(d["Form Name"].unique()) == ["patient", "program", "rom_visit", "session_log"]
-    expected = sum(len(table_spec(t)) for t in ("patients", "programs", "measurements", "sessions")) - 3
+    assert list(d["Form Name"].unique()) == ["patient", "program", "rom_visit", "session_log", "episode"]
+    expected = sum(len(table_spec(t)) for t in TABLES) - (len(TABLES) - 1)
     assert len(d) == expected  # every column once; patient_id only as the record id
     annotations = d.set_index("Variable / Field Name")["Field Annotation"]
     assert annotations["rom_degrees"] == "hipanalytics: measurements.degrees"
@@ -54,7 +54,7 @@ def test_choices_are_our_codes_and_limits_our_plausibility_bounds():
             pain["Text Validation Max"]) == ("integer", "0", "10")
     assert d.loc["ses_performed_at", "Text Validation Type OR Show Slider Number"] == "time"
     assert d.loc["rom_measured_on", "Text Validation Type OR Show Slider Number"] == "date_ymd"
-    assert set(d.index[d["Identifier?"] == "y"]) == {"display_name", "rom_notes", "ses_notes"}
+    assert set(d.index[d["Identifier?"] == "y"]) == {"display_name", "rom_notes", "ses_notes", "epi_notes"}
     assert d.loc["rom_measured_on", "Required Field?"] == "y" and d.loc["rom_trial", "Required Field?"] == ""
 
 
@@ -64,7 +64,7 @@ def test_records_out_are_one_row_per_patient_and_an_instance_per_record():
     fields = set(field_map()["field"])
     assert list(out.columns[:3]) == ["patient_id", "redcap_repeat_instrument", "redcap_repeat_instance"]
     assert set(out.columns[3:]) == (fields - {"patient_id"}) | {
-        "patient_complete", "program_complete", "rom_visit_complete", "session_log_complete"}
+        "patient_complete", "program_complete", "rom_visit_complete", "session_log_complete", "episode_complete"}
     counts = out.groupby("redcap_repeat_instrument").size()
     assert counts.to_dict() == {"": 3, "program": len(clinic["programs"]), "rom_visit": len(clinic["measurements"]),
                                 "session_log": len(clinic["sessions"])}
@@ -85,7 +85,7 @@ def test_records_out_are_one_row_per_patient_and_an_instance_per_record():
 def test_cli_writes_the_dictionary_and_the_store_as_redcap_records(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["redcap", "dictionary", "--out", str(tmp_path / "dict.csv")])
-    assert result.exit_code == 0 and "39 fields on 4 instruments" in result.output, result.output
+    assert result.exit_code == 0 and "46 fields on 5 instruments" in result.output, result.output
     assert pd.read_csv(tmp_path / "dict.csv", dtype=str).columns.tolist() == list(DICTIONARY_COLUMNS)
     store = Store(clinic_store(generate_clinic(2, seed=3), tmp_path, "s.sqlite"))
     result = runner.invoke(main, ["export", "--to-redcap", "--out", str(tmp_path / "records.csv"),
@@ -138,7 +138,7 @@ def test_the_round_trip_dictionary_records_out_records_in_gives_back_the_store(t
 
 def test_a_classic_project_with_repeating_instruments(tmp_path):
     result = CliRunner().invoke(main, ["import", "--from-redcap", str(REDCAP / "classic-repeating.csv"), "--dictionary",
-                                       str(_dictionary(tmp_path)), "--store", str(tmp_path / "s.sqlite")])
+                                       str(PREVIOUS_DICTIONARY), "--store", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 0, result.output
     assert ("10 REDCap rows read: 9 gave 2 patients, 1 programs, 4 measurements, 2 sessions; 1 blank rows skipped; "
             "0 held data only in columns not mapped") in result.output  # the emptied rom_visit instance
@@ -152,7 +152,7 @@ def test_a_classic_project_with_repeating_instruments(tmp_path):
 
 def test_a_longitudinal_project_with_visit_events(tmp_path):
     result = CliRunner().invoke(main, ["import", "--from-redcap", str(REDCAP / "longitudinal.csv"), "--dictionary",
-                                       str(_dictionary(tmp_path)), "--store", str(tmp_path / "s.sqlite")])
+                                       str(PREVIOUS_DICTIONARY), "--store", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 0, result.output
     assert "6 REDCap rows read: 5 gave 1 patients, 2 measurements, 2 sessions; 1 blank rows skipped" in result.output
     store = Store(tmp_path / "s.sqlite")
@@ -165,6 +165,11 @@ def test_a_longitudinal_project_with_visit_events(tmp_path):
 def _dictionary(tmp_path) -> Path:
     redcap_dictionary().to_csv(tmp_path / "dict.csv", index=False)
     return tmp_path / "dict.csv"
+
+
+PREVIOUS_DICTIONARY = REDCAP / "dictionary-schema3.csv"
+"""Our dictionary as hipanalytics wrote it before episodes and next-day pain (schema 3): the
+fixture exports come from projects built with it."""
 
 
 def test_another_projects_export_through_a_mapping_with_checkboxes_wide_rows_and_day_first_dates(tmp_path):

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import io
 import multiprocessing
-import sqlite3
-import uuid
-import warnings
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +14,7 @@ import pytest
 from hipanalytics.errors import DataValidationError, StoreError
 from hipanalytics.store import Store
 
-from .system import postgres_url
+from .stores import location  # noqa: F401 - a fixture
 
 TODAY = date(2026, 11, 1)
 PATIENTS = "patient_id,birth_year,sex,involved_side\nP001,1970,female,right\nP002,1985,male,left\n"
@@ -34,29 +30,6 @@ def write(path: Path, *rows: str, header: str = M_HEADER) -> Path:
     return path
 
 
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def location(request, tmp_path):
-    """A new, empty store location: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "clinic.sqlite")
-        return
-    server = postgres_url()
-    import psycopg
-    import sqlalchemy as sa
-
-    url = sa.make_url(server)
-    name = f"hipanalytics_test_{uuid.uuid4().hex[:12]}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with warnings.catch_warnings():  # pools of stores a test left open are dropped with the database
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -190,40 +163,6 @@ def test_a_failure_mid_import_leaves_the_store_unchanged(store, tmp_path, monkey
     monkeypatch.undo()
     assert counts(store) == before
     assert store.import_file(tmp_path / "a.csv", "measurements", today=TODAY).imported == 2
-
-
-def test_schema_version_is_checked_on_open(tmp_path):
-    path = tmp_path / "old.sqlite"
-    Store(path).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match="has schema version 99, but this hipanalytics uses 3"):
-        Store(path)
-
-
-def test_a_version_1_store_gains_the_program_columns_on_open_and_keeps_its_rows(tmp_path):
-    path = tmp_path / "v1.sqlite"
-    with Store(path) as store:
-        store.import_file(io.StringIO("patient_id,birth_year,involved_side\nP1,1970,left\n"), "patients")
-        store.import_file(io.StringIO(
-            "program_id,patient_id,protocol_id,protocol_version,schedule,start_date,end_date\n"
-            "A,P1,hip-ir-breakouts,1.0.0,daily,2026-01-05,2026-02-01\n"), "programs")
-    with sqlite3.connect(path) as conn:  # what version 1 looked like
-        for column in ("breakout_slot", "choices", "dose_overrides", "omit"):
-            conn.execute(f"ALTER TABLE programs DROP COLUMN {column}")
-        for column in ("skipped", "origin"):  # added by version 3
-            conn.execute(f"ALTER TABLE imports DROP COLUMN {column}")
-        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    with Store(path) as store:
-        programs = store.read("programs")
-        assert programs["program_id"].tolist() == ["A"]
-        assert programs["breakout_slot"].isna().all()
-        assert store.imports()["skipped"].isna().all()  # older imports: not counted then
-        migration = store.audit().query("action == 'migrate'")
-        assert migration["reason"].tolist() == ["schema version 1 -> 3"]
-        assert "imports.skipped" in migration["details"].iloc[0] and "programs.omit" in migration["details"].iloc[0]
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
 
 
 def test_missing_store_is_refused_when_not_creating(tmp_path):

@@ -7,7 +7,8 @@ stored the good rows and set bad rows aside (the quarantine file says why); 4 an
 
 The commands live in one module per group, each registering on :func:`main`: ``programs``
 (protocols, programs, demo), ``records`` (validate, import, export, patients, key), ``interop``
-(REDCap, FHIR), ``reports`` (report, power) and ``apps`` (app, lab).
+(REDCap, FHIR), ``reports`` (report, power), ``apps`` (app, lab) and ``maintenance`` (store status,
+store upgrade).
 """
 
 from __future__ import annotations
@@ -74,4 +75,4 @@ def main() -> None:
 
 
 # the commands, registered on `main` by their modules
-from . import apps, interop, programs, records, reports  # noqa: E402,F401
+from . import apps, interop, maintenance, programs, records, reports  # noqa: E402,F401

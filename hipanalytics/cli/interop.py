@@ -71,15 +71,15 @@ def redcap_group() -> None:
               help="The data dictionary CSV to upload in REDCap (Project Setup > Data Dictionary).")
 def redcap_dictionary_command(out) -> None:
     """Write the REDCap data dictionary of hipanalytics' tables: instruments patient, program,
-    rom_visit and session_log (the last three repeating), our codes as choices, our limits as
-    validation, identifiers marked."""
+    rom_visit, session_log and episode (all but patient repeating), our codes as choices, our
+    limits as validation, identifiers marked."""
     from ..redcap import redcap_dictionary
 
     dictionary = redcap_dictionary()
     dictionary.to_csv(out, index=False, encoding="utf-8")
     forms = dictionary["Form Name"].unique()
     click.echo(f"{out}: {len(dictionary)} fields on {len(forms)} instruments ({', '.join(forms)}); "
-               "make program, rom_visit and session_log repeating instruments")
+               f"make {', '.join(forms[1:-1])} and {forms[-1]} repeating instruments")
 
 
 @main.group("fhir")

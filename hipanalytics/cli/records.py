@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..config import default_store
 from ..errors import DataValidationError
+from ..records import TABLES
 from . import EXIT_PARTIAL, EXIT_REFUSED, _refusals, main
 
 
@@ -17,7 +18,7 @@ from . import EXIT_PARTIAL, EXIT_REFUSED, _refusals, main
 # Records: validate, import, export
 # ----------------------------------------------------------------------------------------------
 
-_TABLE = click.Choice(["patients", "programs", "measurements", "sessions"])
+_TABLE = click.Choice(list(TABLES))
 _store_option = click.option("--store", "store_path", default=None,
                              help="SQLite file or database URL [default: $HIPANALYTICS_STORE or ./hipanalytics.sqlite].")
 _read_options = [
@@ -47,7 +48,7 @@ def _guess_table(path: Path, table: str | None) -> str:
     if table:
         return table
     stem = path.stem.lower()
-    for name in ("patients", "programs", "measurements", "sessions"):
+    for name in TABLES:
         if stem.startswith(name):
             return name
     raise click.UsageError(f"cannot tell the table from the file name {path.name!r}; give --table")

@@ -16,7 +16,7 @@ __all__ = ["TABLES", "SOURCE_ROW", "ORIGINAL_ROW", "ColumnSpec", "DateOrder", "D
            "HIP_IR_WARNING_RANGE", "ID_PATTERN", "ID_RULE", "ID_COLUMN", "valid_id", "FORMULA_TRIGGERS", "table_spec", "schema",
            "column_letter"]
 
-TABLES = ("patients", "programs", "measurements", "sessions")
+TABLES = ("patients", "programs", "measurements", "sessions", "episodes")
 SOURCE_ROW = "source_row"
 """Column added to read data: the row number as the spreadsheet shows it (header = row 1). A file
 that has a column of this name is a quarantine file (see :data:`ORIGINAL_ROW`)."""
@@ -28,7 +28,7 @@ imported, taken from the quarantine file's ``source_row`` column and kept for th
 DateOrder = Literal["day-first", "month-first"]
 
 ID_COLUMN = {"patients": "patient_id", "programs": "program_id", "measurements": "measurement_id",
-             "sessions": "session_id"}
+             "sessions": "session_id", "episodes": "episode_id"}
 """The id column of each table."""
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?")
@@ -108,6 +108,16 @@ _MOTION_ALIASES = {"internal_rotation": "internal_rotation", "ir": "internal_rot
                    "adduction": "adduction"}
 _COMPLETION_ALIASES = {"full": "full", "complete": "full", "completed": "full", "partial": "partial",
                        "skipped": "skipped", "missed": "skipped", "not done": "skipped"}
+_DISCHARGE_ALIASES = {
+    "goals_met": "goals_met", "goals met": "goals_met", "goal met": "goals_met", "goals achieved": "goals_met",
+    "plateau": "plateau", "plateaued": "plateau", "levelled off": "plateau", "leveled off": "plateau",
+    "patient_choice": "patient_choice", "patient choice": "patient_choice", "self-discharged": "patient_choice",
+    "self discharged": "patient_choice",
+    "referred_on": "referred_on", "referred on": "referred_on", "referred": "referred_on",
+    "did_not_return": "did_not_return", "did not return": "did_not_return", "dna": "did_not_return",
+    "lost to follow-up": "did_not_return", "lost to follow up": "did_not_return",
+    "other": "other",
+}
 _SEX_ALIASES = {"f": "female", "female": "female", "m": "male", "male": "male", "x": "other",
                 "other": "other", "unknown": "unknown"}
 
@@ -154,6 +164,8 @@ _SPECS: dict[str, tuple[ColumnSpec, ...]] = {
               required=False, nullable=True),
         _text("reason", "why prescribed or changed", "pain after daily breakouts", 500, required=False,
               nullable=True),
+        _given_id("episode_id", "episode of care the program belongs to; empty: found from the programs' dates",
+                  "P001-E1", 128, required=False, nullable=True),
     ),
     "measurements": (
         ColumnSpec("measurement_id", "id", "row id; derived from the other columns when absent", "M0001",
@@ -190,13 +202,28 @@ _SPECS: dict[str, tuple[ColumnSpec, ...]] = {
                    required=False, nullable=True, source="NPRS 0-10 (Farrar et al., Pain 2001)"),
         ColumnSpec("pain_after", "int", "NPRS pain after, 0-10", "3", minimum=0, maximum=10,
                    required=False, nullable=True, source="NPRS 0-10 (Farrar et al., Pain 2001)"),
+        ColumnSpec("pain_next_day", "int", "NPRS pain the next morning, after this session, 0-10", "2", minimum=0,
+                   maximum=10, required=False, nullable=True,
+                   source="pain should settle by the next morning (pain-monitoring model: Silbernagel et al., "
+                          "Am J Sports Med 2007;35(6):897-906)"),
+        _text("notes", "free text (dropped from research exports)", "", 2000, required=False, nullable=True),
+    ),
+    "episodes": (
+        _given_id("episode_id", "episode of care id", "P001-E1", 128),
+        _PATIENT_ID,
+        ColumnSpec("start_date", "date", "first day of the episode (evaluation or first program)", "2026-01-05"),
+        ColumnSpec("end_date", "date", "discharge date; empty while the episode is open", "2026-03-01",
+                   required=False, nullable=True),
+        _enum("discharge_reason", "why the episode ended", "goals_met", _DISCHARGE_ALIASES, required=False,
+              nullable=True),
         _text("notes", "free text (dropped from research exports)", "", 2000, required=False, nullable=True),
     ),
 }
 
 
 def table_spec(table: str) -> tuple[ColumnSpec, ...]:
-    """The column definitions of a table (``patients``, ``programs``, ``measurements``, ``sessions``)."""
+    """The column definitions of a table (``patients``, ``programs``, ``measurements``, ``sessions``,
+    ``episodes``)."""
     if table not in _SPECS:
         raise ValueError(f"unknown table {table!r}: expected one of {', '.join(TABLES)}")
     return _SPECS[table]

@@ -24,15 +24,17 @@ def check_rules(table: str, spec, data: pd.DataFrame, rows: pd.Series, collect: 
     """Apply every row rule of ``table`` to ``data`` (normalised), reporting into ``collect``."""
     _plausible_hip_ir(data, rows, collect)
     _schema(table, spec, data, rows, collect)
+    ahead = {"programs": {"start_date", "end_date"}, "episodes": {"start_date"}}.get(table, set())
     for col in spec:
-        if col.kind == "date" and table != "programs":  # a program may be prescribed ahead; visits cannot be
+        if col.kind == "date" and col.name not in ahead:  # a program may be prescribed ahead; visits cannot be
             future = data[col.name] > pd.Timestamp(today)
             collect.problem("error", rows[future], col.name, data.loc[future, col.name].dt.strftime("%Y-%m-%d"),
                             f"date in the future (after {today})", "check the year and month")
-    if table == "programs":
-        reversed_ = data["start_date"] > data["end_date"]
+    if table in ("programs", "episodes"):
+        reversed_ = (data["start_date"] > data["end_date"]).fillna(False).astype(bool)
         collect.problem("error", rows[reversed_], "end_date", data.loc[reversed_, "end_date"].dt.strftime("%Y-%m-%d"),
                         "end date before start date", "swap or correct the dates")
+    if table == "programs":
         _check_programs(data[~reversed_], rows[~reversed_], collect)
     if table == "patients":
         future = data["birth_year"] > today.year

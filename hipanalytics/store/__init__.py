@@ -11,7 +11,8 @@ reasons, go to a quarantine CSV, which imports directly once corrected. Either w
 imported + quarantined + duplicates + skipped``. Importing the same file again adds nothing, but
 tries again the rows it set aside.
 
-The modules are the store's jobs: :mod:`.schema` (tables, migrations), :mod:`.imports`,
+The modules are the store's jobs: :mod:`.schema` (the tables), :mod:`.migrate` (schema versions
+and upgrades, with the Alembic revisions in ``migrations/``), :mod:`.imports`,
 :mod:`.history` (corrections, voids, schedule changes), :mod:`.export` (exports, de-identified
 research export) and :mod:`.core` (the :class:`Store` that opens and reads).
 
@@ -29,7 +30,8 @@ Examples
 from .core import Store
 from .export import DEIDENTIFY_NOTE, EXPORT_FORMATS, deidentify, export_research, spreadsheet_safe, write_table
 from .imports import ImportSummary
-from .schema import HISTORY_COLUMNS, ID_COLUMN, SCHEMA_VERSION
+from .migrate import HEAD, SCHEMA_VERSION
+from .schema import HISTORY_COLUMNS, ID_COLUMN
 
-__all__ = ["SCHEMA_VERSION", "DEIDENTIFY_NOTE", "EXPORT_FORMATS", "HISTORY_COLUMNS", "ID_COLUMN", "ImportSummary",
+__all__ = ["HEAD", "SCHEMA_VERSION", "DEIDENTIFY_NOTE", "EXPORT_FORMATS", "HISTORY_COLUMNS", "ID_COLUMN", "ImportSummary",
            "Store", "deidentify", "export_research", "spreadsheet_safe", "write_table"]

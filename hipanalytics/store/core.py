@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +13,8 @@ from ..records import TABLES
 from .export import write_table
 from .history import HistoryMixin
 from .imports import ImportMixin
-from .schema import HISTORY_COLUMNS, ID_COLUMN, MIGRATIONS, SCHEMA_VERSION, metadata, now, sqlite_setup, typed, user
+from .migrate import HEAD, describe, is_older, revision_of, upgrade
+from .schema import HISTORY_COLUMNS, ID_COLUMN, metadata, sqlite_setup, typed
 
 __all__ = ["Store"]
 
@@ -52,52 +52,30 @@ class Store(ImportMixin, HistoryMixin):
         if self.engine.dialect.name == "sqlite":
             sqlite_setup(self.engine)
         self.md = metadata()
-        self._check_schema(create)
+        try:
+            self._check_schema(create)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     # -- set-up -----------------------------------------------------------------------------
 
     def _check_schema(self, create: bool) -> None:
-        inspector = sa.inspect(self.engine)
-        if not inspector.has_table("meta"):
-            if not create:
-                raise StoreError(f"{self.url} is not a hipanalytics store (no meta table)")
-            with self.engine.begin() as conn:  # a second process creating the store waits, then finds it
-                self.md.create_all(conn)
-                meta = self.md.tables["meta"]
-                if conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).first() is None:
-                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
-            return
-        meta = self.md.tables["meta"]
+        """Open at :data:`~hipanalytics.store.migrate.HEAD`, build a new store, upgrade an older
+        SQLite store, or refuse (see :mod:`hipanalytics.store.migrate`)."""
         with self.engine.connect() as conn:
-            found = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
-        if found is not None and found.isdigit() and int(found) in MIGRATIONS:
-            self._migrate(int(found))
+            found = revision_of(conn)
+        if found == HEAD:
             return
-        if found != str(SCHEMA_VERSION):
+        if found is None and not create:
+            raise StoreError(f"{self.url} is not a hipanalytics store (no meta table)")
+        if found is not None and self.engine.dialect.name != "sqlite" and is_older(found):
             raise StoreError(
-                f"store {self.url} has schema version {found}, but this hipanalytics uses "
-                f"{SCHEMA_VERSION}; open it with the matching hipanalytics version or migrate it"
-            )
-
-    def _migrate(self, found: int) -> None:
-        """Bring an older store up to SCHEMA_VERSION in one transaction, adding columns only."""
-        preparer = self.engine.dialect.identifier_preparer
-        with self.engine.begin() as conn:
-            meta = self.md.tables["meta"]
-            current = int(conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar())
-            if current >= SCHEMA_VERSION:  # another process migrated it while we waited
-                return
-            for version in range(current, SCHEMA_VERSION):
-                for table, name in MIGRATIONS[version]:
-                    column = self.md.tables[table].c[name]
-                    kind = column.type.compile(dialect=self.engine.dialect)
-                    conn.exec_driver_sql(f"ALTER TABLE {preparer.quote(table)} ADD COLUMN {preparer.quote(name)} {kind}")
-            conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
-            conn.execute(self.md.tables["audit"].insert().values(
-                at=now(), who=user(None), action="migrate", table_name="meta",
-                reason=f"schema version {found} -> {SCHEMA_VERSION}",
-                details=json.dumps({"added": [f"{t}.{c}" for v in range(found, SCHEMA_VERSION)
-                                              for t, c in MIGRATIONS[v]]})))
+                f"store {self.engine.url.render_as_string(hide_password=True)} is at schema {describe(found)}; this "
+                f"hipanalytics needs revision {HEAD}. Back the database up, then upgrade it once for every "
+                "workstation: hipanalytics store upgrade --store URL (or --sql to print the SQL for your "
+                "database administrator); see docs/store.md")
+        upgrade(self.engine, create=create)
 
     def close(self) -> None:
         """Release the database connections."""

@@ -1,4 +1,7 @@
-"""The store's tables and their upkeep: the schema, its migrations, and how values travel to SQL.
+"""The store's tables as hipanalytics reads and writes them, and how values travel to SQL.
+
+The tables are built and upgraded by the Alembic revisions of :mod:`hipanalytics.store.migrate`;
+:func:`metadata` describes the newest one (a test checks that the two agree).
 
 Every record table holds the columns of :func:`hipanalytics.records.table_spec` plus the history
 columns (:data:`HISTORY_COLUMNS`): rows are only ever added, so each version of a record stays.
@@ -17,18 +20,8 @@ from sqlalchemy import event
 
 from ..records import DTYPES, ID_COLUMN, TABLES, table_spec
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "ID_COLUMN", "HISTORY_COLUMNS", "metadata", "now", "user", "sqlite_setup",
+__all__ = ["ID_COLUMN", "HISTORY_COLUMNS", "metadata", "now", "user", "sqlite_setup",
            "db_values", "sql_literal", "typed"]
-
-SCHEMA_VERSION = 3
-"""Version of the store's table layout. An older store is migrated on open (each step adds columns
-only, and is audited); a store written by a newer version is refused."""
-
-MIGRATIONS = {  # from version -> (table, column) pairs added
-    1: [("programs", "breakout_slot"), ("programs", "choices"), ("programs", "dose_overrides"),
-        ("programs", "omit")],
-    2: [("imports", "skipped"), ("imports", "origin")],
-}
 
 _SQL_TYPES = {"id": sa.String, "text": sa.Text, "enum": sa.String, "date": sa.Date,
               "int": sa.Integer, "year": sa.Integer, "float": sa.Float}
