@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from decimal import ROUND_HALF_UP, Decimal
 
-__all__ = ["rounded", "whole", "fixed", "signed", "to_gain", "p_value", "percent"]
+__all__ = ["rounded", "whole", "fixed", "signed", "difference", "to_gain", "p_value", "percent"]
 
 
 def _missing(x) -> bool:
@@ -59,12 +59,27 @@ def signed(x, digits: int = 0, missing: str = "") -> str:
     return f"{value:+.{digits}f}" if value != 0 else f"{0:.{digits}f}"
 
 
-def to_gain(target, latest) -> int | None:
-    """Whole degrees still to gain to reach ``target`` from ``latest``, computed from the rounded
-    numbers a reader sees (0 once reached); None when either is missing."""
-    if _missing(target) or _missing(latest):
+def difference(a, b, digits: int = 1) -> float | None:
+    """``a - b`` as a reader computes it from the two numbers printed with ``digits`` decimals, so
+    "from 16.4 to 18.5 (+2.1)" always adds up; None when either is missing.
+
+    Examples
+    --------
+    >>> difference(18.46, 16.44), difference(18.46, 16.44, 0), difference(None, 3)
+    (2.1, 2.0, None)
+    """
+    if _missing(a) or _missing(b):
         return None
-    return max(int(rounded(target) - rounded(latest)), 0)
+    return rounded(rounded(a, digits) - rounded(b, digits), digits)
+
+
+def to_gain(target, latest, digits: int = 0) -> float | None:
+    """Degrees still to gain to reach ``target`` from ``latest``, computed from the numbers a reader
+    sees (rounded to ``digits`` decimals; 0 once reached); None when either is missing."""
+    gap = difference(target, latest, digits)
+    if gap is None:
+        return None
+    return max(gap, 0.0) if digits else int(max(gap, 0))
 
 
 def p_value(p, missing: str = "") -> str:

@@ -317,9 +317,9 @@ def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
     dash.entry.m_trials[0].value = "36"
     dash.entry.m_save.click()
     assert dash.rom.layout.display == "block" and _png(dash.rom.value)[:4] == b"\x89PNG"
-    assert 'alt="Right hip IR rose from 25 to 36 degrees over 5 weeks, above the breakout sessions' in dash.rom.value
+    assert 'alt="Right hip IR rose from 25.0 to 36.0 degrees over 5 weeks, above the breakout sessions' in dash.rom.value
     assert dash._empty["rom"].layout.display == "none"
-    assert "Right hip IR improved from 25 to 36 degrees" in dash.summary.value
+    assert "Right hip IR improved from 25.0 to 36.0 degrees (+11.0" in dash.summary.value
 
 
 def test_dashboard_refresh_shows_entries_made_in_another_window(store):
@@ -330,7 +330,7 @@ def test_dashboard_refresh_shows_entries_made_in_another_window(store):
     other.m_trials[0].value = "28"
     other.m_save.click()
     dash.refresh_button.click()
-    assert "measured once so far: 28 degrees" in dash.summary.value
+    assert "measured once so far: 28.0 degrees" in dash.summary.value
 
 
 def test_dashboard_watches_the_store_and_redraws_after_writes_elsewhere(store):
@@ -345,11 +345,11 @@ def test_dashboard_watches_the_store_and_redraws_after_writes_elsewhere(store):
     other.m_trials[0].value = "29"
     other.m_save.click()
     deadline = time.monotonic() + 10
-    while "measured once so far: 29 degrees" not in dash.summary.value and time.monotonic() < deadline:
+    while "measured once so far: 29.0 degrees" not in dash.summary.value and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert "measured once so far: 29 degrees" in dash.summary.value
-    assert "29 degrees" not in still.summary.value  # not watching: redrawn only when asked
-    assert still.check_for_changes() is True and "29 degrees" in still.summary.value
+    assert "measured once so far: 29.0 degrees" in dash.summary.value
+    assert "29.0 degrees" not in still.summary.value  # not watching: redrawn only when asked
+    assert still.check_for_changes() is True and "29.0 degrees" in still.summary.value
     assert still.check_for_changes() is False
     dash.close()
     time.sleep(0.3)

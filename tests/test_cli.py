@@ -203,8 +203,10 @@ def test_patients_lists_side_program_last_measurement_and_who_is_active(tmp_path
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "2 patients; current program as of 2026-04-10"
-    assert lines[2].split() == ["P001", "both", "daily", "in", "force", "until", "2026-04-12", "2026-04-06", "1", "yes"]
-    assert lines[3].split() == ["P002", "left", "three-per-week", "ended", "2026-02-01", "0"]  # ended > 28 days ago
+    assert lines[2].split() == ["P001", "both", "daily", "in", "force", "until", "2026-04-12", "1", "of", "1", "since",
+                                "2026-03-02", "active", "2026-04-06", "1", "yes"]
+    assert lines[3].split() == ["P002", "left", "three-per-week", "ended", "2026-02-01", "1", "of", "1", "since",
+                                "2026-01-05", "programs", "ended,", "no", "discharge", "recorded", "0"]  # > 28 days ago
     assert "Jo Secret" not in result.output
     active = run("patients", "--store", store, "--as-of", "2026-04-10", "--active", "--csv")
     assert pd.read_csv(__import__("io").StringIO(active.output))["patient_id"].tolist() == ["P001"]

@@ -142,7 +142,7 @@ def test_cli_report_clinic_exits_non_zero_when_a_report_fails(store_path, tmp_pa
 
 
 def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
-    from hipanalytics.progress import clinic_overview, cohort_comparison
+    from hipanalytics.progress import clinic_overview, cohort_comparison, latest_date
     from hipanalytics.reports import render_cohort, render_overview
 
     cohort = render_cohort(store_path, tmp_path, week=6)
@@ -166,11 +166,15 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
     overview = render_overview(store_path, tmp_path)
     table = clinic_overview(Store(store_path))
     attention = table[table["attention"] != ""]["patient_id"].nunique()
+    day = latest_date({t: Store(store_path).read(t) for t in ("measurements", "sessions")})
     assert overview["figures"] == {"patients": table["patient_id"].nunique(), "hips": len(table),
                                    "need_attention": attention, "flagged": table[table["flagged"]]["patient_id"].nunique(),
-                                   "synthetic_data": True, "hipanalytics_version": hipanalytics.__version__}
-    assert len(table) > table["patient_id"].nunique()  # the fixture has patients with both hips involved
-    both = table[table["patient_id"].duplicated(keep=False)]
+                                   "as_of": f"{day:%Y-%m-%d}", "synthetic_data": True,
+                                   "hipanalytics_version": hipanalytics.__version__}
+    assert f"<title>Clinic overview, {day:%Y-%m-%d}" in overview["html"].read_text()
+    everyone = clinic_overview(Store(store_path), everyone=True)
+    assert len(everyone) > everyone["patient_id"].nunique()  # the fixture has patients with both hips involved
+    both = everyone[everyone["patient_id"].duplicated(keep=False)]
     assert set(both["side"]) == {"left", "right"}
     assert not re.search(r"(?<![\w-])-0(?![\d.])", overview["html"].read_text())  # never a negative zero
     with pytest.raises(ReportError, match="empty cohort: no patients in cohort 'nobody'"):
@@ -203,14 +207,17 @@ def test_the_cohort_report_refuses_a_one_schedule_store_before_starting_a_kernel
     assert not (tmp_path / "out" / "failed").exists()  # refused before a notebook ran
 
 
-def test_overview_puts_flagged_patients_first():
-    from hipanalytics.progress import clinic_overview
+def test_overview_puts_the_most_urgent_first_and_keeps_a_patients_hips_together():
+    from hipanalytics.progress import _ATTENTION, clinic_overview
 
     clinic = generate_clinic(40, seed=2026)
-    table = clinic_overview({k: clinic[k] for k in ("patients", "programs", "measurements", "sessions")})
-    ranks = table["attention"].map({"pain rose after repeated breakouts": 0, "IR fell beyond the MDC": 1,
-                                    "plateau short of target": 2, "under half of breakouts done": 3, "": 4})
-    assert ranks.is_monotonic_increasing and (ranks == 0).any()
+    table = clinic_overview({k: clinic[k] for k in ("patients", "programs", "measurements", "sessions")}, everyone=True)
+    order = [reason for reason, _ in _ATTENTION]
+    first = table.groupby("patient_id", sort=False)["attention"].first().map(
+        lambda a: order.index(a.split("; ")[0]) if a else len(order))
+    assert first.is_monotonic_increasing and (first == order.index("pain flag")).any()
+    position = table.reset_index().groupby("patient_id")["index"].agg(lambda i: i.max() - i.min() + 1)
+    assert (position == table.groupby("patient_id").size()).all()  # each patient's rows together
 
 
 # nbclient keeps one event loop per thread for its synchronous calls; it is left for the garbage
@@ -239,12 +246,12 @@ def test_a_patient_measured_by_another_method_is_shown_on_it_never_mixed():
                                                            "position": "seated_90", "mode": "active",
                                                            "instrument": "inclinometer"})
     assert chosen.measurement_table()["IR, mean of trials (deg)"].tolist() == ["55.0"]  # asked for: that series
-    overview = clinic_overview(tables)
+    overview = clinic_overview(tables, everyone=True)
     rows = overview.set_index("patient_id")
     assert rows.loc["SYN-00002", "method"] == "prone, passive, goniometer"
     assert set(overview["patient_id"]) == set(clinic["patients"]["patient_id"])
     assert "measured" in overview_table(overview).columns
-    usual = clinic_overview({k: v for k, v in clinic.items() if k in tables})
+    usual = clinic_overview({k: v for k, v in clinic.items() if k in tables}, everyone=True)
     assert "measured" not in overview_table(usual).columns  # everyone on the usual method: no column
 
 

@@ -350,3 +350,34 @@ def test_a_record_corrected_to_another_patient_moves_with_the_correction(store):
     assert store.read("measurements", patient_id="P001").empty
     assert store.read("measurements", patient_id="P002")["degrees"].tolist() == [31.5]
     assert len(store.read("measurements", patient_id="P001", history=True)) == 1
+
+
+def test_a_discharge_stores_the_episode_and_ends_the_running_program(location, tmp_path):  # noqa: F811
+    from hipanalytics.analysis.episodes import episodes_of_care
+
+    store = Store(location)
+    store.import_file(write(tmp_path / "p.csv", *PATIENTS.splitlines()[1:], header=PATIENTS.splitlines()[0]),
+                      "patients", today=TODAY)
+    store.import_file(io.StringIO(
+        "program_id,patient_id,protocol_id,protocol_version,schedule,start_date,end_date\n"
+        "A,P001,hip-ir-breakouts,1.0.0,daily,2026-04-06,2026-05-31\n"), "programs", today=TODAY)
+    assert store.discharge("P001", date(2026, 5, 20), reason="goals met", who="AB") == "P001-E20260406"
+    episode = store.read("episodes").iloc[0]
+    assert (episode["start_date"], episode["end_date"], episode["discharge_reason"]) == (
+        pd.Timestamp("2026-04-06"), pd.Timestamp("2026-05-20"), "goals_met")
+    assert store.read("programs")["end_date"].tolist() == [pd.Timestamp("2026-05-20")]
+    assert store.read("programs", history=True)["change_reason"].tolist()[-1] == "ended by the discharge on 2026-05-20"
+    with pytest.raises(StoreError, match="was discharged on 2026-05-20 already"):
+        store.discharge("P001", date(2026, 5, 25))
+    with pytest.raises(StoreError, match="has no episode of care that has started by 2026-01-01"):
+        store.discharge("P002", date(2026, 1, 1))
+    # a program ten days later is a new episode: the discharge ended the first
+    store.import_file(io.StringIO(
+        "program_id,patient_id,protocol_id,protocol_version,schedule,start_date,end_date\n"
+        "B,P001,hip-ir-breakouts,1.0.0,three-per-week,2026-05-30,2026-07-05\n"), "programs", today=TODAY)
+    episodes = episodes_of_care(store.read("programs"), store.read("episodes"), as_of="2026-06-10")
+    assert episodes[["episode_id", "status"]].values.tolist() == [["P001-E20260406", "discharged"],
+                                                                   ["P001-E20260530", "active"]]
+    audit = store.audit()
+    assert audit.query("table_name == 'episodes'")["who"].tolist() == ["AB"]
+    store.close()

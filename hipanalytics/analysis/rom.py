@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "METHOD_KEYS", "usual_methods", "usual_method", "MDC_DEFAULTS", "NORMATIVE_IR", "RECENT_WEEKS", "method_in_words", "select_method", "visits",
-           "rom_trends", "mixed_series"]
+__all__ = ["SERIES_KEYS", "PRIMARY_METHOD", "METHOD_KEYS", "usual_methods", "usual_method", "MDC_DEFAULTS",
+           "NORMATIVE_IR", "RECENT_WEEKS", "TRENDS", "method_in_words", "select_method", "visits", "rom_trends",
+           "mixed_series", "visits_to_decide"]
 
 SERIES_KEYS = ["patient_id", "side", "joint", "motion", "position", "mode", "instrument"]
 """Columns that define one measurement series."""
@@ -131,18 +132,28 @@ MDC_FALLBACK = (8.6, "MDC95 6.1-8.6 degrees across positions (Gradoz et al., J S
 """Used for methods without a specific MDC: the conservative end of the published range."""
 
 NORMATIVE_IR = (29.0, 50.0, "normal adult hip IR means about 29-50 degrees (J Athl Train 2018;53(6):560, Table 1)")
-"""Band of normal adult mean hip IR; its low end is the target when both hips are involved."""
+"""Band of normal adult mean hip IR; its low end is the target when both hips are involved, and the
+least a one-hip target can be (a side below the normal range is no model for the other)."""
 
 RECENT_WEEKS = 6
 """The recent window of the plateau rule, in weeks before the latest visit: stretching gains come
 mostly in the first 4-6 weeks and then level off (Bandy & Irion, Phys Ther 1994;74(9):845-850)."""
 
+TRENDS = ("gaining", "levelled off", "no response yet", "worsening", "uncertain")
+"""The recent trend's words (see :func:`rom_trends`)."""
+
+MIN_RECENT_VISITS = 3
+MIN_RECENT_SPAN_WEEKS = 3
+"""The recent trend is judged on at least 3 visits spanning at least 3 weeks: fewer give a slope
+whose CI says nothing."""
+
 TREND_COLUMNS = SERIES_KEYS + [
     "n_visits", "first_visit", "last_visit", "weeks_followed", "baseline_deg", "latest_deg",
     "change_deg", "slope_deg_per_week", "slope_ci_low", "slope_ci_high", "mdc_deg", "mdc_source",
     "beyond_mdc", "direction", "recent_weeks", "recent_visits", "recent_slope", "recent_ci_low",
-    "recent_ci_high", "recent_change_deg", "recent_trend", "plateau", "involved", "other_side_deg",
-    "asymmetry_deg", "asymmetry_on", "target_deg", "target_source", "to_target_deg", "note",
+    "recent_ci_high", "recent_change_deg", "recent_change_low", "recent_change_high", "recent_trend", "plateau",
+    "to_decide", "involved", "other_side_deg", "asymmetry_deg", "asymmetry_on", "target_deg", "target_source",
+    "target_reference", "uninvolved_recent_deg", "to_target_deg", "note",
 ]
 
 
@@ -225,22 +236,32 @@ def rom_trends(
           (improved | worse | no reliable change, over the whole follow-up)
         - the recent trend: ``recent_weeks``, ``recent_visits``, ``recent_slope`` with
           ``recent_ci_low`` / ``recent_ci_high`` (OLS over the window), ``recent_change_deg``
-          (the fitted change across the window) and ``recent_trend``:
+          (the fitted change across the window, with ``recent_change_low`` / ``recent_change_high``,
+          its 95 % CI) and ``recent_trend``, one of :data:`TRENDS`:
 
-          * ``gaining``: a reliable gain, the slope's CI above 0 *and* the change beyond the MDC;
-          * ``worsening``: a reliable loss, the CI below 0 and the loss beyond the MDC;
-          * ``plateau``: no reliable change, the CI includes 0 or the change stays within the MDC;
-          * missing when the window holds fewer than 3 visits or spans under 3 weeks.
+          * ``gaining``: the slope's CI is above 0 (a reliable gain; beyond the MDC or not yet);
+          * ``levelled off``: a gain beyond the MDC since the baseline, and now a precise
+            estimate near zero: the recent change's CI lies within plus or minus the MDC;
+          * ``no response yet``: no gain beyond the MDC since the baseline (and none recently);
+          * ``worsening``: a reliable recent loss (the CI below 0 and the loss beyond the MDC), or
+            the latest value below the baseline by more than the MDC;
+          * ``uncertain``: a gain since the baseline, but too few recent visits (fewer than 3, or
+            spanning under 3 weeks) or visits too scattered to tell whether it goes on;
+            ``to_decide`` says how many more visits, or by when, would tell;
+          * missing for a single visit.
 
-          ``plateau`` is ``recent_trend == "plateau"`` (NA when not judged). With the 6-week window
-          and a 5.4-degree MDC, a steady gain of 1 degree a week is a gain and 0.8 a week a plateau.
+          ``plateau`` is ``recent_trend == "levelled off"`` (NA for a single visit). With the
+          6-week window and a 5.4-degree MDC a steady gain of 1 degree a week is ``gaining``.
         - ``involved`` (bool or NA); ``asymmetry_deg`` (this side minus the other side, same
           method, measured at the same visit: the latest visit with both sides), ``asymmetry_on``
           (that visit) and ``other_side_deg``; missing when the sides were never measured together
-        - ``target_deg``, ``target_source``: for one involved hip, the mean of the uninvolved
-          side's visits (same method; one visit is uncertain by its own measurement error); with
-          both hips involved, the low end of the normative band; ``to_target_deg`` (target minus
-          latest)
+        - ``target_deg``, ``target_source``: for one involved hip, the uninvolved side's recent
+          values (same method: the mean of its visits in the last ``recent_weeks`` weeks before its
+          latest one), but never below the low end of the normal band
+          (:data:`NORMATIVE_IR`); with both hips involved, or the other side not measured, that
+          low end; ``target_reference`` (``uninvolved side`` | ``normal range``),
+          ``uninvolved_recent_deg`` (the uninvolved side's recent mean, or NaN);
+          ``to_target_deg`` (target minus latest)
         - ``note``: why a value is missing.
     """
     _require(measurements, SERIES_KEYS + ["measured_on", "degrees"], "measurements")
@@ -272,7 +293,7 @@ def rom_trends(
         ["improved", "worse"], "no reliable change")
 
     out = _recent_trend(v, out, recent_weeks)
-    out = _sides(v, out, patients)
+    out = _sides(v, out, patients, recent_weeks)
     note = pd.Series("", index=out.index, dtype="str")
     note = note.mask(out["n_visits"] < 3, "two visits: slope without a CI")
     note = note.mask(out["n_visits"] < 2, "single visit: no change or slope")
@@ -311,28 +332,101 @@ def _ols_slopes(v: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _recent_trend(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.DataFrame:
-    """The recent window's slope, CI and fitted change against the MDC (see :func:`rom_trends`)."""
+    """The recent window's slope, CI and fitted change against the MDC, and its trend in words
+    (see :func:`rom_trends`)."""
+    from scipy import stats
+
     last = v.groupby(SERIES_KEYS, sort=True, dropna=False)["measured_on"].transform("max")
     recent = v[v["measured_on"] >= last - pd.Timedelta(days=7 * weeks)]
     slope, low, high = _ols_slopes(recent)
-    span = recent.groupby(SERIES_KEYS, sort=True, dropna=False)["weeks"].agg(lambda w: w.max() - w.min())
-    count = recent.groupby(SERIES_KEYS, sort=True, dropna=False).size()
+    g = recent.groupby(SERIES_KEYS, sort=True, dropna=False)
+    span = g["weeks"].agg(lambda w: w.max() - w.min())
     window = pd.DataFrame({"recent_slope": slope, "recent_ci_low": low, "recent_ci_high": high,
-                           "span": span.to_numpy(), "recent_visits": count.to_numpy()},
-                          index=span.index).reset_index()
+                           "span": span.to_numpy(), "recent_visits": g.size().to_numpy(),
+                           "last_visit_": g["measured_on"].max().to_numpy()}, index=span.index).reset_index()
+    window["residual_sd"] = _residual_sd(recent)
     out = out.merge(window, on=SERIES_KEYS, how="left")
-    judged = (out["recent_visits"] >= 3) & (out["span"] >= 3) & out["recent_ci_low"].notna()
-    change = out["recent_slope"] * out["span"]
-    out["recent_change_deg"] = change.where(judged)
-    gain = judged & (out["recent_ci_low"] > 0) & (change > out["mdc_deg"])
-    loss = judged & (out["recent_ci_high"] < 0) & (change < -out["mdc_deg"])
-    trend = np.select([gain, loss, judged], ["gaining", "worsening", "plateau"], "")
+    judged = ((out["recent_visits"] >= MIN_RECENT_VISITS) & (out["span"] >= MIN_RECENT_SPAN_WEEKS)
+              & out["recent_ci_low"].notna())
+    mdc = out["mdc_deg"]
+    change, change_low, change_high = (out[c] * out["span"] for c in ("recent_slope", "recent_ci_low", "recent_ci_high"))
+    gained = out["direction"] == "improved"
+    reliable_gain = judged & (out["recent_ci_low"] > 0)
+    loss = (judged & (out["recent_ci_high"] < 0) & (change < -mdc)) | (out["direction"] == "worse")
+    flat = judged & (change_low > -mdc) & (change_high < mdc)
+    several = out["n_visits"] >= 2
+    trend = np.select(
+        [~several, reliable_gain & (change > mdc), loss, gained & flat, reliable_gain, ~gained, gained],
+        ["", "gaining", "worsening", "levelled off", "gaining", "no response yet", "uncertain"], "")
     out["recent_trend"] = pd.Series(trend, index=out.index).replace("", None)
-    out["plateau"] = pd.array(np.where(judged, trend == "plateau", None), dtype="boolean")
+    out["plateau"] = pd.array(np.where(several, trend == "levelled off", None), dtype="boolean")
     out["recent_weeks"] = weeks
+    out["recent_change_deg"], out["recent_change_low"], out["recent_change_high"] = (
+        change.where(judged), change_low.where(judged), change_high.where(judged))
     for column in ("recent_slope", "recent_ci_low", "recent_ci_high"):
         out[column] = out[column].where(judged)
-    return out.drop(columns="span")
+    t = stats.t.ppf(0.975, np.arange(1, 40))  # for visits_to_decide, looked up once
+    out["to_decide"] = [
+        visits_to_decide(n, s_, w, m, weeks, last_day, t_table=t) if k == "uncertain" else ""
+        for k, n, s_, w, m, last_day in zip(trend, out["recent_visits"], out["residual_sd"], out["span"], mdc,
+                                             out["last_visit_"])]
+    return out.drop(columns=["span", "residual_sd", "last_visit_"])
+
+
+def _residual_sd(v: pd.DataFrame) -> np.ndarray:
+    """Per series (sorted), the SD of the visit values around their OLS line (NaN under 3 visits)."""
+    x, y = v["weeks"], v["degrees"]
+    sums = pd.DataFrame({"n": 1, "x": x, "y": y, "xx": x * x, "xy": x * y, "yy": y * y}, index=v.index)
+    s = sums.groupby([v[k] for k in SERIES_KEYS], sort=True, dropna=False).sum()
+    n = s["n"].to_numpy(dtype=float)
+    sxx = s["xx"].to_numpy() - s["x"].to_numpy() ** 2 / n
+    sxy = s["xy"].to_numpy() - s["x"].to_numpy() * s["y"].to_numpy() / n
+    syy = s["yy"].to_numpy() - s["y"].to_numpy() ** 2 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.where(sxx > 1e-12, sxy / sxx, np.nan)
+        return np.where(n > 2, np.sqrt(np.clip(syy - slope * sxy, 0, None) / (n - 2)), np.nan)
+
+
+def visits_to_decide(visits: int, residual_sd: float, span_weeks: float, mdc: float, weeks: int = RECENT_WEEKS,
+                     last_visit=None, *, t_table: np.ndarray | None = None) -> str:
+    """What would settle an ``uncertain`` trend, in words.
+
+    With too few recent visits: how many more, by when (3 visits over at least 3 weeks). With
+    enough but scattered visits: how many visits in the ``weeks``-week window, spread evenly, give
+    the window's change a 95 % CI half-width under the MDC at the scatter seen so far (then a
+    change near zero shows as levelled off, and a gain of the MDC or more as a gain); when even
+    twice-weekly visits would not, the scatter itself is the problem.
+
+    Examples
+    --------
+    >>> visits_to_decide(2, float("nan"), 1.0, 5.4, last_visit=pd.Timestamp("2026-03-02"))
+    '1 more visit, by 2026-03-16 or later (3 visits over at least 3 weeks tell)'
+    >>> visits_to_decide(3, 1.0, 4.0, 5.4)
+    'about 5 visits in 6 weeks (one a week) at the scatter seen so far (SD 1.0 degrees around the trend): 2 more'
+    >>> visits_to_decide(3, 9.0, 4.0, 5.4)
+    'the visits scatter too much (SD 9.0 degrees around the trend) for more visits to tell: check the method (same position, instrument and assessor; mean of 3 trials)'
+    """
+    from scipy import stats
+
+    visits = int(visits) if pd.notna(visits) else 0
+    if visits < MIN_RECENT_VISITS or not span_weeks >= MIN_RECENT_SPAN_WEEKS or pd.isna(residual_sd):
+        more = max(MIN_RECENT_VISITS - visits, 1)
+        wait = max(MIN_RECENT_SPAN_WEEKS - (span_weeks if pd.notna(span_weeks) else 0), 0)
+        when = (f", by {pd.Timestamp(last_visit) + pd.Timedelta(weeks=max(wait, 1)):%Y-%m-%d} or later"
+                if last_visit is not None and pd.notna(last_visit) else "")
+        return (f"{more} more visit{'s' if more != 1 else ''}{when} ({MIN_RECENT_VISITS} visits over at least "
+                f"{MIN_RECENT_SPAN_WEEKS} weeks tell)")
+    most = 2 * weeks + 1  # twice a week across the window
+    for n in range(max(visits, MIN_RECENT_VISITS), most + 1):
+        t = t_table[n - 3] if t_table is not None and n - 3 < len(t_table) else stats.t.ppf(0.975, n - 2)
+        half = t * residual_sd * np.sqrt(12 * (n - 1) / (n * (n + 1)))  # n visits evenly over the window
+        if half < mdc:
+            more = max(n - visits, 1)
+            pace = "one a week" if n <= weeks + 1 else "twice a week"
+            return (f"about {n} visits in {weeks} weeks ({pace}) at the scatter seen so far (SD {residual_sd:.1f} "
+                    f"degrees around the trend): {more} more")
+    return (f"the visits scatter too much (SD {residual_sd:.1f} degrees around the trend) for more visits to "
+            "tell: check the method (same position, instrument and assessor; mean of 3 trials)")
 
 
 def _mdc(out: pd.DataFrame, mdc) -> tuple[np.ndarray, np.ndarray]:
@@ -346,8 +440,9 @@ def _mdc(out: pd.DataFrame, mdc) -> tuple[np.ndarray, np.ndarray]:
     return np.array([v for v, _ in values], dtype=float), np.array([s for _, s in values], dtype=object)
 
 
-def _sides(v: pd.DataFrame, out: pd.DataFrame, patients: pd.DataFrame | None) -> pd.DataFrame:
-    """Asymmetry from the latest visit at which both sides were measured (same method), and the target."""
+def _sides(v: pd.DataFrame, out: pd.DataFrame, patients: pd.DataFrame | None, weeks: int) -> pd.DataFrame:
+    """Asymmetry from the latest visit at which both sides were measured (same method), and the target
+    (the uninvolved side's recent mean, never below the normal range)."""
     method = ["patient_id", "joint", "motion", "position", "mode", "instrument"]
     both = v.pivot_table(index=method + ["measured_on"], columns="side", values="degrees", aggfunc="mean")
     for side in ("left", "right"):
@@ -364,28 +459,41 @@ def _sides(v: pd.DataFrame, out: pd.DataFrame, patients: pd.DataFrame | None) ->
         columns=method + ["side", "asymmetry_on", "other_side_deg", "asymmetry_deg"])
     out = out.merge(pairs, on=method + ["side"], how="left")
     out["asymmetry_on"] = pd.to_datetime(out["asymmetry_on"])
+    low, _, source = NORMATIVE_IR
+    out["uninvolved_recent_deg"] = np.nan
     if patients is None or "involved_side" not in patients:
         out["involved"] = pd.array([pd.NA] * len(out), dtype="boolean")
-        out["target_deg"], out["target_source"] = np.nan, "no involved side given"
+        out["target_deg"], out["target_source"], out["target_reference"] = np.nan, "no involved side given", None
     else:
         side = out["patient_id"].map(patients.drop_duplicates("patient_id").set_index("patient_id")["involved_side"])
         out["involved"] = pd.array(np.where(side.isna(), None, (side == out["side"]) | (side == "both")),
                                    dtype="boolean")
         other_side = out["side"].map({"left": "right", "right": "left"})
-        uninvolved = v.groupby(method + ["side"])["degrees"].agg(["mean", "size"])
-        dates = v.groupby(method + ["side"])["measured_on"].agg(["min", "max"])
+        latest = v.groupby(method + ["side"])["measured_on"].transform("max")
+        recent = v[v["measured_on"] >= latest - pd.Timedelta(days=7 * weeks)]
+        uninvolved = recent.groupby(method + ["side"])["degrees"].agg(["mean", "size"])
+        dates = recent.groupby(method + ["side"])["measured_on"].agg(["min", "max"])
         key = pd.MultiIndex.from_arrays([out[c] for c in method] + [other_side])
         mean, count = uninvolved["mean"].reindex(key).to_numpy(), uninvolved["size"].reindex(key).to_numpy()
         first, last = dates["min"].reindex(key).to_numpy(), dates["max"].reindex(key).to_numpy()
         one_side = (side.isin(["left", "right"]) & (side == out["side"])).to_numpy()
-        low, _, source = NORMATIVE_IR
-        normative = ((side == "both") & (out["motion"] == "internal_rotation")).to_numpy()
-        out["target_deg"] = np.where(one_side, mean, np.where(normative, low, np.nan))
+        ir = (out["motion"] == "internal_rotation").to_numpy()
+        has_other = one_side & pd.notna(mean)
+        out["uninvolved_recent_deg"] = np.where(has_other, mean, np.nan)
+        by_other = has_other & (np.nan_to_num(mean, nan=-np.inf) >= low)
+        targeted = (one_side | (side == "both").to_numpy()) & ir
+        out["target_deg"] = np.where(by_other, mean, np.where(targeted, low, np.nan))
+        out["target_reference"] = np.where(by_other, "uninvolved side", np.where(targeted, "normal range", None))
         described = [f"uninvolved side, same method: mean of {int(n)} visit{'s' if n != 1 else ''} "
                      f"({pd.Timestamp(a):%Y-%m-%d}" + (f" to {pd.Timestamp(b):%Y-%m-%d})" if n != 1 else ")")
+                     + f" in the {weeks} weeks to its latest; not below the normal range's low end of {low:g}"
                      if pd.notna(n) else "" for n, a, b in zip(count, first, last)]
-        out["target_source"] = np.where(
-            one_side & pd.notna(mean), described,
-            np.where(normative, source + " (low end)", "no target: uninvolved side, or other side not measured"))
+        below = [f"{source} (low end); the uninvolved side's recent mean, {m:.1f}, is below it too"
+                 if pd.notna(m) else "" for m in mean]
+        out["target_source"] = np.select(
+            [by_other, has_other & targeted, targeted & (side == "both").to_numpy(), targeted],
+            [described, below, source + " (low end): both hips involved",
+             source + " (low end): the uninvolved side not measured by this method"],
+            "no target: uninvolved side, or not hip IR")
     out["to_target_deg"] = out["target_deg"] - out["latest_deg"]
     return out

@@ -1,8 +1,26 @@
-"""Tolerance: pain before and after sessions, and a flag for repeated pain rises after breakouts.
+"""Tolerance: how the hip takes the breakouts, from pain before, after and the morning after sessions.
 
-The breakouts stress the hip more than the movement sequence; the protocol's author moves patients
-who do not tolerate them daily to breakouts 3x/week with a recovery day between. A rise of 2 NPRS
-points is the usual clinically important change in pain (Farrar et al., Pain 2001). Flags explain
+The breakouts stress the hip more than the Hip Movement Sequence; the protocol's author moves
+patients who do not tolerate them daily to breakouts 3x/week with a recovery day between. Four
+rules, each a flag a clinician recognises, read the session log (NPRS 0-10):
+
+(a) **a large rise after one breakout session**: pain after at least :data:`LARGE_RISE_NPRS`
+    points above pain before, beyond the NPRS's minimal detectable change of 2 points (Childs et
+    al., Spine 2005;30(11):1331-1334), flags at once;
+(b) **high pain**: a score above :data:`ACCEPTABLE_PAIN_NPRS` before, after or the morning after
+    any session, more than the pain-monitoring model accepts with exercise (pain may reach 5/10
+    and must settle by the next morning: Silbernagel et al., Am J Sports Med 2007;35(6):897-906),
+    flags at once;
+(c) **repeated rises**: a rise of :data:`PAIN_RISE_NPRS` points, the usual clinically important
+    change in pain (Farrar et al., Pain 2001), after ``repeats`` of the last ``window`` breakout
+    sessions;
+(d) **pain not settled by the next morning**: next-day pain at least :data:`PAIN_RISE_NPRS` points
+    above the pain before the session (the pain-monitoring model's 24-hour rule), flags at once.
+
+With fewer than :data:`MIN_SESSIONS` breakout sessions with pain recorded and no flag, tolerance
+is "too few sessions to judge", never "no flag". Only the sessions of the schedule a patient
+follows now count, within the current episode of care (:mod:`hipanalytics.analysis.episodes`):
+what happened before a switch is told as history (the switch was the answer to it). Flags explain
 themselves (which sessions, which values) and inform the clinician; they decide nothing.
 
 Examples
@@ -14,8 +32,10 @@ Examples
 ...     "protocol_version": ["1.0.0"], "schedule": ["daily"], "start_date": ["2026-01-05"],
 ...     "end_date": ["2026-02-01"]})
 >>> flags = tolerance_flags(s, p)
->>> bool(flags["flagged"].iloc[0]), int(flags["rises"].iloc[0])
-(True, 2)
+>>> flags[["status", "rises", "large_rises"]].values.tolist()
+[['flag', 2, 1]]
+>>> print(flags["reasons"].iloc[0])
+a rise of 3 or more points after 1 breakout session (2026-01-05: 2 -> 5); a rise of 2 or more points after 2 of the last 3 breakout sessions (2026-01-05: 2 -> 5; 2026-01-07: 2 -> 4)
 """
 
 from __future__ import annotations
@@ -24,139 +44,349 @@ import numpy as np
 import pandas as pd
 
 from ..program import breakout_templates
+from .episodes import EPISODE_GAP_DAYS, joined_by, program_episodes
 
-__all__ = ["PAIN_RISE_NPRS", "pain_response", "tolerance_flags"]
+__all__ = ["PAIN_RISE_NPRS", "LARGE_RISE_NPRS", "ACCEPTABLE_PAIN_NPRS", "MIN_SESSIONS", "PAIN_COLUMNS",
+           "FLAG_COLUMNS", "pain_response", "tolerance_flags", "schedule_periods"]
 
 PAIN_RISE_NPRS = 2
-"""Pain rise (NPRS points) treated as clinically important (Farrar et al., Pain 2001)."""
+"""Pain rise (NPRS points) treated as clinically important (Farrar et al., Pain 2001; Childs et al.,
+Spine 2005: 2 points exceed the NPRS's measurement error)."""
+
+LARGE_RISE_NPRS = 3
+"""A rise after one session that flags at once: beyond the NPRS's minimal detectable change of 2
+points (Childs JD, Piva SR, Fritz JM. Spine 2005;30(11):1331-1334: SEM 1.02, MDC 2)."""
+
+ACCEPTABLE_PAIN_NPRS = 5
+"""The highest pain the pain-monitoring model accepts with exercise (Silbernagel KG, Thomee R,
+Eriksson BI, Karlsson J. Am J Sports Med 2007;35(6):897-906; Thomee R. Phys Ther 1997;77(12):
+1690-1703): a score above it before, after or the morning after a session flags."""
+
+MIN_SESSIONS = 3
+"""Fewer breakout sessions with pain recorded than this (and no flag) are too few to judge
+tolerance: two sessions cannot show a rise repeated."""
+
+PAIN_COLUMNS = ("pain_before", "pain_after", "pain_next_day")
+"""The session log's NPRS columns (0-10)."""
+
+FLAG_COLUMNS = ["patient_id", "status", "flagged", "flag_day", "breakout_sessions", "rises", "large_rises", "high_pain",
+                "next_day_rises", "schedule", "since", "episode_id", "evidence", "reasons", "history", "message"]
 
 
 def pain_response(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Pain before and after, by patient and session template.
+    """Pain before, after and the next morning, by patient and session template.
 
     Parameters
     ----------
     sessions : DataFrame
-        ``patient_id``, ``session``, ``pain_before``, ``pain_after`` (NPRS 0-10, may be empty).
+        ``patient_id``, ``session``, ``pain_before``, ``pain_after`` and optionally
+        ``pain_next_day`` (NPRS 0-10, may be empty).
 
     Returns
     -------
     DataFrame
-        ``patient_id``, ``session``, ``n_sessions``, ``n_with_pain`` (both values recorded),
+        ``patient_id``, ``session``, ``n_sessions``, ``n_with_pain`` (before and after recorded),
         ``pain_before_mean``, ``pain_after_mean``, ``pain_change_mean`` (after minus before),
-        ``n_rises`` (change of at least :data:`PAIN_RISE_NPRS`).
+        ``n_rises`` (change of at least :data:`PAIN_RISE_NPRS`), ``n_next_day`` (next-day pain
+        recorded) and ``pain_next_day_mean``.
     """
     both = sessions["pain_before"].notna() & sessions["pain_after"].notna()
     change = (sessions["pain_after"] - sessions["pain_before"]).where(both).astype("float64")
+    next_day = (sessions["pain_next_day"] if "pain_next_day" in sessions
+                else pd.Series(np.nan, index=sessions.index)).astype("float64")
     data = sessions[["patient_id", "session"]].assign(
         before=sessions["pain_before"].where(both).astype("float64"),
         after=sessions["pain_after"].where(both).astype("float64"),
-        change=change, has=both, rise=change >= PAIN_RISE_NPRS)
+        change=change, has=both, rise=change >= PAIN_RISE_NPRS, next_day=next_day, has_next=next_day.notna())
     out = data.groupby(["patient_id", "session"]).agg(
         n_sessions=("has", "size"), n_with_pain=("has", "sum"), pain_before_mean=("before", "mean"),
-        pain_after_mean=("after", "mean"), pain_change_mean=("change", "mean"), n_rises=("rise", "sum"))
+        pain_after_mean=("after", "mean"), pain_change_mean=("change", "mean"), n_rises=("rise", "sum"),
+        n_next_day=("has_next", "sum"), pain_next_day_mean=("next_day", "mean"))
     return out.reset_index()
+
+
+def schedule_periods(programs: pd.DataFrame, episodes: pd.DataFrame | None = None, *,
+                     gap_days: int = EPISODE_GAP_DAYS) -> pd.DataFrame:
+    """The programs with their episode and *period*: consecutive programs of one episode on one
+    schedule (a renewal of the same schedule is not a switch).
+
+    Returns
+    -------
+    DataFrame
+        ``program_id``, ``patient_id``, ``schedule``, ``start_date``, ``end_date``,
+        ``episode_id``, ``since`` (first day of the period), ``period`` (a number per patient).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"program_id": ["A", "B", "C"], "patient_id": "P1",
+    ...     "schedule": ["daily", "daily", "three-per-week"],
+    ...     "start_date": ["2026-01-05", "2026-01-19", "2026-02-02"],
+    ...     "end_date": ["2026-01-18", "2026-02-01", "2026-03-01"]})
+    >>> schedule_periods(p)[["program_id", "since", "period"]].astype(str).values.tolist()
+    [['A', '2026-01-05', '0'], ['B', '2026-01-05', '0'], ['C', '2026-02-02', '1']]
+    """
+    p = program_episodes(programs, episodes, gap_days=gap_days)
+    p = p.sort_values(["patient_id", "start_date", "program_id"], kind="stable").reset_index(drop=True)
+    same = ((p["patient_id"] == p["patient_id"].shift()) & (p["episode_id"] == p["episode_id"].shift())
+            & (p["schedule"] == p["schedule"].shift()))
+    p["period"] = (~same).astype(int).groupby(p["patient_id"]).cumsum() - 1
+    p["since"] = p.groupby(["patient_id", "period"])["start_date"].transform("min")
+    return p[["program_id", "patient_id", "schedule", "start_date", "end_date", "episode_id", "since", "period"]]
+
+
+def _in_force(periods: pd.DataFrame, patients: pd.Series, dates: pd.Series) -> pd.DataFrame:
+    """The period of the program in force for each (patient, date): schedule, since, episode and
+    period number ('no program' and NaN outside every program). Of overlapping programs, the one
+    that started last."""
+    query = pd.DataFrame({"patient_id": patients.to_numpy(), "date": pd.to_datetime(dates).astype("datetime64[ns]"),
+                          "order": np.arange(len(patients))}).sort_values("date", kind="stable")
+    programs = periods.assign(date=pd.to_datetime(periods["start_date"]).astype("datetime64[ns]"))
+    programs = programs.sort_values("date", kind="stable")
+    found = pd.merge_asof(query, programs.drop(columns=["patient_id"]).assign(patient_id=programs["patient_id"]),
+                          on="date", by="patient_id", direction="backward")
+    found = found.set_index("order").sort_index()
+    outside = ~(found["date"] <= found["end_date"])
+    for column in ("schedule", "since", "episode_id", "period"):
+        found[column] = found[column].mask(outside)
+    found["schedule"] = found["schedule"].fillna("no program")
+    return found[["schedule", "since", "episode_id", "period"]].reset_index(drop=True)
+
+
+def _later(a, b):
+    return b if pd.isna(a) or (pd.notna(b) and b > a) else a
+
+
+def _score(values: pd.Series) -> pd.Series:
+    return values.astype("Int64").astype("str").replace("<NA>", "?")
+
+
+def _text(days: pd.Series, before, after) -> pd.Series:
+    """'2026-01-05: 2 -> 5' per session."""
+    return days.dt.strftime("%Y-%m-%d") + ": " + _score(before) + " -> " + _score(after)
+
+
+def _joined(mask: pd.Series, text: pd.Series, by: pd.Series) -> pd.Series:
+    """Per patient, the texts of the rows in ``mask`` joined by '; '."""
+    return joined_by(by[mask], text[mask])
+
+
+def _sessions(n: int) -> str:
+    return f"{n} breakout session{'s' if n != 1 else ''}"
 
 
 def tolerance_flags(
     sessions: pd.DataFrame,
     programs: pd.DataFrame,
     *,
+    episodes: pd.DataFrame | None = None,
     rise: float = PAIN_RISE_NPRS,
     repeats: int = 2,
     window: int = 6,
+    large_rise: float = LARGE_RISE_NPRS,
+    acceptable: float = ACCEPTABLE_PAIN_NPRS,
+    min_sessions: int = MIN_SESSIONS,
+    gap_days: int = EPISODE_GAP_DAYS,
     as_of=None,
 ) -> pd.DataFrame:
-    """Flag patients whose pain rose by ``rise`` or more after ``repeats`` of their last ``window``
-    breakout sessions on the schedule they follow now.
-
-    Rises on an earlier schedule (before a switch, e.g. from daily to 3x/week breakouts) do not
-    count towards the flag or the suggestion: the switch was the answer to them. They are told as
-    history ("before the switch on ...").
+    """Each patient's pain tolerance of the breakouts on the schedule they follow now (see the
+    module's rules (a)-(d)).
 
     Parameters
     ----------
     sessions : DataFrame
-        Logged sessions with ``patient_id``, ``performed_on``, ``session``, ``pain_before``,
-        ``pain_after``.
+        Logged sessions: ``patient_id``, ``performed_on``, ``session``, ``pain_before``,
+        ``pain_after`` and optionally ``pain_next_day``.
     programs : DataFrame
-        Stored programs: which templates hold the breakouts, and the schedule in force.
+        Stored programs: which templates hold the breakouts, the schedule in force, the episodes.
+    episodes : DataFrame, optional
+        Stored episodes of care (discharges), see :func:`~hipanalytics.analysis.episodes.episodes_of_care`.
     rise, repeats, window
-        The rule; defaults: 2 NPRS points, 2 times, in the last 6 breakout sessions with pain recorded.
+        Rule (c): a rise of ``rise`` NPRS points after ``repeats`` of the last ``window``
+        breakout sessions with pain recorded (2, 2, 6). Rule (d) uses ``rise`` too.
+    large_rise : float, default :data:`LARGE_RISE_NPRS`
+        Rule (a): one rise this large flags.
+    acceptable : float, default :data:`ACCEPTABLE_PAIN_NPRS`
+        Rule (b): a score above it flags.
+    min_sessions : int, default :data:`MIN_SESSIONS`
+        Fewer breakout sessions with pain recorded are too few to judge.
+    gap_days : int
+        The episode rule (:data:`~hipanalytics.analysis.episodes.EPISODE_GAP_DAYS`).
     as_of : date-like, optional
-        Ignore sessions after this date.
+        Ignore sessions after this date; the schedule judged is the one in force that day
+        (default: on the patient's last session).
 
     Returns
     -------
     DataFrame
-        One row per patient with breakout sessions that have pain recorded: ``patient_id``,
-        ``breakout_sessions`` (considered, on the current schedule), ``rises``, ``flagged``,
-        ``schedule`` (in force at the last of them), ``since`` (when that schedule started),
-        ``evidence`` (date: before -> after for each rise), ``history`` (rises before a switch, in
-        words, or empty), ``message``.
+        One row per patient with sessions logged: ``patient_id``, ``status`` (``flag``, ``ok``:
+        judged and no flag, ``too few``: fewer than ``min_sessions`` breakout sessions with pain
+        recorded and no flag), ``flagged``, ``flag_day`` (the latest session behind a flag),
+        ``breakout_sessions`` (with pain recorded, in the
+        window), ``rises``, ``large_rises``, ``high_pain`` (sessions above ``acceptable``),
+        ``next_day_rises``, ``schedule`` and ``since`` (the schedule judged and when it started),
+        ``episode_id``, ``evidence`` (the rises of rule (c): date: before -> after), ``reasons``
+        (each rule that flags, with its sessions), ``history`` (flags before a switch in this
+        episode, in words, or empty) and ``message`` (what to tell the clinician; never empty).
     """
     data = sessions
     if as_of is not None:
         data = data[pd.to_datetime(data["performed_on"]) <= pd.Timestamp(as_of)]
-    breakouts = data[data["session"].isin(breakout_templates(programs))
-                     & data["pain_before"].notna() & data["pain_after"].notna()]
-    columns = ["patient_id", "breakout_sessions", "rises", "flagged", "schedule", "since", "evidence", "history",
-               "message"]
-    if breakouts.empty:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
-    b = breakouts[["patient_id", "performed_on", "pain_before", "pain_after"]].copy()
-    b["performed_on"] = pd.to_datetime(b["performed_on"])
-    b = b.sort_values(["patient_id", "performed_on"], kind="stable").reset_index(drop=True)
-    on = _program_on(programs, b["patient_id"], b["performed_on"])
-    b["schedule"], b["since"] = on["schedule"].to_numpy(), on["start_date"].to_numpy()
-    b["rise"] = (b["pain_after"] - b["pain_before"]) >= rise
-    b["text"] = (b["performed_on"].dt.strftime("%Y-%m-%d") + ": " + b["pain_before"].astype("int64").astype("str")
-                 + " -> " + b["pain_after"].astype("int64").astype("str"))
-    last = b.groupby("patient_id").tail(1).set_index("patient_id")
-    current = (b["schedule"].to_numpy() == b["patient_id"].map(last["schedule"]).to_numpy()) & (
-        b["since"].fillna(pd.Timestamp.min).to_numpy() == b["patient_id"].map(last["since"]).fillna(pd.Timestamp.min).to_numpy())
-    now, before = b[current], b[~current]
-    now = now[now.groupby("patient_id").cumcount(ascending=False) < window]
-    g = now.groupby("patient_id")
-    out = pd.DataFrame({
-        "breakout_sessions": g.size(), "rises": g["rise"].sum().astype("int64"),
-        "evidence": now[now["rise"]].groupby("patient_id")["text"].agg("; ".join),
-    }).reset_index()
-    out["evidence"] = out["evidence"].fillna("")
-    out["schedule"] = out["patient_id"].map(last["schedule"])
-    out["since"] = out["patient_id"].map(last["since"])
-    out["flagged"] = out["rises"] >= repeats
-    earlier = before[before["rise"]].groupby("patient_id").agg(n=("rise", "size"), schedule=("schedule", "last"),
-                                                                 text=("text", "; ".join))
-    out["history"] = [
-        (f"Before the switch to {s} on {since:%Y-%m-%d}, pain rose by {rise:g}+ points after {int(earlier.loc[p, 'n'])} "
-         f"breakout session{'s' if earlier.loc[p, 'n'] != 1 else ''} on {earlier.loc[p, 'schedule']} "
-         f"({earlier.loc[p, 'text']}).") if p in earlier.index and pd.notna(since) else ""
-        for p, s, since in zip(out["patient_id"], out["schedule"], out["since"])]
-    lead = ("Pain rose by " + f"{rise:g}" + " or more NPRS points after " + out["rises"].astype("str") + " of the last "
-            + out["breakout_sessions"].astype("str") + " breakout sessions (" + out["evidence"] + ").")
-    on_daily = out["schedule"] == "daily"
-    advice = np.where(
-        on_daily,
-        lead + " The breakouts stress the hip more than the movement sequence; for patients who do not "
-        "tolerate them daily the protocol suggests breakouts 3x/week with a recovery day between: "
-        "consider switching to the three-per-week schedule.",
-        lead + " The schedule already leaves recovery days: review the dose and technique with the patient.")
-    quiet = ("No repeated pain rise on " + out["schedule"].astype("str") + " breakouts (since "
-             + out["since"].map(lambda d: f"{d:%Y-%m-%d}" if pd.notna(d) else "?") + "). ")
-    out["message"] = np.where(out["flagged"], advice + np.where(out["history"] != "", " " + out["history"], ""),
-                              np.where(out["history"] != "", quiet + out["history"], ""))
-    return out[columns]
+    if data.empty:
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in FLAG_COLUMNS})
+    patients = pd.Index(sorted(data["patient_id"].unique()), name="patient_id")  # a row for each, scored or not
+    s = data[["patient_id", "performed_on", "session", *[c for c in PAIN_COLUMNS if c in data]]].copy()
+    for column in PAIN_COLUMNS:
+        s[column] = s[column].astype("Float64") if column in s else pd.array([pd.NA] * len(s), dtype="Float64")
+    s = s[s[list(PAIN_COLUMNS)].notna().any(axis=1)]  # only scored sessions can raise or clear a flag
+    s["performed_on"] = pd.to_datetime(s["performed_on"])
+    s = s.sort_values(["patient_id", "performed_on"], kind="stable").reset_index(drop=True)
+    periods = schedule_periods(programs, episodes, gap_days=gap_days) if len(programs) else pd.DataFrame(
+        columns=["program_id", "patient_id", "schedule", "start_date", "end_date", "episode_id", "since", "period"])
+    on = _in_force(periods, s["patient_id"], s["performed_on"])
+    for column in ("schedule", "since", "episode_id", "period"):
+        s[column] = on[column].to_numpy()
+    current = _current_period(data, s, periods, as_of)
+    s["current"] = (s["period"].fillna(-1).to_numpy() == s["patient_id"].map(current).fillna(-2).to_numpy())
+    s["breakout"] = s["session"].isin(breakout_templates(programs)).to_numpy()
+    s["both"] = (s["pain_before"].notna() & s["pain_after"].notna()).to_numpy(dtype=bool)
+    change = (s["pain_after"] - s["pain_before"]).astype("float64")
+    settled = (s["pain_next_day"] - s["pain_before"]).astype("float64")
+    s["rise"] = s["breakout"] & s["both"] & (change >= rise)
+    s["large"] = s["breakout"] & s["both"] & (change >= large_rise)
+    s["high"] = s[list(PAIN_COLUMNS)].astype("float64").max(axis=1, skipna=True) > acceptable
+    s["unsettled"] = s["breakout"] & (settled >= rise)
+    told = s["rise"] | s["high"] | s["unsettled"]  # the sessions a flag or the history names: their words
+    t = s[told]
+    day = t["performed_on"].dt.strftime("%Y-%m-%d")
+    s.loc[told, "text"] = _text(t["performed_on"], t["pain_before"], t["pain_after"])
+    s.loc[told, "next_text"] = (day + ": before " + _score(t["pain_before"]) + ", next morning "
+                                + _score(t["pain_next_day"]))
+    s.loc[told, "high_text"] = day + ": " + _scores(t)
+
+    now = s[s["current"]]
+    judged = now[now["breakout"] & now["both"]]
+    judged = judged[judged.groupby("patient_id").cumcount(ascending=False) < window]
+    start = judged.groupby("patient_id")["performed_on"].min()
+    first = (now["patient_id"].map(start) if len(start)  # the window's first day; all of the period without one
+             else pd.Series(pd.NaT, index=now.index, dtype="datetime64[ns]"))
+    recent = now[first.isna() | (now["performed_on"] >= first)]
+    out = pd.DataFrame(index=patients)
+    out["breakout_sessions"] = judged.groupby("patient_id").size().reindex(patients, fill_value=0)
+    out["rises"] = judged.groupby("patient_id")["rise"].sum().reindex(patients, fill_value=0).astype("int64")
+    out["large_rises"] = judged.groupby("patient_id")["large"].sum().reindex(patients, fill_value=0).astype("int64")
+    out["high_pain"] = recent.groupby("patient_id")["high"].sum().reindex(patients, fill_value=0).astype("int64")
+    out["next_day_rises"] = recent.groupby("patient_id")["unsettled"].sum().reindex(patients, fill_value=0).astype("int64")
+    described = periods.drop_duplicates(["patient_id", "period"]).set_index(["patient_id", "period"])
+    key = pd.MultiIndex.from_arrays([patients, patients.map(current)])
+    out["schedule"] = described["schedule"].reindex(key).to_numpy()
+    out["since"] = described["since"].reindex(key).to_numpy()
+    out["episode_id"] = described["episode_id"].reindex(key).to_numpy()
+    out["schedule"] = out["schedule"].fillna("no program")
+    out["evidence"] = _joined(judged["rise"], judged["text"], judged["patient_id"]).reindex(patients).fillna("")
+    n = out["breakout_sessions"].astype(str)
+    rules = [  # (fires, the sessions that make it fire, their text column, the rule in words)
+        (out["large_rises"] >= 1, judged, "large", "text",
+         f"a rise of {large_rise:g} or more points after " + out["large_rises"].map(_sessions)),
+        (out["rises"] >= repeats, judged, "rise", "text",
+         f"a rise of {rise:g} or more points after " + out["rises"].astype(str) + " of the last " + n
+         + " breakout sessions"),
+        (out["high_pain"] >= 1, recent, "high", "high_text",
+         f"pain above {acceptable:g}/10 at " + out["high_pain"].map(lambda k: f"{k} session{'s' if k != 1 else ''}")),
+        (out["next_day_rises"] >= 1, recent, "unsettled", "next_text",
+         f"pain {rise:g} or more points above its starting level the next morning after "
+         + out["next_day_rises"].map(_sessions)),
+    ]
+    reasons = pd.Series("", index=patients, dtype="object")
+    out["flag_day"] = pd.Series(pd.NaT, index=patients, dtype="datetime64[ns]")
+    for fires, frame, mask, column, words in rules:
+        listed = _joined(frame[mask], frame[column], frame["patient_id"]).reindex(patients).fillna("")
+        told = (words + " (" + listed + ")").where(fires, "")
+        reasons = reasons.str.cat(told, sep="; ").str.strip("; ")
+        latest = frame.loc[frame[mask], "performed_on"].groupby(frame.loc[frame[mask], "patient_id"]).max()
+        out["flag_day"] = out["flag_day"].combine(latest.reindex(patients).where(fires), _later)
+    out["reasons"] = reasons
+    out["flagged"] = reasons != ""
+    out["status"] = np.where(out["flagged"], "flag", np.where(out["breakout_sessions"] < min_sessions, "too few", "ok"))
+    out["history"] = _history(s, out, rise)
+    ranges = _ranges(recent[recent["breakout"]]).reindex(patients).fillna("")
+    out["message"] = [_message(r, rise, repeats, acceptable, min_sessions, ranges.get(r["patient_id"], ""))
+                      for r in out.reset_index().to_dict("records")]
+    return out.reset_index()[FLAG_COLUMNS]
 
 
-def _program_on(programs: pd.DataFrame, patients: pd.Series, dates: pd.Series) -> pd.DataFrame:
-    """The schedule and start date of the program in force for each (patient, date); 'no program' if none."""
-    p = programs[["patient_id", "schedule", "start_date", "end_date"]].copy()
-    p["start_date"], p["end_date"] = pd.to_datetime(p["start_date"]), pd.to_datetime(p["end_date"])
-    query = pd.DataFrame({"patient_id": patients.to_numpy(), "date": dates.to_numpy()})
-    merged = query.reset_index().merge(p, on="patient_id", how="left")
-    inside = merged[(merged["date"] >= merged["start_date"]) & (merged["date"] <= merged["end_date"])]
-    found = inside.drop_duplicates("index").set_index("index")[["schedule", "start_date"]]
-    found = found.reindex(range(len(query)))
-    found["schedule"] = found["schedule"].fillna("no program")
-    return found.reset_index(drop=True)
+def _scores(s: pd.DataFrame) -> pd.Series:
+    """'before 2, after 8, next morning 6' from the recorded scores (vectorised)."""
+    joined = pd.Series("", index=s.index, dtype="object")
+    for column, word in zip(PAIN_COLUMNS, ("before", "after", "next morning")):
+        part = (word + " " + s[column].astype("Int64").astype("str")).where(s[column].notna(), "")
+        joined = joined.where(part == "", joined.where(joined == "", joined + ", ") + part)
+    return joined
+
+
+def _current_period(data: pd.DataFrame, scored: pd.DataFrame, periods: pd.DataFrame, as_of) -> pd.Series:
+    """Per patient, the period judged: the latest one started by ``as_of`` (default: each patient's
+    last session), or else the period of the last scored session."""
+    last_day = pd.to_datetime(data["performed_on"]).groupby(data["patient_id"]).max()
+    day = last_day if as_of is None else pd.Series(pd.Timestamp(as_of), index=last_day.index)
+    started = periods.merge(day.rename("day"), left_on="patient_id", right_index=True)
+    started = started[started["start_date"] <= started["day"]]
+    by_programs = started.sort_values("start_date").groupby("patient_id")["period"].last()
+    by_sessions = scored.groupby("patient_id")["period"].last()
+    return by_programs.reindex(last_day.index).fillna(by_sessions)
+
+
+def _history(s: pd.DataFrame, out: pd.DataFrame, rise: float) -> pd.Series:
+    """Rises before a switch within the current episode, told in words."""
+    earlier = s[~s["current"] & s["rise"] & (s["episode_id"].to_numpy() == s["patient_id"].map(out["episode_id"]).to_numpy())]
+    history = pd.Series("", index=out.index, dtype="object")
+    if earlier.empty:
+        return history
+    counts = earlier.groupby("patient_id").size()
+    schedule = earlier.groupby("patient_id")["schedule"].last()
+    texts = joined_by(earlier["patient_id"], earlier["text"])
+    for pid in counts.index.intersection(out.index[out["since"].notna()]):
+        n = int(counts[pid])
+        history[pid] = (f"Before the switch to {out.at[pid, 'schedule']} on {pd.Timestamp(out.at[pid, 'since']):%Y-%m-%d}, "
+                        f"pain rose by {rise:g}+ points after {n} breakout session{'s' if n != 1 else ''} on "
+                        f"{schedule[pid]} ({texts[pid]}).")
+    return history
+
+
+def _ranges(recent: pd.DataFrame) -> pd.Series:
+    """Per patient, the pain scores of the window as ranges: 'before 1-2/10, after 3/10'."""
+    if recent.empty:
+        return pd.Series(dtype="object")
+    joined = None
+    for column, word in zip(PAIN_COLUMNS, ("before", "after", "the next morning")):
+        g = recent[column].astype("float64").groupby(recent["patient_id"])
+        low, high = g.min(), g.max()
+        text = (word + " " + low.map("{:.0f}".format) + np.where(low == high, "", "-" + high.map("{:.0f}".format))
+                + "/10").where(low.notna(), "")
+        joined = text if joined is None else joined.where(text == "", joined.where(joined == "", joined + ", ") + text)
+    return joined
+
+
+def _message(r: pd.Series, rise: float, repeats: int, acceptable: float, min_sessions: int, ranges: str) -> str:
+    """What the clinician reads: the flag and its advice, too few to judge, or no flag with the
+    scores it rests on; then the history before a switch."""
+    since = f" since {pd.Timestamp(r['since']):%Y-%m-%d}" if pd.notna(r["since"]) else ""
+    on = f"on {r['schedule']} breakouts{since}" if r["schedule"] != "no program" else "outside any program"
+    history = f" {r['history']}" if r["history"] else ""
+    if r["status"] == "flag":
+        text = f"Pain flag {on}: {r['reasons']}."
+        load = r["rises"] or r["large_rises"] or r["next_day_rises"]
+        if load and r["schedule"] == "daily":
+            text += (" The breakouts stress the hip more than the movement sequence; for patients who do not "
+                     "tolerate them daily the protocol suggests breakouts 3x/week with a recovery day between: "
+                     "consider switching to the three-per-week schedule.")
+        elif load:
+            text += " The schedule already leaves recovery days: review the dose and technique with the patient."
+        if r["high_pain"]:
+            text += (f" Pain above {acceptable:g}/10 is more than the pain-monitoring model accepts with exercise: "
+                     "review the hip before the next breakout session.")
+        return text + history
+    if r["status"] == "too few":
+        return (f"Too few breakout sessions with pain recorded {on} to judge tolerance: {int(r['breakout_sessions'])} "
+                f"of the {min_sessions} needed.{history}")
+    return (f"No pain flag in the last {int(r['breakout_sessions'])} breakout sessions {on}: pain {ranges}; no rise "
+            f"of {rise:g} or more after {repeats} of them, none above {acceptable:g}/10.{history}")

@@ -219,16 +219,18 @@ def export_command(table, out, history, deidentify, key_file, fmt, to_redcap, st
 @click.option("--csv", "as_csv", is_flag=True, help="Write CSV to standard output instead of a table.")
 @_refusals
 def patients_command(store_path, as_of, only_active, as_csv) -> None:
-    """List the patients in the store: involved side, current program, last measurement, active.
+    """List the patients in the store: involved side, current program, episode of care, last
+    measurement, active.
 
-    A patient is active when a program is in force on the day or ended at most 28 days before it
-    (a final report is still due). Display names are never listed.
+    A patient is active when a program of the current episode of care is in force on the day or
+    ended at most 28 days before it (a final report is still due), and the episode was not
+    discharged. Display names are never listed.
     """
     from ..progress import latest_date, patient_list
     from ..store import Store
 
     with Store(store_path or default_store(), create=False) as store:
-        tables = {t: store.read(t) for t in ("patients", "programs", "measurements", "sessions")}
+        tables = {t: store.read(t) for t in TABLES}
     listed = patient_list(tables, as_of=as_of)
     day = as_of or latest_date(tables)
     if only_active:
@@ -238,8 +240,8 @@ def patients_command(store_path, as_of, only_active, as_csv) -> None:
         return
     shown = listed.assign(active=listed["active"].map({True: "yes", False: ""})).fillna("")
     shown = shown.drop(columns=["program_id"]).rename(columns={
-        "patient_id": "patient", "involved_side": "involved", "last_measured_on": "last measured",
-        "n_visits": "visits"})
+        "patient_id": "patient", "involved_side": "involved", "episode_status": "episode status",
+        "last_measured_on": "last measured", "n_visits": "visits"})
     click.echo(f"{len(listed)} patients; current program as of "
                f"{'no data yet' if day is None else pd.Timestamp(day).strftime('%Y-%m-%d')}")
     if len(shown):

@@ -162,17 +162,22 @@ def report_power_command(effect, sd, gain_sd, day_sd, dropout, week, followup_we
 @report_group.command("overview")
 @_store_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder [default: ./reports/clinic].")
+              help="Output folder [default: ./reports/clinic, where report clinic writes the reports it links to].")
 @_as_of_option
+@click.option("--all", "everyone", is_flag=True, help="Every patient, not only the active ones.")
 @_format_option
 @_refusals
-def report_overview_command(store_path, out, as_of, formats) -> None:
-    """Every patient's latest IR, change vs MDC, adherence and flags, who needs attention first."""
+def report_overview_command(store_path, out, as_of, everyone, formats) -> None:
+    """The clinic's worklist: each active patient's latest IR, trend, pain, program and next action,
+    the most urgent first, linked to their progress reports."""
     from ..reports import render_overview
 
     result = render_overview(store_path or default_store(), out or default_reports_dir() / "clinic",
-                             as_of=as_of.date() if as_of else None,
+                             as_of=as_of.date() if as_of else None, everyone=everyone,
                              formats=formats)
+    figures = result.get("figures") or {}
+    click.echo(f"worklist on {figures.get('as_of') or 'no data yet'}: {figures.get('patients', 0)} "
+               f"{'patients' if everyone else 'active patients'}, {figures.get('need_attention', 0)} needing attention")
     _echo_outputs(result)
 
 

@@ -14,11 +14,11 @@ The steps, one module each: :mod:`~hipanalytics.reports.cells` (what the noteboo
 """
 
 from .batch import active_patients, render_clinic
-from .cells import (check_parameters, open_patient, open_store, paragraph, references_html, show, source_banner,
-                    table_html, write_key_figures)
+from .cells import (check_parameters, history_html, open_patient, open_store, overview_heading, paragraph, references_html,
+                    report_day, show, source_banner, table_html, write_key_figures)
 from .render import (TEMPLATES_DIR, render_cohort, render_notebook, render_overview, render_patient, render_power,
                      store_label)
 
 __all__ = ["TEMPLATES_DIR", "check_parameters", "source_banner", "open_patient", "show", "paragraph", "table_html",
-           "references_html", "store_label", "write_key_figures", "render_notebook", "render_patient", "active_patients",
+           "references_html", "store_label", "write_key_figures", "report_day", "overview_heading", "history_html", "render_notebook", "render_patient", "active_patients",
            "render_clinic", "open_store", "render_cohort", "render_overview", "render_power"]

@@ -86,6 +86,11 @@ def check_parameters(namespace: dict[str, Any], template: str) -> None:
     check("store", lambda v: v is None or (isinstance(v, str) and v.strip()), "a SQLite path or database URL")
     check("patient_id", lambda v: isinstance(v, str) and v.strip(), "a patient id")
     check("show_name", lambda v: isinstance(v, bool), "True or False")
+    check("everyone", lambda v: isinstance(v, bool), "True or False")
+    check("report_files", lambda v: isinstance(v, dict) and all(isinstance(k, str) and isinstance(f, str)
+                                                                and "/" not in f and "\\" not in f
+                                                                for k, f in v.items()),
+          "a dict of patient id -> report file name in the same folder")
     check("cohort", lambda v: v is None or isinstance(v, str), "a cohort name or None")
     check("week", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a whole number of weeks >= 1")
     check("threshold", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1,
@@ -149,9 +154,44 @@ def paragraph(text: str) -> str:
     return f"<p>{html.escape(text)}</p>"
 
 
+def report_day(store, as_of=None) -> pd.Timestamp | None:
+    """The day a report is made for: ``as_of`` (an ISO date), or the latest measurement or session
+    in ``store``."""
+    from ..progress import latest_date
+
+    day = iso_day(as_of)
+    return day if day is not None else latest_date({t: store.read(t) for t in ("measurements", "sessions")})
+
+
+def overview_heading(overview: pd.DataFrame, day, *, everyone: bool = False) -> str:
+    """The worklist's first line (escaped): its date, how many patients, how many need attention.
+
+    Examples
+    --------
+    >>> o = pd.DataFrame({"patient_id": ["P1", "P1", "P2"], "attention": ["pain flag", "pain flag", ""]})
+    >>> overview_heading(o, pd.Timestamp("2026-12-02"))
+    '<h2>Worklist on 2026-12-02: 2 active patients, 1 needing attention</h2>'
+    """
+    patients = overview["patient_id"].nunique()
+    attention = overview.loc[overview["attention"] != "", "patient_id"].nunique()
+    when = "no data yet" if day is None else f"{pd.Timestamp(day):%Y-%m-%d}"
+    who = "patients" if everyone else "active patients"
+    return (f"<h2>Worklist on {html.escape(when)}: {patients} {who if patients != 1 else who[:-1]}, "
+            f"{attention} needing attention</h2>")
+
+
 def table_html(df: pd.DataFrame) -> str:
     """A DataFrame as an escaped HTML table without the index."""
     return df.to_html(index=False, escape=True, border=0, na_rep="")
+
+
+def history_html(progress: PatientProgress) -> str:
+    """The earlier episodes of care under a heading (escaped), or nothing for a first episode."""
+    earlier = progress.history_table()
+    if earlier.empty:
+        return ""
+    return ("<h2>History: earlier episodes of care</h2><p>Each earlier episode had its own baseline, change and flags; "
+            "this report's figures are of the current episode only.</p>" + table_html(earlier))
 
 
 def references_html() -> str:

@@ -262,14 +262,26 @@ def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None 
 
 
 def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, formats: tuple[str, ...] = ("html",),
-                    timeout: int = 600) -> dict[str, Any]:
-    """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``)."""
+                    everyone: bool = False, timeout: int = 600) -> dict[str, Any]:
+    """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``): the worklist of
+    active patients (``everyone``: every patient) on ``as_of`` (default: the latest date in the
+    store), titled with that date, each patient linked to their progress report when ``out_dir``
+    holds it (as ``report clinic`` writes them)."""
+    from ..progress import latest_date
+
     with _opened(store) as opened:
         fingerprint = opened.fingerprint()
-    parameters = {"store": _store_parameter(store),
-                  "as_of": None if as_of is None else str(pd.Timestamp(as_of).date())}
+        day = pd.Timestamp(as_of) if as_of is not None else latest_date(
+            {t: opened.read(t) for t in ("measurements", "sessions")})
+        ids = opened.read("patients")["patient_id"]
+    out = Path(out_dir)
+    files = {pid: f"{safe_filename(f'progress-{pid}')}.html" for pid in ids}
+    linked = {pid: name for pid, name in files.items() if (out / name).is_file()}
+    parameters = {"store": _store_parameter(store), "as_of": None if day is None else str(day.date()),
+                  "everyone": everyone, "report_files": linked}
+    title = "Clinic overview" + ("" if day is None else f", {day:%Y-%m-%d}")
     return render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
-                           formats=formats, title="Clinic overview",
+                           formats=formats, title=title,
                            stamp={"data snapshot": fingerprint, "store": store_label(store)},
                            timeout=timeout)
 

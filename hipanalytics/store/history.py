@@ -139,6 +139,71 @@ class HistoryMixin:
         return [*written, program.program_id]
 
 
+    def discharge(self, patient_id: str, on: date, *, reason: str | None = None, notes: str | None = None,
+                  who: str | None = None, today: date | None = None, gap_days: int | None = None) -> str:
+        """Discharge a patient on ``on``: the episode of care that has started by then ends.
+
+        The episode is the one :func:`~hipanalytics.analysis.episodes.episodes_of_care` finds from
+        the stored programs and episodes; it is stored with its ``end_date`` (a new episodes
+        record, or a new version of a stored one), and a program running past ``on`` is ended on
+        that day (a correction), in one transaction. A program that starts later begins a new
+        episode.
+
+        Parameters
+        ----------
+        reason : str, optional
+            Why the episode ended: one of the ``discharge_reason`` codes (``goals_met``,
+            ``plateau``, ``patient_choice``, ``referred_on``, ``did_not_return``, ``other``) or
+            their usual words.
+
+        Returns
+        -------
+        str
+            The id of the episode discharged.
+
+        Raises
+        ------
+        StoreError
+            When the patient has no episode that has started by ``on``, or it is already discharged.
+        """
+        from ..analysis.episodes import EPISODE_GAP_DAYS, episodes_of_care, program_episodes
+
+        gap = EPISODE_GAP_DAYS if gap_days is None else gap_days
+        who = user(who)
+        day = pd.Timestamp(on)
+        with self.engine.begin() as conn:
+            programs = self._current(conn, "programs", patient_id)
+            stored = self._current(conn, "episodes", patient_id)
+            episodes = episodes_of_care(programs, stored, gap_days=gap, as_of=day)
+            started = episodes[episodes["start_date"] <= day]
+            if started.empty:
+                raise StoreError(f"patient {patient_id!r} has no episode of care that has started by {day:%Y-%m-%d}: "
+                                 "nothing to discharge (prescribe a program first, or check the date)")
+            episode = started.iloc[-1]
+            if pd.notna(episode["end_date"]):
+                raise StoreError(f"episode {episode['episode_id']!r} of patient {patient_id!r} was discharged on "
+                                 f"{episode['end_date']:%Y-%m-%d} already")
+            why = f"discharged on {day:%Y-%m-%d}" + (f" ({reason})" if reason else "")
+            if episode["stored"]:
+                changes = {"end_date": day.date(), **({"discharge_reason": reason} if reason else {}),
+                           **({"notes": notes} if notes else {})}
+                self._new_version_in(conn, "episodes", episode["episode_id"], changes, reason=why, who=who,
+                                     status="active")
+            else:
+                record = {"episode_id": episode["episode_id"], "patient_id": patient_id,
+                          "start_date": episode["start_date"].date(), "end_date": day.date(),
+                          "discharge_reason": reason, "notes": notes}
+                self._add_records_in(conn, "episodes", [record], who=who, today=today,
+                                     label=f"discharge of {patient_id}")
+            members = program_episodes(programs, stored, gap_days=gap)
+            running = members[(members["episode_id"] == episode["episode_id"]) & (members["end_date"] > day)
+                              & (members["start_date"] <= day)]
+            for program in running.itertuples():
+                self._new_version_in(conn, "programs", program.program_id, {"end_date": day.date()},
+                                     reason=f"ended by the discharge on {day:%Y-%m-%d}", who=who, status="active")
+        return str(episode["episode_id"])
+
+
 def validate_row(table: str, content: pd.DataFrame) -> pd.DataFrame:
     """Validate corrected values with the import rules; raise DataValidationError on errors."""
     result = read_records(as_csv(content, "<correction>"), table)

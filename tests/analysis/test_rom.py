@@ -74,37 +74,68 @@ FORTNIGHTLY = (0, 14, 28, 42, 56)
     # weeks 0-8; the window is weeks 2-8 (the last 6 weeks); no noise: the CI has zero width
     ((20, 23, 26, 29, 32), 1.5, (1.5, 1.5), 9.0, "gaining"),     # steady 1.5 deg/week: 9 > MDC 5.4
     ((20, 22, 24, 26, 28), 1.0, (1.0, 1.0), 6.0, "gaining"),     # 1 deg/week still counts: 6 > 5.4
-    ((20, 21.6, 23.2, 24.8, 26.4), 0.8, (0.8, 0.8), 4.8, "plateau"),  # reliable slope, but within the MDC
+    ((20, 21.6, 23.2, 24.8, 26.4), 0.8, (0.8, 0.8), 4.8, "levelled off"),  # a precise change within the MDC
     ((40, 37, 34, 31, 28), -1.5, (-1.5, -1.5), -9.0, "worsening"),  # a loss of 12 over 8 weeks
 ])
 def test_recent_trend_on_noise_free_series(values, slope, ci, change, trend):
     t = rom_trends(series(days=FORTNIGHTLY, values=values)).iloc[0]
     assert t["recent_slope"] == pytest.approx(slope) and t["recent_change_deg"] == pytest.approx(change)
     assert (t["recent_ci_low"], t["recent_ci_high"]) == pytest.approx(ci)
-    assert t["recent_trend"] == trend and bool(t["plateau"]) is (trend == "plateau")
+    assert t["recent_trend"] == trend and bool(t["plateau"]) is (trend == "levelled off")
     assert t["recent_visits"] == 4 and t["recent_weeks"] == 6
 
 
-def test_a_levelled_series_and_a_noisy_flat_one_are_plateaus():
+def test_a_levelled_series_is_levelled_off_and_a_noisy_one_that_never_gained_has_no_response_yet():
     # levelled: window weeks 4-10 = 30, 30.5, 29.8, 30.2: Sxx = 20, Sxy = -0.1 -> slope -0.005;
-    # SSE = 0.2675 - 0.0005 = 0.267, se = sqrt(0.267 / 2 / 20) = 0.0817, t(0.975, 2) = 4.3027 -> CI -0.3565..0.3465
+    # SSE = 0.2675 - 0.0005 = 0.267, se = sqrt(0.267 / 2 / 20) = 0.0817, t(0.975, 2) = 4.3027 -> CI -0.3565..0.3465,
+    # times the 6-week span: the change's CI -2.14..2.08 lies within +/- the 5.4-degree MDC, after a gain of 10.2
     levelled = rom_trends(series(days=(0, 14, 28, 42, 56, 70), values=(20, 26, 30, 30.5, 29.8, 30.2))).iloc[0]
-    assert levelled["recent_slope"] == pytest.approx(-0.005) and levelled["recent_trend"] == "plateau"
+    assert levelled["recent_slope"] == pytest.approx(-0.005) and levelled["recent_trend"] == "levelled off"
     assert levelled["recent_ci_low"] == pytest.approx(-0.3565, abs=1e-3) and levelled["direction"] == "improved"
-    # noisy: window weeks 2-8 = 34, 27, 33, 28: slope -0.6 with a CI from -4.31 to 3.11 (it includes 0)
+    assert (levelled["recent_change_low"], levelled["recent_change_high"]) == pytest.approx((-2.139, 2.079), abs=1e-3)
+    assert bool(levelled["plateau"]) and levelled["to_decide"] == ""
+    # noisy: window weeks 2-8 = 34, 27, 33, 28: slope -0.6 with a CI from -4.31 to 3.11; 30 -> 28 overall
     noisy = rom_trends(series(days=FORTNIGHTLY, values=(30, 34, 27, 33, 28))).iloc[0]
-    assert noisy["recent_slope"] == pytest.approx(-0.6) and noisy["recent_trend"] == "plateau"
-    assert noisy["recent_ci_low"] < 0 < noisy["recent_ci_high"]
+    assert noisy["recent_slope"] == pytest.approx(-0.6) and noisy["recent_trend"] == "no response yet"
+    assert not noisy["plateau"]
 
 
-def test_a_short_window_is_not_judged_and_says_why():
+def test_a_gain_whose_recent_ci_is_wide_is_uncertain_not_a_plateau():
+    # 24.6 -> 31.4 with the highest value last (as SYN-00005): a gain of 6.8 beyond the MDC, but three visits
+    # over 4 weeks give the slope a CI from below 0 to far above: nothing says it has levelled off
+    t = rom_trends(series(days=(0, 14, 28), values=(24.6, 30.0, 31.4))).iloc[0]
+    assert t["direction"] == "improved" and t["recent_ci_low"] < 0 < t["recent_ci_high"]
+    assert t["recent_trend"] == "uncertain" and not t["plateau"]
+    # residuals -0.67, 1.33, -0.67 about the fitted line: SD sqrt(2.667 / 1) = 1.63; seven visits evenly over six
+    # weeks give the change a half-width of t(5) 2.571 x 1.63 x sqrt(12 x 6 / 56) = 4.76, under the MDC (six: 5.42)
+    assert t["to_decide"] == ("about 7 visits in 6 weeks (one a week) at the scatter seen so far (SD 1.6 degrees "
+                              "around the trend): 4 more")
+    # two visits a week apart after a gain: one more visit, at least two weeks on, would tell
+    short = rom_trends(series(days=(0, 7), values=(20, 27))).iloc[0]
+    assert short["recent_trend"] == "uncertain"
+    assert short["to_decide"] == "1 more visit, by 2026-01-26 or later (3 visits over at least 3 weeks tell)"
+
+
+def test_a_series_that_never_gained_beyond_the_mdc_has_no_response_yet():
+    # 26 -> 27 over 6 weeks (as SYN-00004): never a plateau
+    t = rom_trends(series(values=(26, 29, 24, 27))).iloc[0]
+    assert t["direction"] == "no reliable change" and t["recent_trend"] == "no response yet"
+    assert not t["plateau"]
+
+
+def test_a_value_below_the_baseline_by_more_than_the_mdc_is_worsening():
+    t = rom_trends(series(values=(30, 31, 29, 23))).iloc[0]
+    assert t["direction"] == "worse" and t["recent_trend"] == "worsening"
+
+
+def test_two_visits_have_a_slope_without_a_ci_and_a_single_visit_no_trend():
     short = rom_trends(series(days=(0, 14), values=(20, 22))).iloc[0]
-    assert pd.isna(short["plateau"]) and pd.isna(short["recent_trend"])
-    assert short["note"] == ("two visits: slope without a CI; fewer than 3 visits over 3+ weeks in the last 6 weeks: "
-                             "recent trend not judged")
+    assert short["note"] == "two visits: slope without a CI" and short["recent_trend"] == "no response yet"
+    once = rom_trends(series(days=(0,), values=(20,))).iloc[0]
+    assert pd.isna(once["recent_trend"]) and pd.isna(once["plateau"])
 
 
-def test_asymmetry_compares_sides_at_the_same_visit_and_the_target_is_the_uninvolved_mean():
+def test_asymmetry_compares_sides_at_the_same_visit_and_the_target_is_the_uninvolved_recent_mean():
     # the left side was last measured at week 4; the right side at week 6
     m = pd.concat([series(side="right", values=(20, 22, 24, 25)),
                    series(side="left", days=(0, 14, 28), values=(34, 36, 35))])
@@ -115,7 +146,9 @@ def test_asymmetry_compares_sides_at_the_same_visit_and_the_target_is_the_uninvo
     assert right["asymmetry_on"] == pd.Timestamp("2026-02-02")  # week 4: the last visit with both sides
     assert (right["asymmetry_deg"], right["other_side_deg"]) == (24 - 35, 35)
     assert right["target_deg"] == 35 and right["to_target_deg"] == 10  # mean of 34, 36, 35; latest 25
-    assert right["target_source"] == "uninvolved side, same method: mean of 3 visits (2026-01-05 to 2026-02-02)"
+    assert right["target_source"] == ("uninvolved side, same method: mean of 3 visits (2026-01-05 to 2026-02-02) in "
+                                      "the 6 weeks to its latest; not below the normal range's low end of 29")
+    assert right["target_reference"] == "uninvolved side" and right["uninvolved_recent_deg"] == 35
     assert pd.isna(t.loc["left", "target_deg"]) and t.loc["left", "asymmetry_deg"] == 11
 
 
@@ -124,7 +157,7 @@ def test_no_asymmetry_when_the_sides_were_never_measured_at_one_visit():
                    series(side="left", days=(14, 42), values=(34, 35))])
     t = rom_trends(m, patients=pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})).set_index("side")
     assert t["asymmetry_deg"].isna().all() and t["asymmetry_on"].isna().all()
-    assert t.loc["right", "target_deg"] == 34.5  # the target still uses every uninvolved visit
+    assert t.loc["right", "target_deg"] == 34.5  # the uninvolved visits of its last 6 weeks
 
 
 def test_both_hips_involved_aim_for_the_normative_band():
@@ -187,7 +220,26 @@ def test_vectorised_table_equals_a_per_series_loop_on_a_synthetic_clinic():
         assert row["latest_deg"] == pytest.approx(v.iloc[-1])
 
 
-def test_one_sided_measurements_leave_asymmetry_and_target_empty_with_a_reason():
+def test_one_sided_measurements_leave_asymmetry_empty_and_aim_for_the_normal_range():
     t = rom_trends(series(side="right"), patients=pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})).iloc[0]
-    assert pd.isna(t["asymmetry_deg"]) and pd.isna(t["target_deg"]) and bool(t["involved"])
-    assert t["target_source"] == "no target: uninvolved side, or other side not measured"
+    assert pd.isna(t["asymmetry_deg"]) and t["target_deg"] == 29 and bool(t["involved"])
+    assert t["target_source"].endswith("(low end): the uninvolved side not measured by this method")
+    assert t["target_reference"] == "normal range"
+
+
+def test_the_one_hip_target_is_never_below_the_normal_range():
+    # as SYN-00021: the involved right hip at 22, the uninvolved left at 21-23: both under the normal range's 29
+    m = pd.concat([series(side="right", values=(18, 20, 21, 22)), series(side="left", values=(21, 23, 22, 22))])
+    t = rom_trends(m, patients=pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})).set_index("side")
+    right = t.loc["right"]
+    assert right["target_deg"] == 29 and right["to_target_deg"] == 7 and right["target_reference"] == "normal range"
+    assert right["uninvolved_recent_deg"] == 22
+    assert right["target_source"].endswith("(low end); the uninvolved side's recent mean, 22.0, is below it too")
+
+
+def test_the_one_hip_target_follows_the_uninvolved_sides_recent_values_not_its_whole_history():
+    # the uninvolved left side read 40 at week 0, then 31 and 31 at weeks 8 and 10: its recent mean is 31, not 34
+    m = pd.concat([series(side="right", days=(0, 56, 70), values=(20, 26, 28)),
+                   series(side="left", days=(0, 56, 70), values=(40, 31, 31))])
+    t = rom_trends(m, patients=pd.DataFrame({"patient_id": ["P1"], "involved_side": ["right"]})).set_index("side")
+    assert t.loc["right", "target_deg"] == 31 and t.loc["right", "to_target_deg"] == 3
