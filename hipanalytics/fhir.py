@@ -86,12 +86,14 @@ SYSTEMS = {
     "assessor": f"{_LOCAL}:id:assessor",
     "session": f"{_LOCAL}:id:session",
     "pain": f"{_LOCAL}:id:pain-score",
+    "episode": f"{_LOCAL}:id:episode",
     # local code systems (published by code_systems())
     "rom": f"{_LOCAL}:CodeSystem:rom",
     "method": f"{_LOCAL}:CodeSystem:rom-method",
     "component": f"{_LOCAL}:CodeSystem:rom-component",
     "exercise": f"{_LOCAL}:CodeSystem:exercise",
     "session-template": f"{_LOCAL}:CodeSystem:session",
+    "discharge-reason": f"{_LOCAL}:CodeSystem:discharge-reason",
     # local extensions
     "laterality": f"{_LOCAL}:StructureDefinition:laterality",
     "involved-side": f"{_LOCAL}:StructureDefinition:involved-side",
@@ -101,6 +103,8 @@ SYSTEMS = {
     "rounds-done": f"{_LOCAL}:StructureDefinition:rounds-done",
     "performed-at": f"{_LOCAL}:StructureDefinition:performed-at",
     "pain-timing": f"{_LOCAL}:StructureDefinition:pain-timing",
+    "episode-end": f"{_LOCAL}:StructureDefinition:episode-end",
+    "episode-program": f"{_LOCAL}:StructureDefinition:episode-program",
     "protocol": f"{_LOCAL}:protocol",
 }
 """The URIs of our identifiers, local code systems and extensions. They are names, not
@@ -177,14 +181,14 @@ def code_systems() -> list[dict]:
     list of dict
         ``rom`` (joint and motion), ``rom-method`` (mode, test position and instrument: one code
         per combination, the three as properties), ``rom-component`` (the trial number),
-        ``exercise`` (the exercises of the shipped protocols) and ``session`` (their session
-        templates).
+        ``exercise`` (the exercises of the shipped protocols), ``session`` (their session
+        templates) and ``discharge-reason``.
 
     Examples
     --------
     >>> [cs["name"] for cs in code_systems()]  # doctest: +NORMALIZE_WHITESPACE
     ['HipanalyticsRom', 'HipanalyticsRomMethod', 'HipanalyticsRomComponent', 'HipanalyticsExercise',
-     'HipanalyticsSession']
+     'HipanalyticsSession', 'HipanalyticsDischargeReason']
     >>> code_systems()[1]["concept"][0]["code"]
     'active-seated_90-goniometer'
     """
@@ -233,6 +237,9 @@ def code_systems() -> list[dict]:
         system("session-template", "HipanalyticsSession", "Session templates of the shipped protocols",
                "Session template ids of hipanalytics' protocols; a clinic's own templates (e.g. custom) add codes.",
                list(sessions.values()), content="fragment"),
+        system("discharge-reason", "HipanalyticsDischargeReason", "Why an episode of care ended",
+               "The discharge reasons of hipanalytics' episodes table.",
+               [{"code": c, "display": c.replace("_", " ")} for c in _enum("episodes", "discharge_reason")]),
     ]
 
 
@@ -373,6 +380,31 @@ def _care_plan(row, today: date, cache: dict) -> dict:
     return resource
 
 
+_EPISODE_STATUS = {"planned": "planned", "active": "active", "ended": "finished", "discharged": "finished"}
+
+
+def _episode_of_care(row) -> dict:
+    """An episode of care (see :func:`hipanalytics.analysis.episodes.episodes_of_care`) as an
+    EpisodeOfCare: its period runs to the discharge, or to the last program day of an episode that
+    ended without one (said by the ``episode-end`` extension); its programs' CarePlans listed."""
+    discharged = pd.notna(row["end_date"])
+    end = row["end_date"] if discharged else (row["last_day"] if row["status"] == "ended" else None)
+    extension = [{"url": SYSTEMS["episode-program"],
+                  "valueReference": {"reference": f"urn:uuid:{_uuid('CarePlan', pid)}",
+                                     "identifier": _identifier("program", pid)}}
+                 for pid in filter(None, (p.strip() for p in _text(row["programs"]).split(",")))]
+    if end is not None:
+        extension.append({"url": SYSTEMS["episode-end"], "valueCode": "discharged" if discharged else "programs-ended"})
+    if _text(row.get("discharge_reason")):
+        extension.append({"url": SYSTEMS["discharge-reason"], "valueCoding": {
+            "system": SYSTEMS["discharge-reason"], "code": row["discharge_reason"],
+            "display": row["discharge_reason"].replace("_", " ")}})
+    period = {"start": _day(row["start_date"]), **({"end": _day(end)} if end is not None else {})}
+    return {"resourceType": "EpisodeOfCare", "id": _uuid("EpisodeOfCare", row["episode_id"]), "extension": extension,
+            "identifier": [_identifier("episode", row["episode_id"])], "status": _EPISODE_STATUS[row["status"]],
+            "patient": _subject(row["patient_id"]), "period": period}
+
+
 def _procedure(row, plans: list[dict]) -> dict:
     """A logged session as a Procedure: done (full or partial) or not done (skipped), on the day,
     based on the CarePlan of the program in force that day."""
@@ -470,9 +502,24 @@ def patient_bundle(tables: dict[str, pd.DataFrame], patient_id: str, *, show_nam
         raise FhirError(f"patient {patient_id!r} is not in the store")
     mine = {t: _records(tables[t][tables[t]["patient_id"] == patient_id], t) if t in tables else []
             for t in ("measurements", "programs", "sessions")}
+    day = today or date.today()
+    episodes = _episodes(tables, day)
     return _bundle(found.iloc[0].to_dict(), mine["measurements"], mine["programs"],
-                   mine["sessions"] if sessions else [], show_name=show_name, transaction=transaction,
-                   today=today or date.today(), cache={})
+                   mine["sessions"] if sessions else [], episodes.get(patient_id, []), show_name=show_name,
+                   transaction=transaction, today=day, cache={})
+
+
+def _episodes(tables: dict[str, pd.DataFrame], today: date) -> dict[str, list[dict]]:
+    """Each patient's episodes of care (stored, or found from the programs), as records."""
+    from .analysis.episodes import episodes_of_care
+
+    if "programs" not in tables:
+        return {}
+    found = episodes_of_care(tables["programs"], tables.get("episodes"), as_of=today)
+    by_patient: dict[str, list[dict]] = {}
+    for record in found.to_dict("records"):
+        by_patient.setdefault(record["patient_id"], []).append(record)
+    return by_patient
 
 
 _ORDER = {"measurements": ["patient_id", "measured_on", "side", "trial", "measurement_id"],
@@ -485,10 +532,10 @@ def _records(frame: pd.DataFrame, table: str) -> list[dict]:
     return frame.sort_values([c for c in _ORDER[table] if c in frame], kind="stable").to_dict("records")
 
 
-def _bundle(patient: dict, measurements: list[dict], programs: list[dict], sessions: list[dict], *, show_name: bool,
-            transaction: bool, today: date, cache: dict) -> dict:
+def _bundle(patient: dict, measurements: list[dict], programs: list[dict], sessions: list[dict], episodes: list[dict],
+            *, show_name: bool, transaction: bool, today: date, cache: dict) -> dict:
     resources = ([_patient(patient, show_name)] + [_observation(r) for r in measurements]
-                 + [_care_plan(r, today, cache) for r in programs])
+                 + [_care_plan(r, today, cache) for r in programs] + [_episode_of_care(r) for r in episodes])
     for row in sessions:
         resources += [_procedure(row, programs), *filter(None, (_pain(row, t) for t in PAIN_TIMINGS))]
     kind = "transaction" if transaction else "collection"
@@ -546,9 +593,11 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
             rows[table].setdefault(record["patient_id"], []).append(record)
     cache: dict = {}
     ids = list(patients["patient_id"])
+    day = today or date.today()
+    episodes = _episodes(tables, day)
     bundles = (_bundle(p, *(rows[t].get(p["patient_id"], []) for t in ("measurements", "programs", "sessions")),
-                       show_name=show_name, transaction=transaction and not ndjson, today=today or date.today(),
-                       cache=cache) for p in patients.to_dict("records"))
+                       episodes.get(p["patient_id"], []), show_name=show_name, transaction=transaction and not ndjson,
+                       today=day, cache=cache) for p in patients.to_dict("records"))
     if not ndjson:
         written = []
         for pid, bundle in zip(ids, bundles):
@@ -556,7 +605,7 @@ def write_fhir(tables: dict[str, pd.DataFrame], out: str | Path, patient_ids: li
             path.write_text(json.dumps(bundle, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             written.append(path)
         return written
-    kinds = ("Patient", "Observation", "CarePlan") + (("Procedure",) if sessions else ())
+    kinds = ("Patient", "Observation", "CarePlan", "EpisodeOfCare") + (("Procedure",) if sessions else ())
     written = [out / f"{kind}.ndjson" for kind in kinds]
     with contextlib.ExitStack() as stack:
         files = {p.stem: stack.enter_context(p.open("w", encoding="utf-8")) for p in written}
@@ -603,6 +652,11 @@ _PATHS = {
     ("sessions", "pain_after"): "pain Observation (LOINC 72514-3, after) part of the Procedure",
     ("sessions", "pain_next_day"): "pain Observation (LOINC 72514-3, next-day, dated the day after) part of the Procedure",
     ("sessions", "notes"): "Procedure.note",
+    ("episodes", "episode_id"): "EpisodeOfCare.identifier",
+    ("episodes", "patient_id"): "EpisodeOfCare.patient",
+    ("episodes", "start_date"): "EpisodeOfCare.period.start",
+    ("episodes", "end_date"): "EpisodeOfCare.period.end (discharged)",
+    ("episodes", "discharge_reason"): "EpisodeOfCare.extension(discharge-reason)",
 }
 
 
@@ -618,13 +672,13 @@ class FhirRows:
     kind : str
         ``Bundle``, ``NDJSON``, or both joined.
     tables : dict of DataFrame
-        ``patients``, ``measurements`` and ``sessions`` as text, one row per resource used (a
-        session's pain scores fill its row).
+        ``patients``, ``measurements``, ``sessions`` and ``episodes`` as text, one row per resource
+        used (a session's pain scores fill its row).
     resources_read : int
         ``resources_read == used + known + sum(skipped.values())``.
     used : int
         Resources that gave a row or part of one (Patients new to the store, hip ROM Observations,
-        session Procedures and their pain Observations).
+        session Procedures and their pain Observations, EpisodesOfCare).
     known : int
         Patients already in the store (matched on the id, not changed).
     skipped : Counter
@@ -748,6 +802,22 @@ def _subject_id(resource: dict, patients: dict[str, str]) -> str:
     return ours or patients.get(_json_text(subject.get("reference")), "")
 
 
+def _episode_row(resource: dict, patients: dict[str, str]) -> dict:
+    """An EpisodeOfCare as an episodes row: its end is a discharge date only when it says so (our
+    ``episode-end`` extension) or, from another system, when it is ``finished`` with an end."""
+    patient = {"subject": _object(resource, "patient")}
+    period = _object(resource, "period")
+    end = _json_text(period.get("end"))[:10]
+    said = _json_text(_extension(resource, "episode-end"))
+    discharged = said == "discharged" or (not said and _json_text(resource.get("status")) == "finished")
+    reason = _extension(resource, "discharge-reason")
+    return {"episode_id": _our_id(resource, "episode") or _json_text(resource.get("id")),
+            "patient_id": _subject_id(patient, patients), "start_date": _json_text(period.get("start"))[:10],
+            "end_date": end if discharged else "",
+            "discharge_reason": _json_text(reason.get("code")) if isinstance(reason, dict) else _json_text(reason),
+            "notes": ""}
+
+
 def _patient_row(resource: dict) -> dict:
     birth = _json_text(resource.get("birthDate"))
     names = _items(resource, "name")
@@ -869,7 +939,7 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
         if isinstance(resource, dict) and resource.get("resourceType") == "Patient":
             pid = _patient_row(resource)["patient_id"]
             patients.update(dict.fromkeys(_references(resource, full_url), pid))
-    rows: dict[str, list[dict]] = {"patients": [], "measurements": [], "sessions": []}
+    rows: dict[str, list[dict]] = {"patients": [], "measurements": [], "sessions": [], "episodes": []}
     at: dict[str, list[str]] = {t: [] for t in rows}
     skipped: Counter = Counter()
     reduced: Counter = Counter()
@@ -903,12 +973,18 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
                 sessions[key] = row
         elif kind_of == "Observation" and _is_pain(resource):
             pains.append(resource)
+        elif kind_of == "EpisodeOfCare" and status in ("entered-in-error", "cancelled"):
+            skipped[f"EpisodeOfCare with status {status}"] += 1
+        elif kind_of == "EpisodeOfCare":
+            rows["episodes"].append(_episode_row(resource, patients))
+            at["episodes"].append(number)
         elif kind_of == "Observation":
             codes = ", ".join(f"{_json_text(c.get('system')) or '?'}|{_json_text(c.get('code')) or '?'}"
                               for c in _items(resource.get("code"), "coding"))
             skipped[f"Observation not of joint range of motion or session pain ({codes or 'no code'})"] += 1
         elif kind_of:
-            skipped[f"{kind_of} (only Patients, range-of-motion Observations and our sessions are imported)"] += 1
+            skipped[f"{kind_of} (only Patients, range-of-motion Observations, our sessions and episodes of care "
+                    "are imported)"] += 1
         else:
             skipped["entry without a resource"] += 1
     attached = 0

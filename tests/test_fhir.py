@@ -38,6 +38,7 @@ REQUIRED = {
     "Timing.repeat.periodUnit": {"s", "min", "h", "d", "wk", "mo", "a"},
     "Procedure.status": {"preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
                          "entered-in-error", "unknown"},
+    "EpisodeOfCare.status": {"planned", "waitlist", "active", "onhold", "finished", "cancelled", "entered-in-error"},
 }
 
 
@@ -55,6 +56,8 @@ def _validate(bundle: dict) -> None:
             assert resource.get("gender", "unknown") in REQUIRED["Patient.gender"]
         elif kind == "Procedure":
             assert resource["status"] in REQUIRED["Procedure.status"]
+        elif kind == "EpisodeOfCare":
+            assert resource["status"] in REQUIRED["EpisodeOfCare.status"]
         elif kind == "CarePlan":
             assert resource["status"] in REQUIRED["CarePlan.status"]
             assert resource["intent"] in REQUIRED["CarePlan.intent"]
@@ -99,11 +102,11 @@ def test_the_round_trip_store_bundle_store_keeps_every_measurement(tmp_path):
     for table in ("measurements", "patients", "sessions"):
         _same(source, tmp_path / "b.sqlite", table)
     n = len(Store(source).read("measurements"))
-    assert n > 50 and back.output.count("0 quarantined") == 3  # the four Bundles are one import of three tables
+    assert n > 50 and back.output.count("0 quarantined") == 4  # the four Bundles are one import of four tables
     assert back.output.startswith(f"4 files ({files[0].name}, {files[1].name}, {files[2].name} and 1 more): Bundle of")
     assert Store(source).read("sessions")["pain_after"].notna().sum() > 20
     again = runner.invoke(main, ["fhir", "import", *map(str, files), "--store", str(tmp_path / "b.sqlite")])
-    assert again.exit_code == 0 and again.output.count("already imported (same content); nothing added") == 2
+    assert again.exit_code == 0 and again.output.count("already imported (same content); nothing added") == 3
     assert "4 patients already in the store" in again.output
     one = runner.invoke(main, ["fhir", "import", str(files[0]), "--store", str(tmp_path / "b.sqlite")])
     assert one.exit_code == 0 and ", 0 imported, 0 quarantined" in one.output  # one patient's rows: all stored
@@ -131,7 +134,7 @@ def test_ndjson_bulk_files_round_trip_whatever_order_they_are_given_in(tmp_path)
     back = runner.invoke(main, ["fhir", "import", *map(str, files), "--store", str(tmp_path / "b.sqlite")])
     assert back.exit_code == 0, back.output
     plans = len(Store(source).read("programs"))
-    assert f"not imported {plans:>6}  CarePlan (only Patients, range-of-motion Observations and our sessions" in back.output
+    assert f"not imported {plans:>6}  CarePlan (only Patients, range-of-motion Observations, our sessions" in back.output
     _same(source, tmp_path / "b.sqlite", "measurements")
     _same(source, tmp_path / "b.sqlite", "sessions")
     _same(source, tmp_path / "b.sqlite", "patients", [c for c in COLUMNS["patients"] if c != "display_name"])
@@ -310,6 +313,43 @@ def test_next_day_pain_is_an_observation_dated_the_morning_after_and_comes_back(
     assert result.exit_code == 0, result.output
     back = Store(tmp_path / "s.sqlite").read("sessions")
     assert back[["pain_before", "pain_after", "pain_next_day"]].iloc[0].tolist() == [2, 4, 5]
+
+
+def test_episodes_of_care_go_out_as_episodeofcare_and_a_discharge_comes_back(tmp_path):
+    programs = pd.DataFrame({"program_id": ["A", "B", "C"], "patient_id": "P1", "protocol_id": "hip-ir-breakouts",
+                             "protocol_version": "1.0.0", "schedule": ["daily", "three-per-week", "daily"],
+                             "start_date": pd.to_datetime(["2026-04-06", "2026-04-20", "2026-12-07"]),
+                             "end_date": pd.to_datetime(["2026-04-19", "2026-07-12", "2027-01-17"])})
+    episodes = pd.DataFrame({"episode_id": ["P1-E20260406"], "patient_id": ["P1"],
+                             "start_date": pd.to_datetime(["2026-04-06"]), "end_date": pd.to_datetime(["2026-07-10"]),
+                             "discharge_reason": ["goals_met"], "notes": [None]})
+    tables = {"patients": pd.DataFrame({"patient_id": ["P1"], "birth_year": [1980], "involved_side": ["left"]}),
+              "measurements": pd.DataFrame(columns=["patient_id"]), "programs": programs, "episodes": episodes}
+    bundle = patient_bundle(tables, "P1", today=date(2026, 12, 20))
+    _validate(bundle)
+    care = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "EpisodeOfCare"]
+    assert [(c["status"], c["period"]) for c in care] == [
+        ("finished", {"start": "2026-04-06", "end": "2026-07-10"}), ("active", {"start": "2026-12-07"})]
+    first = {e["url"].rsplit(":", 1)[1]: e for e in care[0]["extension"]}
+    assert first["discharge-reason"]["valueCoding"]["code"] == "goals_met" and first["episode-end"]["valueCode"] == "discharged"
+    plans = [e["valueReference"]["identifier"]["value"] for e in care[0]["extension"] if e["url"].endswith("episode-program")]
+    assert plans == ["A", "B"]
+    path = tmp_path / "p1.json"
+    path.write_text(json.dumps(bundle))
+    result = CliRunner().invoke(main, ["fhir", "import", str(path), "--store", str(tmp_path / "s.sqlite")])
+    assert result.exit_code == 0, result.output
+    back = Store(tmp_path / "s.sqlite").read("episodes").sort_values("start_date")
+    assert back["episode_id"].tolist() == ["P1-E20260406", "P1-E20261207"]
+    assert back["end_date"].tolist()[0] == pd.Timestamp("2026-07-10") and pd.isna(back["end_date"].tolist()[1])
+    assert back["discharge_reason"].tolist()[0] == "goals_met" and pd.isna(back["discharge_reason"].tolist()[1])
+    # programs that ended without a discharge: an end on the EpisodeOfCare, but no discharge when read back
+    ended = patient_bundle({**tables, "episodes": episodes.iloc[0:0]}, "P1", today=date(2027, 6, 1))
+    last = [e["resource"] for e in ended["entry"] if e["resource"]["resourceType"] == "EpisodeOfCare"][-1]
+    assert last["status"] == "finished" and last["period"]["end"] == "2027-01-17"
+    path.write_text(json.dumps(ended))
+    again = CliRunner().invoke(main, ["fhir", "import", str(path), "--store", str(tmp_path / "t.sqlite")])
+    assert again.exit_code == 0, again.output
+    assert Store(tmp_path / "t.sqlite").read("episodes")["end_date"].isna().all()
 
 
 def test_sessions_come_back_with_their_pain_scores_and_clashes_are_refused(tmp_path):

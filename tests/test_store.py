@@ -233,6 +233,27 @@ def test_deidentified_export_keeps_intervals_and_weekdays_and_drops_identifiers(
     assert "Dropped" in paths["README"].read_text()
 
 
+def test_deidentified_episodes_hide_the_patient_id_and_dates_in_their_ids(store, tmp_path):
+    from hipanalytics.store import deidentify
+
+    store.import_file(io.StringIO(
+        "program_id,patient_id,protocol_id,protocol_version,schedule,start_date,end_date\n"
+        "A,P001,hip-ir-breakouts,1.0.0,daily,2026-04-06,2026-05-31\n"), "programs", today=TODAY)
+    store.discharge("P001", date(2026, 5, 20), reason="goals_met", notes="moved to Leeds")
+    episodes = store.read("episodes")
+    assert episodes["episode_id"].tolist() == ["P001-E20260406"]  # the patient id and the start date
+    tables = {t: store.read(t) for t in ("patients", "programs", "episodes")}
+    tables["programs"]["episode_id"] = "P001-E20260406"  # as a clinic that gives its own episode ids
+    out = deidentify(tables, b"k" * 32)
+    text = out["episodes"].to_string() + out["programs"].to_string()
+    assert "P001" not in text and "20260406" not in text and "Leeds" not in text
+    assert out["episodes"]["episode_id"].str.match(r"^RE-[0-9a-f]{12}$").all()
+    assert out["programs"]["episode_id"].tolist() == out["episodes"]["episode_id"].tolist()  # still linked
+    assert out["episodes"]["discharge_reason"].tolist() == ["goals_met"]
+    shift = out["episodes"]["start_date"].iloc[0] - episodes["start_date"].iloc[0]
+    assert out["episodes"]["end_date"].iloc[0] - episodes["end_date"].iloc[0] == shift  # one shift per patient
+
+
 @pytest.mark.parametrize("values", [
     pd.Series(["a", None, "c"] * 700, dtype="str"),
     pd.Series([f"id{i}" for i in range(2100)], dtype="str"),

@@ -98,14 +98,15 @@ def fhir_group() -> None:
 @click.option("--transaction", is_flag=True, help="Transaction Bundles of conditional updates: a FHIR server "
                                                   "stores each record once however often it is sent.")
 @click.option("--ndjson", is_flag=True, help="The bulk-data layout instead: Patient.ndjson, Observation.ndjson, "
-                                             "CarePlan.ndjson (and Procedure.ndjson with --sessions).")
+                                             "CarePlan.ndjson, EpisodeOfCare.ndjson (and Procedure.ndjson with --sessions).")
 @click.option("--sessions", is_flag=True, help="Also the session log: each session a Procedure, its pain scores "
-                                               "before and after as NPRS Observations (LOINC 72514-3).")
+                                               "before, after and the next morning as NPRS Observations (LOINC 72514-3).")
 @_store_option
 @_refusals
 def fhir_export_command(patient_ids, every, out, show_name, transaction, ndjson, sessions, store_path) -> None:
     """Write PATIENT_IDs' records (or --all) as FHIR R4: the Patient, one Observation per
-    measurement (degrees, UCUM deg), each program as a CarePlan and, with --sessions, the session log."""
+    measurement (degrees, UCUM deg), each program as a CarePlan, each episode of care as an
+    EpisodeOfCare and, with --sessions, the session log."""
     from ..fhir import write_fhir
     from ..store import Store
 

@@ -193,8 +193,7 @@ def export_command(table, out, history, deidentify, key_file, fmt, to_redcap, st
         if table or deidentify or history:
             raise click.UsageError("--to-redcap exports every table's current records: no TABLE, --history "
                                    "or --deidentify with it")
-        records = redcap_records({name: store.read(name) for name in ("patients", "programs", "measurements",
-                                                                      "sessions")})
+        records = redcap_records({name: store.read(name) for name in TABLES})
         records.to_csv(out, index=False, encoding="utf-8")
         patients = records["redcap_repeat_instrument"].eq("").sum()
         click.echo(f"{out}: {len(records)} REDCap rows ({patients} patients and their repeating instruments)")

@@ -90,8 +90,9 @@ Made by hipanalytics from a clinic store. What was done to every table:
 - **Patient ids** are replaced by keyed-hash pseudonyms (HMAC-SHA256 with the exporter's secret
   key, first 12 hex digits, prefix `R-`). The same key gives the same pseudonyms in every export,
   so exports can be linked; without the key the mapping cannot be recomputed or reversed.
-- **Record ids** (program, measurement, session) are re-keyed the same way, because the clinic's
-  ids may contain patient ids or dates. Site names are pseudonymised likewise.
+- **Record ids** (program, measurement, session, episode of care, and a program's episode) are
+  re-keyed the same way, because the clinic's ids may contain patient ids or dates (an episode
+  found from the dates is named by the patient id and its start date). Site names are pseudonymised likewise.
 - **Dates** of each patient are shifted by one random whole number of weeks between -26 and +26
   (derived from the key), the same shift in every table: intervals between a patient's dates and
   the weekday of every date are kept (schedules such as Mon/Wed/Fri stay visible), calendar dates
@@ -122,7 +123,8 @@ def deidentify(tables: dict[str, pd.DataFrame], key: bytes) -> dict[str, pd.Data
     Parameters
     ----------
     tables : dict of DataFrame
-        Any of ``patients``, ``programs``, ``measurements``, ``sessions`` as read from the store.
+        Any of ``patients``, ``programs``, ``measurements``, ``sessions``, ``episodes`` as read from the
+        store.
     key : bytes
         The exporter's secret (at least 16 bytes).
 
@@ -160,7 +162,8 @@ def deidentify(tables: dict[str, pd.DataFrame], key: bytes) -> dict[str, pd.Data
             df = df.drop(columns="birth_year")
         if "site" in df:
             df["site"] = _keyed(key, "site", df["site"], "site-")
-        for id_col, prefix in (("program_id", "RP-"), ("measurement_id", "RM-"), ("session_id", "RS-")):
+        for id_col, prefix in (("program_id", "RP-"), ("measurement_id", "RM-"), ("session_id", "RS-"),
+                               ("episode_id", "RE-")):
             if id_col in df:
                 df[id_col] = _keyed(key, id_col, df[id_col], prefix)
         if "patient_id" in df:
