@@ -266,8 +266,13 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
 
 
 def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, *, ax=None) -> Figure:
-    """Pain (NPRS 0-10) before and after each session: a segment from before to after, breakout
-    sessions in vermillion, others in grey; a rise of 2 or more points is drawn solid and thick."""
+    """Pain (NPRS 0-10) before and after each session, and the next morning: a segment from before
+    to after, breakout sessions in vermillion, others in grey; a rise of 2 or more points drawn
+    solid and thick; the next-morning score a diamond on the following day, dotted from the score
+    after; the band above 5/10, more than the pain-monitoring model accepts with exercise
+    (:data:`hipanalytics.analysis.tolerance.ACCEPTABLE_PAIN_NPRS`), shaded."""
+    from .analysis.tolerance import ACCEPTABLE_PAIN_NPRS
+
     fig, ax = _figure(ax, figsize=(8, 3.2), layout="constrained")
     s = sessions[(sessions["patient_id"] == patient_id) & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
     s = s.assign(performed_on=pd.to_datetime(s["performed_on"]))
@@ -275,6 +280,10 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     # without a program no session is known to be a breakout (its templates come from the programs)
     breakout = s["session"].isin(breakout_templates(mine)) if len(mine) else pd.Series(False, index=s.index)
     other = "movement sequence" if len(mine) else "session (no program on record)"
+    ax.axhspan(ACCEPTABLE_PAIN_NPRS + 0.5, 10.5, color=PALETTE["vermillion"], alpha=0.07, lw=0)
+    ax.axhline(ACCEPTABLE_PAIN_NPRS + 0.5, color=PALETTE["vermillion"], lw=0.8, ls="--", alpha=0.6)
+    ax.text(0.995, (ACCEPTABLE_PAIN_NPRS + 0.6 + 0.5) / 11, f"above {ACCEPTABLE_PAIN_NPRS:g}/10: more than exercise "
+            "should bring", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color=PALETTE["vermillion"])
     for is_breakout, colour, label in ((False, PALETTE["grey"], other), (True, PALETTE["vermillion"], "breakout session")):
         part = s[breakout == is_breakout] if len(s) else s
         if part.empty:
@@ -285,6 +294,15 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
         ax.scatter(part["performed_on"], part["pain_after"], color=colour, s=14, label=f"{label}: after", zorder=3)
         ax.scatter(part["performed_on"], part["pain_before"], facecolor="white", edgecolor=colour, s=14,
                    label=f"{label}: before", zorder=3)
+        if "pain_next_day" in part:
+            morning = part[part["pain_next_day"].notna()]
+            if len(morning):
+                next_day = morning["performed_on"] + pd.Timedelta(days=1)
+                for x0, y0, x1, y1 in zip(morning["performed_on"], morning["pain_after"], next_day,
+                                          morning["pain_next_day"]):
+                    ax.plot([x0, x1], [y0, y1], color=colour, lw=0.8, ls=":", alpha=0.9)
+                ax.scatter(next_day, morning["pain_next_day"], marker="D", color=colour, s=16,
+                           label=f"{label}: next morning", zorder=3)
     if s.empty:
         ax.text(0.5, 0.5, "no pain scores recorded", ha="center", transform=ax.transAxes, color=PALETTE["grey"])
     ax.set_ylim(-0.5, 10.5)
@@ -292,9 +310,10 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     date_axis(ax)
     if len(s):
         _at_least_weeks(ax, s["performed_on"], weeks=4)
-    ax.set_title(f"{patient_id}: pain before -> after sessions (thick: rise of 2+ points)", loc="left")
+    ax.set_title(f"{patient_id}: pain before -> after sessions, and the next morning (thick: rise of 2+ points)",
+                 loc="left")
     if ax.get_legend_handles_labels()[0]:  # below the plot: points reach every height
-        ax.legend(fontsize=8, frameon=False, ncols=4, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        ax.legend(fontsize=8, frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.grid(alpha=0.3)
     return fig
 

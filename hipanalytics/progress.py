@@ -53,6 +53,7 @@ REFERENCES = [
     "(a rise of 3 or more after one session is beyond measurement error).",
     "Silbernagel KG et al. Am J Sports Med 2007;35(6):897-906 (pain-monitoring model): pain with exercise may reach "
     "5/10 and must settle by the next morning.",
+    "Serlin RC et al. Pain 1995;61(2):277-284: NPRS 7-10 is severe pain.",
     "Bandy WD, Irion JM. Phys Ther 1994;74(9):845-850: stretching gains level off by weeks 4-6 (the 6-week trend window).",
 ]
 

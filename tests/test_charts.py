@@ -74,6 +74,20 @@ def test_pain_chart_draws_rises_thick():
     assert fig.axes[0].get_ylabel() == "pain (NPRS 0-10)"
 
 
+def test_pain_chart_shows_the_next_morning_on_the_following_day_and_the_acceptable_limit():
+    import matplotlib.dates as mdates
+
+    log = sessions().assign(pain_next_day=pd.array([4] + [None] * (len(sessions()) - 1), dtype="Int64"))
+    ax = charts.pain_chart(log, PROGRAMS, "P1").axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "breakout session: next morning" in labels
+    diamonds = ax.collections[[i for i, c in enumerate(ax.collections) if c.get_label() == "breakout session: next morning"][0]]
+    (x, y), = diamonds.get_offsets()
+    first = pd.Timestamp(sessions()["performed_on"].min())
+    assert mdates.num2date(x).replace(tzinfo=None) == first + pd.Timedelta(days=1) and y == 4
+    assert any(t.get_text().startswith("above 5/10") for t in ax.texts)
+
+
 def test_a_first_visit_alone_is_shown_on_a_few_weeks_not_years():
     import matplotlib.dates as mdates
 

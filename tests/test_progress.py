@@ -64,7 +64,7 @@ def test_one_painful_breakout_is_a_flag_in_the_summary_never_stable():
 def test_severe_pain_without_a_rise_is_a_flag():
     log = sessions([(f"2026-02-{d:02d}", 7, 8) for d in range(1, 15)])
     p = patient_progress(tables(visits(WEEKLY_RIGHT), log), "P1")
-    assert "Pain flag: pain above 5/10 at 6 sessions" in p.summary
+    assert "Pain flag: severe pain (7/10 or more) at 6 sessions" in p.summary
 
 
 def test_too_few_sessions_say_so_and_no_sessions_say_so():
@@ -78,7 +78,7 @@ def test_too_few_sessions_say_so_and_no_sessions_say_so():
 def test_next_day_pain_that_has_not_settled_is_a_flag():
     log = sessions([("2026-02-09", 2, 3, 2), ("2026-02-11", 2, 3, 5), ("2026-02-13", 2, 2, 2)])
     p = patient_progress(tables(visits(WEEKLY_RIGHT), log), "P1")
-    assert "the next morning after 1 breakout session (2026-02-11: before 2, next morning 5)" in p.summary
+    assert "the next morning after 1 breakout session (2026-02-11: before 2, next morning 5)" in p.summary  # 3 up
 
 
 # ----------------------------------------------------------------------------------------------

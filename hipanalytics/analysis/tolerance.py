@@ -7,15 +7,19 @@ rules, each a flag a clinician recognises, read the session log (NPRS 0-10):
 (a) **a large rise after one breakout session**: pain after at least :data:`LARGE_RISE_NPRS`
     points above pain before, beyond the NPRS's minimal detectable change of 2 points (Childs et
     al., Spine 2005;30(11):1331-1334), flags at once;
-(b) **high pain**: a score above :data:`ACCEPTABLE_PAIN_NPRS` before, after or the morning after
-    any session, more than the pain-monitoring model accepts with exercise (pain may reach 5/10
-    and must settle by the next morning: Silbernagel et al., Am J Sports Med 2007;35(6):897-906),
-    flags at once;
+(b) **high pain**: severe pain, a score of :data:`SEVERE_PAIN_NPRS` or more before, after or the
+    morning after any session (7-10 is severe pain: Serlin et al., Pain 1995;61(2):277-284), flags
+    at once; a score above :data:`ACCEPTABLE_PAIN_NPRS`, more than the pain-monitoring model
+    accepts with exercise (pain may reach 5/10 and must settle by the next morning: Silbernagel et
+    al., Am J Sports Med 2007;35(6):897-906), flags when it comes again (``repeats`` sessions of
+    the window: one score of 6 may be the scale's error of about a point);
 (c) **repeated rises**: a rise of :data:`PAIN_RISE_NPRS` points, the usual clinically important
     change in pain (Farrar et al., Pain 2001), after ``repeats`` of the last ``window`` breakout
     sessions;
-(d) **pain not settled by the next morning**: next-day pain at least :data:`PAIN_RISE_NPRS` points
-    above the pain before the session (the pain-monitoring model's 24-hour rule), flags at once.
+(d) **pain not settled by the next morning** (the pain-monitoring model's 24-hour rule):
+    next-day pain at least :data:`LARGE_RISE_NPRS` points above the pain before the session flags
+    at once, at least :data:`PAIN_RISE_NPRS` points above after ``repeats`` of the window's
+    breakout sessions.
 
 With fewer than :data:`MIN_SESSIONS` breakout sessions with pain recorded and no flag, tolerance
 is "too few sessions to judge", never "no flag". Only the sessions of the schedule a patient
@@ -46,7 +50,8 @@ import pandas as pd
 from ..program import breakout_templates
 from .episodes import EPISODE_GAP_DAYS, joined_by, program_episodes
 
-__all__ = ["PAIN_RISE_NPRS", "LARGE_RISE_NPRS", "ACCEPTABLE_PAIN_NPRS", "MIN_SESSIONS", "PAIN_COLUMNS",
+__all__ = ["PAIN_RISE_NPRS", "LARGE_RISE_NPRS", "ACCEPTABLE_PAIN_NPRS", "SEVERE_PAIN_NPRS", "MIN_SESSIONS",
+           "PAIN_COLUMNS",
            "FLAG_COLUMNS", "pain_response", "tolerance_flags", "schedule_periods"]
 
 PAIN_RISE_NPRS = 2
@@ -60,7 +65,11 @@ points (Childs JD, Piva SR, Fritz JM. Spine 2005;30(11):1331-1334: SEM 1.02, MDC
 ACCEPTABLE_PAIN_NPRS = 5
 """The highest pain the pain-monitoring model accepts with exercise (Silbernagel KG, Thomee R,
 Eriksson BI, Karlsson J. Am J Sports Med 2007;35(6):897-906; Thomee R. Phys Ther 1997;77(12):
-1690-1703): a score above it before, after or the morning after a session flags."""
+1690-1703): scores above it before, after or the morning after repeated sessions flag."""
+
+SEVERE_PAIN_NPRS = 7
+"""Severe pain on the NPRS, 7 to 10 (Serlin RC, Mendoza TR, Nakamura Y, Edwards KR, Cleeland CS.
+Pain 1995;61(2):277-284): one such score before, after or the morning after a session flags."""
 
 MIN_SESSIONS = 3
 """Fewer breakout sessions with pain recorded than this (and no flag) are too few to judge
@@ -70,7 +79,8 @@ PAIN_COLUMNS = ("pain_before", "pain_after", "pain_next_day")
 """The session log's NPRS columns (0-10)."""
 
 FLAG_COLUMNS = ["patient_id", "status", "flagged", "flag_day", "breakout_sessions", "rises", "large_rises", "high_pain",
-                "next_day_rises", "schedule", "since", "episode_id", "evidence", "reasons", "history", "message"]
+                "severe_pain", "next_day_rises", "schedule", "since", "episode_id", "evidence", "reasons", "history",
+                "message"]
 
 
 def pain_response(sessions: pd.DataFrame) -> pd.DataFrame:
@@ -170,6 +180,10 @@ def _joined(mask: pd.Series, text: pd.Series, by: pd.Series) -> pd.Series:
     return joined_by(by[mask], text[mask])
 
 
+def _times(n: int) -> str:
+    return f"{n} session{'s' if n != 1 else ''}"
+
+
 def _sessions(n: int) -> str:
     return f"{n} breakout session{'s' if n != 1 else ''}"
 
@@ -184,6 +198,7 @@ def tolerance_flags(
     window: int = 6,
     large_rise: float = LARGE_RISE_NPRS,
     acceptable: float = ACCEPTABLE_PAIN_NPRS,
+    severe: float = SEVERE_PAIN_NPRS,
     min_sessions: int = MIN_SESSIONS,
     gap_days: int = EPISODE_GAP_DAYS,
     as_of=None,
@@ -205,8 +220,9 @@ def tolerance_flags(
         breakout sessions with pain recorded (2, 2, 6). Rule (d) uses ``rise`` too.
     large_rise : float, default :data:`LARGE_RISE_NPRS`
         Rule (a): one rise this large flags.
-    acceptable : float, default :data:`ACCEPTABLE_PAIN_NPRS`
-        Rule (b): a score above it flags.
+    acceptable, severe : float, default :data:`ACCEPTABLE_PAIN_NPRS`, :data:`SEVERE_PAIN_NPRS`
+        Rule (b): scores above ``acceptable`` at ``repeats`` sessions, or one of ``severe`` or
+        more, flag.
     min_sessions : int, default :data:`MIN_SESSIONS`
         Fewer breakout sessions with pain recorded are too few to judge.
     gap_days : int
@@ -223,6 +239,7 @@ def tolerance_flags(
         recorded and no flag), ``flagged``, ``flag_day`` (the latest session behind a flag),
         ``breakout_sessions`` (with pain recorded, in the
         window), ``rises``, ``large_rises``, ``high_pain`` (sessions above ``acceptable``),
+        ``severe_pain`` (sessions at ``severe`` or more),
         ``next_day_rises``, ``schedule`` and ``since`` (the schedule judged and when it started),
         ``episode_id``, ``evidence`` (the rises of rule (c): date: before -> after), ``reasons``
         (each rule that flags, with its sessions), ``history`` (flags before a switch in this
@@ -253,8 +270,10 @@ def tolerance_flags(
     settled = (s["pain_next_day"] - s["pain_before"]).astype("float64")
     s["rise"] = s["breakout"] & s["both"] & (change >= rise)
     s["large"] = s["breakout"] & s["both"] & (change >= large_rise)
-    s["high"] = s[list(PAIN_COLUMNS)].astype("float64").max(axis=1, skipna=True) > acceptable
+    worst = s[list(PAIN_COLUMNS)].astype("float64").max(axis=1, skipna=True)
+    s["high"], s["severe"] = worst > acceptable, worst >= severe
     s["unsettled"] = s["breakout"] & (settled >= rise)
+    s["unsettled_large"] = s["breakout"] & (settled >= large_rise)
     told = s["rise"] | s["high"] | s["unsettled"]  # the sessions a flag or the history names: their words
     t = s[told]
     day = t["performed_on"].dt.strftime("%Y-%m-%d")
@@ -275,7 +294,9 @@ def tolerance_flags(
     out["rises"] = judged.groupby("patient_id")["rise"].sum().reindex(patients, fill_value=0).astype("int64")
     out["large_rises"] = judged.groupby("patient_id")["large"].sum().reindex(patients, fill_value=0).astype("int64")
     out["high_pain"] = recent.groupby("patient_id")["high"].sum().reindex(patients, fill_value=0).astype("int64")
+    out["severe_pain"] = recent.groupby("patient_id")["severe"].sum().reindex(patients, fill_value=0).astype("int64")
     out["next_day_rises"] = recent.groupby("patient_id")["unsettled"].sum().reindex(patients, fill_value=0).astype("int64")
+    large_next = recent.groupby("patient_id")["unsettled_large"].sum().reindex(patients, fill_value=0)
     described = periods.drop_duplicates(["patient_id", "period"]).set_index(["patient_id", "period"])
     key = pd.MultiIndex.from_arrays([patients, patients.map(current)])
     out["schedule"] = described["schedule"].reindex(key).to_numpy()
@@ -290,9 +311,11 @@ def tolerance_flags(
         (out["rises"] >= repeats, judged, "rise", "text",
          f"a rise of {rise:g} or more points after " + out["rises"].astype(str) + " of the last " + n
          + " breakout sessions"),
-        (out["high_pain"] >= 1, recent, "high", "high_text",
-         f"pain above {acceptable:g}/10 at " + out["high_pain"].map(lambda k: f"{k} session{'s' if k != 1 else ''}")),
-        (out["next_day_rises"] >= 1, recent, "unsettled", "next_text",
+        ((out["severe_pain"] >= 1) | (out["high_pain"] >= repeats), recent, "high", "high_text",
+         pd.Series(np.where(out["severe_pain"] >= 1, f"severe pain ({severe:g}/10 or more) at "
+                            + out["severe_pain"].map(_times), f"pain above {acceptable:g}/10 at "
+                            + out["high_pain"].map(_times)), index=out.index)),
+        ((out["next_day_rises"] >= repeats) | (large_next >= 1), recent, "unsettled", "next_text",
          f"pain {rise:g} or more points above its starting level the next morning after "
          + out["next_day_rises"].map(_sessions)),
     ]
@@ -381,12 +404,13 @@ def _message(r: pd.Series, rise: float, repeats: int, acceptable: float, min_ses
                      "consider switching to the three-per-week schedule.")
         elif load:
             text += " The schedule already leaves recovery days: review the dose and technique with the patient."
-        if r["high_pain"]:
+        if r["severe_pain"] or r["high_pain"] >= repeats:
             text += (f" Pain above {acceptable:g}/10 is more than the pain-monitoring model accepts with exercise: "
                      "review the hip before the next breakout session.")
         return text + history
     if r["status"] == "too few":
         return (f"Too few breakout sessions with pain recorded {on} to judge tolerance: {int(r['breakout_sessions'])} "
                 f"of the {min_sessions} needed.{history}")
+    above = ("none above" if not r["high_pain"] else f"{int(r['high_pain'])} above") + f" {acceptable:g}/10"
     return (f"No pain flag in the last {int(r['breakout_sessions'])} breakout sessions {on}: pain {ranges}; no rise "
-            f"of {rise:g} or more after {repeats} of them, none above {acceptable:g}/10.{history}")
+            f"of {rise:g} or more after {repeats} of them, {above}.{history}")
