@@ -322,7 +322,7 @@ class Dose(_Model):
         Examples
         --------
         >>> load_protocol("hip-ir-breakouts").exercise("ninety-ninety-ir-pails").dose.describe()
-        'initial stretch 10-30 s; then 3-4 rounds of: contract 10 s, relax and deepen 10 s'
+        'initial stretch 10-30 s; then 3-4 repetitions of: contract 10 s, relax and deepen 10 s'
         """
         parts = []
         if self.lead_in:
@@ -332,7 +332,7 @@ class Dose(_Model):
             count = f"{self.reps} reps" if self.sets.high == 1 else f"{self.sets} x {self.reps} reps"
             parts.append(f"{count}" + (f" ({holds})" if holds else ""))
         elif self.lead_in:
-            parts.append(f"then {self.sets} rounds of: {holds}")
+            parts.append(f"then {self.sets} repetitions of: {holds}")  # "rounds" are the circuit's
         else:
             parts.append(f"{self.sets} x ({holds})")
         return "; ".join(parts)

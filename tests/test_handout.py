@@ -203,3 +203,16 @@ def test_no_exercise_on_a_handout_refers_to_an_exercise_it_does_not_hold(protoco
         assert not [p for p in POINTERS if p in lowered], (title, text)
         for other in set(EXERCISE_MENTIONS) - held:
             assert not [m for m in EXERCISE_MENTIONS[other] if m in lowered], (title, other, text)
+
+
+def test_rounds_are_only_the_circuits_and_pails_presses_are_repetitions_in_plan_calendar_and_handout():
+    program = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily", start_date=MONDAY, weeks=1,
+                      choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    doses = plan(program).query("breakouts")["doses"].iloc[0]
+    assert re.findall(r"\S+ rounds?\b", doses) == ["3 rounds"], doses
+    assert "then 3-4 repetitions of: contract 10 s" in doses
+    events = Calendar.from_ical(calendar_ics(program)).walk("VEVENT")
+    descriptions = {str(e["description"]) for e in events if "Breakouts" in e.get("categories").cats}
+    assert [re.findall(r"\S+ rounds?\b", d) for d in descriptions] == [["3 rounds"]]
+    pails = _exercise_texts(handout_html(program))["2 90/90 hip internal rotation contract-relax (PAILs)"]
+    assert not re.search(r"\brounds?\b", pails.lower()) and "3-4 times" in pails

@@ -168,7 +168,7 @@ def test_dose_overrides_and_choices_change_the_prescription_not_the_protocol(pro
     rx = prescription(p, "breakouts")
     assert rx["exercise_id"].tolist() == ["quadruped-band-ir", "ninety-ninety-ir-pails", "hip-movement-sequence"]
     assert rx["alternative_to"].tolist() == ["", "ninety-ninety", ""]
-    assert rx.loc[1, "dose"] == "initial stretch 45 s; then 2 rounds of: contract 10 s, relax and deepen 10 s"
+    assert rx.loc[1, "dose"] == "initial stretch 45 s; then 2 repetitions of: contract 10 s, relax and deepen 10 s"
     assert "ninety-ninety-ir-pails" not in prescription(make())["exercise_id"].tolist()
 
 
