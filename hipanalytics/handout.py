@@ -172,6 +172,7 @@ def handout_html(
         weekdays=[_DAY_NAMES[d] for d in WEEKDAYS],
         tick_weeks=_tick_weeks(sessions),
         breakouts_per_week=len(schedule.breakout_days),
+        sequence_per_day={1: "once", 2: "twice"}.get(len(schedule.slots), f"{len(schedule.slots)} times"),
         recovery_day=recovery_day(program),
         draft=draft,
         generated=(generated or datetime.now()).strftime("%Y-%m-%d %H:%M"),

@@ -216,3 +216,15 @@ def test_rounds_are_only_the_circuits_and_pails_presses_are_repetitions_in_plan_
     assert [re.findall(r"\S+ rounds?\b", d) for d in descriptions] == [["3 rounds"]]
     pails = _exercise_texts(handout_html(program))["2 90/90 hip internal rotation contract-relax (PAILs)"]
     assert not re.search(r"\brounds?\b", pails.lower()) and "3-4 times" in pails
+
+
+def test_no_numbered_list_of_one_item_and_the_session_outline_numbers_match_the_exercise_cards(program):
+    document = handout_html(program)
+    lists = re.findall(r"<ol[^>]*>(.*?)</ol>", document, flags=re.S)
+    assert lists and all(len(re.findall(r"<li\b", items)) > 1 for items in lists)
+    assert "value=" not in document
+    sessions = text_of(document[document.index("Your sessions"):document.index("The exercises")])
+    assert "Then: 3 Hip Movement Sequence" in sessions
+    assert "one exercise after the other: 1 Band-assisted quadruped hip internal rotation 2 90/90" in sessions
+    assert "3 Hip Movement Sequence" in _exercise_texts(document)
+
