@@ -228,3 +228,9 @@ def test_no_numbered_list_of_one_item_and_the_session_outline_numbers_match_the_
     assert "one exercise after the other: 1 Band-assisted quadruped hip internal rotation 2 90/90" in sessions
     assert "3 Hip Movement Sequence" in _exercise_texts(document)
 
+
+def test_the_legend_says_the_movement_sequence_is_still_done_on_recovery_days(program):
+    html = handout_html(program)
+    legend = text_of(html[html.index('class="legend"'):html.index("Your sessions")])
+    assert "a day without them lets your hip recover. On those days, still do the Hip Movement Sequence twice." in legend
+    assert "day off" not in legend
