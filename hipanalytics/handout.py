@@ -1,8 +1,9 @@
 """Printable home-program handout (self-contained HTML) and iCalendar export of a program.
 
 The handout lists the exercises with steps in plain words and the doses this program prescribes,
-shows which days carry the breakouts, and ends with a tick-sheet of every planned session. It uses
-no external resources, so it opens and prints on an offline machine. All text is HTML-escaped.
+says which hip to work (``side=``: the patient record's ``involved_side``; the program itself does not
+hold it), shows which days carry the breakouts, and ends with a tick-sheet of every planned session.
+It uses no external resources, so it opens and prints on an offline machine. All text is HTML-escaped.
 
 Examples
 --------
@@ -11,6 +12,8 @@ Examples
 >>> prog = Program(patient_id="P001", protocol="hip-ir-breakouts", schedule="three-per-week",
 ...                start_date=date(2026, 1, 5), weeks=2)
 >>> "<!DOCTYPE html>" in handout_html(prog)
+True
+>>> "Your home exercise program: right hip" in handout_html(prog, side="right")
 True
 >>> calendar_ics(prog).count(b"BEGIN:VEVENT")
 28
@@ -26,12 +29,16 @@ import pandas as pd
 from icalendar import Calendar, Event
 
 from . import __version__
+from .errors import ProgramError
 from .pdf import html_to_pdf
 from .program import Program, plan, prescription
 from .protocol import WEEKDAYS, Dose, Range
 
-__all__ = ["handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose",
-           "recovery_day"]
+__all__ = ["SIDES", "handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose",
+           "recovery_day", "side_words"]
+
+SIDES = ("left", "right", "both")
+"""The values of ``side=``: the hip(s) the program works, as the patients table's ``involved_side``."""
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hipanalytics", "templates"),
@@ -87,9 +94,69 @@ def patient_dose(dose: Dose | None) -> list[str]:
     return lines
 
 
+def side_words(side: str | None, rounds: int | None = None) -> dict[str, str | None]:
+    """What a handout and calendar say about which hip to work.
+
+    Parameters
+    ----------
+    side : {"left", "right", "both"} or None
+        None when the side is not known: the printed handout then has tick boxes for the
+        clinician, and the words refer to "the hip your clinician ticked".
+    rounds : int, optional
+        Rounds of the breakout circuit; with both hips every round is done for one hip, then
+        every round for the other (fewer changes of set-up than alternating).
+
+    Returns
+    -------
+    dict
+        ``side``; ``heading`` ("right hip", "both hips", or None for the tick boxes);
+        ``which`` (the line on each exercise card); ``order`` (the line in the breakout session);
+        ``calendar`` (the line in each breakout event).
+
+    Raises
+    ------
+    ProgramError
+        When ``side`` is not one of :data:`SIDES` or None.
+
+    Examples
+    --------
+    >>> side_words("right")["which"]
+    'your right hip: your right leg is the working leg in the steps below.'
+    >>> side_words("both", rounds=3)["order"]
+    'Both hips, one at a time: all 3 rounds for one hip, then all 3 rounds for the other hip, then the Hip Movement Sequence once.'
+    """
+    if side is not None and side not in SIDES:
+        raise ProgramError(f"side must be one of {', '.join(SIDES)} (or None when not known), got {side!r}")
+    each = f"all {rounds} rounds" if rounds else "all the breakout exercises"
+    in_turn = f"{each} for one hip, then {each} for the other hip"
+    if side in ("left", "right"):
+        return {"side": side, "heading": f"{side} hip",
+                "which": f"your {side} hip: your {side} leg is the working leg in the steps below.",
+                "order": f"Work your {side} hip in every round.",
+                "calendar": f"{side.capitalize()} hip."}
+    if side == "both":
+        return {"side": side, "heading": "both hips",
+                "which": f"each hip in turn: {in_turn}. The working leg in the steps below is the leg of the hip "
+                         "you are working on.",
+                "order": f"Both hips, one at a time: {in_turn}, then the Hip Movement Sequence once.",
+                "calendar": f"Both hips: {in_turn}."}
+    return {"side": None, "heading": None,
+            "which": "the hip your clinician ticked at the top of this handout: that side's leg is the working "
+                     f"leg in the steps below. Both ticked: {in_turn}.",
+            "order": f"Work the hip your clinician ticked at the top of this handout. Both ticked: {in_turn}, "
+                     "then the Hip Movement Sequence once.",
+            "calendar": "The hip your clinician ticked on your handout."}
+
+
+def _circuit_rounds(rx: pd.DataFrame) -> int | None:
+    rounds = rx.loc[rx["in_circuit"], "rounds"]
+    return int(rounds.max()) if len(rounds) else None
+
+
 def handout_html(
     program: Program,
     *,
+    side: str | None = None,
     patient_name: str | None = None,
     clinician: str | None = None,
     notes: str | None = None,
@@ -101,6 +168,10 @@ def handout_html(
     Parameters
     ----------
     program : Program
+    side : {"left", "right", "both"} or None
+        The hip(s) to work (the patient record's ``involved_side``). It is on the title, on every
+        breakout exercise, on the tick sheet; None prints tick boxes "Hip: left / right / both"
+        for the clinician to mark by hand (see :func:`side_words`).
     patient_name : str, optional
         Shown instead of the patient id (sensitive: only for the patient's own copy).
     clinician : str, optional
@@ -122,6 +193,7 @@ def handout_html(
     schedule = program.resolved_schedule
     sessions = plan(program)
     rx = prescription(program)
+    hip = side_words(side, _circuit_rounds(rx))
     exercise_ids = list(dict.fromkeys(rx["exercise_id"]))
     exercises = []
     for number, exercise_id in enumerate(exercise_ids, start=1):
@@ -132,6 +204,7 @@ def handout_html(
             "exercise": exercise,
             "dose_lines": patient_dose(dose),
             "changed": dose != exercise.dose,
+            "one_sided": exercise.kind != "movement_sequence",
         })
     numbers = {e["exercise"].id: e["number"] for e in exercises}
 
@@ -163,6 +236,7 @@ def handout_html(
         program=program,
         protocol=protocol,
         schedule=schedule,
+        hip=hip,
         patient_label=patient_name or program.patient_id,
         clinician=clinician,
         notes=notes,
@@ -240,18 +314,45 @@ def handout_pdf(program: Program, **kwargs) -> bytes:
     return html_to_pdf(handout_html(program, **kwargs))[0]
 
 
-def write_handout(program: Program, path: str | Path, **kwargs) -> Path:
-    """Write the handout to ``path``: PDF when it ends in ``.pdf``, else HTML (UTF-8)."""
+def write_handout(program: Program, path: str | Path, *, side: str | None = None, **kwargs) -> Path:
+    """Write the handout to ``path``: PDF when it ends in ``.pdf``, else HTML (UTF-8).
+
+    Parameters
+    ----------
+    program : Program
+    path : str or Path
+        Its folder is made when missing.
+    side : {"left", "right", "both"} or None
+        The hip(s) to work, see :func:`handout_html`.
+    **kwargs
+        The other keyword arguments of :func:`handout_html`.
+
+    Returns
+    -------
+    Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from datetime import date
+    >>> from hipanalytics.program import Program
+    >>> prog = Program(patient_id="P001", protocol="hip-ir-breakouts", schedule="daily",
+    ...                start_date=date(2026, 1, 5), weeks=1)
+    >>> folder = tempfile.mkdtemp()
+    >>> write_handout(prog, f"{folder}/handout.html", side="both").read_text().count("both hips") > 1
+    True
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".pdf":
-        path.write_bytes(handout_pdf(program, **kwargs))
+        path.write_bytes(handout_pdf(program, side=side, **kwargs))
     else:
-        path.write_text(handout_html(program, **kwargs), encoding="utf-8")
+        path.write_text(handout_html(program, side=side, **kwargs), encoding="utf-8")
     return path
 
 
-def calendar_ics(program: Program, *, stamp: datetime | None = None, draft: bool = False) -> bytes:
+def calendar_ics(program: Program, *, side: str | None = None, stamp: datetime | None = None,
+                 draft: bool = False) -> bytes:
     """An iCalendar file with one event per planned session.
 
     Events start at the slot's suggested time in the device's local time zone ("floating" time,
@@ -262,6 +363,9 @@ def calendar_ics(program: Program, *, stamp: datetime | None = None, draft: bool
     Parameters
     ----------
     program : Program
+    side : {"left", "right", "both"} or None
+        The hip(s) to work: breakout events name it in their title and description (None: "the
+        hip your clinician ticked on your handout").
     stamp : datetime, optional
         DTSTAMP of every event (UTC); defaults to now.
     draft : bool
@@ -278,6 +382,7 @@ def calendar_ics(program: Program, *, stamp: datetime | None = None, draft: bool
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     draft_note = " (draft, not recorded)" if draft else ""
+    hip = side_words(side, _circuit_rounds(prescription(program)))
     cal.add("x-wr-calname", f"{program.protocol.title} ({program.resolved_schedule.title}){draft_note}")
     for row in plan(program).itertuples():
         start = datetime.combine(row.date.date(), datetime.strptime(row.slot_time, "%H:%M").time())
@@ -285,8 +390,9 @@ def calendar_ics(program: Program, *, stamp: datetime | None = None, draft: bool
         event.add("uid", f"{program.program_id}-{row.date:%Y%m%d}-{row.slot}@hipanalytics")
         event.add("dtstamp", stamp)
         event.add("dtstart", start)
-        event.add("summary", row.session_title + draft_note)
-        event.add("description", row.doses)
+        on_side = f": {hip['heading']}" if row.breakouts and hip["heading"] else ""
+        event.add("summary", row.session_title + on_side + draft_note)
+        event.add("description", f"{hip['calendar']} {row.doses}" if row.breakouts else row.doses)
         event.add("categories", ["Breakouts" if row.breakouts else "Movement sequence"])
         cal.add_component(event)
     return cal.to_ical()

@@ -176,6 +176,19 @@ def test_builder_downloads_are_embedded_files_named_from_the_sanitised_program_i
     assert b._downloads.value == ""
 
 
+def test_builder_handout_and_calendar_name_the_hip_recorded_for_the_patient(store):
+    b = _builder(store)  # P001: right hip on record
+    assert "Hip: <b>right</b>" in b._in_force.value
+    b._prepare.click()
+    links = _links(b)
+    html = next(v for k, v in links.items() if k.endswith(".html")).decode()
+    assert "Your home exercise program: right hip" in html and 'class="box hip"' not in html
+    assert b": right hip" in next(v for k, v in links.items() if k.endswith(".ics"))
+    b._patient.value = "P002"  # left
+    b._prepare.click()
+    assert "Your home exercise program: left hip" in next(v for k, v in _links(b).items() if k.endswith(".html")).decode()
+
+
 def test_a_program_the_store_refused_never_gets_a_clean_handout(store):
     b = _builder(store)
     b._save.click()  # daily from 30 Nov 2026

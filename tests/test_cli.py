@@ -230,3 +230,22 @@ def test_a_program_without_a_length_names_the_command_line_options(tmp_path):
                                        "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--weeks N or --end YYYY-MM-DD" in result.output
     assert "weeks=" not in result.output
+
+
+def test_program_side_is_printed_on_the_handout_and_calendar_and_a_missing_side_gets_a_hint(tmp_path):
+    runner = CliRunner()
+    args = ["program", "P1", "--schedule", "three-per-week", "--start", "2026-01-05", "--weeks", "1",
+            "--out", str(tmp_path)]
+    named = runner.invoke(main, args + ["--side", "left"], catch_exceptions=False)
+    folder = tmp_path / "P1-20260105-three-per-week"
+    assert named.exit_code == 0 and "hint" not in named.stderr
+    assert "Your home exercise program: left hip" in (folder / "handout.html").read_text()
+    events = Calendar.from_ical((folder / "calendar.ics").read_bytes()).walk("VEVENT")
+    assert sum(str(e["summary"]).endswith(": left hip") for e in events) == 3
+    unnamed = runner.invoke(main, args, catch_exceptions=False)
+    assert unnamed.exit_code == 0
+    assert unnamed.stderr.strip().splitlines() == ["hint: the handout does not name the hip (it has tick boxes "
+                                                   "left/right/both to mark by hand); pass --side left, right or both "
+                                                   "to print it"]
+    assert 'class="box hip"' in (folder / "handout.html").read_text()
+    assert runner.invoke(main, args + ["--side", "up"]).exit_code == 2

@@ -102,7 +102,7 @@ def test_patient_dose_for_a_movement_sequence_is_empty(protocol):
 
 
 def test_calendar_parses_back_to_the_same_sessions(program, tmp_path):
-    path = write_calendar(program, tmp_path / "p.ics", stamp=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    path = write_calendar(program, tmp_path / "p.ics", side="left", stamp=datetime(2026, 1, 1, tzinfo=timezone.utc))
     cal = Calendar.from_ical(path.read_bytes())
     events = cal.walk("VEVENT")
     df = plan(program)
@@ -110,7 +110,7 @@ def test_calendar_parses_back_to_the_same_sessions(program, tmp_path):
     parsed = sorted((e.decoded("dtstart"), str(e["summary"]), str(e["description"])) for e in events)
     expected = sorted(
         (datetime.combine(r.date.date(), datetime.strptime(r.slot_time, "%H:%M").time()),
-         r.session_title, r.doses)
+         r.session_title + (": left hip" if r.breakouts else ""), ("Left hip. " if r.breakouts else "") + r.doses)
         for r in df.itertuples()
     )
     assert parsed == expected
@@ -215,7 +215,7 @@ def test_rounds_are_only_the_circuits_and_pails_presses_are_repetitions_in_plan_
     descriptions = {str(e["description"]) for e in events if "Breakouts" in e.get("categories").cats}
     assert [re.findall(r"\S+ rounds?\b", d) for d in descriptions] == [["3 rounds"]]
     pails = _exercise_texts(handout_html(program))["2 90/90 hip internal rotation contract-relax (PAILs)"]
-    assert not re.search(r"\brounds?\b", pails.lower()) and "3-4 times" in pails
+    assert set(re.findall(r"\S+ rounds?\b", pails)) <= {"3 rounds"} and "3-4 times" in pails
 
 
 def test_no_numbered_list_of_one_item_and_the_session_outline_numbers_match_the_exercise_cards(program):
@@ -234,3 +234,52 @@ def test_the_legend_says_the_movement_sequence_is_still_done_on_recovery_days(pr
     legend = text_of(html[html.index('class="legend"'):html.index("Your sessions")])
     assert "a day without them lets your hip recover. On those days, still do the Hip Movement Sequence twice." in legend
     assert "day off" not in legend
+
+
+def _breakout_events(program, **kwargs):
+    return [e for e in Calendar.from_ical(calendar_ics(program, **kwargs)).walk("VEVENT")
+            if "Breakouts" in e.get("categories").cats]
+
+
+def test_a_one_hip_handout_names_the_hip_on_its_title_every_breakout_exercise_tick_sheet_and_calendar(program):
+    document = handout_html(program, side="right")
+    text = text_of(document)
+    assert "Your home exercise program: right hip" in text and "Hip Right hip" in text
+    cards = _exercise_texts(document)
+    for title in ("1 Band-assisted quadruped hip internal rotation", "2 90/90 hip internal rotation stretch"):
+        assert "Which hip: your right hip: your right leg is the working leg in the steps below." in cards[title]
+    assert "Which hip" not in cards["3 Hip Movement Sequence"]
+    assert "Which hip: Work your right hip in every round." in text
+    assert "Tick sheet: right hip" in text and "left hip" not in text and 'class="box hip"' not in document
+    events = _breakout_events(program, side="right")
+    assert len(events) == 12 and all(str(e["summary"]).endswith(": right hip") for e in events)
+    assert all(str(e["description"]).startswith("Right hip. 3 rounds of [") for e in events)
+
+
+def test_a_both_hips_handout_says_each_hip_in_turn_all_rounds_on_one_then_the_other(program):
+    document = handout_html(program, side="both")
+    text = text_of(document)
+    assert "Your home exercise program: both hips" in text and "Tick sheet: both hips" in text
+    in_turn = "all 3 rounds for one hip, then all 3 rounds for the other hip"
+    assert f"Which hip: Both hips, one at a time: {in_turn}, then the Hip Movement Sequence once." in text
+    band = _exercise_texts(document)["1 Band-assisted quadruped hip internal rotation"]
+    assert f"Which hip: each hip in turn: {in_turn}." in band
+    assert all(str(e["description"]).startswith(f"Both hips: {in_turn}. ") for e in _breakout_events(program, side="both"))
+
+
+def test_an_unknown_side_prints_tick_boxes_for_the_clinician_and_refers_to_them(program):
+    document = handout_html(program)
+    assert document.count('class="box hip"') == 6  # on the first page and on the tick sheet
+    text = text_of(document)
+    assert "Hip left right both (your clinician ticks)" in text and "Tick sheet Hip: left right both" in text
+    assert "Your home exercise program Hip" in text  # no side in the title
+    band = _exercise_texts(document)["1 Band-assisted quadruped hip internal rotation"]
+    assert "Which hip: the hip your clinician ticked at the top of this handout" in band
+    assert all(str(e["summary"]) == "IR breakouts + Hip Movement Sequence" for e in _breakout_events(program))
+
+
+def test_a_side_that_is_not_left_right_or_both_is_refused(program):
+    from hipanalytics.errors import ProgramError
+
+    with pytest.raises(ProgramError, match="side must be one of left, right, both"):
+        handout_html(program, side="Right")

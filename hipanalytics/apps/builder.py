@@ -38,7 +38,7 @@ from ..program import DoseOverride, Program, breakouts_per_week, plan, session_t
 from ..protocol import WEEKDAYS, ChoiceBlock, CircuitBlock, Protocol, Range, schedule_problems
 
 __all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "previous_breakout",
-           "week_table", "preview_html", "download_links", "ProgramBuilder"]
+           "patient_side", "week_table", "preview_html", "download_links", "ProgramBuilder"]
 
 CUSTOM = "custom"
 """The ``schedule`` value that means: the weekdays in ``days``."""
@@ -252,6 +252,25 @@ def previous_breakout(programs: pd.DataFrame, start: date) -> date | None:
     return done.max().date() if len(done) else None
 
 
+def patient_side(patients: pd.DataFrame, patient_id: str | None) -> str | None:
+    """The patient's involved hip (``left``, ``right`` or ``both``) from the stored patients, or None
+    when the patient or the side is not on record (the handout then has tick boxes for it).
+
+    Examples
+    --------
+    >>> patients = pd.DataFrame({"patient_id": ["P1", "P2"], "involved_side": ["both", None]})
+    >>> patient_side(patients, "P1"), patient_side(patients, "P2"), patient_side(patients, "P9")
+    ('both', None, None)
+    """
+    from ..handout import SIDES
+
+    if "involved_side" not in patients:
+        return None
+    found = patients.loc[patients["patient_id"] == patient_id, "involved_side"]
+    side = found.iloc[0] if len(found) else None
+    return side if side in SIDES else None
+
+
 def week_table(program: Program) -> pd.DataFrame:
     """The program's week at a glance: one row per slot, one column per weekday, session titles.
 
@@ -318,24 +337,26 @@ def preview_html(program: Program) -> str:
     )
 
 
-def download_links(program: Program, *, patient_name: str | None = None, draft: bool = False) -> str:
+def download_links(program: Program, *, side: str | None = None, patient_name: str | None = None,
+                   draft: bool = False) -> str:
     """Links that download the handout (HTML and PDF) and the calendar, embedded as data URIs.
 
     Nothing is served or fetched: the files travel inside the page, so the links work in
     JupyterLab and in Voilà alike. File names derive from the program id, sanitised. A ``draft``
     (a program not saved in the store) says "draft, not recorded" on the handout and in the
-    calendar's name, and its file names end in ``-draft``.
+    calendar's name, and its file names end in ``-draft``. ``side`` is the hip(s) to work, as
+    :func:`~hipanalytics.handout.handout_html` takes it (the builder passes the patient record's).
     """
     from ..handout import calendar_ics, handout_html
     from ..pdf import html_to_pdf
 
     base = safe_filename(program.program_id) + ("-draft" if draft else "")
-    document = handout_html(program, patient_name=patient_name, draft=draft)
+    document = handout_html(program, side=side, patient_name=patient_name, draft=draft)
     label = " (draft, not recorded)" if draft else ""
     files = [
         (f"{base}-handout.html", "text/html", document.encode("utf-8"), f"Handout (HTML){label}"),
         (f"{base}-handout.pdf", "application/pdf", html_to_pdf(document)[0], f"Handout (PDF){label}"),
-        (f"{base}.ics", "text/calendar", calendar_ics(program, draft=draft), f"Calendar (.ics){label}"),
+        (f"{base}.ics", "text/calendar", calendar_ics(program, side=side, draft=draft), f"Calendar (.ics){label}"),
     ]
     links = "".join(
         f'<a class="hip-download" download="{html.escape(name)}" '
@@ -455,6 +476,10 @@ class ProgramBuilder(_ui.App):
             "previous_breakout": self._previous_breakout(),
         }
 
+    def side(self) -> str | None:
+        """The chosen patient's involved hip, as recorded in the store (None if not recorded)."""
+        return patient_side(self.patients(), self._patient.value)
+
     def _previous_breakout(self) -> date | None:
         patient, start = self._patient.value, self._start.value
         if not patient or not isinstance(start, date):
@@ -506,8 +531,14 @@ class ProgramBuilder(_ui.App):
         self._building = False
         self._changed()
 
+    def _show_patient(self) -> None:
+        side = self.side()
+        hip = (f"<p>Hip: <b>{html.escape(side)}</b> (the patient record's involved side; printed on the handout)</p>"
+               if side else '<p class="hip-muted">No involved side on record: the handout has tick boxes for the hip.</p>')
+        self._in_force.value = hip + self.programs_in_force_html(self._patient.value)
+
     def _patient_changed(self, change=None) -> None:
-        self._in_force.value = self.programs_in_force_html(self._patient.value)
+        self._show_patient()
         self._changed()
 
     def _changed(self, change=None) -> None:
@@ -540,14 +571,14 @@ class ProgramBuilder(_ui.App):
             ended = [p for p in written if p != program.program_id]
             note = f"; ended {', '.join(ended)} the day before" if ended else ""
             self.say_saved(f"Saved program {program.program_id}{note}.")
-            self._in_force.value = self.programs_in_force_html(program.patient_id)
+            self._show_patient()
 
     def _prepare_clicked(self, _button=None) -> None:
         if self.value is None:
             return
         draft = self.value != self.saved
         with self.saving("Preparing the handout"):
-            self._downloads.value = download_links(self.value, draft=draft)
+            self._downloads.value = download_links(self.value, side=self.side(), draft=draft)
             if draft:
                 self.status.value = _ui.warning_html(
                     "Draft handout and calendar: this program is not saved, so they say 'draft, not recorded'. "

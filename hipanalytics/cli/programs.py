@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..config import default_reports_dir, safe_filename
-from ..handout import write_calendar, write_handout
+from ..handout import SIDES, write_calendar, write_handout
 from ..program import Program, breakouts_per_week, plan
 from ..protocol import list_protocols, load_protocol
 from . import EXIT_REFUSED, _refusals, main
@@ -42,16 +42,16 @@ def check_protocol_command(file: Path) -> None:
     )
 
 
-def _write_program_files(program: Program, out: Path, **handout_kwargs) -> dict[str, Path]:
+def _write_program_files(program: Program, out: Path, *, side: str | None, **handout_kwargs) -> dict[str, Path]:
     folder = out / safe_filename(program.program_id)
     folder.mkdir(parents=True, exist_ok=True)
     sessions = plan(program)
     sessions.to_csv(folder / "plan.csv", index=False)
     return {
         "plan": folder / "plan.csv",
-        "handout": write_handout(program, folder / "handout.html", **handout_kwargs),
-        "handout_pdf": write_handout(program, folder / "handout.pdf", **handout_kwargs),
-        "calendar": write_calendar(program, folder / "calendar.ics"),
+        "handout": write_handout(program, folder / "handout.html", side=side, **handout_kwargs),
+        "handout_pdf": write_handout(program, folder / "handout.pdf", side=side, **handout_kwargs),
+        "calendar": write_calendar(program, folder / "calendar.ics", side=side),
     }
 
 
@@ -77,12 +77,15 @@ def _summary(program: Program) -> str:
               help="Protocol id, id@version, or a protocol file.")
 @click.option("--choice", "choices", multiple=True, metavar="CHOICE=EXERCISE",
               help="Pick an alternative, e.g. ninety-ninety=ninety-ninety-ir-pails.")
+@click.option("--side", type=click.Choice(SIDES),
+              help="The hip(s) to work, printed on the handout and calendar [default: tick boxes on the handout "
+                   "for you to mark].")
 @click.option("--name", "patient_name", help="Name printed on the handout instead of the id.")
 @click.option("--clinician", help="Prescriber printed on the handout.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/programs].")
 @_refusals
-def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, patient_name,
+def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, side, patient_name,
                     clinician, out) -> None:
     """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics)."""
     picked = {}
@@ -102,11 +105,14 @@ def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choic
         **({"end_date": end.date()} if end else {}),
         choices=picked,
     )
-    files = _write_program_files(program, out or default_reports_dir() / "programs",
+    files = _write_program_files(program, out or default_reports_dir() / "programs", side=side,
                                  patient_name=patient_name, clinician=clinician)
     click.echo(_summary(program))
     for kind, path in files.items():
         click.echo(f"  {kind:11} {path}")
+    if side is None:
+        click.echo("hint: the handout does not name the hip (it has tick boxes left/right/both to mark by hand); "
+                   "pass --side left, right or both to print it", err=True)
 
 
 def _next_monday(today: date) -> date:
@@ -133,15 +139,16 @@ def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
     first = start.date() if start else _next_monday(date.today())
     protocol = load_protocol("hip-ir-breakouts")
     click.echo(f"Protocol {protocol.key}: {protocol.title} ({protocol.source_file})")
-    programs = [
-        Program(patient_id="DEMO-001", protocol=protocol, schedule="three-per-week",
-                start_date=first, weeks=6, reason="demo: breakouts 3x/week"),
-        Program(patient_id="DEMO-002", protocol=protocol, schedule="daily", start_date=first,
-                weeks=6, choices={"ninety-ninety": "ninety-ninety-ir-pails"},
-                reason="demo: daily breakouts with the contract-relax variant"),
-    ]
-    for program in programs:
-        files = _write_program_files(program, out / "programs", patient_name=f"Demo patient {program.patient_id}")
+    programs = {
+        "right": Program(patient_id="DEMO-001", protocol=protocol, schedule="three-per-week",
+                         start_date=first, weeks=6, reason="demo: breakouts 3x/week"),
+        "both": Program(patient_id="DEMO-002", protocol=protocol, schedule="daily", start_date=first,
+                        weeks=6, choices={"ninety-ninety": "ninety-ninety-ir-pails"},
+                        reason="demo: daily breakouts with the contract-relax variant"),
+    }
+    for side, program in programs.items():
+        files = _write_program_files(program, out / "programs", side=side,
+                                     patient_name=f"Demo patient {program.patient_id}")
         click.echo(_summary(program))
         for kind, path in files.items():
             click.echo(f"  {kind:11} {path}")
@@ -162,7 +169,8 @@ def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
         click.echo(f"  clinic overview:   {overview['html']}")
         click.echo(f"\nOpen {result['index']} for the patient reports,")
     store.close()
-    click.echo(f"and {out / 'programs' / safe_filename(programs[0].program_id) / 'handout.html'} for a patient handout.")
+    click.echo(f"and {out / 'programs' / safe_filename(programs['right'].program_id) / 'handout.html'} for a patient "
+               "handout.")
     click.echo(f"Try the apps on this store: hipanalytics app builder --store {store_path} "
                "(or entry, dashboard).")
 
