@@ -29,16 +29,12 @@ import pandas as pd
 from icalendar import Calendar, Event
 
 from . import __version__
-from .errors import ProgramError
 from .pdf import html_to_pdf
-from .program import Program, plan, prescription
+from .program import SIDES, Program, check_side, plan, prescription, session_times
 from .protocol import WEEKDAYS, Dose, Range
 
 __all__ = ["SIDES", "handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose",
-           "recovery_day", "side_words"]
-
-SIDES = ("left", "right", "both")
-"""The values of ``side=``: the hip(s) the program works, as the patients table's ``involved_side``."""
+           "recovery_day", "side_words", "session_lengths"]
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hipanalytics", "templates"),
@@ -125,8 +121,7 @@ def side_words(side: str | None, rounds: int | None = None) -> dict[str, str | N
     >>> side_words("both", rounds=3)["order"]
     'Both hips, one at a time: all 3 rounds for one hip, then all 3 rounds for the other hip, then the Hip Movement Sequence once.'
     """
-    if side is not None and side not in SIDES:
-        raise ProgramError(f"side must be one of {', '.join(SIDES)} (or None when not known), got {side!r}")
+    check_side(side)
     each = f"all {rounds} rounds" if rounds else "all the breakout exercises"
     in_turn = f"{each} for one hip, then {each} for the other hip"
     if side in ("left", "right"):
@@ -146,6 +141,51 @@ def side_words(side: str | None, rounds: int | None = None) -> dict[str, str | N
             "order": f"Work the hip your clinician ticked at the top of this handout. Both ticked: {in_turn}, "
                      "then the Hip Movement Sequence once.",
             "calendar": "The hip your clinician ticked on your handout."}
+
+
+def session_lengths(program: Program, side: str | None = None) -> dict[str, str]:
+    """How long each session template takes, in a sentence for the patient.
+
+    From :func:`~hipanalytics.program.session_times`: the hold time is what the doses add up to;
+    setting up and moving between exercises come on top, and so does the Hip Movement Sequence,
+    whose length the clinic sets. Both hips double the holds; an unknown side gives both.
+
+    Returns
+    -------
+    dict
+        Session template id -> sentence.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily",
+    ...             start_date=date(2026, 1, 5), weeks=1)
+    >>> session_lengths(p, "right")["breakouts"]
+    'About 6-7 minutes of holds, plus setting up and moving between exercises, plus the Hip Movement Sequence (your clinic sets its length).'
+    >>> session_lengths(p, "both")["breakouts"][:53]
+    'About 12-14 minutes of holds (6-7 for each hip), plus'
+    >>> session_lengths(p)["sequence"]
+    'As long as your Hip Movement Sequence takes (your clinic sets its length).'
+    """
+    check_side(side)
+    one, two = (session_times(program, s).set_index("session") for s in ("right", "both"))
+    lengths = {}
+    for session_id, t in one.iterrows():
+        untimed = f", plus the {t.untimed} (your clinic sets its length)" if t.untimed else ""
+        if t.minutes_high == 0:
+            lengths[session_id] = f"As long as your {t.untimed} takes (your clinic sets its length)."
+            continue
+        holds = _minutes(t.minutes_low, t.minutes_high)
+        both = _minutes(two.loc[session_id, "minutes_low"], two.loc[session_id, "minutes_high"])
+        amount = {"both": f"About {both} minutes of holds ({holds} for each hip)",
+                  None: f"About {holds} minutes of holds for one hip ({both} if both hips are ticked)"}.get(
+            side, f"About {holds} minutes of holds")
+        lengths[session_id] = f"{amount}, plus setting up and moving between exercises{untimed}."
+    return lengths
+
+
+def _minutes(low: float, high: float) -> str:
+    return f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}-{high:.0f}"
 
 
 def _circuit_rounds(rx: pd.DataFrame) -> int | None:
@@ -193,6 +233,7 @@ def handout_html(
     schedule = program.resolved_schedule
     sessions = plan(program)
     rx = prescription(program)
+    lengths = session_lengths(program, side)
     hip = side_words(side, _circuit_rounds(rx))
     exercise_ids = list(dict.fromkeys(rx["exercise_id"]))
     exercises = []
@@ -228,6 +269,7 @@ def handout_html(
             "template": protocol.session(s),
             "breakouts": protocol.has_breakouts(s),
             "outline": session_outline(s),
+            "length": lengths[s],
         }
         for s in session_ids
     ]

@@ -83,7 +83,8 @@ def test_preview_shows_the_week_the_breakouts_per_week_and_a_warning_for_consecu
     assert ('<tr><th>with breakouts</th><td class="hip-breakout">2</td><td class="hip-breakout">2</td>'
             "<td>4</td></tr>") in text
     assert "mon and tue are consecutive" in text and "recovery_day_between" not in text
-    assert "about 6-7 min of holds, plus the Hip Movement Sequence" in text
+    assert "About 6-7 minutes of holds for one hip (12-14 if both hips are ticked), plus setting up" in text
+    assert "About 12-14 minutes of holds (6-7 for each hip)" in preview_html(program, "both")
 
 
 # -- program builder: the widget ---------------------------------------------------------------

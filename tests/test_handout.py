@@ -283,3 +283,15 @@ def test_a_side_that_is_not_left_right_or_both_is_refused(program):
 
     with pytest.raises(ProgramError, match="side must be one of left, right, both"):
         handout_html(program, side="Right")
+
+
+def test_each_session_says_how_long_its_holds_take_and_that_set_up_and_the_sequence_come_on_top(program):
+    sessions = text_of(handout_html(program, side="right"))
+    assert ("How long: About 6-7 minutes of holds, plus setting up and moving between exercises, plus the Hip "
+            "Movement Sequence (your clinic sets its length).") in sessions
+    assert "How long: As long as your Hip Movement Sequence takes (your clinic sets its length)." in sessions
+    assert "How long: About 12-14 minutes of holds (6-7 for each hip), plus" in text_of(handout_html(program, side="both"))
+    pails = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily", start_date=MONDAY, weeks=1,
+                    choices={"ninety-ninety": "ninety-ninety-ir-pails"})  # 3 x (30-50 + 10-30 + 3-4 x 20 s)
+    assert "How long: About 5-8 minutes of holds for one hip (10-16 if both hips are ticked)" in text_of(
+        handout_html(pails))

@@ -297,6 +297,18 @@ def test_session_times_add_up_the_holds_of_the_chosen_exercises_and_overrides():
     assert (sequence["minutes_low"], sequence["untimed"]) == (0.0, "Hip Movement Sequence")
 
 
+def test_session_times_for_both_hips_double_the_holds_but_not_the_untimed_sequence():
+    from hipanalytics.program import session_times
+
+    pails = make(choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    both = session_times(pails, side="both").set_index("session")
+    assert both.loc["breakouts", ["minutes_low", "minutes_high"]].tolist() == [10.0, 16.0]
+    assert both.loc["sequence", "minutes_high"] == 0.0
+    assert session_times(pails, side="left").equals(session_times(pails))
+    with pytest.raises(ProgramError, match="side must be one of left, right, both"):
+        session_times(pails, side="bilateral")
+
+
 def test_plan_table_moves_breakouts_to_the_stored_breakout_slot_as_plan_does():
     from hipanalytics.program import plan_table, program_record
 

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from ..config import safe_filename
 from ..errors import HipAnalyticsError, ProgramError, ScheduleWarning
-from ..program import DoseOverride, Program, breakouts_per_week, plan, session_times
+from ..program import DoseOverride, Program, breakouts_per_week, plan
 from ..protocol import WEEKDAYS, ChoiceBlock, CircuitBlock, Protocol, Range, schedule_problems
 
 __all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "previous_breakout",
@@ -294,8 +294,11 @@ def _week_grid(program: Program, sessions: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(index=order, columns=[d for d in WEEKDAYS if d in table.columns])
 
 
-def preview_html(program: Program) -> str:
-    """The live preview: week grid, breakouts per week, estimated session times, warnings (escaped)."""
+def preview_html(program: Program, side: str | None = None) -> str:
+    """The live preview: week grid, breakouts per week, estimated session times (for ``side``, the
+    hip(s) on the patient's record, as the handout gives them), warnings (escaped)."""
+    from ..handout import session_lengths
+
     schedule = program.resolved_schedule
     breakout_title = program.protocol.session(schedule.breakout_session).title
     sessions = plan(program)
@@ -310,17 +313,9 @@ def preview_html(program: Program) -> str:
     weeks = "".join(f"<th>{w.week}</th>" for w in per_week.itertuples())
     sessions = "".join(f"<td>{w.sessions}</td>" for w in per_week.itertuples())
     breakouts = "".join(f'<td class="hip-breakout">{w.breakouts}</td>' for w in per_week.itertuples())
-    times = ""
-    for t in session_times(program).itertuples():
-        span = f"{t.minutes_low:.0f}" if round(t.minutes_low) == round(t.minutes_high) else \
-            f"{t.minutes_low:.0f}-{t.minutes_high:.0f}"
-        if t.minutes_high == 0:
-            text = "its length is set by your clinic"
-        else:
-            text = f"about {span} min of holds"
-            if t.untimed:
-                text += f", plus the {html.escape(t.untimed)} (its length is set by your clinic)"
-        times += f"<li><b>{html.escape(t.session_title)}</b>: {text}</li>"
+    lengths = session_lengths(program, side)
+    times = "".join(f"<li><b>{html.escape(program.protocol.session(s).title)}</b>: {html.escape(text)}</li>"
+                    for s, text in lengths.items())
     problems = "".join(f'<p class="hip-warning">&#9888; {html.escape(m)}</p>' for m in program_warnings(program))
     rx_note = ""
     if program.omit:
@@ -558,7 +553,7 @@ class ProgramBuilder(_ui.App):
             self._preview.value = _ui.problem_html(str(exc))
             self._save.disabled = self._prepare.disabled = True
             return
-        self._preview.value = preview_html(self.value)
+        self._preview.value = preview_html(self.value, self.side())
         self._save.disabled = self._prepare.disabled = False
 
     def _save_clicked(self, _button=None) -> None:
