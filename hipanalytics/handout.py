@@ -288,6 +288,8 @@ def handout_html(
         weekdays=[_DAY_NAMES[d] for d in WEEKDAYS],
         tick_weeks=_tick_weeks(sessions),
         breakouts_per_week=len(schedule.breakout_days),
+        back_to_back=", ".join(f"{_DAY_NAMES[a]} and {_DAY_NAMES[b]}" for a, b in schedule.consecutive_breakout_days)
+        if schedule.recovery_day_between else "",
         sequence_per_day={1: "once", 2: "twice"}.get(len(schedule.slots), f"{len(schedule.slots)} times"),
         recovery_day=recovery_day(program),
         draft=draft,

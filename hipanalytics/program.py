@@ -120,7 +120,8 @@ class Program(BaseModel):
         The Hip Movement Sequence cannot be left out, and each breakout session keeps at least
         one breakout exercise.
     reason : str, optional
-        Why the program was prescribed or changed (e.g. "pain after daily breakouts").
+        Why the program was prescribed or changed (e.g. "pain after daily breakouts"). A custom
+        weekday set with breakouts on consecutive days needs one (see Warns).
     previous_breakout : date, optional
         The last breakout day of the program this one follows (set by :func:`switch_schedule` and
         by the program builder). With a schedule that needs a recovery day between breakout days
@@ -138,7 +139,10 @@ class Program(BaseModel):
     -----
     ScheduleWarning
         When a custom weekday set puts breakouts on consecutive days although the schedule it is
-        based on needs a recovery day between them.
+        based on needs a recovery day between them, and no ``reason`` says why. The reason records
+        that the clinician chose it: ``hipanalytics program`` refuses such days unless given
+        ``--allow-consecutive --reason``, the program builder asks for a confirmation and a reason,
+        and a stored program read back (with its reason) does not warn again.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -244,9 +248,10 @@ class Program(BaseModel):
                     f"{schedule.id!r} (slots: {', '.join(slot_ids)})"
                 )
             schedule = schedule.model_copy(update={"breakout_slot": self.breakout_slot})
-        if schedule.id.startswith("custom:"):
+        if schedule.id.startswith("custom:") and not self.reason:
             for _, message in schedule_problems(schedule):
-                warnings.warn(f"{who}: {message}", ScheduleWarning, stacklevel=4)
+                warnings.warn(f"{who}: {message}, or give a reason to prescribe them anyway", ScheduleWarning,
+                              stacklevel=4)
         self._check_choices(who)
         self._check_overrides(who)
         self._check_omit(who, schedule)

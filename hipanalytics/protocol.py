@@ -502,6 +502,19 @@ class Schedule(_Model):
         """Breakout days as text, e.g. 'mon, wed, fri'."""
         return ", ".join(self.breakout_days)
 
+    @property
+    def consecutive_breakout_days(self) -> list[tuple[str, str]]:
+        """Pairs of breakout days that follow each other, Sunday to Monday included (the week repeats).
+
+        Examples
+        --------
+        >>> s = load_protocol("hip-ir-breakouts").custom_schedule("sun,mon,wed")
+        >>> s.consecutive_breakout_days
+        [('sun', 'mon')]
+        """
+        index = sorted({WEEKDAYS.index(d) for d in self.breakout_days})
+        return [(WEEKDAYS[a], WEEKDAYS[(a + 1) % 7]) for a in index if (a + 1) % 7 in index and len(index) > 1]
+
 
 def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
     """Programming-rule problems of a schedule, as ``(key, message)`` pairs.
@@ -523,16 +536,12 @@ def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
     if repeated:
         problems.append(("breakout_days", f"weekday listed twice: {', '.join(repeated)}"))
     if schedule.recovery_day_between:
-        index = sorted({WEEKDAYS.index(d) for d in days})
-        for a in index:
-            b = (a + 1) % 7
-            if b in index and b != a:
-                problems.append((
-                    "breakout_days",
-                    f"breakout days {WEEKDAYS[a]} and {WEEKDAYS[b]} are consecutive, but this "
-                    "schedule needs a recovery day between breakout days; spread them out "
-                    "(e.g. mon, wed, fri)",
-                ))
+        for a, b in schedule.consecutive_breakout_days:
+            problems.append((
+                "breakout_days",
+                f"breakout days {a} and {b} are consecutive, but this schedule needs a recovery day "
+                "between breakout days; spread them out (e.g. mon, wed, fri)",
+            ))
     return problems
 
 

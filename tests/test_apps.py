@@ -148,6 +148,29 @@ def test_builder_custom_days_warn_and_an_invalid_form_cannot_be_saved(store):
     assert store.read("programs").empty
 
 
+def test_builder_saves_consecutive_breakout_days_only_when_confirmed_with_a_reason(store):
+    b = _builder(store)
+    assert b._confirm.layout.display == "none"
+    b._schedule.value = CUSTOM
+    b._days[0].value = b._days[1].value = True  # mon, tue
+    assert b._confirm.layout.display == "flex" and not b._save.disabled
+    b._save.click()
+    assert "Not saved: mon and tue are consecutive breakout days" in b.status.value and store.read("programs").empty
+    b._confirm.value = True
+    b._save.click()
+    assert "Not saved: give a reason for breakouts on consecutive days" in b.status.value
+    assert store.read("programs").empty
+    b._reason.value = "works away Wednesday to Sunday"
+    b._save.click()
+    assert "Saved program P001-20261130-custom-mon-tue" in b.status.value
+    assert store.read("programs")["reason"].tolist() == ["works away Wednesday to Sunday"]
+    b._prepare.click()
+    html = next(v for k, v in _links(b).items() if k.endswith(".html")).decode()
+    assert "back to back (Monday and Tuesday)" in html and "recovery day between breakout days" not in html
+    b._days[1].value, b._days[2].value = False, True  # mon, wed: nothing to confirm
+    assert b._confirm.layout.display == "none"
+
+
 def _links(b) -> dict[str, bytes]:
     found = re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', b._downloads.value)
     return {name: base64.b64decode(data) for name, data in found}

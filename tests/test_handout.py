@@ -295,3 +295,18 @@ def test_each_session_says_how_long_its_holds_take_and_that_set_up_and_the_seque
                     choices={"ninety-ninety": "ninety-ninety-ir-pails"})  # 3 x (30-50 + 10-30 + 3-4 x 20 s)
     assert "How long: About 5-8 minutes of holds for one hip (10-16 if both hips are ticked)" in text_of(
         handout_html(pails))
+
+
+def test_a_handout_with_breakouts_back_to_back_does_not_claim_a_recovery_day_between_them():
+    program = Program(patient_id="P3", protocol="hip-ir-breakouts", schedule="mon,tue", start_date=MONDAY, weeks=2,
+                      reason="works away Wednesday to Sunday")
+    html = handout_html(program, side="right")
+    grid = html[html.index("Your week at a glance"):html.index("Your sessions")]
+    morning = re.findall(r"<td( class=\"b\")?>", re.findall(r"<tr>(.*?)</tr>", grid, flags=re.S)[1])
+    assert [bool(c) for c in morning] == [True, True, False, False, False, False, False]
+    legend = text_of(grid)
+    assert "with a recovery day between" not in legend and "lets your hip recover" not in legend
+    assert ("on 2 days a week only. Your clinician has chosen breakout days back to back (Monday and Tuesday), so "
+            "there is no recovery day between them.") in legend
+    spread = Program(patient_id="P3", protocol="hip-ir-breakouts", schedule="mon,thu", start_date=MONDAY, weeks=2)
+    assert "with a recovery day between breakout days" in text_of(handout_html(spread))

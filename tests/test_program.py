@@ -100,6 +100,7 @@ def test_custom_consecutive_breakout_days_warn_that_a_recovery_day_is_missing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make("mon,wed,fri")
+        make("mon,tue,thu", reason="works away Wednesdays")  # the reason records the clinician's choice
 
 
 def test_breakout_slot_can_be_moved_to_the_evening():

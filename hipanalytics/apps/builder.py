@@ -37,8 +37,8 @@ from ..errors import HipAnalyticsError, ProgramError, ScheduleWarning
 from ..program import DoseOverride, Program, breakouts_per_week, plan
 from ..protocol import WEEKDAYS, ChoiceBlock, CircuitBlock, Protocol, Range, schedule_problems
 
-__all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "previous_breakout",
-           "patient_side", "week_table", "preview_html", "download_links", "ProgramBuilder"]
+__all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "save_refusal",
+           "previous_breakout", "patient_side", "week_table", "preview_html", "download_links", "ProgramBuilder"]
 
 CUSTOM = "custom"
 """The ``schedule`` value that means: the weekdays in ``days``."""
@@ -224,6 +224,37 @@ def program_warnings(program: Program) -> list[str]:
         messages.append(f"{day:%a %d %b} is a recovery day: the program in force has its last breakout on "
                         f"{program.previous_breakout:%a %d %b}, so the first breakouts of this program wait a day")
     return messages
+
+
+def save_refusal(program: Program, confirmed: bool) -> str | None:
+    """Why the builder must not save the program yet, or None.
+
+    Breakouts on consecutive days in a schedule that asks for a recovery day between them (a
+    custom weekday set based on 3x/week) are saved only when the clinician confirms them and gives
+    a reason, which is kept with the program.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from hipanalytics.protocol import load_protocol
+    >>> form = {"patient_id": "P1", "schedule": "custom", "days": ["mon", "tue"], "start_date": date(2026, 1, 5),
+    ...         "weeks": 2}
+    >>> p = build_program(load_protocol("hip-ir-breakouts"), form)
+    >>> save_refusal(p, confirmed=False)[:45]
+    'Not saved: mon and tue are consecutive breako'
+    >>> save_refusal(p.model_copy(update={"reason": "works away Wed-Sun"}), confirmed=True) is None
+    True
+    """
+    pairs = program.resolved_schedule.consecutive_breakout_days
+    if not pairs or not schedule_problems(program.resolved_schedule):
+        return None
+    days = "; ".join(f"{a} and {b}" for a, b in pairs)
+    if not confirmed:
+        return (f"Not saved: {days} are consecutive breakout days, but this schedule asks for a recovery day between "
+                "them. Tick 'Breakouts on consecutive days' and give a reason to save it anyway, or choose other days.")
+    if not program.reason:
+        return f"Not saved: give a reason for breakouts on consecutive days ({days}); it is kept with the program."
+    return None
 
 
 def previous_breakout(programs: pd.DataFrame, start: date) -> date | None:
@@ -415,6 +446,9 @@ class ProgramBuilder(_ui.App):
         self._weeks.add_class("hip-weeks")
         self._reason = w.Text(description="Reason", placeholder="why this program (needed for a change of schedule)",
                               style=wide, layout=w.Layout(width="560px"))
+        self._confirm = w.Checkbox(value=False, indent=False, layout=w.Layout(width="auto", margin="0 0 0 114px"),
+                                   description="Breakouts on consecutive days: I confirm them, for the reason above")
+        self._confirm.add_class("hip-confirm")
         self._who = w.Text(description="Clinician", value=who or _ui.login_name(), style=wide,
                            layout=w.Layout(width="320px"))
         self._exercises = w.VBox()
@@ -435,7 +469,7 @@ class ProgramBuilder(_ui.App):
             _ui.section("Patient and protocol", [self._patient, self._in_force, self._protocol]),
             _ui.section("Exercises and doses", [self._exercises]),
             _ui.section("Schedule", [self._schedule, self._days_box, self._slot,
-                                     w.HBox([self._start, self._weeks]), self._reason, self._who]),
+                                     w.HBox([self._start, self._weeks]), self._reason, self._confirm, self._who]),
             _ui.section("Preview", [self._preview]),
             w.HBox([self._save, self._prepare]),
             self.status,
@@ -443,7 +477,8 @@ class ProgramBuilder(_ui.App):
         ]
         self._protocol.observe(self._protocol_changed, "value")
         self._patient.observe(self._patient_changed, "value")
-        for control in (self._schedule, self._slot, self._start, self._weeks, self._reason, *self._days):
+        for control in (self._schedule, self._slot, self._start, self._weeks, self._reason, self._confirm,
+                        *self._days):
             control.observe(self._changed, "value")
         self._save.on_click(self._save_clicked)
         self._prepare.on_click(self._prepare_clicked)
@@ -554,12 +589,18 @@ class ProgramBuilder(_ui.App):
             self._save.disabled = self._prepare.disabled = True
             return
         self._preview.value = preview_html(self.value, self.side())
+        needs = save_refusal(self.value, confirmed=False) is not None
+        self._confirm.layout.display = "flex" if needs else "none"
         self._save.disabled = self._prepare.disabled = False
 
     def _save_clicked(self, _button=None) -> None:
         if self.value is None:
             return
         program = self.value
+        refusal = save_refusal(program, self._confirm.value)
+        if refusal:
+            self.status.value = _ui.problem_html(refusal)
+            return
         with self.saving("Saving the program"):
             written = self.store.save_program(program, who=self._who.value.strip() or None, today=self.today)
             self.saved = program

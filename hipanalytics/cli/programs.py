@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 
 import click
 
 from ..config import default_reports_dir, safe_filename
+from ..errors import ProgramError, ScheduleWarning
 from ..handout import SIDES, write_calendar, write_handout
 from ..program import Program, breakouts_per_week, plan
-from ..protocol import list_protocols, load_protocol
+from ..protocol import list_protocols, load_protocol, schedule_problems
 from . import EXIT_REFUSED, _refusals, main
 
 
@@ -77,6 +79,10 @@ def _summary(program: Program) -> str:
               help="Protocol id, id@version, or a protocol file.")
 @click.option("--choice", "choices", multiple=True, metavar="CHOICE=EXERCISE",
               help="Pick an alternative, e.g. ninety-ninety=ninety-ninety-ir-pails.")
+@click.option("--allow-consecutive", is_flag=True,
+              help="Prescribe custom breakout days that follow each other although the schedule asks for a "
+                   "recovery day between them (needs --reason).")
+@click.option("--reason", default="", help="Why this program (kept with it); required with --allow-consecutive.")
 @click.option("--side", type=click.Choice(SIDES),
               help="The hip(s) to work, printed on the handout and calendar [default: tick boxes on the handout "
                    "for you to mark].")
@@ -85,8 +91,8 @@ def _summary(program: Program) -> str:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/programs].")
 @_refusals
-def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, side, patient_name,
-                    clinician, out) -> None:
+def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, allow_consecutive, reason,
+                    side, patient_name, clinician, out) -> None:
     """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics)."""
     picked = {}
     for item in choices:
@@ -96,18 +102,28 @@ def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choic
         picked[key.strip()] = value.strip()
     if not weeks and not end:
         raise click.UsageError("give the program's length: --weeks N or --end YYYY-MM-DD")
-    program = Program(
-        patient_id=patient_id,
-        protocol=load_protocol(protocol_ref),
-        schedule=schedule,
-        start_date=start.date(),
-        **({"weeks": weeks} if weeks else {}),
-        **({"end_date": end.date()} if end else {}),
-        choices=picked,
-    )
+    if allow_consecutive and not reason.strip():
+        raise click.UsageError("--allow-consecutive needs --reason TEXT: why breakouts on consecutive days "
+                               "(it is kept with the program)")
+    with warnings.catch_warnings():  # the schedule's problems are refused below, in words
+        warnings.simplefilter("ignore", ScheduleWarning)
+        program = Program(
+            patient_id=patient_id,
+            protocol=load_protocol(protocol_ref),
+            schedule=schedule,
+            start_date=start.date(),
+            **({"weeks": weeks} if weeks else {}),
+            **({"end_date": end.date()} if end else {}),
+            choices=picked,
+            reason=reason,
+        )
+    problems = [message for _, message in schedule_problems(program.resolved_schedule)]
+    if problems and not allow_consecutive:
+        raise ProgramError(f"program for patient {patient_id!r}: {'; '.join(problems)}, or prescribe them anyway "
+                           "with --allow-consecutive --reason TEXT")
     files = _write_program_files(program, out or default_reports_dir() / "programs", side=side,
                                  patient_name=patient_name, clinician=clinician)
-    click.echo(_summary(program))
+    click.echo(_summary(program) + (f"; breakouts on consecutive days, because: {reason.strip()}" if problems else ""))
     for kind, path in files.items():
         click.echo(f"  {kind:11} {path}")
     if side is None:
