@@ -27,8 +27,10 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 from icalendar import Calendar, Event
+from markupsafe import Markup
 
 from . import __version__
+from .drawings import exercise_drawing
 from .pdf import html_to_pdf
 from .program import SIDES, Program, check_side, plan, prescription, session_times
 from .protocol import WEEKDAYS, Dose, Range
@@ -188,6 +190,13 @@ def _minutes(low: float, high: float) -> str:
     return f"{low:.0f}" if round(low) == round(high) else f"{low:.0f}-{high:.0f}"
 
 
+def _drawing(exercise_id: str, side: str | None) -> dict | None:
+    drawing = exercise_drawing(exercise_id, side)
+    if drawing is None:
+        return None
+    return {"svg": Markup(drawing.svg), "caption": drawing.caption}  # our own markup; its words are escaped
+
+
 def _circuit_rounds(rx: pd.DataFrame) -> int | None:
     rounds = rx.loc[rx["in_circuit"], "rounds"]
     return int(rounds.max()) if len(rounds) else None
@@ -246,6 +255,7 @@ def handout_html(
             "dose_lines": patient_dose(dose),
             "changed": dose != exercise.dose,
             "one_sided": exercise.kind != "movement_sequence",
+            "drawing": _drawing(exercise_id, side),
         })
     numbers = {e["exercise"].id: e["number"] for e in exercises}
 

@@ -310,3 +310,52 @@ def test_a_handout_with_breakouts_back_to_back_does_not_claim_a_recovery_day_bet
             "there is no recovery day between them.") in legend
     spread = Program(patient_id="P3", protocol="hip-ir-breakouts", schedule="mon,thu", start_date=MONDAY, weeks=2)
     assert "with a recovery day between breakout days" in text_of(handout_html(spread))
+
+
+def test_the_band_card_says_where_the_band_is_anchored_and_that_the_foot_going_out_turns_the_hip_in(program):
+    band = _exercise_texts(handout_html(program, side="right"))["1 Band-assisted quadruped hip internal rotation"]
+    assert "on the outside of your working leg" in band
+    assert "The band now pulls your ankle outward, away from the middle of your body." in band
+    assert "Pull your foot inward, toward your other leg, against the band." in band
+    assert "This outward turn of the foot is the inward turn (internal rotation) of your hip." in band
+    assert "turning the foot outward, away from the other leg, is what turns the hip inward" in band
+
+
+def _drawings(document: str) -> dict[str, str]:
+    cards = re.findall(r'<article class="exercise">(.*?)</article>', document, flags=re.S)
+    return {text_of(re.search(r"<h3>(.*?)</h3>", c, flags=re.S).group(1)).strip(): (re.search(r"<svg.*?</svg>", c, re.S)
+                                                                                  or [""])[0] for c in cards}
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", text)]
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_each_breakout_exercise_has_a_labelled_drawing_with_the_working_leg_anchor_and_foot_on_the_right_side(side):
+    program = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily", start_date=MONDAY, weeks=1,
+                      choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    drawings = _drawings(handout_html(program, side=side))
+    assert drawings["3 Hip Movement Sequence"] == ""  # the clinic sets its contents: nothing to draw
+    outward = 1 if side == "right" else -1  # seen from above, head up: the patient's right is on the right
+    band = drawings["1 Band-assisted quadruped hip internal rotation"]
+    title = re.search(r"<title[^>]*>(.*?)</title>", band).group(1)
+    assert re.search(r'<svg class="drawing" viewBox="[^"]+" role="img" aria-labelledby="([^"]+)"><title id="\1">', band)
+    assert f"a band loops around the {side} ankle and runs to a post on the outside of the {side} leg" in title
+    assert f"which turns the {side} hip inward" in title and f"{side} knee stays on the floor" in band
+    midline = _numbers(re.search(r'<circle cx="([\d.]+)" cy="[\d.]+" r="11"', band).group(1))[0]  # the head
+    knee_x, _, foot_x, _ = _numbers(re.search(r'<polyline points="([^"]+)" fill="none" stroke="#0b5394" '
+                                              r'stroke-width="4"', band).group(1))
+    post_x, _, post_w = _numbers(re.search(r'<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)"', band).group(0))[:3]
+    assert outward * (knee_x - midline) > 0  # the working knee on that side of the body
+    assert outward * (foot_x - knee_x) > 0  # the foot turned outward, away from the middle
+    assert outward * (post_x + post_w / 2 - foot_x) > 0  # the post outside the working leg
+    stretch = _drawings(handout_html(program.model_copy(update={"choices": {}}), side=side))
+    for svg, press in ((drawings["2 90/90 hip internal rotation contract-relax (PAILs)"], True),
+                       (stretch["2 90/90 hip internal rotation stretch"], False)):
+        assert f"the {side} thigh points out to the {side} side with the {side} foot behind" in svg
+        assert ("press foot" in svg) == press and f"toward your {side} ankle" in svg
+        midline = _numbers(re.search(r'<circle cx="([\d.]+)" cy="[\d.]+" r="11"', svg).group(1))[0]
+        hip_x, hip_y, knee_x, knee_y = _numbers(re.search(r'<polyline points="([^"]+)" fill="none" stroke="#0b5394" '
+                                                          r'stroke-width="4"', svg).group(1))
+        assert outward * (knee_x - midline) > 0 and knee_y == hip_y  # the back thigh out to its own side
