@@ -119,7 +119,7 @@ def side_words(side: str | None, rounds: int | None = None) -> dict[str, str | N
     Examples
     --------
     >>> side_words("right")["which"]
-    'your right hip: your right leg is the working leg in the steps below.'
+    'your right hip. Your right leg is the working leg in the steps below.'
     >>> side_words("both", rounds=3)["order"]
     'Both hips, one at a time: all 3 rounds for one hip, then all 3 rounds for the other hip, then the Hip Movement Sequence once.'
     """
@@ -128,7 +128,7 @@ def side_words(side: str | None, rounds: int | None = None) -> dict[str, str | N
     in_turn = f"{each} for one hip, then {each} for the other hip"
     if side in ("left", "right"):
         return {"side": side, "heading": f"{side} hip",
-                "which": f"your {side} hip: your {side} leg is the working leg in the steps below.",
+                "which": f"your {side} hip. Your {side} leg is the working leg in the steps below.",
                 "order": f"Work your {side} hip in every round.",
                 "calendar": f"{side.capitalize()} hip."}
     if side == "both":

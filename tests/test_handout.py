@@ -247,7 +247,7 @@ def test_a_one_hip_handout_names_the_hip_on_its_title_every_breakout_exercise_ti
     assert "Your home exercise program: right hip" in text and "Hip Right hip" in text
     cards = _exercise_texts(document)
     for title in ("1 Band-assisted quadruped hip internal rotation", "2 90/90 hip internal rotation stretch"):
-        assert "Which hip: your right hip: your right leg is the working leg in the steps below." in cards[title]
+        assert "Which hip: your right hip. Your right leg is the working leg in the steps below." in cards[title]
     assert "Which hip" not in cards["3 Hip Movement Sequence"]
     assert "Which hip: Work your right hip in every round." in text
     assert "Tick sheet: right hip" in text and "left hip" not in text and 'class="box hip"' not in document
