@@ -297,6 +297,8 @@ def handout_html(
         week_pattern=week_pattern,
         weekdays=[_DAY_NAMES[d] for d in WEEKDAYS],
         tick_weeks=_tick_weeks(sessions),
+        breakout_log=_breakout_log(sessions),
+        circuit_rounds=_circuit_rounds(rx),
         breakouts_per_week=len(schedule.breakout_days),
         back_to_back=", ".join(f"{_DAY_NAMES[a]} and {_DAY_NAMES[b]}" for a, b in schedule.consecutive_breakout_days)
         if schedule.recovery_day_between else "",
@@ -349,6 +351,15 @@ def _tick_weeks(sessions: pd.DataFrame) -> list[dict]:
         weeks.append({"days": days})
         monday = monday + pd.Timedelta(days=7)
     return weeks
+
+
+def _breakout_log(sessions: pd.DataFrame) -> list[dict]:
+    """One row per planned breakout session, for the patient to write rounds and pain scores; the
+    first of each calendar week (Monday first) is marked, as the tick sheet's weeks."""
+    days = sessions.loc[sessions["breakouts"], "date"]
+    weeks = days.dt.to_period("W-SUN")
+    return [{"date": day.date(), "new_week": i > 0 and week != previous}
+            for i, (day, week, previous) in enumerate(zip(days, weeks, weeks.shift()))]
 
 
 def handout_pdf(program: Program, **kwargs) -> bytes:

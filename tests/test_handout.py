@@ -359,3 +359,19 @@ def test_each_breakout_exercise_has_a_labelled_drawing_with_the_working_leg_anch
         hip_x, hip_y, knee_x, knee_y = _numbers(re.search(r'<polyline points="([^"]+)" fill="none" stroke="#0b5394" '
                                                           r'stroke-width="4"', svg).group(1))
         assert outward * (knee_x - midline) > 0 and knee_y == hip_y  # the back thigh out to its own side
+
+
+def test_the_tick_sheet_has_a_row_per_breakout_session_for_rounds_and_pain_before_after_and_next_morning(program):
+    document = handout_html(program, side="both")
+    sheet = document[document.index("Tick sheet"):]
+    log = sheet[sheet.index('<table class="log">'):]
+    log = log[:log.index("</table>")]
+    header = text_of(log[:log.index("</thead>")])
+    assert header.split() == ("Breakout session Circuit rounds done (of 3 per hip) Pain before (0-10) Pain after "
+                              "(0-10) Pain the next morning (0-10)").split()
+    rows = re.findall(r"<tr[^>]*><th class=\"day\">([^<]+)</th>((?:<td></td>){4})</tr>", log)
+    breakout_days = plan(program).query("breakouts")["date"]
+    assert [day for day, _ in rows] == [f"{d:%a %d %b}" for d in breakout_days] and len(rows) == 12
+    assert log.count('<tr class="week">') == 3  # weeks 2-4 start with a rule
+    assert "Pain: 0 = no pain, 10 = the worst pain you can imagine." in text_of(sheet)
+    assert '"Next morning" is your pain the morning after that session' in text_of(sheet)
