@@ -200,7 +200,7 @@ def exercise_drawing(exercise_id: str, side: str | None) -> Drawing | None:
     Examples
     --------
     >>> exercise_drawing("ninety-ninety-ir-pails", "both").caption
-    'The right hip is shown; for the left hip, do the mirror image.'
+    'Right hip shown; for the left hip, the mirror image.'
     """
     draw = _DRAWERS.get(exercise_id)
     if draw is None:
@@ -208,5 +208,5 @@ def exercise_drawing(exercise_id: str, side: str | None) -> Drawing | None:
     shown = "left" if side == "left" else "right"
     canvas = _Canvas(mirror=shown == "left")
     alt = draw(canvas, shown)
-    caption = "" if side in ("left", "right") else "The right hip is shown; for the left hip, do the mirror image."
+    caption = "" if side in ("left", "right") else "Right hip shown; for the left hip, the mirror image."
     return Drawing(svg=canvas.svg(alt, exercise_id), alt=alt, caption=caption)
