@@ -21,22 +21,37 @@ True
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import math
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import jinja2
 import pandas as pd
-from icalendar import Calendar, Event
+from icalendar import Alarm, Calendar, Event
 from markupsafe import Markup
 
 from . import __version__
 from .drawings import exercise_drawing
+from .errors import ProgramError
 from .pdf import html_to_pdf
 from .program import SIDES, Program, check_side, plan, prescription, session_times
 from .protocol import WEEKDAYS, Dose, Range
 
 __all__ = ["SIDES", "handout_html", "handout_pdf", "write_handout", "calendar_ics", "write_calendar", "patient_dose",
-           "recovery_day", "side_words", "session_lengths"]
+           "recovery_day", "side_words", "session_lengths", "session_minutes", "SEQUENCE_MINUTES", "REMINDER_MINUTES",
+           "CHANGE_MINUTES"]
+
+SEQUENCE_MINUTES = 10
+"""Default length of the Hip Movement Sequence in calendar events, in minutes. Its contents (and so
+its length) are set by the clinic, not the protocol: pass ``sequence_minutes=`` (``hipanalytics
+program --sequence-minutes``) for your clinic's."""
+
+REMINDER_MINUTES = 15
+"""Default reminder of a calendar event, in minutes before it starts (``None`` for no reminder)."""
+
+CHANGE_MINUTES = 0.5
+"""Calendar allowance for getting into position, per exercise per round (and per hip): setting up and
+moving between exercises come on top of the holds."""
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("hipanalytics", "templates"),
@@ -184,6 +199,41 @@ def session_lengths(program: Program, side: str | None = None) -> dict[str, str]
             side, f"About {holds} minutes of holds")
         lengths[session_id] = f"{amount}, plus setting up and moving between exercises{untimed}."
     return lengths
+
+
+def session_minutes(program: Program, side: str | None = None, *,
+                    sequence_minutes: float = SEQUENCE_MINUTES) -> dict[str, int]:
+    """Planned length of each session template for calendars, in whole minutes.
+
+    The longest hold time of :func:`~hipanalytics.program.session_times` (both hips when ``side``
+    is "both" or not known, so an event is never too short), plus :data:`CHANGE_MINUTES` for each
+    exercise of each round, plus ``sequence_minutes`` for each untimed exercise (the Hip Movement
+    Sequence), rounded up to 5 minutes.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily",
+    ...             start_date=date(2026, 1, 5), weeks=1)
+    >>> session_minutes(p, "right")  # 7 min of holds + 6 x 0.5 min + a 10-minute sequence
+    {'breakouts': 20, 'sequence': 10}
+    >>> session_minutes(p, "both", sequence_minutes=15)["breakouts"]  # 14 + 6 + 15
+    35
+    """
+    check_side(side)
+    if isinstance(sequence_minutes, bool) or not sequence_minutes >= 0:
+        raise ProgramError(f"sequence_minutes must be a number of minutes >= 0, got {sequence_minutes!r}")
+    hips = "both" if side in ("both", None) else side
+    times = session_times(program, hips).set_index("session")
+    rx = prescription(program)
+    minutes = {}
+    for session_id, t in times.iterrows():
+        timed = rx[(rx["session"] == session_id) & (rx["kind"] != "movement_sequence")]
+        changes = CHANGE_MINUTES * int(timed["rounds"].sum()) * (2 if hips == "both" else 1)
+        untimed = len(t.untimed.split("; ")) if t.untimed else 0
+        total = t.minutes_high + changes + sequence_minutes * untimed
+        minutes[session_id] = max(5, 5 * math.ceil(total / 5 - 1e-9))
+    return minutes
 
 
 def _minutes(low: float, high: float) -> str:
@@ -417,13 +467,16 @@ def write_handout(program: Program, path: str | Path, *, side: str | None = None
 
 
 def calendar_ics(program: Program, *, side: str | None = None, stamp: datetime | None = None,
-                 draft: bool = False) -> bytes:
-    """An iCalendar file with one event per planned session.
+                 draft: bool = False, sequence_minutes: float = SEQUENCE_MINUTES,
+                 reminder_minutes: int | None = REMINDER_MINUTES) -> bytes:
+    """An iCalendar file with one event per planned session, each with its end and a reminder.
 
     Events start at the slot's suggested time in the device's local time zone ("floating" time,
-    RFC 5545 section 3.3.5) and carry no end: the length of the Hip Movement Sequence is set by the
-    clinic, not the protocol. Event UIDs derive from the program, date and slot, so importing an
-    updated calendar replaces events instead of duplicating them.
+    RFC 5545 section 3.3.5) and end after the session's planned length (:func:`session_minutes`:
+    holds, getting into position, and the Hip Movement Sequence at ``sequence_minutes``, since its
+    length is set by the clinic), which the description also gives. A display reminder (VALARM)
+    fires ``reminder_minutes`` before the start. Event UIDs derive from the program, date and slot,
+    so importing an updated calendar replaces events instead of duplicating them.
 
     Parameters
     ----------
@@ -435,12 +488,41 @@ def calendar_ics(program: Program, *, side: str | None = None, stamp: datetime |
         DTSTAMP of every event (UTC); defaults to now.
     draft : bool
         The program is not saved: the calendar's name and every event say "draft, not recorded".
+    sequence_minutes : float
+        Minutes the clinic's Hip Movement Sequence takes (default :data:`SEQUENCE_MINUTES`).
+    reminder_minutes : int or None
+        Minutes before each session that the reminder fires (default :data:`REMINDER_MINUTES`);
+        0 at the start, None for no reminder.
 
     Returns
     -------
     bytes
         The ``.ics`` content.
+
+    Raises
+    ------
+    ProgramError
+        For a side that is not left, right, both or None, or a negative or non-whole number of
+        minutes.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from icalendar import Calendar
+    >>> p = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily",
+    ...             start_date=date(2026, 1, 5), weeks=1)
+    >>> event = Calendar.from_ical(calendar_ics(p, side="left")).walk("VEVENT")[0]
+    >>> event.decoded("dtend") - event.decoded("dtstart"), event.walk("VALARM")[0].decoded("trigger")
+    (datetime.timedelta(seconds=1200), datetime.timedelta(days=-1, seconds=85500))
+    >>> calendar_ics(p, reminder_minutes=None).count(b"VALARM")
+    0
     """
+    if reminder_minutes is not None and (isinstance(reminder_minutes, bool) or not isinstance(reminder_minutes, int)
+                                         or reminder_minutes < 0):
+        raise ProgramError(f"reminder_minutes must be a whole number of minutes >= 0 (or None), "
+                           f"got {reminder_minutes!r}")
+    lengths = session_minutes(program, side, sequence_minutes=sequence_minutes)
+    sequence_note = f"the Hip Movement Sequence counted as {sequence_minutes:g} min"
     stamp = (stamp or datetime.now(timezone.utc)).astimezone(timezone.utc)
     cal = Calendar()
     cal.add("prodid", f"-//hipanalytics//{__version__}//EN")
@@ -455,10 +537,16 @@ def calendar_ics(program: Program, *, side: str | None = None, stamp: datetime |
         event.add("uid", f"{program.program_id}-{row.date:%Y%m%d}-{row.slot}@hipanalytics")
         event.add("dtstamp", stamp)
         event.add("dtstart", start)
+        event.add("dtend", start + timedelta(minutes=lengths[row.session]))
         on_side = f": {hip['heading']}" if row.breakouts and hip["heading"] else ""
-        event.add("summary", row.session_title + on_side + draft_note)
-        event.add("description", f"{hip['calendar']} {row.doses}" if row.breakouts else row.doses)
+        summary = row.session_title + on_side + draft_note
+        event.add("summary", summary)
+        length = f"About {lengths[row.session]} min ({sequence_note})."
+        event.add("description", f"{hip['calendar']} {row.doses}. {length}" if row.breakouts else f"{row.doses}. {length}")
         event.add("categories", ["Breakouts" if row.breakouts else "Movement sequence"])
+        if reminder_minutes is not None:
+            event.add_component(Alarm.new_display(description=f"In {reminder_minutes} min: {summary}",
+                                                  trigger=timedelta(minutes=-reminder_minutes)))
         cal.add_component(event)
     return cal.to_ical()
 

@@ -295,3 +295,22 @@ def test_no_python_warning_text_reaches_the_terminal(tmp_path):
             "recovery day between breakout days") in exported.stderr
     for result in (refused, exported):
         assert "Warning" not in result.stderr and not re.search(r"\.py\b|line \d+|warnings\.warn", result.stderr)
+
+
+def test_program_calendar_events_have_an_end_and_a_reminder_that_the_command_line_sets(tmp_path):
+    from datetime import timedelta
+
+    args = ["program", "P1", "--schedule", "daily", "--start", "2026-01-05", "--weeks", "1", "--side", "right",
+            "--out", str(tmp_path)]
+    ics = tmp_path / "P1-20260105-daily" / "calendar.ics"
+    assert run(*args).exit_code == 0
+    events = Calendar.from_ical(ics.read_bytes()).walk("VEVENT")
+    assert {e.decoded("dtend") - e.decoded("dtstart") for e in events} == {timedelta(minutes=20), timedelta(minutes=10)}
+    assert {a.decoded("trigger") for e in events for a in e.walk("VALARM")} == {timedelta(minutes=-15)}
+    assert run(*args, "--sequence-minutes", "20", "--reminder-minutes", "30").exit_code == 0
+    events = Calendar.from_ical(ics.read_bytes()).walk("VEVENT")
+    assert {e.decoded("dtend") - e.decoded("dtstart") for e in events} == {timedelta(minutes=30), timedelta(minutes=20)}
+    assert {a.decoded("trigger") for e in events for a in e.walk("VALARM")} == {timedelta(minutes=-30)}
+    assert run(*args, "--no-reminder").exit_code == 0
+    assert b"VALARM" not in ics.read_bytes()
+    assert CliRunner().invoke(main, args + ["--reminder-minutes", "-5"]).exit_code == 2

@@ -110,7 +110,9 @@ def test_calendar_parses_back_to_the_same_sessions(program, tmp_path):
     parsed = sorted((e.decoded("dtstart"), str(e["summary"]), str(e["description"])) for e in events)
     expected = sorted(
         (datetime.combine(r.date.date(), datetime.strptime(r.slot_time, "%H:%M").time()),
-         r.session_title + (": left hip" if r.breakouts else ""), ("Left hip. " if r.breakouts else "") + r.doses)
+         r.session_title + (": left hip" if r.breakouts else ""),
+         ("Left hip. " if r.breakouts else "") + r.doses
+         + f". About {20 if r.breakouts else 10} min (the Hip Movement Sequence counted as 10 min).")
         for r in df.itertuples()
     )
     assert parsed == expected
@@ -413,3 +415,46 @@ def test_every_handout_fills_its_pages_keeps_headings_with_their_content_and_hyp
             assert not page.hyphenated, f"page {number} hyphenates {page.hyphenated}: {where}"
             assert not page.broken_words, f"page {number} splits words {page.broken_words}: {where}"
         assert sum(p.forced_break_after for p in pages) == 1, where  # before the tick sheet, and only there
+
+
+def _valid_calendar(data: bytes) -> Calendar:
+    """The calendar parsed back, after RFC 5545's rules as icalendar knows them: no property it could
+    not read, required properties present, singletons once, exclusive ones not together, ends after starts."""
+    calendar = Calendar.from_ical(data)
+    for component in calendar.walk():
+        assert component.errors == [], (component.name, component.errors)
+        assert all(name in component for name in component.required), component.name
+        assert not [n for n in component.singletons if isinstance(component.get(n), list)], component.name
+        assert sum(name in component for name in component.exclusive) <= 1, component.name
+    for event in calendar.walk("VEVENT"):
+        assert event.decoded("dtend") > event.decoded("dtstart")
+        for alarm in event.walk("VALARM"):
+            assert str(alarm["action"]) == "DISPLAY" and str(alarm["description"])
+    return calendar
+
+
+def test_calendar_events_end_after_their_planned_length_and_remind_before_they_start(program):
+    daily = Program(patient_id="P1", protocol="hip-ir-breakouts", schedule="daily", start_date=MONDAY, weeks=1,
+                    choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    # one hip: 3 x (50 s band + 110 s PAILs) = 8 min of holds, + 6 x 0.5 min to get into position, + 10 min sequence
+    events = _valid_calendar(calendar_ics(daily, side="right")).walk("VEVENT")
+    lengths = {(str(e["summary"]), e.decoded("dtend") - e.decoded("dtstart")) for e in events}
+    assert lengths == {("IR breakouts + Hip Movement Sequence: right hip", timedelta(minutes=25)),
+                       ("Hip Movement Sequence", timedelta(minutes=10))}
+    both = _valid_calendar(calendar_ics(daily, side="both", sequence_minutes=20)).walk("VEVENT")
+    breakout = next(e for e in both if "Breakouts" in e.get("categories").cats)  # 16 + 6 + 20 min
+    assert breakout.decoded("dtend") - breakout.decoded("dtstart") == timedelta(minutes=45)
+    assert "About 45 min (the Hip Movement Sequence counted as 20 min)." in str(breakout["description"])
+    alarms = [a for e in events for a in e.walk("VALARM")]
+    assert len(alarms) == len(events) == 14
+    assert {a.decoded("trigger") for a in alarms} == {timedelta(minutes=-15)}
+    assert str(alarms[0]["description"]) == "In 15 min: IR breakouts + Hip Movement Sequence: right hip"
+    five = _valid_calendar(calendar_ics(daily, reminder_minutes=5)).walk("VALARM")
+    assert {a.decoded("trigger") for a in five} == {timedelta(minutes=-5)}
+    assert _valid_calendar(calendar_ics(daily, reminder_minutes=None)).walk("VALARM") == []
+    from hipanalytics.errors import ProgramError
+
+    with pytest.raises(ProgramError, match="reminder_minutes must be a whole number of minutes >= 0"):
+        calendar_ics(daily, reminder_minutes=-5)
+    with pytest.raises(ProgramError, match="sequence_minutes must be a number of minutes >= 0"):
+        calendar_ics(daily, sequence_minutes=-1)

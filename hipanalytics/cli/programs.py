@@ -11,7 +11,7 @@ import click
 
 from ..config import default_reports_dir, safe_filename
 from ..errors import ProgramError, ScheduleWarning
-from ..handout import SIDES, write_calendar, write_handout
+from ..handout import REMINDER_MINUTES, SEQUENCE_MINUTES, SIDES, write_calendar, write_handout
 from ..program import Program, breakouts_per_week, plan
 from ..protocol import list_protocols, load_protocol, schedule_problems
 from . import EXIT_REFUSED, _refusals, main
@@ -44,7 +44,8 @@ def check_protocol_command(file: Path) -> None:
     )
 
 
-def _write_program_files(program: Program, out: Path, *, side: str | None, **handout_kwargs) -> dict[str, Path]:
+def _write_program_files(program: Program, out: Path, *, side: str | None, calendar: dict | None = None,
+                         **handout_kwargs) -> dict[str, Path]:
     folder = out / safe_filename(program.program_id)
     folder.mkdir(parents=True, exist_ok=True)
     sessions = plan(program)
@@ -53,7 +54,7 @@ def _write_program_files(program: Program, out: Path, *, side: str | None, **han
         "plan": folder / "plan.csv",
         "handout": write_handout(program, folder / "handout.html", side=side, **handout_kwargs),
         "handout_pdf": write_handout(program, folder / "handout.pdf", side=side, **handout_kwargs),
-        "calendar": write_calendar(program, folder / "calendar.ics", side=side),
+        "calendar": write_calendar(program, folder / "calendar.ics", side=side, **(calendar or {})),
     }
 
 
@@ -86,13 +87,18 @@ def _summary(program: Program) -> str:
 @click.option("--side", type=click.Choice(SIDES),
               help="The hip(s) to work, printed on the handout and calendar [default: tick boxes on the handout "
                    "for you to mark].")
+@click.option("--sequence-minutes", type=click.FloatRange(min=0), default=SEQUENCE_MINUTES, show_default=True,
+              help="How long your clinic's Hip Movement Sequence takes; calendar events end after it.")
+@click.option("--reminder-minutes", type=click.IntRange(min=0), default=REMINDER_MINUTES, show_default=True,
+              help="Calendar reminder, minutes before each session.")
+@click.option("--no-reminder", is_flag=True, help="Calendar events without a reminder.")
 @click.option("--name", "patient_name", help="Name printed on the handout instead of the id.")
 @click.option("--clinician", help="Prescriber printed on the handout.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/programs].")
 @_refusals
 def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, allow_consecutive, reason,
-                    side, patient_name, clinician, out) -> None:
+                    side, sequence_minutes, reminder_minutes, no_reminder, patient_name, clinician, out) -> None:
     """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics)."""
     picked = {}
     for item in choices:
@@ -121,7 +127,8 @@ def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choic
     if problems and not allow_consecutive:
         raise ProgramError(f"program for patient {patient_id!r}: {'; '.join(problems)}, or prescribe them anyway "
                            "with --allow-consecutive --reason TEXT")
-    files = _write_program_files(program, out or default_reports_dir() / "programs", side=side,
+    calendar = {"sequence_minutes": sequence_minutes, "reminder_minutes": None if no_reminder else reminder_minutes}
+    files = _write_program_files(program, out or default_reports_dir() / "programs", side=side, calendar=calendar,
                                  patient_name=patient_name, clinician=clinician)
     click.echo(_summary(program) + (f"; breakouts on consecutive days, because: {reason.strip()}" if problems else ""))
     for kind, path in files.items():
