@@ -51,6 +51,7 @@ from .protocol import (
 )
 
 __all__ = [
+    "SIDES",
     "DoseOverride",
     "Program",
     "PLAN_COLUMNS",
@@ -64,6 +65,11 @@ __all__ = [
     "program_record",
     "program_from_record",
 ]
+
+
+SIDES = ("left", "right", "both")
+"""The hip(s) a program works, as the patients table's ``involved_side``. A program does not hold
+it (the patient record does): handouts, calendars and session times take it as ``side=``."""
 
 
 class DoseOverride(BaseModel):
@@ -114,7 +120,8 @@ class Program(BaseModel):
         The Hip Movement Sequence cannot be left out, and each breakout session keeps at least
         one breakout exercise.
     reason : str, optional
-        Why the program was prescribed or changed (e.g. "pain after daily breakouts").
+        Why the program was prescribed or changed (e.g. "pain after daily breakouts"). A custom
+        weekday set with breakouts on consecutive days needs one (see Warns).
     previous_breakout : date, optional
         The last breakout day of the program this one follows (set by :func:`switch_schedule` and
         by the program builder). With a schedule that needs a recovery day between breakout days
@@ -132,7 +139,10 @@ class Program(BaseModel):
     -----
     ScheduleWarning
         When a custom weekday set puts breakouts on consecutive days although the schedule it is
-        based on needs a recovery day between them.
+        based on needs a recovery day between them, and no ``reason`` says why. The reason records
+        that the clinician chose it: ``hipanalytics program`` refuses such days unless given
+        ``--allow-consecutive --reason``, the program builder asks for a confirmation and a reason,
+        and a stored program read back (with its reason) does not warn again.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -238,9 +248,10 @@ class Program(BaseModel):
                     f"{schedule.id!r} (slots: {', '.join(slot_ids)})"
                 )
             schedule = schedule.model_copy(update={"breakout_slot": self.breakout_slot})
-        if schedule.id.startswith("custom:"):
+        if schedule.id.startswith("custom:") and not self.reason:
             for _, message in schedule_problems(schedule):
-                warnings.warn(f"{who}: {message}", ScheduleWarning, stacklevel=4)
+                warnings.warn(f"{who}: {message}, or give a reason to prescribe them anyway", ScheduleWarning,
+                              stacklevel=4)
         self._check_choices(who)
         self._check_overrides(who)
         self._check_omit(who, schedule)
@@ -772,13 +783,35 @@ def switch_schedule(
     return old, new
 
 
-def session_times(program: Program) -> pd.DataFrame:
+def check_side(side: str | None) -> None:
+    """Refuse a ``side`` that is not one of :data:`SIDES` or None, with a :class:`ProgramError`.
+
+    Examples
+    --------
+    >>> check_side("both")
+    >>> check_side("L")
+    Traceback (most recent call last):
+    ...
+    hipanalytics.errors.ProgramError: side must be one of left, right, both (or None when not known), got 'L'
+    """
+    if side is not None and side not in SIDES:
+        raise ProgramError(f"side must be one of {', '.join(SIDES)} (or None when not known), got {side!r}")
+
+
+def session_times(program: Program, side: str | None = None) -> pd.DataFrame:
     """Estimated time of each session template the program uses, from its doses.
 
     The estimate adds up the holds: lead-in holds once, then sets x reps x the holds of one
-    repetition, times the circuit's rounds. Setting up, changing sides of the room and moving
-    between exercises come on top, and an exercise without a dose (the Hip Movement Sequence,
-    whose contents the clinic sets) is listed as untimed rather than guessed.
+    repetition, times the circuit's rounds, and twice over for both hips (every dosed exercise
+    works one hip). Setting up, changing sides of the room and moving between exercises come on
+    top, and an exercise without a dose (the Hip Movement Sequence, whose contents the clinic
+    sets) is listed as untimed rather than guessed.
+
+    Parameters
+    ----------
+    program : Program
+    side : {"left", "right", "both"} or None
+        ``"both"`` doubles the holds; one hip or None (not known) counts one hip.
 
     Returns
     -------
@@ -796,7 +829,11 @@ def session_times(program: Program) -> pd.DataFrame:
     [6.0, 7.0]
     >>> t.loc["breakouts", "untimed"]
     'Hip Movement Sequence'
+    >>> float(session_times(p, side="both").set_index("session").loc["breakouts", "minutes_high"])
+    14.0
     """
+    check_side(side)
+    hips = 2 if side == "both" else 1
     rows = []
     rx = prescription(program)
     for session_id, group in rx.groupby("session", sort=False):
@@ -812,8 +849,8 @@ def session_times(program: Program) -> pd.DataFrame:
             rep_lo = sum(p.hold_s.low for p in dose.phases)
             rep_hi = sum(p.hold_s.high for p in dose.phases)
             reps_lo, reps_hi = (dose.reps.low, dose.reps.high) if dose.reps else (1, 1)
-            low += item.rounds * (lead_lo + dose.sets.low * reps_lo * rep_lo)
-            high += item.rounds * (lead_hi + dose.sets.high * reps_hi * rep_hi)
+            low += hips * item.rounds * (lead_lo + dose.sets.low * reps_lo * rep_lo)
+            high += hips * item.rounds * (lead_hi + dose.sets.high * reps_hi * rep_hi)
         rows.append({"session": session_id, "session_title": program.protocol.session(session_id).title,
                      "minutes_low": low / 60, "minutes_high": high / 60, "untimed": "; ".join(untimed)})
     return pd.DataFrame(rows, columns=["session", "session_title", "minutes_low", "minutes_high", "untimed"])

@@ -322,7 +322,7 @@ class Dose(_Model):
         Examples
         --------
         >>> load_protocol("hip-ir-breakouts").exercise("ninety-ninety-ir-pails").dose.describe()
-        'initial stretch 10-30 s; then 3-4 rounds of: contract 10 s, relax and deepen 10 s'
+        'initial stretch 10-30 s; then 3-4 repetitions of: contract 10 s, relax and deepen 10 s'
         """
         parts = []
         if self.lead_in:
@@ -332,7 +332,7 @@ class Dose(_Model):
             count = f"{self.reps} reps" if self.sets.high == 1 else f"{self.sets} x {self.reps} reps"
             parts.append(f"{count}" + (f" ({holds})" if holds else ""))
         elif self.lead_in:
-            parts.append(f"then {self.sets} rounds of: {holds}")
+            parts.append(f"then {self.sets} repetitions of: {holds}")  # "rounds" are the circuit's
         else:
             parts.append(f"{self.sets} x ({holds})")
         return "; ".join(parts)
@@ -502,6 +502,19 @@ class Schedule(_Model):
         """Breakout days as text, e.g. 'mon, wed, fri'."""
         return ", ".join(self.breakout_days)
 
+    @property
+    def consecutive_breakout_days(self) -> list[tuple[str, str]]:
+        """Pairs of breakout days that follow each other, Sunday to Monday included (the week repeats).
+
+        Examples
+        --------
+        >>> s = load_protocol("hip-ir-breakouts").custom_schedule("sun,mon,wed")
+        >>> s.consecutive_breakout_days
+        [('sun', 'mon')]
+        """
+        index = sorted({WEEKDAYS.index(d) for d in self.breakout_days})
+        return [(WEEKDAYS[a], WEEKDAYS[(a + 1) % 7]) for a in index if (a + 1) % 7 in index and len(index) > 1]
+
 
 def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
     """Programming-rule problems of a schedule, as ``(key, message)`` pairs.
@@ -523,16 +536,12 @@ def schedule_problems(schedule: Schedule) -> list[tuple[str, str]]:
     if repeated:
         problems.append(("breakout_days", f"weekday listed twice: {', '.join(repeated)}"))
     if schedule.recovery_day_between:
-        index = sorted({WEEKDAYS.index(d) for d in days})
-        for a in index:
-            b = (a + 1) % 7
-            if b in index and b != a:
-                problems.append((
-                    "breakout_days",
-                    f"breakout days {WEEKDAYS[a]} and {WEEKDAYS[b]} are consecutive, but this "
-                    "schedule needs a recovery day between breakout days; spread them out "
-                    "(e.g. mon, wed, fri)",
-                ))
+        for a, b in schedule.consecutive_breakout_days:
+            problems.append((
+                "breakout_days",
+                f"breakout days {a} and {b} are consecutive, but this schedule needs a recovery day "
+                "between breakout days; spread them out (e.g. mon, wed, fri)",
+            ))
     return problems
 
 

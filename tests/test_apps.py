@@ -83,7 +83,8 @@ def test_preview_shows_the_week_the_breakouts_per_week_and_a_warning_for_consecu
     assert ('<tr><th>with breakouts</th><td class="hip-breakout">2</td><td class="hip-breakout">2</td>'
             "<td>4</td></tr>") in text
     assert "mon and tue are consecutive" in text and "recovery_day_between" not in text
-    assert "about 6-7 min of holds, plus the Hip Movement Sequence" in text
+    assert "About 6-7 minutes of holds for one hip (12-14 if both hips are ticked), plus setting up" in text
+    assert "About 12-14 minutes of holds (6-7 for each hip)" in preview_html(program, "both")
 
 
 # -- program builder: the widget ---------------------------------------------------------------
@@ -147,6 +148,29 @@ def test_builder_custom_days_warn_and_an_invalid_form_cannot_be_saved(store):
     assert store.read("programs").empty
 
 
+def test_builder_saves_consecutive_breakout_days_only_when_confirmed_with_a_reason(store):
+    b = _builder(store)
+    assert b._confirm.layout.display == "none"
+    b._schedule.value = CUSTOM
+    b._days[0].value = b._days[1].value = True  # mon, tue
+    assert b._confirm.layout.display == "flex" and not b._save.disabled
+    b._save.click()
+    assert "Not saved: mon and tue are consecutive breakout days" in b.status.value and store.read("programs").empty
+    b._confirm.value = True
+    b._save.click()
+    assert "Not saved: give a reason for breakouts on consecutive days" in b.status.value
+    assert store.read("programs").empty
+    b._reason.value = "works away Wednesday to Sunday"
+    b._save.click()
+    assert "Saved program P001-20261130-custom-mon-tue" in b.status.value
+    assert store.read("programs")["reason"].tolist() == ["works away Wednesday to Sunday"]
+    b._prepare.click()
+    html = next(v for k, v in _links(b).items() if k.endswith(".html")).decode()
+    assert "back to back (Monday and Tuesday)" in html and "recovery day between breakout days" not in html
+    b._days[1].value, b._days[2].value = False, True  # mon, wed: nothing to confirm
+    assert b._confirm.layout.display == "none"
+
+
 def _links(b) -> dict[str, bytes]:
     found = re.findall(r'download="([^"]+)" href="data:[^;]+;base64,([^"]+)"', b._downloads.value)
     return {name: base64.b64decode(data) for name, data in found}
@@ -174,6 +198,19 @@ def test_builder_downloads_are_embedded_files_named_from_the_sanitised_program_i
     assert b"BEGIN:VCALENDAR" in links["P001-20261130-daily.ics"] and b"draft" not in links["P001-20261130-daily.ics"]
     b._weeks.value = 4  # a changed form invalidates the prepared files
     assert b._downloads.value == ""
+
+
+def test_builder_handout_and_calendar_name_the_hip_recorded_for_the_patient(store):
+    b = _builder(store)  # P001: right hip on record
+    assert "Hip: <b>right</b>" in b._in_force.value
+    b._prepare.click()
+    links = _links(b)
+    html = next(v for k, v in links.items() if k.endswith(".html")).decode()
+    assert "Your home exercise program: right hip" in html and 'class="box hip"' not in html
+    assert b": right hip" in next(v for k, v in links.items() if k.endswith(".ics"))
+    b._patient.value = "P002"  # left
+    b._prepare.click()
+    assert "Your home exercise program: left hip" in next(v for k, v in _links(b).items() if k.endswith(".html")).decode()
 
 
 def test_a_program_the_store_refused_never_gets_a_clean_handout(store):

@@ -232,3 +232,87 @@ def test_a_program_without_a_length_names_the_command_line_options(tmp_path):
                                        "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--weeks N or --end YYYY-MM-DD" in result.output
     assert "weeks=" not in result.output
+
+
+def test_program_side_is_printed_on_the_handout_and_calendar_and_a_missing_side_gets_a_hint(tmp_path):
+    runner = CliRunner()
+    args = ["program", "P1", "--schedule", "three-per-week", "--start", "2026-01-05", "--weeks", "1",
+            "--out", str(tmp_path)]
+    named = runner.invoke(main, args + ["--side", "left"], catch_exceptions=False)
+    folder = tmp_path / "P1-20260105-three-per-week"
+    assert named.exit_code == 0 and "hint" not in named.stderr
+    assert "Your home exercise program: left hip" in (folder / "handout.html").read_text()
+    events = Calendar.from_ical((folder / "calendar.ics").read_bytes()).walk("VEVENT")
+    assert sum(str(e["summary"]).endswith(": left hip") for e in events) == 3
+    unnamed = runner.invoke(main, args, catch_exceptions=False)
+    assert unnamed.exit_code == 0
+    assert unnamed.stderr.strip().splitlines() == ["hint: the handout does not name the hip (it has tick boxes "
+                                                   "left/right/both to mark by hand); pass --side left, right or both "
+                                                   "to print it"]
+    assert 'class="box hip"' in (folder / "handout.html").read_text()
+    assert runner.invoke(main, args + ["--side", "up"]).exit_code == 2
+
+
+def test_consecutive_custom_breakout_days_are_refused_in_words_unless_allowed_with_a_reason(tmp_path):
+    args = ["program", "P003", "--schedule", "mon,tue", "--start", "2026-12-07", "--weeks", "4", "--out", str(tmp_path)]
+    refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 1 and not any(tmp_path.iterdir())
+    assert refused.stderr == ("error: program for patient 'P003': breakout days mon and tue are consecutive, but this "
+                              "schedule needs a recovery day between breakout days; spread them out (e.g. mon, wed, "
+                              "fri), or prescribe them anyway with --allow-consecutive --reason TEXT\n")
+    no_reason = CliRunner().invoke(main, args + ["--allow-consecutive"])
+    assert no_reason.exit_code == 2 and "--allow-consecutive needs --reason TEXT" in no_reason.stderr
+    allowed = run(*args, "--allow-consecutive", "--reason", "works away Wednesday to Sunday", "--side", "right")
+    assert allowed.exit_code == 0, allowed.output
+    assert "8 with breakouts (per week: 2, 2, 2, 2); breakouts on consecutive days, because: works away" in allowed.output
+    html = (tmp_path / "P003-20261207-custom-mon-tue" / "handout.html").read_text()
+    assert "recovery day between breakout days" not in html
+    assert "Your clinician has chosen breakout days back to back (Monday and Tuesday), so there is no recovery" in html
+
+
+def _cli(*args: str, cwd) -> "subprocess.CompletedProcess":
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "hipanalytics.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_no_python_warning_text_reaches_the_terminal(tmp_path):
+    """Run as a clinician does (a real process, Python's own warning display): a caveat is one line in words."""
+    import re
+
+    refused = _cli("program", "P003", "--schedule", "mon,tue", "--start", "2026-12-07", "--weeks", "4",
+                   "--out", str(tmp_path / "out"), cwd=tmp_path)
+    store = tmp_path / "clinic.sqlite"
+    with Store(store) as opened:  # a consecutive custom program stored without a reason (imported as it was)
+        opened.add_records("patients", [{"patient_id": "P1", "birth_year": 1970, "involved_side": "left"}])
+        opened.add_records("programs", [{"program_id": "P1-a", "patient_id": "P1", "protocol_id": "hip-ir-breakouts",
+                                         "protocol_version": "1.0.0", "schedule": "custom:mon,tue",
+                                         "start_date": "2026-01-05", "end_date": "2026-02-01"}])
+    exported = _cli("fhir", "export", "--all", "--out", str(tmp_path / "fhir"), "--store", str(store), cwd=tmp_path)
+    assert refused.returncode == 1 and exported.returncode == 0, exported.stderr
+    assert "error: program for patient 'P003': breakout days mon and tue are consecutive" in refused.stderr
+    assert ("warning: program for patient 'P1': breakout days mon and tue are consecutive, but this schedule needs a "
+            "recovery day between breakout days") in exported.stderr
+    for result in (refused, exported):
+        assert "Warning" not in result.stderr and not re.search(r"\.py\b|line \d+|warnings\.warn", result.stderr)
+
+
+def test_program_calendar_events_have_an_end_and_a_reminder_that_the_command_line_sets(tmp_path):
+    from datetime import timedelta
+
+    args = ["program", "P1", "--schedule", "daily", "--start", "2026-01-05", "--weeks", "1", "--side", "right",
+            "--out", str(tmp_path)]
+    ics = tmp_path / "P1-20260105-daily" / "calendar.ics"
+    assert run(*args).exit_code == 0
+    events = Calendar.from_ical(ics.read_bytes()).walk("VEVENT")
+    assert {e.decoded("dtend") - e.decoded("dtstart") for e in events} == {timedelta(minutes=20), timedelta(minutes=10)}
+    assert {a.decoded("trigger") for e in events for a in e.walk("VALARM")} == {timedelta(minutes=-15)}
+    assert run(*args, "--sequence-minutes", "20", "--reminder-minutes", "30").exit_code == 0
+    events = Calendar.from_ical(ics.read_bytes()).walk("VEVENT")
+    assert {e.decoded("dtend") - e.decoded("dtstart") for e in events} == {timedelta(minutes=30), timedelta(minutes=20)}
+    assert {a.decoded("trigger") for e in events for a in e.walk("VALARM")} == {timedelta(minutes=-30)}
+    assert run(*args, "--no-reminder").exit_code == 0
+    assert b"VALARM" not in ics.read_bytes()
+    assert CliRunner().invoke(main, args + ["--reminder-minutes", "-5"]).exit_code == 2

@@ -100,6 +100,7 @@ def test_custom_consecutive_breakout_days_warn_that_a_recovery_day_is_missing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make("mon,wed,fri")
+        make("mon,tue,thu", reason="works away Wednesdays")  # the reason records the clinician's choice
 
 
 def test_breakout_slot_can_be_moved_to_the_evening():
@@ -168,7 +169,7 @@ def test_dose_overrides_and_choices_change_the_prescription_not_the_protocol(pro
     rx = prescription(p, "breakouts")
     assert rx["exercise_id"].tolist() == ["quadruped-band-ir", "ninety-ninety-ir-pails", "hip-movement-sequence"]
     assert rx["alternative_to"].tolist() == ["", "ninety-ninety", ""]
-    assert rx.loc[1, "dose"] == "initial stretch 45 s; then 2 rounds of: contract 10 s, relax and deepen 10 s"
+    assert rx.loc[1, "dose"] == "initial stretch 45 s; then 2 repetitions of: contract 10 s, relax and deepen 10 s"
     assert "ninety-ninety-ir-pails" not in prescription(make())["exercise_id"].tolist()
 
 
@@ -295,6 +296,18 @@ def test_session_times_add_up_the_holds_of_the_chosen_exercises_and_overrides():
     assert (row["minutes_low"], row["minutes_high"]) == (10.5, 11.5)
     sequence = session_times(longer).set_index("session").loc["sequence"]
     assert (sequence["minutes_low"], sequence["untimed"]) == (0.0, "Hip Movement Sequence")
+
+
+def test_session_times_for_both_hips_double_the_holds_but_not_the_untimed_sequence():
+    from hipanalytics.program import session_times
+
+    pails = make(choices={"ninety-ninety": "ninety-ninety-ir-pails"})
+    both = session_times(pails, side="both").set_index("session")
+    assert both.loc["breakouts", ["minutes_low", "minutes_high"]].tolist() == [10.0, 16.0]
+    assert both.loc["sequence", "minutes_high"] == 0.0
+    assert session_times(pails, side="left").equals(session_times(pails))
+    with pytest.raises(ProgramError, match="side must be one of left, right, both"):
+        session_times(pails, side="bilateral")
 
 
 def test_plan_table_moves_breakouts_to_the_stored_breakout_slot_as_plan_does():

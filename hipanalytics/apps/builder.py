@@ -34,11 +34,11 @@ from pydantic import ValidationError
 
 from ..config import safe_filename
 from ..errors import HipAnalyticsError, ProgramError, ScheduleWarning
-from ..program import DoseOverride, Program, breakouts_per_week, plan, session_times
+from ..program import DoseOverride, Program, breakouts_per_week, plan
 from ..protocol import WEEKDAYS, ChoiceBlock, CircuitBlock, Protocol, Range, schedule_problems
 
-__all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "previous_breakout",
-           "week_table", "preview_html", "download_links", "ProgramBuilder"]
+__all__ = ["BreakoutItem", "breakout_items", "dose_fields", "build_program", "program_warnings", "save_refusal",
+           "previous_breakout", "patient_side", "week_table", "preview_html", "download_links", "ProgramBuilder"]
 
 CUSTOM = "custom"
 """The ``schedule`` value that means: the weekdays in ``days``."""
@@ -226,6 +226,37 @@ def program_warnings(program: Program) -> list[str]:
     return messages
 
 
+def save_refusal(program: Program, confirmed: bool) -> str | None:
+    """Why the builder must not save the program yet, or None.
+
+    Breakouts on consecutive days in a schedule that asks for a recovery day between them (a
+    custom weekday set based on 3x/week) are saved only when the clinician confirms them and gives
+    a reason, which is kept with the program.
+
+    Examples
+    --------
+    >>> from datetime import date
+    >>> from hipanalytics.protocol import load_protocol
+    >>> form = {"patient_id": "P1", "schedule": "custom", "days": ["mon", "tue"], "start_date": date(2026, 1, 5),
+    ...         "weeks": 2}
+    >>> p = build_program(load_protocol("hip-ir-breakouts"), form)
+    >>> save_refusal(p, confirmed=False)[:45]
+    'Not saved: mon and tue are consecutive breako'
+    >>> save_refusal(p.model_copy(update={"reason": "works away Wed-Sun"}), confirmed=True) is None
+    True
+    """
+    pairs = program.resolved_schedule.consecutive_breakout_days
+    if not pairs or not schedule_problems(program.resolved_schedule):
+        return None
+    days = "; ".join(f"{a} and {b}" for a, b in pairs)
+    if not confirmed:
+        return (f"Not saved: {days} are consecutive breakout days, but this schedule asks for a recovery day between "
+                "them. Tick 'Breakouts on consecutive days' and give a reason to save it anyway, or choose other days.")
+    if not program.reason:
+        return f"Not saved: give a reason for breakouts on consecutive days ({days}); it is kept with the program."
+    return None
+
+
 def previous_breakout(programs: pd.DataFrame, start: date) -> date | None:
     """The last breakout day before ``start`` of the patient's program in force the day before it
     (the one a new program from ``start`` replaces), from the stored ``programs``; None if none.
@@ -252,6 +283,25 @@ def previous_breakout(programs: pd.DataFrame, start: date) -> date | None:
     return done.max().date() if len(done) else None
 
 
+def patient_side(patients: pd.DataFrame, patient_id: str | None) -> str | None:
+    """The patient's involved hip (``left``, ``right`` or ``both``) from the stored patients, or None
+    when the patient or the side is not on record (the handout then has tick boxes for it).
+
+    Examples
+    --------
+    >>> patients = pd.DataFrame({"patient_id": ["P1", "P2"], "involved_side": ["both", None]})
+    >>> patient_side(patients, "P1"), patient_side(patients, "P2"), patient_side(patients, "P9")
+    ('both', None, None)
+    """
+    from ..handout import SIDES
+
+    if "involved_side" not in patients:
+        return None
+    found = patients.loc[patients["patient_id"] == patient_id, "involved_side"]
+    side = found.iloc[0] if len(found) else None
+    return side if side in SIDES else None
+
+
 def week_table(program: Program) -> pd.DataFrame:
     """The program's week at a glance: one row per slot, one column per weekday, session titles.
 
@@ -275,8 +325,11 @@ def _week_grid(program: Program, sessions: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(index=order, columns=[d for d in WEEKDAYS if d in table.columns])
 
 
-def preview_html(program: Program) -> str:
-    """The live preview: week grid, breakouts per week, estimated session times, warnings (escaped)."""
+def preview_html(program: Program, side: str | None = None) -> str:
+    """The live preview: week grid, breakouts per week, estimated session times (for ``side``, the
+    hip(s) on the patient's record, as the handout gives them), warnings (escaped)."""
+    from ..handout import session_lengths
+
     schedule = program.resolved_schedule
     breakout_title = program.protocol.session(schedule.breakout_session).title
     sessions = plan(program)
@@ -291,17 +344,9 @@ def preview_html(program: Program) -> str:
     weeks = "".join(f"<th>{w.week}</th>" for w in per_week.itertuples())
     sessions = "".join(f"<td>{w.sessions}</td>" for w in per_week.itertuples())
     breakouts = "".join(f'<td class="hip-breakout">{w.breakouts}</td>' for w in per_week.itertuples())
-    times = ""
-    for t in session_times(program).itertuples():
-        span = f"{t.minutes_low:.0f}" if round(t.minutes_low) == round(t.minutes_high) else \
-            f"{t.minutes_low:.0f}-{t.minutes_high:.0f}"
-        if t.minutes_high == 0:
-            text = "its length is set by your clinic"
-        else:
-            text = f"about {span} min of holds"
-            if t.untimed:
-                text += f", plus the {html.escape(t.untimed)} (its length is set by your clinic)"
-        times += f"<li><b>{html.escape(t.session_title)}</b>: {text}</li>"
+    lengths = session_lengths(program, side)
+    times = "".join(f"<li><b>{html.escape(program.protocol.session(s).title)}</b>: {html.escape(text)}</li>"
+                    for s, text in lengths.items())
     problems = "".join(f'<p class="hip-warning">&#9888; {html.escape(m)}</p>' for m in program_warnings(program))
     rx_note = ""
     if program.omit:
@@ -318,24 +363,26 @@ def preview_html(program: Program) -> str:
     )
 
 
-def download_links(program: Program, *, patient_name: str | None = None, draft: bool = False) -> str:
+def download_links(program: Program, *, side: str | None = None, patient_name: str | None = None,
+                   draft: bool = False) -> str:
     """Links that download the handout (HTML and PDF) and the calendar, embedded as data URIs.
 
     Nothing is served or fetched: the files travel inside the page, so the links work in
     JupyterLab and in Voilà alike. File names derive from the program id, sanitised. A ``draft``
     (a program not saved in the store) says "draft, not recorded" on the handout and in the
-    calendar's name, and its file names end in ``-draft``.
+    calendar's name, and its file names end in ``-draft``. ``side`` is the hip(s) to work, as
+    :func:`~hipanalytics.handout.handout_html` takes it (the builder passes the patient record's).
     """
     from ..handout import calendar_ics, handout_html
     from ..pdf import html_to_pdf
 
     base = safe_filename(program.program_id) + ("-draft" if draft else "")
-    document = handout_html(program, patient_name=patient_name, draft=draft)
+    document = handout_html(program, side=side, patient_name=patient_name, draft=draft)
     label = " (draft, not recorded)" if draft else ""
     files = [
         (f"{base}-handout.html", "text/html", document.encode("utf-8"), f"Handout (HTML){label}"),
         (f"{base}-handout.pdf", "application/pdf", html_to_pdf(document)[0], f"Handout (PDF){label}"),
-        (f"{base}.ics", "text/calendar", calendar_ics(program, draft=draft), f"Calendar (.ics){label}"),
+        (f"{base}.ics", "text/calendar", calendar_ics(program, side=side, draft=draft), f"Calendar (.ics){label}"),
     ]
     links = "".join(
         f'<a class="hip-download" download="{html.escape(name)}" '
@@ -399,6 +446,9 @@ class ProgramBuilder(_ui.App):
         self._weeks.add_class("hip-weeks")
         self._reason = w.Text(description="Reason", placeholder="why this program (needed for a change of schedule)",
                               style=wide, layout=w.Layout(width="560px"))
+        self._confirm = w.Checkbox(value=False, indent=False, layout=w.Layout(width="auto", margin="0 0 0 114px"),
+                                   description="Breakouts on consecutive days: I confirm them, for the reason above")
+        self._confirm.add_class("hip-confirm")
         self._who = w.Text(description="Clinician", value=who or _ui.login_name(), style=wide,
                            layout=w.Layout(width="320px"))
         self._exercises = w.VBox()
@@ -419,7 +469,7 @@ class ProgramBuilder(_ui.App):
             _ui.section("Patient and protocol", [self._patient, self._in_force, self._protocol]),
             _ui.section("Exercises and doses", [self._exercises]),
             _ui.section("Schedule", [self._schedule, self._days_box, self._slot,
-                                     w.HBox([self._start, self._weeks]), self._reason, self._who]),
+                                     w.HBox([self._start, self._weeks]), self._reason, self._confirm, self._who]),
             _ui.section("Preview", [self._preview]),
             w.HBox([self._save, self._prepare]),
             self.status,
@@ -427,7 +477,8 @@ class ProgramBuilder(_ui.App):
         ]
         self._protocol.observe(self._protocol_changed, "value")
         self._patient.observe(self._patient_changed, "value")
-        for control in (self._schedule, self._slot, self._start, self._weeks, self._reason, *self._days):
+        for control in (self._schedule, self._slot, self._start, self._weeks, self._reason, self._confirm,
+                        *self._days):
             control.observe(self._changed, "value")
         self._save.on_click(self._save_clicked)
         self._prepare.on_click(self._prepare_clicked)
@@ -454,6 +505,10 @@ class ProgramBuilder(_ui.App):
             "reason": self._reason.value,
             "previous_breakout": self._previous_breakout(),
         }
+
+    def side(self) -> str | None:
+        """The chosen patient's involved hip, as recorded in the store (None if not recorded)."""
+        return patient_side(self.patients(), self._patient.value)
 
     def _previous_breakout(self) -> date | None:
         patient, start = self._patient.value, self._start.value
@@ -506,8 +561,14 @@ class ProgramBuilder(_ui.App):
         self._building = False
         self._changed()
 
+    def _show_patient(self) -> None:
+        side = self.side()
+        hip = (f"<p>Hip: <b>{html.escape(side)}</b> (the patient record's involved side; printed on the handout)</p>"
+               if side else '<p class="hip-muted">No involved side on record: the handout has tick boxes for the hip.</p>')
+        self._in_force.value = hip + self.programs_in_force_html(self._patient.value)
+
     def _patient_changed(self, change=None) -> None:
-        self._in_force.value = self.programs_in_force_html(self._patient.value)
+        self._show_patient()
         self._changed()
 
     def _changed(self, change=None) -> None:
@@ -527,27 +588,33 @@ class ProgramBuilder(_ui.App):
             self._preview.value = _ui.problem_html(str(exc))
             self._save.disabled = self._prepare.disabled = True
             return
-        self._preview.value = preview_html(self.value)
+        self._preview.value = preview_html(self.value, self.side())
+        needs = save_refusal(self.value, confirmed=False) is not None
+        self._confirm.layout.display = "flex" if needs else "none"
         self._save.disabled = self._prepare.disabled = False
 
     def _save_clicked(self, _button=None) -> None:
         if self.value is None:
             return
         program = self.value
+        refusal = save_refusal(program, self._confirm.value)
+        if refusal:
+            self.status.value = _ui.problem_html(refusal)
+            return
         with self.saving("Saving the program"):
             written = self.store.save_program(program, who=self._who.value.strip() or None, today=self.today)
             self.saved = program
             ended = [p for p in written if p != program.program_id]
             note = f"; ended {', '.join(ended)} the day before" if ended else ""
             self.say_saved(f"Saved program {program.program_id}{note}.")
-            self._in_force.value = self.programs_in_force_html(program.patient_id)
+            self._show_patient()
 
     def _prepare_clicked(self, _button=None) -> None:
         if self.value is None:
             return
         draft = self.value != self.saved
         with self.saving("Preparing the handout"):
-            self._downloads.value = download_links(self.value, draft=draft)
+            self._downloads.value = download_links(self.value, side=self.side(), draft=draft)
             if draft:
                 self.status.value = _ui.warning_html(
                     "Draft handout and calendar: this program is not saved, so they say 'draft, not recorded'. "

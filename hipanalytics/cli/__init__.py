@@ -3,7 +3,9 @@
 Exit codes: 0 success; 1 the input was refused (protocol, program or data problem, message on
 stderr; nothing was written); 2 the command line itself was wrong; 3 an import in quarantine mode
 stored the good rows and set bad rows aside (the quarantine file says why); 4 an internal error
-(a bug): one line on stderr, the traceback in a file it names.
+(a bug): one line on stderr, the traceback in a file it names. A warning (a caveat such as a small
+cohort) is one line on stderr, ``warning: ...`` in words, never Python's form with a file path,
+source line and class name.
 
 The commands live in one module per group, each registering on :func:`main`: ``programs``
 (protocols, programs, demo), ``records`` (validate, import, export, patients, key), ``interop``
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 
 import click
 
@@ -47,11 +50,23 @@ def _refusals(func):
     return wrapper
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` for the terminal: the message alone, without file, line or class."""
+    text = " ".join(str(message).split())
+    click.echo(f"warning: {text}", err=True)
+
+
 class _Command(click.Group):
     """The command group; an unexpected exception (a bug) becomes one line and exit code 4, with the
-    traceback kept in a file, never a traceback on the terminal."""
+    traceback kept in a file, never a traceback on the terminal. Warnings are shown in words
+    (:func:`_show_warning`)."""
 
     def invoke(self, ctx):
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 
 import click
 
 from ..config import default_reports_dir, safe_filename
-from ..handout import write_calendar, write_handout
+from ..errors import ProgramError, ScheduleWarning
+from ..handout import REMINDER_MINUTES, SEQUENCE_MINUTES, SIDES, write_calendar, write_handout
 from ..program import Program, breakouts_per_week, plan
-from ..protocol import list_protocols, load_protocol
+from ..protocol import list_protocols, load_protocol, schedule_problems
 from . import EXIT_REFUSED, _refusals, main
 
 
@@ -42,16 +44,17 @@ def check_protocol_command(file: Path) -> None:
     )
 
 
-def _write_program_files(program: Program, out: Path, **handout_kwargs) -> dict[str, Path]:
+def _write_program_files(program: Program, out: Path, *, side: str | None, calendar: dict | None = None,
+                         **handout_kwargs) -> dict[str, Path]:
     folder = out / safe_filename(program.program_id)
     folder.mkdir(parents=True, exist_ok=True)
     sessions = plan(program)
     sessions.to_csv(folder / "plan.csv", index=False)
     return {
         "plan": folder / "plan.csv",
-        "handout": write_handout(program, folder / "handout.html", **handout_kwargs),
-        "handout_pdf": write_handout(program, folder / "handout.pdf", **handout_kwargs),
-        "calendar": write_calendar(program, folder / "calendar.ics"),
+        "handout": write_handout(program, folder / "handout.html", side=side, **handout_kwargs),
+        "handout_pdf": write_handout(program, folder / "handout.pdf", side=side, **handout_kwargs),
+        "calendar": write_calendar(program, folder / "calendar.ics", side=side, **(calendar or {})),
     }
 
 
@@ -77,13 +80,25 @@ def _summary(program: Program) -> str:
               help="Protocol id, id@version, or a protocol file.")
 @click.option("--choice", "choices", multiple=True, metavar="CHOICE=EXERCISE",
               help="Pick an alternative, e.g. ninety-ninety=ninety-ninety-ir-pails.")
+@click.option("--allow-consecutive", is_flag=True,
+              help="Prescribe custom breakout days that follow each other although the schedule asks for a "
+                   "recovery day between them (needs --reason).")
+@click.option("--reason", default="", help="Why this program (kept with it); required with --allow-consecutive.")
+@click.option("--side", type=click.Choice(SIDES),
+              help="The hip(s) to work, printed on the handout and calendar [default: tick boxes on the handout "
+                   "for you to mark].")
+@click.option("--sequence-minutes", type=click.FloatRange(min=0), default=SEQUENCE_MINUTES, show_default=True,
+              help="How long your clinic's Hip Movement Sequence takes; calendar events end after it.")
+@click.option("--reminder-minutes", type=click.IntRange(min=0), default=REMINDER_MINUTES, show_default=True,
+              help="Calendar reminder, minutes before each session.")
+@click.option("--no-reminder", is_flag=True, help="Calendar events without a reminder.")
 @click.option("--name", "patient_name", help="Name printed on the handout instead of the id.")
 @click.option("--clinician", help="Prescriber printed on the handout.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/programs].")
 @_refusals
-def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, patient_name,
-                    clinician, out) -> None:
+def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, allow_consecutive, reason,
+                    side, sequence_minutes, reminder_minutes, no_reminder, patient_name, clinician, out) -> None:
     """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics)."""
     picked = {}
     for item in choices:
@@ -93,20 +108,34 @@ def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choic
         picked[key.strip()] = value.strip()
     if not weeks and not end:
         raise click.UsageError("give the program's length: --weeks N or --end YYYY-MM-DD")
-    program = Program(
-        patient_id=patient_id,
-        protocol=load_protocol(protocol_ref),
-        schedule=schedule,
-        start_date=start.date(),
-        **({"weeks": weeks} if weeks else {}),
-        **({"end_date": end.date()} if end else {}),
-        choices=picked,
-    )
-    files = _write_program_files(program, out or default_reports_dir() / "programs",
+    if allow_consecutive and not reason.strip():
+        raise click.UsageError("--allow-consecutive needs --reason TEXT: why breakouts on consecutive days "
+                               "(it is kept with the program)")
+    with warnings.catch_warnings():  # the schedule's problems are refused below, in words
+        warnings.simplefilter("ignore", ScheduleWarning)
+        program = Program(
+            patient_id=patient_id,
+            protocol=load_protocol(protocol_ref),
+            schedule=schedule,
+            start_date=start.date(),
+            **({"weeks": weeks} if weeks else {}),
+            **({"end_date": end.date()} if end else {}),
+            choices=picked,
+            reason=reason,
+        )
+    problems = [message for _, message in schedule_problems(program.resolved_schedule)]
+    if problems and not allow_consecutive:
+        raise ProgramError(f"program for patient {patient_id!r}: {'; '.join(problems)}, or prescribe them anyway "
+                           "with --allow-consecutive --reason TEXT")
+    calendar = {"sequence_minutes": sequence_minutes, "reminder_minutes": None if no_reminder else reminder_minutes}
+    files = _write_program_files(program, out or default_reports_dir() / "programs", side=side, calendar=calendar,
                                  patient_name=patient_name, clinician=clinician)
-    click.echo(_summary(program))
+    click.echo(_summary(program) + (f"; breakouts on consecutive days, because: {reason.strip()}" if problems else ""))
     for kind, path in files.items():
         click.echo(f"  {kind:11} {path}")
+    if side is None:
+        click.echo("hint: the handout does not name the hip (it has tick boxes left/right/both to mark by hand); "
+                   "pass --side left, right or both to print it", err=True)
 
 
 def _next_monday(today: date) -> date:
@@ -133,15 +162,16 @@ def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
     first = start.date() if start else _next_monday(date.today())
     protocol = load_protocol("hip-ir-breakouts")
     click.echo(f"Protocol {protocol.key}: {protocol.title} ({protocol.source_file})")
-    programs = [
-        Program(patient_id="DEMO-001", protocol=protocol, schedule="three-per-week",
-                start_date=first, weeks=6, reason="demo: breakouts 3x/week"),
-        Program(patient_id="DEMO-002", protocol=protocol, schedule="daily", start_date=first,
-                weeks=6, choices={"ninety-ninety": "ninety-ninety-ir-pails"},
-                reason="demo: daily breakouts with the contract-relax variant"),
-    ]
-    for program in programs:
-        files = _write_program_files(program, out / "programs", patient_name=f"Demo patient {program.patient_id}")
+    programs = {
+        "right": Program(patient_id="DEMO-001", protocol=protocol, schedule="three-per-week",
+                         start_date=first, weeks=6, reason="demo: breakouts 3x/week"),
+        "both": Program(patient_id="DEMO-002", protocol=protocol, schedule="daily", start_date=first,
+                        weeks=6, choices={"ninety-ninety": "ninety-ninety-ir-pails"},
+                        reason="demo: daily breakouts with the contract-relax variant"),
+    }
+    for side, program in programs.items():
+        files = _write_program_files(program, out / "programs", side=side,
+                                     patient_name=f"Demo patient {program.patient_id}")
         click.echo(_summary(program))
         for kind, path in files.items():
             click.echo(f"  {kind:11} {path}")
@@ -162,7 +192,8 @@ def demo_command(out: Path | None, start, n_reports: int, jobs: int) -> None:
         click.echo(f"  clinic overview:   {overview['html']}")
         click.echo(f"\nOpen {result['index']} for the patient reports,")
     store.close()
-    click.echo(f"and {out / 'programs' / safe_filename(programs[0].program_id) / 'handout.html'} for a patient handout.")
+    click.echo(f"and {out / 'programs' / safe_filename(programs['right'].program_id) / 'handout.html'} for a patient "
+               "handout.")
     click.echo(f"Try the apps on this store: hipanalytics app builder --store {store_path} "
                "(or entry, dashboard).")
 

@@ -107,7 +107,7 @@ def data_dictionary() -> str:
         "  in the store.",
         "- Each program row must be a valid program of its protocol: a known schedule or weekday set, slot,",
         "  choices, dose overrides and left-out exercises (a recovery schedule with consecutive breakout days is",
-        "  a warning).",
+        "  a warning unless the row's reason says why).",
         "- Measurement position and instrument are kept exactly: IR differs by 3-13 degrees between seated, supine",
         "  and prone (Simoneau 1998; Gradoz 2018; Kouyoumdjian 2012) and by about 4.5 degrees between inclinometer",
         "  and goniometer (Roach 2013), so a plain `supine` is refused rather than guessed.",
