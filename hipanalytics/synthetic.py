@@ -422,10 +422,12 @@ def sample_store_path() -> Path | None:
     import hashlib
 
     from . import __version__
+    from .store.migrate import HEAD
 
     folder = _cache_dir()
     generator = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]  # a changed generator: a new sample
-    return None if folder is None else folder / f"sample-{__version__}-{generator}.sqlite"
+    # and a new schema: another checkout of this version may have built its own
+    return None if folder is None else folder / f"sample-{__version__}-{generator}-r{HEAD}.sqlite"
 
 
 def _build_sample(path: Path) -> str:

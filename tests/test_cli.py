@@ -316,3 +316,32 @@ def test_program_calendar_events_have_an_end_and_a_reminder_that_the_command_lin
     assert run(*args, "--no-reminder").exit_code == 0
     assert b"VALARM" not in ics.read_bytes()
     assert CliRunner().invoke(main, args + ["--reminder-minutes", "-5"]).exit_code == 2
+
+
+def test_program_with_a_store_saves_the_prescription_where_reports_see_it(tmp_path):
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "left"}])
+    out = tmp_path / "programs"
+    first = run("program", "P001", "--schedule", "daily", "--start", "2026-12-07", "--weeks", "4", "--store", store,
+                "--out", str(out))
+    assert first.exit_code == 0, first.output
+    assert f"saved in {store}: program P001-20261207-daily" in first.output
+    assert "hint: the handout does not name the hip" not in first.output  # the side came from the patient record
+    assert "left hip" in (out / "P001-20261207-daily" / "handout.html").read_text()
+    stored = Store(store).read("programs")
+    assert stored["program_id"].tolist() == ["P001-20261207-daily"]
+    # a switch through `program` needs a reason, and a refused save writes no files
+    refused = run("program", "P001", "--schedule", "three-per-week", "--start", "2026-12-21", "--weeks", "4",
+                  "--store", store, "--out", str(out))
+    assert refused.exit_code == 1 and "a schedule change needs a reason" in refused.output
+    assert not (out / "P001-20261221-three-per-week").exists()
+    switched = run("program", "P001", "--schedule", "three-per-week", "--start", "2026-12-21", "--weeks", "4",
+                   "--reason", "pain after daily breakouts", "--store", store, "--out", str(out))
+    assert switched.exit_code == 0, switched.output
+    assert "P001-20261207-daily now ends 2026-12-20" in switched.output
+    ends = Store(store).read("programs").set_index("program_id")["end_date"]
+    assert ends["P001-20261207-daily"] == pd.Timestamp("2026-12-20")
+    unknown = run("program", "NOBODY", "--schedule", "daily", "--start", "2026-12-07", "--weeks", "4", "--store", store,
+                  "--out", str(out))
+    assert unknown.exit_code == 1 and "patient 'NOBODY' is not in the store" in unknown.output

@@ -96,10 +96,16 @@ def _summary(program: Program) -> str:
 @click.option("--clinician", help="Prescriber printed on the handout.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder [default: ./reports/programs].")
+@click.option("--store", "store_path", default=None,
+              help="Also save the program in this store (SQLite file or database URL), where reports, the "
+                   "dashboard and the worklist see it; a program in force from before ends the day before "
+                   "(give --reason). The hip defaults to the patient's involved side there.")
 @_refusals
 def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choices, allow_consecutive, reason,
-                    side, sequence_minutes, reminder_minutes, no_reminder, patient_name, clinician, out) -> None:
-    """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics)."""
+                    side, sequence_minutes, reminder_minutes, no_reminder, patient_name, clinician, out,
+                    store_path) -> None:
+    """Prescribe a program to PATIENT_ID: write its plan (CSV), handout (HTML) and calendar (.ics), and
+    with --store save it in the store."""
     picked = {}
     for item in choices:
         key, sep, value = item.partition("=")
@@ -127,15 +133,39 @@ def program_command(patient_id, schedule, start, weeks, end, protocol_ref, choic
     if problems and not allow_consecutive:
         raise ProgramError(f"program for patient {patient_id!r}: {'; '.join(problems)}, or prescribe them anyway "
                            "with --allow-consecutive --reason TEXT")
+    saved = None
+    if store_path:  # saved first: a refused save leaves no files behind
+        side, saved = _save_program(program, store_path, side)
     calendar = {"sequence_minutes": sequence_minutes, "reminder_minutes": None if no_reminder else reminder_minutes}
     files = _write_program_files(program, out or default_reports_dir() / "programs", side=side, calendar=calendar,
                                  patient_name=patient_name, clinician=clinician)
     click.echo(_summary(program) + (f"; breakouts on consecutive days, because: {reason.strip()}" if problems else ""))
+    if saved is not None:
+        click.echo(saved)
     for kind, path in files.items():
         click.echo(f"  {kind:11} {path}")
     if side is None:
         click.echo("hint: the handout does not name the hip (it has tick boxes left/right/both to mark by hand); "
                    "pass --side left, right or both to print it", err=True)
+
+
+def _save_program(program: Program, store_path: str, side: str | None) -> tuple[str | None, str]:
+    """Save ``program`` in the store; return the side (the patient's involved side unless given)
+    and a line saying what was saved."""
+    from ..store import Store
+
+    with Store(store_path, create=False) as store:
+        patients = store.read("patients", patient_id=program.patient_id)
+        if patients.empty:
+            raise ProgramError(f"patient {program.patient_id!r} is not in the store {store_path}: import the patient "
+                               "first (hipanalytics import patients.csv)")
+        written = store.save_program(program)
+    ended = [w for w in written if w != program.program_id]
+    line = f"saved in {store_path}: program {program.program_id}"
+    if ended:
+        line += (f"; {', '.join(ended)} now ends {program.start_date - timedelta(days=1)} (kept on record, with the "
+                 "reason)")
+    return side or str(patients["involved_side"].iloc[0]), line
 
 
 def _next_monday(today: date) -> date:
