@@ -310,9 +310,10 @@ def _require(df: pd.DataFrame, columns: list[str], name: str) -> None:
         raise ValueError(f"{name} needs columns {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
 
 
-def _ols_slopes(v: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ols_slopes(v: pd.DataFrame, *, with_sd: bool = False):
     """Per-series OLS slope of degrees on weeks with a t-based 95 % CI, from grouped sums (series
-    in sorted order)."""
+    in sorted order); with ``with_sd`` also the SD of the visit values around the line (NaN under
+    3 visits)."""
     from scipy import stats  # imported when needed: scipy.stats takes half a second to load
 
     x, y = v["weeks"], v["degrees"]
@@ -328,7 +329,8 @@ def _ols_slopes(v: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         se = np.sqrt(sse / (n - 2) / sxx)
         t = stats.t.ppf(0.975, np.where(n > 2, n - 2, np.nan))
         half = np.where(n > 2, t * se, np.nan)
-    return slope, slope - half, slope + half
+        sd = np.where(n > 2, np.sqrt(sse / (n - 2)), np.nan)
+    return (slope, slope - half, slope + half, sd) if with_sd else (slope, slope - half, slope + half)
 
 
 def _recent_trend(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.DataFrame:
@@ -338,13 +340,13 @@ def _recent_trend(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.DataFram
 
     last = v.groupby(SERIES_KEYS, sort=True, dropna=False)["measured_on"].transform("max")
     recent = v[v["measured_on"] >= last - pd.Timedelta(days=7 * weeks)]
-    slope, low, high = _ols_slopes(recent)
+    slope, low, high, residual_sd = _ols_slopes(recent, with_sd=True)
     g = recent.groupby(SERIES_KEYS, sort=True, dropna=False)
     span = g["weeks"].agg(lambda w: w.max() - w.min())
     window = pd.DataFrame({"recent_slope": slope, "recent_ci_low": low, "recent_ci_high": high,
                            "span": span.to_numpy(), "recent_visits": g.size().to_numpy(),
                            "last_visit_": g["measured_on"].max().to_numpy()}, index=span.index).reset_index()
-    window["residual_sd"] = _residual_sd(recent)
+    window["residual_sd"] = residual_sd
     out = out.merge(window, on=SERIES_KEYS, how="left")
     judged = ((out["recent_visits"] >= MIN_RECENT_VISITS) & (out["span"] >= MIN_RECENT_SPAN_WEEKS)
               & out["recent_ci_low"].notna())
@@ -371,20 +373,6 @@ def _recent_trend(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.DataFram
         for k, n, s_, w, m, last_day in zip(trend, out["recent_visits"], out["residual_sd"], out["span"], mdc,
                                              out["last_visit_"])]
     return out.drop(columns=["span", "residual_sd", "last_visit_"])
-
-
-def _residual_sd(v: pd.DataFrame) -> np.ndarray:
-    """Per series (sorted), the SD of the visit values around their OLS line (NaN under 3 visits)."""
-    x, y = v["weeks"], v["degrees"]
-    sums = pd.DataFrame({"n": 1, "x": x, "y": y, "xx": x * x, "xy": x * y, "yy": y * y}, index=v.index)
-    s = sums.groupby([v[k] for k in SERIES_KEYS], sort=True, dropna=False).sum()
-    n = s["n"].to_numpy(dtype=float)
-    sxx = s["xx"].to_numpy() - s["x"].to_numpy() ** 2 / n
-    sxy = s["xy"].to_numpy() - s["x"].to_numpy() * s["y"].to_numpy() / n
-    syy = s["yy"].to_numpy() - s["y"].to_numpy() ** 2 / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = np.where(sxx > 1e-12, sxy / sxx, np.nan)
-        return np.where(n > 2, np.sqrt(np.clip(syy - slope * sxy, 0, None) / (n - 2)), np.nan)
 
 
 def visits_to_decide(visits: int, residual_sd: float, span_weeks: float, mdc: float, weeks: int = RECENT_WEEKS,
