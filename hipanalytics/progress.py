@@ -83,6 +83,12 @@ class PatientProgress:
     def summary(self) -> str:
         """A few sentences a clinician can read aloud: the episode, one per involved side, then
         sessions and pain."""
+        return " ".join(self.summary_parts)
+
+    @property
+    def summary_parts(self) -> list[str]:
+        """:attr:`summary` as its parts, one paragraph each: the episode (when there were earlier
+        ones), each involved side, sessions, pain."""
         return _summary(self)
 
     def sides_table(self) -> pd.DataFrame:
@@ -512,7 +518,7 @@ def _asymmetry_words(row, *, reached: bool) -> str:
     return text
 
 
-def _summary(p: PatientProgress) -> str:
+def _summary(p: PatientProgress) -> list[str]:
     involved = _involved(p.trends)
     parts = []
     if p.episode is not None and len(p.episodes) > 1:
@@ -527,7 +533,7 @@ def _summary(p: PatientProgress) -> str:
                      f"({fixed(a['breakouts_per_week_done'])} per week); {percent(a['adherence'])} of all planned "
                      "sessions.")
     parts.append(_pain_sentence(p))
-    return " ".join(parts)
+    return parts
 
 
 def _pain_sentence(p: PatientProgress) -> str:

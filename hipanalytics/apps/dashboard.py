@@ -190,7 +190,7 @@ class Dashboard(_ui.App):
             return
         panels = patient_panels(self.store, self.patient_id)
         p = panels.progress
-        self.summary.value = p.header_html() + f"<p>{html.escape(p.summary)}</p>"
+        self.summary.value = p.header_html() + "".join(f"<p>{html.escape(t)}</p>" for t in p.summary_parts)
         for name in ("rom", "adherence", "pain"):
             image = getattr(self, name)
             image.value = panels.image_html(name) if name in panels.charts else ""

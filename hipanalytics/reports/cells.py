@@ -149,9 +149,9 @@ def open_store(store: str | None):
     return Store(store if store is not None else sample_store(), create=False)
 
 
-def paragraph(text: str) -> str:
-    """Text as an escaped HTML paragraph."""
-    return f"<p>{html.escape(text)}</p>"
+def paragraph(text: str | list[str]) -> str:
+    """Text as an escaped HTML paragraph, or a list of texts as one paragraph each."""
+    return "".join(f"<p>{html.escape(t)}</p>" for t in ([text] if isinstance(text, str) else text))
 
 
 def report_day(store, as_of=None) -> pd.Timestamp | None:
