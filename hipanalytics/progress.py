@@ -807,7 +807,8 @@ def overview_table(overview: pd.DataFrame) -> pd.DataFrame:
         "to gain (deg)": gain,
         "breakouts done": overview["breakout_adherence"].map(percent),
         "pain": overview["tolerance"],
-        "program": overview["program"],
+        "program": [p if not isinstance(e, str) or e.startswith("1 of 1") else f"{p}; episode {e}"
+                    for p, e in zip(overview["program"], overview.get("episode", pd.Series(None, index=overview.index)))],
         "last visit": overview["last_visit"],
         "re-measure by": overview["next_visit"],
         "needs attention": overview["attention"],

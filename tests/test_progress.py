@@ -9,7 +9,7 @@ import re
 import pandas as pd
 import pytest
 
-from hipanalytics.progress import clinic_overview, overview_html, patient_list, patient_progress
+from hipanalytics.progress import clinic_overview, overview_html, overview_table, patient_list, patient_progress
 
 METHOD = {"joint": "hip", "motion": "internal_rotation", "position": "seated_90", "mode": "active",
           "instrument": "inclinometer"}
@@ -223,6 +223,8 @@ def test_the_overview_lists_active_patients_and_a_discharged_patient_is_not_acti
     assert not patient_list(discharged, as_of="2026-12-30")["active"].iloc[0]
     assert clinic_overview(discharged, as_of="2026-12-30").empty
     assert len(clinic_overview(discharged, as_of="2026-12-30", everyone=True)) == 1
+    row = overview_table(clinic_overview(t, as_of="2026-12-30")).iloc[0]
+    assert row["program"] == "in force until 2027-01-17; episode 2 of 2 since 2026-12-07"
 
 
 # ----------------------------------------------------------------------------------------------
