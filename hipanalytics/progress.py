@@ -691,7 +691,7 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None, ev
     Returns
     -------
     DataFrame
-        ``patient_id``, ``side``, ``method`` (in words), ``latest_deg``, ``change_deg``,
+        ``patient_id``, ``side``, ``method`` (in words), ``n_visits``, ``latest_deg``, ``change_deg``,
         ``direction``, ``recent_trend``, ``plateau``, ``to_target_deg``, ``to_gain_deg``
         (degrees still to gain, one decimal, from the numbers shown; 0 once reached),
         ``breakout_adherence``, ``flagged``, ``tolerance`` (flag | ok | too few | no pain
@@ -722,20 +722,20 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None, ev
     s = t["sessions"][_in_current(t["sessions"], "performed_on", current)]
     adh = adherence_summary(programs, s, as_of=day).set_index("patient_id")
     flags = tolerance_flags(s, programs, episodes=t["episodes"], gap_days=gap_days, as_of=day).set_index("patient_id")
-    columns = ["patient_id", "side", "method", "latest_deg", "change_deg", "direction", "recent_trend", "plateau",
-               "to_target_deg", "to_gain_deg", "breakout_adherence", "flagged", "tolerance", "program", "episode",
-               "last_visit", "next_visit", "attention", "action"]
+    columns = ["patient_id", "side", "method", "n_visits", "latest_deg", "change_deg", "direction", "recent_trend",
+               "plateau", "to_target_deg", "to_gain_deg", "breakout_adherence", "flagged", "tolerance", "program",
+               "episode", "last_visit", "next_visit", "attention", "action"]
     if trends.empty:
         return pd.DataFrame(columns=columns)
-    out = trends[["patient_id", "side", "latest_deg", "change_deg", "direction", "recent_trend", "plateau",
+    out = trends[["patient_id", "side", "n_visits", "latest_deg", "change_deg", "direction", "recent_trend", "plateau",
                   "to_target_deg", "to_decide", "weeks_followed", "last_visit"]].copy()
     out["method"] = [method_in_words(dict(zip(METHOD_KEYS, r))) for r in trends[list(METHOD_KEYS)].itertuples(index=False)]
     out["to_gain_deg"] = [to_gain(target, latest, 1) for target, latest in zip(trends["target_deg"], trends["latest_deg"])]
     out["breakout_adherence"] = out["patient_id"].map(adh["breakout_adherence"]) if len(adh) else np.nan
     out["flagged"] = out["patient_id"].map(flags["flagged"]).fillna(False).astype(bool) if len(flags) else False
     out["tolerance"] = out["patient_id"].map(flags["status"]).fillna("no pain recorded") if len(flags) else "no pain recorded"
-    flag_day = flags["flag_day"] if len(flags) else pd.Series(dtype="datetime64[ns]")
-    out["new_flag"] = out["flagged"] & (pd.to_datetime(out["patient_id"].map(flag_day)) >= day - pd.Timedelta(days=NEW_FLAG_DAYS))
+    flag_day = (flags["flag_day"] if len(flags) else pd.Series(dtype="datetime64[ns]")).reindex(out["patient_id"])
+    out["new_flag"] = out["flagged"] & (flag_day.to_numpy() >= day - pd.Timedelta(days=NEW_FLAG_DAYS))
     info = listed.set_index("patient_id")
     out["program"] = out["patient_id"].map(info["program"])
     out["episode"] = out["patient_id"].map(info["episode"])
@@ -802,7 +802,8 @@ def overview_table(overview: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "patient": overview["patient_id"], "hip": overview["side"], **method,
         "latest IR (deg)": overview["latest_deg"].map(fixed),
-        "change (deg)": overview["change_deg"].map(lambda c: signed(c, 1)),
+        "change (deg)": [signed(c, 1) if n is None or n > 1 else "-"
+                         for c, n in zip(overview["change_deg"], overview.get("n_visits", pd.Series(None, index=overview.index)))],
         "last 6 weeks": overview["recent_trend"].map(lambda t: t if isinstance(t, str) else "measured once"),
         "to gain (deg)": gain,
         "breakouts done": overview["breakout_adherence"].map(percent),

@@ -162,6 +162,8 @@ def test_a_single_measurement_shows_a_dash_for_the_change():
     m = visits([("2026-01-05", "right", 20), ("2026-01-05", "left", 30)])
     row = patient_progress(tables(m), "P1").sides_table().iloc[0]
     assert (row["change (deg)"], row["vs MDC"], row["baseline (deg)"]) == ("-", "-", "-")
+    overview = overview_table(clinic_overview(tables(m), as_of="2026-01-05")).iloc[0]
+    assert (overview["change (deg)"], overview["last 6 weeks"]) == ("-", "measured once")
 
 
 # ----------------------------------------------------------------------------------------------
