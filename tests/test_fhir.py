@@ -122,7 +122,7 @@ def test_ndjson_bulk_files_round_trip_whatever_order_they_are_given_in(tmp_path)
     assert out.exit_code == 0, out.output
     bulk = tmp_path / "bulk"
     observations = (bulk / "Observation.ndjson").read_text(encoding="utf-8").splitlines()
-    pains = Store(source).read("sessions")[["pain_before", "pain_after"]].notna().sum().sum()
+    pains = Store(source).read("sessions")[["pain_before", "pain_after", "pain_next_day"]].notna().sum().sum()
     assert len(observations) == len(Store(source).read("measurements")) + pains
     for line in (bulk / "Patient.ndjson").read_text().splitlines() + observations[:20]:
         resource = json.loads(line)
