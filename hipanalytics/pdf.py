@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .errors import MissingDependencyError
 
-__all__ = ["PDF_SYSTEM_PACKAGES", "html_to_pdf", "layout_overflow"]
+__all__ = ["PDF_SYSTEM_PACKAGES", "html_to_pdf", "layout_overflow", "printed_pages"]
 
 PDF_SYSTEM_PACKAGES = {
     "debian": "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core",
@@ -63,14 +63,20 @@ def html_to_pdf(document: str) -> tuple[bytes, int]:
     >>> pdf[:5], pages
     (b'%PDF-', 1)
     """
+    rendered = _layout(document)
+    return rendered.write_pdf(), len(rendered.pages)
+
+
+def _layout(document: str, font: str | None = None):
+    """The document laid out on pages as it prints, offline: only data: URIs (embedded chart
+    images) are read, any other URL stops it (ValueError). ``font`` forces one font family."""
     weasyprint = _weasyprint()
-    # Only data: URIs (embedded chart images) are read; any other URL stops the rendering.
     offline = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
+    sheets = [weasyprint.CSS(string=f'* {{ font-family: "{font}" !important; }}')] if font else []
     try:
-        rendered = weasyprint.HTML(string=document, url_fetcher=offline).render()
+        return weasyprint.HTML(string=document, url_fetcher=offline).render(stylesheets=sheets)
     except weasyprint.urls.FatalURLFetchingError as exc:
         raise ValueError(f"{exc}; printed documents must not fetch anything") from None
-    return rendered.write_pdf(), len(rendered.pages)
 
 
 def layout_overflow(document: str, *, font: str | None = None) -> list[float]:
@@ -87,14 +93,69 @@ def layout_overflow(document: str, *, font: str | None = None) -> list[float]:
     >>> layout_overflow('<body><table style="width: 300mm"><tr><td>wide</td></tr></table></body>')[0] > 0
     True
     """
-    weasyprint = _weasyprint()
-    offline = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
-    sheets = [weasyprint.CSS(string=f'* {{ font-family: "{font}" !important; }}')] if font else []
-    rendered = weasyprint.HTML(string=document, url_fetcher=offline).render(stylesheets=sheets)
     worst = []
-    for page in rendered.pages:
+    for page in _layout(document, font).pages:
         box = page._page_box
         right = box.content_box_x() + box.width
         reach = [b.border_box_x() + b.border_width() for b in box.descendants() if hasattr(b, "border_box_x")]
         worst.append(max([0.0] + [r - right for r in reach]))
     return worst
+
+
+_BLOCKS = {"h1", "h2", "h3", "h4", "p", "ul", "ol", "table", "thead", "img", "footer"}
+
+
+def printed_pages(document: str, *, font: str | None = None) -> list[dict]:
+    """Where a document's headings, paragraphs, lists, tables (and their header rows), images and
+    footer fall when printed.
+
+    Lays the document out as :func:`html_to_pdf` prints it, to check a layout without reading
+    the PDF: a heading left alone at the foot of a page, a chart away from its heading, a page
+    left mostly blank.
+
+    Parameters
+    ----------
+    document : str
+        A complete HTML document.
+    font : str, optional
+        One font family forced on every element (see :func:`layout_overflow`).
+
+    Returns
+    -------
+    list of dict
+        One per page: ``height`` (of the content area, CSS px), ``filled`` (the share of it down
+        to the end of the last block) and ``blocks``, in order: one dict per element shown on the
+        page with ``tag``, ``top`` and ``bottom`` (CSS px from the top of the content area; an
+        element split over pages is a block on each, a table's ``thead`` too where its header
+        row is repeated), ``width``, ``text`` (the element's text, an image's alt text) and
+        ``src`` (an image's source, else None).
+
+    Examples
+    --------
+    >>> pages = printed_pages('<body><h1>Hip IR</h1><p>one</p><p style="break-before: page">two</p></body>')
+    >>> [[(b["tag"], b["text"]) for b in page["blocks"]] for page in pages]
+    [[('h1', 'Hip IR'), ('p', 'one')], [('p', 'two')]]
+    >>> pages[0]["filled"] < 0.2
+    True
+    """
+    pages = []
+    for page in _layout(document, font).pages:
+        box = page._page_box
+        top = box.content_box_y()
+        blocks: dict[int, dict] = {}  # by element: a table is a wrapper box and a table box
+        for b in box.descendants():
+            if getattr(b, "element_tag", None) not in _BLOCKS or not hasattr(b, "border_box_y"):
+                continue
+            y0, y1 = b.border_box_y() - top, b.border_box_y() + b.border_height() - top
+            seen = blocks.get(id(b.element))
+            if seen is not None:
+                seen["top"], seen["bottom"] = min(seen["top"], y0), max(seen["bottom"], y1)
+                continue
+            image = b.element_tag == "img"
+            text = b.element.get("alt", "") if image else " ".join("".join(b.element.itertext()).split())
+            blocks[id(b.element)] = {"tag": b.element_tag, "top": y0, "bottom": y1, "width": b.border_width(),
+                                     "text": text, "src": b.element.get("src") if image else None}
+        ordered = sorted(blocks.values(), key=lambda block: block["top"])
+        end = max((block["bottom"] for block in ordered), default=0.0)
+        pages.append({"height": box.height, "filled": end / box.height, "blocks": ordered})
+    return pages
