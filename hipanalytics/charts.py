@@ -29,8 +29,8 @@ from .analysis.rom import PRIMARY_METHOD, method_in_words, rom_trends, select_me
 from .numbers import fixed, whole
 from .program import breakout_templates, plan_table
 
-__all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
-           "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
+__all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "rom_progress", "adherence_calendar",
+           "pain_chart", "cohort_trajectories", "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
 
 PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
     "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
@@ -40,6 +40,9 @@ SCHEDULE_COLOURS = {"daily": PALETTE["vermillion"], "three-per-week": PALETTE["b
 SIDE_STYLES = {"left": (PALETTE["vermillion"], "o"), "right": (PALETTE["blue"], "s")}
 """Each side its own colour and marker, so two involved hips never look alike; the uninvolved side is
 drawn dashed with hollow markers in its side's colour."""
+LEGIBLE_PT = 8.5
+"""The smallest font of the patient report's charts (legends, tick labels, labels in the chart):
+they print at their drawn size (see :func:`hipanalytics.reports.show`), so this is the size on paper."""
 
 
 def lay_out_once(figure: Figure, dpi: float) -> None:
@@ -97,6 +100,8 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     involved side's baseline marks changes within measurement error, and a dotted line the target
     (the other side's latest value, or the normative band's low end when both hips are involved).
     The bottom panel shows, per week, the breakout sessions planned (outline) and done (filled).
+    The legend stands under the panels, so it covers no point; the figure is as wide as an A4
+    page's text and its fonts are :data:`LEGIBLE_PT` or more, printed at that size.
 
     Parameters
     ----------
@@ -110,7 +115,7 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     if as_of is not None:
         m = m[m["measured_on"] <= pd.Timestamp(as_of)]
     if axes is None:
-        fig = Figure(figsize=(8, 6), layout="constrained")
+        fig = Figure(figsize=(7.1, 4.4), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
     else:
         top, bottom = axes
@@ -148,10 +153,8 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     if v is None or len(v) == 0:
         top.text(0.5, 0.5, "no measurements on this method yet", transform=top.transAxes, ha="center",
                  color=PALETTE["grey"])
-    top.set_ylabel("hip internal rotation (degrees)")
+    top.set_ylabel("hip IR (degrees)")
     top.set_title(f"{patient_id}: hip IR ({method_in_words(method or PRIMARY_METHOD)})", loc="left")
-    if top.get_legend_handles_labels()[0]:
-        top.legend(loc="lower right", fontsize=7.5, frameon=True, framealpha=0.85, edgecolor="none")
     top.grid(alpha=0.3)
 
     progs = programs[programs["patient_id"] == patient_id]
@@ -160,11 +163,10 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     if len(weekly):
         b = weekly[weekly["breakouts"]].groupby("week_start")[["planned", "done"]].sum()
         x = pd.to_datetime(b.index) + pd.Timedelta(days=3.5)
-        bottom.bar(x, b["done"], width=5, color=PALETTE["orange"], alpha=0.9, label="done")
-        bottom.bar(x, b["planned"], width=5, facecolor="none", edgecolor=PALETTE["black"], label="planned",
-                   zorder=3)  # outline on top, visible where everything planned was done
-        bottom.set_ylim(0, max(b["planned"].max(), b["done"].max(), 1) * 1.4)  # room for the legend above the bars
-        bottom.legend(loc="upper right", fontsize=8, frameon=False, ncols=2)
+        bottom.bar(x, b["done"], width=5, color=PALETTE["orange"], alpha=0.9, label="breakout sessions done")
+        bottom.bar(x, b["planned"], width=5, facecolor="none", edgecolor=PALETTE["black"],
+                   label="breakout sessions planned", zorder=3)  # outline on top, visible where all was done
+        bottom.set_ylim(0, max(b["planned"].max(), b["done"].max(), 1) * 1.15)
     bottom.set_ylabel("breakout sessions\nper week")
     bottom.grid(axis="y", alpha=0.3)
     date_axis(bottom)
@@ -173,6 +175,12 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
         shown.append(pd.Series(x))
     if shown:
         _at_least_weeks(bottom, pd.concat(shown), weeks=4)
+    handles, labels = (sum(pair, []) for pair in zip(top.get_legend_handles_labels(),
+                                                      bottom.get_legend_handles_labels()))
+    if handles and axes is None:  # under both panels, in two columns
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=LEGIBLE_PT, frameon=False)
+    elif handles:
+        top.legend(handles, labels, fontsize=LEGIBLE_PT, framealpha=0.85, edgecolor="none")
     return fig
 
 
@@ -193,10 +201,11 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
 
     Colours: all planned sessions done (green), some done or partial (yellow), none done (vermillion),
     future (light grey). Breakout days carry a "B". Rows are ISO weeks (Monday first); only weeks with
-    a plan or a logged session are drawn, and a gap between programs shows as a labelled break.
+    a plan or a logged session are drawn, and a gap between programs shows as a labelled break. A
+    row is a line of text high, so twelve weeks fit half an A4 page; every font is :data:`LEGIBLE_PT` or more.
     """
     own = ax is None
-    fig, ax = _figure(ax, figsize=(6, 5), layout="constrained")
+    fig, ax = _figure(ax, figsize=(6.6, 5), layout="constrained")
     progs = programs[programs["patient_id"] == patient_id]
     plan = plan_table(progs)
     if plan.empty:
@@ -238,30 +247,32 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
             state = "none"
         cells.append(Rectangle((day.weekday(), top), 0.92, 0.92))
         fills.append(colours[state])
-        # inside the axes (clipped to them), so the layout need not measure each one
-        ax.text(day.weekday() + 0.46, top + 0.3, f"{day.day}", ha="center", va="center", fontsize=7, clip_on=True)
+        # inside the axes (clipped to them), so the layout need not measure each one; the day and
+        # its "B" side by side, so a week is one line of text high
+        ax.text(day.weekday() + 0.3, top + 0.48, f"{day.day}", ha="center", va="center", fontsize=LEGIBLE_PT,
+                clip_on=True)
         if row["breakout"]:
-            ax.text(day.weekday() + 0.46, top + 0.66, "B", ha="center", va="center", fontsize=8, weight="bold",
-                    clip_on=True)
+            ax.text(day.weekday() + 0.68, top + 0.48, "B", ha="center", va="center", fontsize=LEGIBLE_PT,
+                    weight="bold", clip_on=True)
     ax.add_collection(PatchCollection(cells, facecolors=fills, edgecolors=fills), autolim=False)
     for top, skipped in gaps:
         ax.text(3.46, top + 0.3, f"{skipped} week{'s' if skipped != 1 else ''} without a program",
-                ha="center", va="center", fontsize=7, style="italic", color=PALETTE["grey"])
-        ax.axhline(top + 0.3, xmin=0.0, xmax=0.28, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
-        ax.axhline(top + 0.3, xmin=0.72, xmax=1.0, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
+                ha="center", va="center", fontsize=LEGIBLE_PT, style="italic")
+        ax.axhline(top + 0.3, xmin=0.0, xmax=0.25, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
+        ax.axhline(top + 0.3, xmin=0.75, xmax=1.0, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
     ax.set_xlim(-0.1, 7)
     ax.set_ylim(y, -0.1)
-    ax.set_xticks(np.arange(7) + 0.46, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
-    ax.set_yticks([t + 0.46 for t, _ in labels], [text for _, text in labels], fontsize=8)
-    ax.tick_params(length=0)
+    ax.set_xticks(np.arange(7) + 0.46, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], fontsize=LEGIBLE_PT + 0.5)
+    ax.set_yticks([t + 0.46 for t, _ in labels], [text for _, text in labels], fontsize=LEGIBLE_PT)
+    ax.tick_params(length=0, top=False, labeltop=True, bottom=False, labelbottom=False)  # weekdays on top
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set_title(f"{patient_id}: sessions done per day (B = breakout day)", loc="left")
     ax.legend(handles=[Patch(color=colours[k], label=t) for k, t in
                        (("all", "all done"), ("some", "some / partial"), ("none", "none done"), ("future", "to come"))],
-              loc="upper center", bbox_to_anchor=(0.5, -0.04), ncols=4, fontsize=8, frameon=False)
+              loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=4, fontsize=LEGIBLE_PT, frameon=False)
     if own:  # the grid sets the height: a row per week drawn
-        fig.set_figheight(max(2.5, 0.32 * y + 1.6))
+        fig.set_figheight(max(2.2, 0.24 * y + 1.1))
     return fig
 
 

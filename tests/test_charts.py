@@ -38,7 +38,7 @@ def sessions() -> pd.DataFrame:
 def test_headline_chart_shows_both_sides_mdc_band_target_and_weekly_breakouts():
     fig = charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", patients=PATIENTS)
     top, bottom = fig.axes
-    assert top.get_ylabel() == "hip internal rotation (degrees)"
+    assert top.get_ylabel() == "hip IR (degrees)"
     labels = top.get_legend_handles_labels()[1]
     assert labels == ["left hip", "right hip (involved)", "right baseline +/- MDC (5.4 degrees)",
                       "target 33 degrees (uninvolved side's mean)"]  # mean of 33, 33, 34
@@ -208,3 +208,15 @@ def test_the_adherence_calendar_draws_only_weeks_with_a_plan_and_marks_the_break
     assert any(t.get_text() == "46 weeks without a program" for t in ax.texts)  # 19 Jan to 30 Nov
     assert len(_day_cells(ax)) == 28
     assert _overlapping_labels(fig) == []
+
+
+def test_the_report_charts_draw_no_text_under_8_5_points():
+    from matplotlib.text import Text
+
+    figures = [charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", patients=PATIENTS),
+               charts.adherence_calendar(PROGRAMS, sessions(), "P1")]
+    for fig in figures:
+        charts.png(fig)  # tick labels are made when the figure is drawn
+        sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()}
+        smallest = sorted(sizes.items(), key=lambda kv: kv[1])[:3]
+        assert len(sizes) > 10 and min(sizes.values()) >= charts.LEGIBLE_PT >= 8.5, smallest

@@ -303,15 +303,80 @@ def test_a_report_without_a_store_shows_the_sample_under_an_unmissable_banner(tm
     assert result["figures"]["synthetic_data"] is True
 
 
-def test_every_report_fits_the_page_width_and_every_chart_says_what_it_shows(store_path, tmp_path):
-    from hipanalytics.pdf import layout_overflow
-    from hipanalytics.reports import render_clinic, render_cohort, render_overview
-
+@pytest.fixture(scope="module")
+def patient_reports(store_path, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    """The progress report of the first patient with one involved hip and of the first with both:
+    ``{"one hip": (patient_id, html), "both hips": (patient_id, html)}``."""
+    out = tmp_path_factory.mktemp("patient-reports")
     patients = Store(store_path).read("patients")
     patients = patients[patients["patient_id"].isin(Store(store_path).read("measurements")["patient_id"])]
     one = patients.loc[patients["involved_side"] != "both", "patient_id"].iloc[0]
     both = patients.loc[patients["involved_side"] == "both", "patient_id"].iloc[0]
-    documents = {pid: render_patient(store_path, pid, tmp_path)["html"].read_text() for pid in (one, both)}
+    return {name: (pid, render_patient(store_path, pid, out)["html"].read_text())
+            for name, pid in (("one hip", one), ("both hips", both))}
+
+
+def _page_of(pages: list[dict], tag: str, text: str) -> int:
+    """The page number (1 first) where the block of that tag whose text starts with ``text`` starts."""
+    return next(n for n, page in enumerate(pages, 1) for b in page["blocks"] if b["tag"] == tag
+                and b["text"].startswith(text))
+
+
+def test_the_progress_pdf_keeps_charts_with_their_headings_and_leaves_no_page_half_empty(patient_reports):
+    from hipanalytics.pdf import printed_pages
+
+    for name, (_, document) in patient_reports.items():
+        pages = printed_pages(document)
+        for heading, alt in (("Hip IR and breakout sessions", "above the breakout sessions planned and done"),
+                             ("Sessions done", "Calendar of the program's days")):
+            chart = next(n for n, page in enumerate(pages, 1) for b in page["blocks"] if b["tag"] == "img"
+                         and alt in b["text"])
+            assert _page_of(pages, "h2", heading) == chart, (name, heading)
+            sections = [b for b in pages[chart - 1]["blocks"] if b["tag"] == "h2"]
+            assert len(sections) >= 2, (name, heading)  # not on a page of its own
+        for number, page in enumerate(pages[:-1], 1):
+            assert page["blocks"][-1]["tag"] not in {"h1", "h2", "h3"}, (name, number, page["blocks"][-1]["text"])
+            assert page["filled"] >= 0.5, (name, number, round(page["filled"], 2))
+        appendix = _page_of(pages, "h2", "Appendix: every trial")
+        assert appendix <= 3, name  # the report before the appendix: three pages at most
+        for page in pages[appendix:]:  # the trials run on: their header row again at the top
+            if page["blocks"][0]["tag"] == "table":
+                assert page["blocks"][1]["tag"] == "thead" and page["blocks"][1]["text"].startswith("date side method")
+
+
+def test_the_charts_legends_and_tick_labels_print_at_8_points_or_more(store_path, patient_reports):
+    import base64
+    import io
+
+    from matplotlib.text import Text
+    from PIL import Image
+
+    from hipanalytics import charts
+    from hipanalytics.pdf import printed_pages
+
+    for name, (patient_id, document) in patient_reports.items():
+        printed = {b["text"]: b for page in printed_pages(document) for b in page["blocks"] if b["tag"] == "img"}
+        p = patient_progress(Store(store_path), patient_id)  # the charts as the report draws them
+        figures = {p.chart_alt(): charts.rom_progress(p.measurements, p.programs, p.sessions, patient_id,
+                                                       patients=p.patient.to_frame().T, method=p.method,
+                                                       as_of=p.as_of, trends=p.trends),
+                   p.calendar_alt(): charts.adherence_calendar(p.programs, p.sessions, patient_id, as_of=p.as_of)}
+        for alt, figure in figures.items():
+            charts.png(figure)  # drawn: the tick labels exist
+            image = Image.open(io.BytesIO(base64.b64decode(printed[alt]["src"].split(",", 1)[1])))
+            drawn_in = image.width / image.info["dpi"][0]  # the PNG's pixels at its dpi: the figure's width
+            assert drawn_in == pytest.approx(figure.get_figwidth(), abs=0.02)
+            printed_in = printed[alt]["width"] / 96  # CSS px on paper
+            smallest = min(t.get_fontsize() for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip())
+            assert smallest * printed_in / drawn_in >= 8, (name, alt[:30], smallest, printed_in, drawn_in)
+
+
+def test_every_report_fits_the_page_width_and_every_chart_says_what_it_shows(store_path, patient_reports, tmp_path):
+    from hipanalytics.pdf import layout_overflow
+    from hipanalytics.reports import render_clinic, render_cohort, render_overview
+
+    (one, _), (both, _) = patient_reports["one hip"], patient_reports["both hips"]
+    documents = {pid: document for pid, document in patient_reports.values()}
     documents["cohort"] = render_cohort(store_path, tmp_path)["html"].read_text()
     documents["overview"] = render_overview(store_path, tmp_path)["html"].read_text()
     documents["index"] = render_clinic(store_path, tmp_path / "batch", patients=[one, both], jobs=1,

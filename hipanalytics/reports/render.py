@@ -39,6 +39,19 @@ td.id, td.id a { white-space: nowrap; }
 table { max-width: 100%; }
 table.dataframe, table.index { width: 100%; }
 @page { size: A4; margin: 14mm; }
+/* On paper: the page margin is the margin, the text a little smaller; a heading, and the text of a
+   notebook's markdown cell, stay with what follows them; a table that runs onto the next page repeats
+   its header row there; a chart is never cut (it prints at its drawn size: see reports.show); the
+   footer stays with the end of the report. */
+@media print {
+  body { font-size: 10pt; max-width: none; padding: 0; }
+  h1 { margin: 0 0 .5rem; } h2 { margin: 1.1rem 0 .45rem; }
+  table { font-size: 8.5pt; line-height: 1.3; } th, td { padding: .15rem .4rem; }
+}
+h1, h2, h3, .text_cell_render > :last-child { break-after: avoid; }
+thead { display: table-header-group; }
+img { break-inside: avoid; }
+footer { break-before: avoid; }
 """
 
 
