@@ -17,7 +17,7 @@ import hipanalytics
 from hipanalytics.cli import main
 from hipanalytics.config import safe_filename
 from hipanalytics.errors import ReportError
-from hipanalytics.progress import patient_progress
+from hipanalytics.progress import latest_date, patient_progress
 from hipanalytics.reports import TEMPLATES_DIR, render_notebook, render_patient
 from hipanalytics.store import Store
 from hipanalytics.synthetic import generate_clinic
@@ -128,6 +128,13 @@ def test_clinic_batch_isolates_failures_and_links_every_report(store_path, tmp_p
     assert 'href="progress-SYN-00004.html"' in index and 'href="progress-SYN-00005.html"' in index
     assert "GHOST: unknown patient" in index and "2 reports made, 1 failed" in index
     assert (tmp_path / "progress-SYN-00004.html").exists()
+    # every report as of one day, the store's latest entry, though SYN-00004's own entries end months before
+    store = Store(store_path)
+    latest = latest_date({t: store.read(t) for t in ("measurements", "sessions")})
+    assert patient_progress(store, "SYN-00004").as_of < latest == pd.Timestamp("2026-08-21")
+    assert {made["figures"]["as_of"] for made in result["done"].values()} == {"2026-08-21"}
+    assert result["as_of"] == "2026-08-21"
+    assert result["active"] == len(active_patients(store, as_of="2026-08-21"))
     active = active_patients(Store(store_path), as_of="2026-04-01")
     programs = Store(store_path).read("programs")
     live = programs[(programs["start_date"] <= "2026-04-01") & (programs["end_date"] >= "2026-03-04")]

@@ -8,11 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from .. import __version__
 from ..errors import ReportError
-from ..progress import ACTIVE_GRACE_DAYS, patient_list
+from ..progress import ACTIVE_GRACE_DAYS, iso_day, latest_date, patient_list
+from ..records import TABLES
 from .cells import source_banner
 from .render import _html_document, _opened, render_patient
 
@@ -42,6 +41,10 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
     left are made by a new one. An ``index.html`` links every
     report with its headline figures and lists the failures.
 
+    Every report is made as of one date: ``as_of``, or the latest measurement or session in the
+    store (so a patient who stopped logging sessions is reported on the same day as the others,
+    with the sessions missed since).
+
     Parameters
     ----------
     jobs : int
@@ -56,20 +59,26 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
     Returns
     -------
     dict
-        ``done`` (patient -> outputs and figures), ``failed`` (patient -> reason), ``index`` (path).
+        ``done`` (patient -> outputs and figures), ``failed`` (patient -> reason), ``index``
+        (path), ``as_of`` (the reports' date, ISO text; None for a store without a measurement
+        or session) and ``active`` (how many patients are active on it).
     """
     from tqdm import tqdm
 
     with _opened(store) as opened:
-        ids = list(patients) if patients is not None else active_patients(opened, as_of=as_of)
+        tables = {table: opened.read(table) for table in TABLES}
         fingerprint = opened.fingerprint()
+    when = iso_day(as_of) if as_of is not None else latest_date(tables)
+    listed = patient_list(tables, as_of=when)
+    active = listed.loc[listed["active"], "patient_id"].tolist()
+    ids = list(patients) if patients is not None else active
     if not ids:
         raise ReportError("no patients to report on: no program in force at the report date (give patient ids)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, dict] = {}
     failed: dict[str, str] = {}
-    day = None if as_of is None else str(pd.Timestamp(as_of).date())
+    day = None if when is None else f"{when:%Y-%m-%d}"
     work = [(str(store), pid, str(out.resolve()), day, formats, timeout, retries) for pid in ids]
     if cluster is None:
         results = _run_here(work, jobs)
@@ -86,7 +95,7 @@ def render_clinic(store: str | Path, out_dir: str | Path, *, patients: list[str]
             bar.update(1)
     index = out / "index.html"
     index.write_text(_index_html(done, failed, fingerprint, out), encoding="utf-8")
-    return {"done": done, "failed": failed, "index": index}
+    return {"done": done, "failed": failed, "index": index, "as_of": day, "active": len(active)}
 
 
 def _run_here(work: list[tuple], jobs: int, *, lives: int = 3):
