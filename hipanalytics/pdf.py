@@ -69,12 +69,14 @@ def html_to_pdf(document: str) -> tuple[bytes, int]:
 
 def _layout(document: str, font: str | None = None):
     """The document laid out on pages as it prints, offline: only data: URIs (embedded chart
-    images) are read, any other URL stops it (ValueError). ``font`` forces one font family."""
+    images) are read, any other URL stops it (ValueError). ``font`` forces one font family.
+    HTML size attributes count, as in a browser (an image's ``width``: the size it prints at)."""
     weasyprint = _weasyprint()
     offline = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
     sheets = [weasyprint.CSS(string=f'* {{ font-family: "{font}" !important; }}')] if font else []
     try:
-        return weasyprint.HTML(string=document, url_fetcher=offline).render(stylesheets=sheets)
+        return weasyprint.HTML(string=document, url_fetcher=offline).render(stylesheets=sheets,
+                                                                            presentational_hints=True)
     except weasyprint.urls.FatalURLFetchingError as exc:
         raise ValueError(f"{exc}; printed documents must not fetch anything") from None
 

@@ -374,6 +374,7 @@ def test_the_charts_legends_and_tick_labels_print_at_8_points_or_more(store_path
             drawn_in = image.width / image.info["dpi"][0]  # the PNG's pixels at its dpi: the figure's width
             assert drawn_in == pytest.approx(figure.get_figwidth(), abs=0.02)
             printed_in = printed[alt]["width"] / 96  # CSS px on paper
+            assert printed_in == pytest.approx(min(drawn_in, 182 / 25.4), abs=0.02)  # as drawn, or the A4 text width
             smallest = min(t.get_fontsize() for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip())
             assert smallest * printed_in / drawn_in >= 8, (name, alt[:30], smallest, printed_in, drawn_in)
 
