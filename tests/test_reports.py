@@ -85,6 +85,21 @@ def test_a_failing_notebook_keeps_its_executed_copy_and_writes_no_report(tmp_pat
     assert not list((tmp_path / "out").glob("broken.*"))
 
 
+def test_code_cells_that_show_nothing_leave_no_empty_block_in_the_report(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("figures_json = 'f.json'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('shown')"),
+        nbformat.v4.new_markdown_cell("The last words of the report."),
+        nbformat.v4.new_code_cell("import json; json.dump({'ok': 1}, open(figures_json, 'w'))"),  # shows nothing
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    document = render_notebook(tmp_path / "t.ipynb", {}, tmp_path / "out", "t")["html"].read_text()
+    # one code cell shows something; the parameters cells and the last cell are not there at all
+    assert document.count("code_cell") == 1 and "shown" in document
+    assert re.search(r"The last words of the report\.</p>(\s*</div>)*\s*<footer>", document)
+
+
 def test_file_names_from_ids_are_sanitised(store_path, tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("figures_json = 'f.json'", metadata={"tags": ["parameters"]}),

@@ -121,7 +121,7 @@ def _render(template: Path, parameters: dict[str, Any], out: Path, base: str, wo
     stamp = {**(stamp or {}), "hipanalytics": __version__,
              "parameters": json.dumps(shown, default=str, sort_keys=True),
              "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    body, _ = _exporter().from_notebook_node(nb)
+    body, _ = _exporter().from_notebook_node(_shown_cells(nb))
     document = _html_document(body, title, stamp)
     if _EXTERNAL.search(document):
         raise ReportError(f"report {base!r} would load something from outside the file; not written")
@@ -188,6 +188,15 @@ def _read_template(path: str, modified: int):
 def _template(path: Path):
     """A template notebook and its declared parameters, read once per process (again when it changes)."""
     return _read_template(str(path), path.stat().st_mtime_ns)
+
+
+def _shown_cells(nb):
+    """The executed notebook as the report shows it: a code cell that displays nothing is left out
+    (its code is never shown), so it leaves no empty block on the page, such as one that the
+    footer would keep with on a page of its own."""
+    from nbformat import NotebookNode
+
+    return NotebookNode({**nb, "cells": [c for c in nb.cells if c.cell_type != "code" or c.get("outputs")]})
 
 
 @functools.lru_cache(maxsize=1)
