@@ -154,7 +154,7 @@ def printed_pages(document: str, *, font: str | None = None) -> list[dict]:
                 seen["top"], seen["bottom"] = min(seen["top"], y0), max(seen["bottom"], y1)
                 continue
             image = b.element_tag == "img"
-            text = b.element.get("alt", "") if image else " ".join("".join(b.element.itertext()).split())
+            text = b.element.get("alt", "") if image else " ".join(" ".join(b.element.itertext()).split())
             blocks[id(b.element)] = {"tag": b.element_tag, "top": y0, "bottom": y1, "width": b.border_width(),
                                      "text": text, "src": b.element.get("src") if image else None}
         ordered = sorted(blocks.values(), key=lambda block: block["top"])

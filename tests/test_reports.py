@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape as html_unescape
 from pathlib import Path
+from urllib.parse import unquote
 
 import nbformat
 import pandas as pd
@@ -154,6 +156,54 @@ def test_clinic_batch_isolates_failures_and_links_every_report(store_path, tmp_p
     programs = Store(store_path).read("programs")
     live = programs[(programs["start_date"] <= "2026-04-01") & (programs["end_date"] >= "2026-03-04")]
     assert active == sorted(live["patient_id"].unique())
+
+
+def test_the_clinic_index_states_its_date_and_links_each_pdf_the_overview_and_the_cohort_reports(store_path, tmp_path):
+    from hipanalytics.reports import active_patients, batch, render_clinic, render_overview
+
+    (tmp_path / "cohort-R&D <2026>.html").write_text("<html>made before the batch</html>")
+    result = render_clinic(store_path, tmp_path, patients=["SYN-00004"], formats=("html", "pdf"), jobs=1,
+                           progress=False)
+    index = result["index"].read_text()
+    active = len(active_patients(Store(store_path), as_of="2026-08-21"))
+    assert "<h1>Clinic progress reports, as of 2026-08-21</h1>" in index
+    assert f"<p>{active} patients active on 2026-08-21 (a program in force, or ended at most 28 days before)." in index
+    assert "1 reports made, 0 failed (of the patients asked for)." in index
+    assert '<a href="progress-SYN-00004.html">SYN-00004</a> &middot; <a href="progress-SYN-00004.pdf">PDF</a>' in index
+    assert '<a href="cohort-R%26D%20%3C2026%3E.html">' in index and "cohort R&amp;D &lt;2026&gt;" in index
+    assert "clinic-overview" not in index  # not made yet
+    render_overview(store_path, tmp_path, formats=("html", "pdf"))  # made after the batch: the index links it
+    index = result["index"].read_text()
+    assert ('<a href="clinic-overview.html">Clinic overview: who needs attention first</a> &middot; '
+            '<a href="clinic-overview.pdf">PDF</a> (made ') in index
+    assert "another data snapshot" not in index
+    (tmp_path / "cohort-all.pdf").write_bytes(b"%PDF-")  # a PDF only, of other data
+    (tmp_path / "cohort-all.json").write_text(json.dumps({"stamp": {"data snapshot": "0123456789abcdef"}}))
+    index = batch.write_index(tmp_path).read_text()
+    assert ('<a href="cohort-all.pdf">Cohort comparison, daily vs 3x/week breakouts: all patients</a> '
+            "<strong>from another data snapshot than the patient reports</strong>") in index
+    links = re.findall(r'href="([^"]*)"', index)
+    assert set(links) == {"progress-SYN-00004.html", "progress-SYN-00004.pdf", "clinic-overview.html",
+                          "clinic-overview.pdf", "cohort-R%26D%20%3C2026%3E.html", "cohort-all.pdf"}
+    assert all((tmp_path / unquote(html_unescape(link))).is_file() for link in links)
+    assert not any(link.startswith("/") or ":" in link or ".." in link for link in links)  # relative, beside it
+
+
+def test_the_clinic_index_repeats_its_header_row_on_every_printed_page(tmp_path):
+    from hipanalytics.pdf import printed_pages
+    from hipanalytics.reports.batch import INDEX_JSON, write_index
+
+    figures = {"involved": {"left": {"latest_deg": 30.0, "change_deg": 4.0, "direction": "improved",
+                                     "recent_trend": "gaining", "to_gain_deg": 5}},
+               "breakout_adherence": 0.8, "flagged": False}
+    reports = {f"P{i:03d}": {"html": f"progress-P{i:03d}.html", "figures": figures} for i in range(90)}
+    (tmp_path / INDEX_JSON).write_text(json.dumps({"as_of": "2026-07-01", "active": 90, "chosen": False,
+                                                   "data snapshot": "abc", "reports": reports, "failed": {}}))
+    pages = printed_pages(write_index(tmp_path).read_text())
+    assert len(pages) >= 3
+    for page in pages[1:]:
+        assert [b["tag"] for b in page["blocks"][:2]] == ["table", "thead"], [b["tag"] for b in page["blocks"]]
+        assert page["blocks"][1]["text"].startswith("patient hip latest IR")
 
 
 def test_cli_report_clinic_exits_non_zero_when_a_report_fails(store_path, tmp_path):

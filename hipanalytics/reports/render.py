@@ -268,7 +268,8 @@ def _opened(store):
 
 def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None = None, week: int = 6,
                   threshold: float = 0.7, formats: tuple[str, ...] = ("html",), timeout: int = 900) -> dict[str, Any]:
-    """The cohort comparison report (``notebooks/reports/cohort_comparison.ipynb``)."""
+    """The cohort comparison report (``notebooks/reports/cohort_comparison.ipynb``); a clinic
+    batch's index page in the same folder is written again to link it."""
     from ..study import check_arms
 
     with _opened(store) as opened:
@@ -278,22 +279,36 @@ def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None 
         check_arms(patients, opened.read("programs"), cohort)  # before a kernel starts
         fingerprint = opened.fingerprint()
     parameters = {"store": _store_parameter(store), "cohort": cohort, "week": week, "threshold": threshold}
-    return render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
-                           f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
-                           stamp={"data snapshot": fingerprint, "store": store_label(store)}, timeout=timeout)
+    result = render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
+                             f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
+                             stamp={"data snapshot": fingerprint, "store": store_label(store)}, timeout=timeout)
+    _link_from_index(out_dir)
+    return result
 
 
 def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, formats: tuple[str, ...] = ("html",),
                     timeout: int = 600) -> dict[str, Any]:
-    """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``)."""
+    """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``); a clinic batch's
+    index page in the same folder is written again to link it."""
     with _opened(store) as opened:
         fingerprint = opened.fingerprint()
     parameters = {"store": _store_parameter(store),
                   "as_of": None if as_of is None else str(pd.Timestamp(as_of).date())}
-    return render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
-                           formats=formats, title="Clinic overview",
-                           stamp={"data snapshot": fingerprint, "store": store_label(store)},
-                           timeout=timeout)
+    result = render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
+                             formats=formats, title="Clinic overview",
+                             stamp={"data snapshot": fingerprint, "store": store_label(store)},
+                             timeout=timeout)
+    _link_from_index(out_dir)
+    return result
+
+
+def _link_from_index(out_dir) -> None:
+    """Write the index page of a clinic batch in ``out_dir`` again, if there is one, so it links
+    the clinic report just made beside the patient reports."""
+    from .batch import INDEX_JSON, write_index
+
+    if (Path(out_dir) / INDEX_JSON).is_file():
+        write_index(out_dir)
 
 
 def render_power(out_dir: str | Path, *, effect: float = 3.0, sd: float = 6.0, gain_sd: float = 4.0,
