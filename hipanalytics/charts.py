@@ -279,6 +279,8 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     if shown:
         _at_least_weeks(bottom, pd.concat(shown), weeks=4)
     changes = schedule_changes(progs, patient_id)
+    if as_of is not None:  # a switch planned after the report date has not happened
+        changes = changes[changes["date"] <= pd.Timestamp(as_of)]
     _mark_changes(top, bottom, changes, _change_labels(changes, progs))
     handles, labels = (sum(pair, []) for pair in zip(top.get_legend_handles_labels(),
                                                       bottom.get_legend_handles_labels()))

@@ -263,6 +263,8 @@ def test_the_ir_chart_marks_a_schedule_switch_on_both_panels_with_a_label():
     assert line.get_color() == charts.PALETTE["grey"] and line.get_linestyle() == ":"  # not drawn as a switch
     assert [t.get_text() for t in top.texts] == ["new program after a gap:\nbreakouts 3x/week\n02 Mar 2026"]
     assert not _vertical_lines(charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1").axes[0])
+    before = charts.rom_progress(measurements(), SWITCHED, sessions(), "P1", patients=PATIENTS, as_of="2026-01-11")
+    assert not _vertical_lines(before.axes[0]) and not before.axes[0].texts  # planned, not yet happened
 
 
 def test_the_calendar_draws_a_line_before_the_first_day_of_the_new_schedule_and_names_it():
