@@ -29,8 +29,8 @@ from .analysis.rom import PRIMARY_METHOD, method_in_words, rom_trends, select_me
 from .numbers import fixed, whole
 from .program import breakout_templates, plan_table
 
-__all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "rom_progress", "adherence_calendar", "pain_chart", "cohort_trajectories",
-           "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
+__all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "schedule_changes", "rom_progress", "adherence_calendar",
+           "pain_chart", "cohort_trajectories", "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
 
 PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
     "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
@@ -40,6 +40,14 @@ SCHEDULE_COLOURS = {"daily": PALETTE["vermillion"], "three-per-week": PALETTE["b
 SIDE_STYLES = {"left": (PALETTE["vermillion"], "o"), "right": (PALETTE["blue"], "s")}
 """Each side its own colour and marker, so two involved hips never look alike; the uninvolved side is
 drawn dashed with hollow markers in its side's colour."""
+CHANGE_STYLES = {"switch": {"color": PALETTE["black"], "linestyle": "-.", "linewidth": 1.3},
+                 "new program after a gap": {"color": PALETTE["grey"], "linestyle": ":", "linewidth": 1.6}}
+"""How a change of program is marked on a time axis (see :func:`schedule_changes`): a schedule
+switch dash-dotted in black, a new program after a gap dotted in grey (told apart by the line
+style as well as the colour)."""
+LEGIBLE_PT = 8.5
+"""The smallest font of the patient report's charts (legends, tick labels, labels in the chart):
+they print at their drawn size (see :func:`hipanalytics.reports.show`), so this is the size on paper."""
 
 
 def lay_out_once(figure: Figure, dpi: float) -> None:
@@ -87,6 +95,102 @@ def _primary(measurements: pd.DataFrame, patient_id: str, method: dict | None) -
     return m.assign(measured_on=pd.to_datetime(m["measured_on"]))
 
 
+def schedule_changes(programs: pd.DataFrame, patient_id: str, *, max_gap_days: int = 6) -> pd.DataFrame:
+    """When a patient's programs change: a schedule switch, or a new program after a gap.
+
+    The patient's programs are taken in order of their start. A program that starts less than a
+    week after the previous one ended (at most ``max_gap_days`` days without a program, e.g. the
+    day after, as :func:`hipanalytics.program.switch_schedule` makes it) on another schedule is a
+    ``"switch"``; one that starts later is a ``"new program after a gap"`` (whatever its schedule:
+    a course of care taken up again, not a switch). A program that continues the previous one on
+    the same schedule is no change.
+
+    Parameters
+    ----------
+    programs : DataFrame
+        ``patient_id``, ``schedule``, ``start_date``, ``end_date`` (dates or ISO text), as stored.
+    patient_id : str
+    max_gap_days : int
+        The most days without a program between two programs for a change of schedule to be a switch.
+
+    Returns
+    -------
+    DataFrame
+        One row per change, in date order: ``date`` (the new program's first day, datetime64),
+        ``from_schedule``, ``to_schedule``, ``kind`` (``"switch"`` or ``"new program after a gap"``).
+
+    Examples
+    --------
+    >>> programs = pd.DataFrame({"patient_id": "P1", "schedule": ["daily", "three-per-week", "three-per-week"],
+    ...                          "start_date": ["2026-01-05", "2026-01-19", "2026-06-01"],
+    ...                          "end_date": ["2026-01-18", "2026-02-15", "2026-07-12"]})
+    >>> schedule_changes(programs, "P1")
+            date   from_schedule     to_schedule                     kind
+    0 2026-01-19           daily  three-per-week                   switch
+    1 2026-06-01  three-per-week  three-per-week  new program after a gap
+    """
+    own = programs[programs["patient_id"] == patient_id]
+    own = pd.DataFrame({"schedule": own["schedule"], "start": pd.to_datetime(own["start_date"]),
+                        "end": pd.to_datetime(own["end_date"])}).sort_values("start", kind="stable")
+    before = own.shift()
+    gap_days = (own["start"] - before["end"]).dt.days - 1
+    kind = np.where(gap_days > max_gap_days, "new program after a gap", "switch")
+    changed = before["schedule"].notna() & ((gap_days > max_gap_days) | (own["schedule"] != before["schedule"]))
+    out = pd.DataFrame({"date": own["start"], "from_schedule": before["schedule"], "to_schedule": own["schedule"],
+                        "kind": kind})
+    return out[changed].reset_index(drop=True)
+
+
+def _change_labels(changes: pd.DataFrame, programs: pd.DataFrame) -> list[str]:
+    """Each change in words with its date: "switched to breakouts 3x/week", "new program after a
+    gap: daily breakouts", the schedules named by their protocol's titles."""
+    labels = []
+    for row in changes.itertuples():
+        title = _schedule_title(row.to_schedule, programs)
+        words = f"switched to {title}" if row.kind == "switch" else f"new program after a gap:\n{title}"
+        labels.append(f"{words}\n{row.date:%d %b %Y}")
+    return labels
+
+
+def _schedule_title(schedule: str, programs: pd.DataFrame) -> str:
+    """A schedule as its protocol titles it, first letter in lower case ("breakouts 3x/week");
+    its id where the protocol is not known."""
+    from .protocol import load_protocol
+
+    rows = programs[programs["schedule"] == schedule]
+    if rows.empty or not {"protocol_id", "protocol_version"} <= set(rows.columns):
+        return str(schedule)
+    try:
+        title = load_protocol(f"{rows['protocol_id'].iloc[0]}@{rows['protocol_version'].iloc[0]}").resolve_schedule(
+            schedule).title
+    except (KeyError, ValueError, OSError):
+        return str(schedule)
+    return title[:1].lower() + title[1:]
+
+
+def _mark_changes(top: Axes, bottom: Axes, changes: pd.DataFrame, labels: list[str]) -> None:
+    """Vertical lines at each change through both panels of :func:`rom_progress`, labelled at the
+    top of the IR panel (left of a line in the right part of the chart, else right of it), in a
+    band added above the data so no label covers a point."""
+    import matplotlib.transforms as mtransforms
+
+    if changes.empty:
+        return
+    low, high = top.get_ylim()
+    top.set_ylim(low, high + 0.28 * (high - low))
+    left, right = top.get_xlim()
+    for i, (row, label) in enumerate(zip(changes.itertuples(), labels)):
+        style = CHANGE_STYLES[row.kind]
+        for ax in (top, bottom):
+            ax.axvline(row.date, zorder=1, **style)
+        x = mpl.dates.date2num(row.date)
+        on_right = (x - left) > 0.62 * (right - left)
+        top.annotate(label, xy=(x, 1), xycoords=mtransforms.blended_transform_factory(top.transData, top.transAxes),
+                     xytext=(-4 if on_right else 4, -3 - 30 * (i % 2)), textcoords="offset points",
+                     ha="right" if on_right else "left", va="top", fontsize=LEGIBLE_PT, linespacing=1.15,
+                     bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
+
+
 def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: pd.DataFrame,
                  patient_id: str, *, patients: pd.DataFrame | None = None, method: dict | None = None,
                  mdc: float | None = None, as_of=None, axes=None, trends: pd.DataFrame | None = None) -> Figure:
@@ -97,6 +201,10 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     involved side's baseline marks changes within measurement error, and a dotted line the target
     (the other side's latest value, or the normative band's low end when both hips are involved).
     The bottom panel shows, per week, the breakout sessions planned (outline) and done (filled).
+    A change of program (:func:`schedule_changes`: a schedule switch, or a new program after a
+    gap) is a vertical line through both panels, labelled at the top. The legend stands under the
+    panels, so it covers no point; the figure is as wide as an A4 page's text and its fonts are
+    :data:`LEGIBLE_PT` or more, printed at that size.
 
     Parameters
     ----------
@@ -110,7 +218,7 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     if as_of is not None:
         m = m[m["measured_on"] <= pd.Timestamp(as_of)]
     if axes is None:
-        fig = Figure(figsize=(8, 6), layout="constrained")
+        fig = Figure(figsize=(7.1, 4.4), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1.3])
     else:
         top, bottom = axes
@@ -148,10 +256,8 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     if v is None or len(v) == 0:
         top.text(0.5, 0.5, "no measurements on this method yet", transform=top.transAxes, ha="center",
                  color=PALETTE["grey"])
-    top.set_ylabel("hip internal rotation (degrees)")
+    top.set_ylabel("hip IR (degrees)")
     top.set_title(f"{patient_id}: hip IR ({method_in_words(method or PRIMARY_METHOD)})", loc="left")
-    if top.get_legend_handles_labels()[0]:
-        top.legend(loc="lower right", fontsize=7.5, frameon=True, framealpha=0.85, edgecolor="none")
     top.grid(alpha=0.3)
 
     progs = programs[programs["patient_id"] == patient_id]
@@ -160,11 +266,10 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     if len(weekly):
         b = weekly[weekly["breakouts"]].groupby("week_start")[["planned", "done"]].sum()
         x = pd.to_datetime(b.index) + pd.Timedelta(days=3.5)
-        bottom.bar(x, b["done"], width=5, color=PALETTE["orange"], alpha=0.9, label="done")
-        bottom.bar(x, b["planned"], width=5, facecolor="none", edgecolor=PALETTE["black"], label="planned",
-                   zorder=3)  # outline on top, visible where everything planned was done
-        bottom.set_ylim(0, max(b["planned"].max(), b["done"].max(), 1) * 1.4)  # room for the legend above the bars
-        bottom.legend(loc="upper right", fontsize=8, frameon=False, ncols=2)
+        bottom.bar(x, b["done"], width=5, color=PALETTE["orange"], alpha=0.9, label="breakout sessions done")
+        bottom.bar(x, b["planned"], width=5, facecolor="none", edgecolor=PALETTE["black"],
+                   label="breakout sessions planned", zorder=3)  # outline on top, visible where all was done
+        bottom.set_ylim(0, max(b["planned"].max(), b["done"].max(), 1) * 1.15)
     bottom.set_ylabel("breakout sessions\nper week")
     bottom.grid(axis="y", alpha=0.3)
     date_axis(bottom)
@@ -173,6 +278,16 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
         shown.append(pd.Series(x))
     if shown:
         _at_least_weeks(bottom, pd.concat(shown), weeks=4)
+    changes = schedule_changes(progs, patient_id)
+    if as_of is not None:  # a switch planned after the report date has not happened
+        changes = changes[changes["date"] <= pd.Timestamp(as_of)]
+    _mark_changes(top, bottom, changes, _change_labels(changes, progs))
+    handles, labels = (sum(pair, []) for pair in zip(top.get_legend_handles_labels(),
+                                                      bottom.get_legend_handles_labels()))
+    if handles and axes is None:  # under both panels, in two columns
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=LEGIBLE_PT, frameon=False)
+    elif handles:
+        top.legend(handles, labels, fontsize=LEGIBLE_PT, framealpha=0.85, edgecolor="none")
     return fig
 
 
@@ -193,10 +308,13 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
 
     Colours: all planned sessions done (green), some done or partial (yellow), none done (vermillion),
     future (light grey). Breakout days carry a "B". Rows are ISO weeks (Monday first); only weeks with
-    a plan or a logged session are drawn, and a gap between programs shows as a labelled break.
+    a plan or a logged session are drawn, and a gap between programs shows as a labelled break. A
+    change of program (:func:`schedule_changes`) is a line between the last day of the old program
+    and the first of the new one, named with its date right of the grid. A row is a line of text
+    high, so twelve weeks fit half an A4 page; every font is :data:`LEGIBLE_PT` or more.
     """
     own = ax is None
-    fig, ax = _figure(ax, figsize=(6, 5), layout="constrained")
+    fig, ax = _figure(ax, figsize=(6.6, 5), layout="constrained")
     progs = programs[programs["patient_id"] == patient_id]
     plan = plan_table(progs)
     if plan.empty:
@@ -238,30 +356,44 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
             state = "none"
         cells.append(Rectangle((day.weekday(), top), 0.92, 0.92))
         fills.append(colours[state])
-        # inside the axes (clipped to them), so the layout need not measure each one
-        ax.text(day.weekday() + 0.46, top + 0.3, f"{day.day}", ha="center", va="center", fontsize=7, clip_on=True)
+        # inside the axes (clipped to them), so the layout need not measure each one; the day and
+        # its "B" side by side, so a week is one line of text high
+        ax.text(day.weekday() + 0.3, top + 0.48, f"{day.day}", ha="center", va="center", fontsize=LEGIBLE_PT,
+                clip_on=True)
         if row["breakout"]:
-            ax.text(day.weekday() + 0.46, top + 0.66, "B", ha="center", va="center", fontsize=8, weight="bold",
-                    clip_on=True)
+            ax.text(day.weekday() + 0.68, top + 0.48, "B", ha="center", va="center", fontsize=LEGIBLE_PT,
+                    weight="bold", clip_on=True)
     ax.add_collection(PatchCollection(cells, facecolors=fills, edgecolors=fills), autolim=False)
     for top, skipped in gaps:
         ax.text(3.46, top + 0.3, f"{skipped} week{'s' if skipped != 1 else ''} without a program",
-                ha="center", va="center", fontsize=7, style="italic", color=PALETTE["grey"])
-        ax.axhline(top + 0.3, xmin=0.0, xmax=0.28, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
-        ax.axhline(top + 0.3, xmin=0.72, xmax=1.0, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
+                ha="center", va="center", fontsize=LEGIBLE_PT, style="italic")
+        ax.axhline(top + 0.3, xmin=0.0, xmax=0.25, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
+        ax.axhline(top + 0.3, xmin=0.75, xmax=1.0, color=PALETTE["grey"], linewidth=0.8, linestyle=(0, (2, 2)))
+    changes = schedule_changes(progs, patient_id)
+    for change, label in zip(changes.itertuples(), _change_labels(changes, progs)):
+        top, k = rows[monday(change.date)], change.date.weekday()
+        edge = [(-0.04, top - 0.04), (6.96, top - 0.04)] if k == 0 else [
+            (-0.04, top + 0.96), (k - 0.04, top + 0.96), (k - 0.04, top - 0.04), (6.96, top - 0.04)]
+        style = {**CHANGE_STYLES[change.kind], "linewidth": 2.2}
+        if change.kind == "switch":
+            style["linestyle"] = "-"  # solid: a dash pattern would break up on the gaps between the cells
+        ax.plot(*zip(*edge), solid_capstyle="butt", clip_on=False, **style)
+        ax.annotate(label, xy=(6.98, top - 0.04), xytext=(7.3, top - 0.04), va="center", ha="left",
+                    fontsize=LEGIBLE_PT, linespacing=1.15, annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "color": style["color"], "linewidth": 1.2})
     ax.set_xlim(-0.1, 7)
     ax.set_ylim(y, -0.1)
-    ax.set_xticks(np.arange(7) + 0.46, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
-    ax.set_yticks([t + 0.46 for t, _ in labels], [text for _, text in labels], fontsize=8)
-    ax.tick_params(length=0)
+    ax.set_xticks(np.arange(7) + 0.46, ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"], fontsize=LEGIBLE_PT + 0.5)
+    ax.set_yticks([t + 0.46 for t, _ in labels], [text for _, text in labels], fontsize=LEGIBLE_PT)
+    ax.tick_params(length=0, top=False, labeltop=True, bottom=False, labelbottom=False)  # weekdays on top
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set_title(f"{patient_id}: sessions done per day (B = breakout day)", loc="left")
     ax.legend(handles=[Patch(color=colours[k], label=t) for k, t in
                        (("all", "all done"), ("some", "some / partial"), ("none", "none done"), ("future", "to come"))],
-              loc="upper center", bbox_to_anchor=(0.5, -0.04), ncols=4, fontsize=8, frameon=False)
+              loc="upper center", bbox_to_anchor=(0.5, -0.01), ncols=4, fontsize=LEGIBLE_PT, frameon=False)
     if own:  # the grid sets the height: a row per week drawn
-        fig.set_figheight(max(2.5, 0.32 * y + 1.6))
+        fig.set_figheight(max(2.2, 0.24 * y + 1.1))
     return fig
 
 

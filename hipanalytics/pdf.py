@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from .errors import MissingDependencyError
 
-__all__ = ["PDF_SYSTEM_PACKAGES", "PageFlow", "html_to_pdf", "layout_overflow", "page_flow"]
+__all__ = ["PDF_SYSTEM_PACKAGES", "PrintedPage", "html_to_pdf", "layout_overflow", "printed_pages"]
 
 PDF_SYSTEM_PACKAGES = {
     "debian": "libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fontconfig fonts-dejavu-core",
@@ -65,22 +65,22 @@ def html_to_pdf(document: str) -> tuple[bytes, int]:
     >>> pdf[:5], pages
     (b'%PDF-', 1)
     """
-    weasyprint = _weasyprint()
-    # Only data: URIs (embedded chart images) are read; any other URL stops the rendering.
-    offline = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
-    try:
-        rendered = weasyprint.HTML(string=document, url_fetcher=offline).render()
-    except weasyprint.urls.FatalURLFetchingError as exc:
-        raise ValueError(f"{exc}; printed documents must not fetch anything") from None
+    rendered = _layout(document)
     return rendered.write_pdf(), len(rendered.pages)
 
 
-def _render(document: str, font: str | None):
-    """The document laid out as :func:`html_to_pdf` prints it; ``font`` forces one family everywhere."""
+def _layout(document: str, font: str | None = None):
+    """The document laid out on pages as it prints, offline: only data: URIs (embedded chart
+    images) are read, any other URL stops it (ValueError). ``font`` forces one font family.
+    HTML size attributes count, as in a browser (an image's ``width``: the size it prints at)."""
     weasyprint = _weasyprint()
     offline = weasyprint.URLFetcher(allowed_protocols={"data"}, fail_on_errors=True)
     sheets = [weasyprint.CSS(string=f'* {{ font-family: "{font}" !important; }}')] if font else []
-    return weasyprint.HTML(string=document, url_fetcher=offline).render(stylesheets=sheets)
+    try:
+        return weasyprint.HTML(string=document, url_fetcher=offline).render(stylesheets=sheets,
+                                                                            presentational_hints=True)
+    except weasyprint.urls.FatalURLFetchingError as exc:
+        raise ValueError(f"{exc}; printed documents must not fetch anything") from None
 
 
 def layout_overflow(document: str, *, font: str | None = None) -> list[float]:
@@ -98,7 +98,7 @@ def layout_overflow(document: str, *, font: str | None = None) -> list[float]:
     True
     """
     worst = []
-    for page in _render(document, font).pages:
+    for page in _layout(document, font).pages:
         box = page._page_box
         right = box.content_box_x() + box.width
         reach = [b.border_box_x() + b.border_width() for b in box.descendants() if hasattr(b, "border_box_x")]
@@ -106,12 +106,24 @@ def layout_overflow(document: str, *, font: str | None = None) -> list[float]:
     return worst
 
 
-@dataclass(frozen=True)
-class PageFlow:
-    """How one printed page is filled (see :func:`page_flow`)."""
+_BLOCKS = {"h1", "h2", "h3", "h4", "p", "ul", "ol", "table", "thead", "img", "footer"}
+_HEADINGS = {"h1", "h2", "h3", "h4"}
+_HYPHENS = ("\u2010", "\u00ad")  # WeasyPrint's default hyphenate-character, a soft hyphen
 
-    fill: float
-    """Share of the page's content height down to its lowest line, image or table cell (0-1)."""
+
+@dataclass(frozen=True)
+class PrintedPage:
+    """One printed page of a document (see :func:`printed_pages`)."""
+
+    height: float
+    """Height of the page's content area (CSS px)."""
+    filled: float
+    """Share of the content height down to the lowest line, image, table cell or block (0-1)."""
+    blocks: list[dict]
+    """The elements shown on the page, in order: ``tag``, ``top`` and ``bottom`` (CSS px from the
+    top of the content area; an element split over pages is a block on each, a table's ``thead``
+    too where its header row is repeated), ``width``, ``text`` (an image's alt text) and ``src``
+    (an image's source, else None)."""
     forced_break_after: bool
     """The next page starts an element that asks for a page of its own (``break-before: page``)."""
     heading_at_bottom: str | None
@@ -122,61 +134,83 @@ class PageFlow:
     """Words split across two lines without a hyphen (``overflow-wrap: anywhere``), as ``Wednesda|y``."""
 
 
-_HYPHENS = ("\u2010", "\u00ad")  # WeasyPrint's default hyphenate-character, a soft hyphen
+def printed_pages(document: str, *, font: str | None = None) -> list[PrintedPage]:
+    """Where a document's headings, paragraphs, lists, tables (and their header rows), images and
+    footer fall when printed, how full each page is, and what breaks badly: a heading left alone
+    at the foot of a page, a gap before a block that did not fit, inserted hyphens, split words.
 
+    Lays the document out as :func:`html_to_pdf` prints it, to check a layout without reading the
+    PDF. A page that ends well before its bottom although the next page is not a new sheet by
+    design (``forced_break_after``) shows a block that did not fit and left a gap.
 
-def page_flow(document: str, *, font: str | None = None) -> list[PageFlow]:
-    """How each printed page of a document is filled, to find gaps, stranded headings and hyphens.
-
-    Lays the document out as :func:`html_to_pdf` prints it (``font`` as in :func:`layout_overflow`).
-    A page that ends well before its bottom although the next page is not a new sheet by design
-    (``forced_break_after``) shows a block that did not fit and left a gap.
+    Parameters
+    ----------
+    document : str
+        A complete HTML document.
+    font : str, optional
+        One font family forced on every element (see :func:`layout_overflow`).
 
     Returns
     -------
-    list of PageFlow
+    list of PrintedPage
         One per page, in order.
 
     Examples
     --------
-    >>> doc = ('<style>@page { size: A5 } h2 { break-before: page }</style>'
-    ...        '<p>one</p><h2>A sheet of its own</h2><p>two</p>')
-    >>> [(round(p.fill, 2), p.forced_break_after, p.heading_at_bottom) for p in page_flow(doc)]
-    [(0.05, True, None), (0.13, False, None)]
-    >>> page_flow('<p style="width: 3em; hyphens: auto" lang="en">internationalisation</p>')[0].hyphenated[:1]
+    >>> pages = printed_pages('<body><h1>Hip IR</h1><p>one</p><p style="break-before: page">two</p></body>')
+    >>> [[(b["tag"], b["text"]) for b in page.blocks] for page in pages]
+    [[('h1', 'Hip IR'), ('p', 'one')], [('p', 'two')]]
+    >>> pages[0].filled < 0.2, pages[0].forced_break_after
+    (True, True)
+    >>> doc = '<style>@page { size: A5 }</style><p style="width: 3em; hyphens: auto" lang="en">internationalisation</p>'
+    >>> printed_pages(doc)[0].hyphenated[:1]
     ('inter\u2010',)
-    >>> page_flow('<p style="width: 2em; overflow-wrap: anywhere">Wednesday</p>')[0].broken_words[:1]
+    >>> printed_pages('<p style="width: 2em; overflow-wrap: anywhere">Wednesday</p>')[0].broken_words[:1]
     ('We|dne',)
     """
     from weasyprint.formatting_structure import boxes
 
-    pages = _render(document, font).pages
-    flows = []
-    for number, page in enumerate(pages):
+    laid = _layout(document, font).pages
+    pages = []
+    for number, page in enumerate(laid):
         root = page._page_box
         top, height = root.content_box_y(), root.height
         flow = [b for child in root.children if not isinstance(child, boxes.MarginBox)  # not running footers
                 for b in child.descendants()]
+        blocks: dict[int, dict] = {}  # by element: a table is a wrapper box and a table box
+        for b in flow:
+            if getattr(b, "element_tag", None) not in _BLOCKS or not hasattr(b, "border_box_y"):
+                continue
+            y0, y1 = b.border_box_y() - top, b.border_box_y() + b.border_height() - top
+            seen = blocks.get(id(b.element))
+            if seen is not None:
+                seen["top"], seen["bottom"] = min(seen["top"], y0), max(seen["bottom"], y1)
+                continue
+            image = b.element_tag == "img"
+            text = b.element.get("alt", "") if image else " ".join(" ".join(b.element.itertext()).split())
+            blocks[id(b.element)] = {"tag": b.element_tag, "top": y0, "bottom": y1, "width": b.border_width(),
+                                     "text": text, "src": b.element.get("src") if image else None}
         content = [b for b in flow if isinstance(b, (boxes.LineBox, boxes.ReplacedBox, boxes.TableCellBox))]
-        bottom = max((b.position_y + b.margin_height() for b in content), default=top)
+        bottom = max([b.position_y + b.margin_height() - top for b in content]
+                     + [block["bottom"] for block in blocks.values()], default=0.0)
         lines = [b for b in content if isinstance(b, boxes.LineBox)]
         texts = ["".join(t.text for t in line.descendants() if isinstance(t, boxes.TextBox)) for line in lines]
-        last_heading = None
+        heading = None
         if lines:
             last = max(lines, key=lambda b: b.position_y + b.margin_height())
             parent = next((b for b in flow if isinstance(b, boxes.BlockBox)
-                           and getattr(b, "element_tag", None) in ("h1", "h2", "h3", "h4") and last in b.descendants()),
-                          None)
+                           and getattr(b, "element_tag", None) in _HEADINGS and last in b.descendants()), None)
             if parent is not None:
-                last_heading = texts[lines.index(last)].strip()
-        flows.append(PageFlow(
-            fill=(bottom - top) / height,
-            forced_break_after=number + 1 < len(pages) and _starts_own_page(pages[number + 1]._page_box),
-            heading_at_bottom=last_heading,
+                heading = texts[lines.index(last)].strip()
+        pages.append(PrintedPage(
+            height=height, filled=bottom / height,
+            blocks=sorted(blocks.values(), key=lambda block: block["top"]),
+            forced_break_after=number + 1 < len(laid) and _starts_own_page(laid[number + 1]._page_box),
+            heading_at_bottom=heading,
             hyphenated=tuple(t.rstrip() for t in texts if t.rstrip().endswith(_HYPHENS)),
             broken_words=_broken_words(flow, boxes),
         ))
-    return flows
+    return pages
 
 
 def _broken_words(flow, boxes) -> tuple[str, ...]:

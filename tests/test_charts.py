@@ -38,7 +38,7 @@ def sessions() -> pd.DataFrame:
 def test_headline_chart_shows_both_sides_mdc_band_target_and_weekly_breakouts():
     fig = charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", patients=PATIENTS)
     top, bottom = fig.axes
-    assert top.get_ylabel() == "hip internal rotation (degrees)"
+    assert top.get_ylabel() == "hip IR (degrees)"
     labels = top.get_legend_handles_labels()[1]
     assert labels == ["left hip", "right hip (involved)", "right baseline +/- MDC (5.4 degrees)",
                       "target 33 degrees (uninvolved side's mean)"]  # mean of 33, 33, 34
@@ -222,3 +222,85 @@ def test_the_adherence_calendar_draws_only_weeks_with_a_plan_and_marks_the_break
     assert any(t.get_text() == "46 weeks without a program" for t in ax.texts)  # 19 Jan to 30 Nov
     assert len(_day_cells(ax)) == 28
     assert _overlapping_labels(fig) == []
+
+
+def _programs(*rows) -> pd.DataFrame:
+    """Stored programs of patient P1 from (schedule, start, end) rows."""
+    return pd.DataFrame({"program_id": [f"P1-{start}-{schedule}" for schedule, start, _ in rows], "patient_id": "P1",
+                         "protocol_id": "hip-ir-breakouts", "protocol_version": "1.0.0",
+                         "schedule": [r[0] for r in rows], "start_date": [r[1] for r in rows],
+                         "end_date": [r[2] for r in rows]})
+
+
+SWITCHED = _programs(("daily", "2026-01-05", "2026-01-11"), ("three-per-week", "2026-01-12", "2026-01-25"))
+"""Daily breakouts for a week, then 3x/week from Monday 12 January (as switch_schedule stores it)."""
+
+
+def test_schedule_changes_tells_a_switch_from_a_new_program_after_a_gap():
+    programs = pd.concat([
+        _programs(("three-per-week", "2026-02-28", "2026-03-29"),  # 3x/week, five days after daily ended
+                  ("daily", "2026-01-05", "2026-02-01"),
+                  ("daily", "2026-02-02", "2026-02-22"),  # the same schedule carried on: no change
+                  ("three-per-week", "2026-03-30", "2026-04-12"),
+                  ("daily", "2026-09-07", "2026-10-04")),  # months later: a new course, not a switch
+        _programs(("three-per-week", "2026-01-19", "2026-02-01")).assign(patient_id="P2")])
+    before = programs.copy()
+    changes = charts.schedule_changes(programs, "P1")
+    assert changes.to_dict("list") == {
+        "date": [pd.Timestamp("2026-02-28"), pd.Timestamp("2026-09-07")],
+        "from_schedule": ["daily", "three-per-week"], "to_schedule": ["three-per-week", "daily"],
+        "kind": ["switch", "new program after a gap"]}
+    assert charts.schedule_changes(programs, "P1", max_gap_days=4)["kind"].tolist() == [
+        "new program after a gap", "new program after a gap"]
+    assert charts.schedule_changes(programs, "P2").empty and charts.schedule_changes(programs, "nobody").empty
+    pd.testing.assert_frame_equal(programs, before)
+
+
+def _vertical_lines(ax) -> dict[pd.Timestamp, object]:
+    """The vertical lines of an axes by their date."""
+    import matplotlib.dates as mdates
+
+    return {pd.Timestamp(mdates.num2date(mdates.date2num(line.get_xdata()[0]))).tz_localize(None): line
+            for line in ax.get_lines() if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2}
+
+
+def test_the_ir_chart_marks_a_schedule_switch_on_both_panels_with_a_label():
+    top, bottom = charts.rom_progress(measurements(), SWITCHED, sessions(), "P1", patients=PATIENTS).axes
+    switch = pd.Timestamp("2026-01-12")
+    for ax in (top, bottom):
+        line = _vertical_lines(ax)[switch]
+        assert line.get_color() == charts.PALETTE["black"] and line.get_linestyle() == "-."
+    assert "switched to breakouts 3x/week\n12 Jan 2026" in [t.get_text() for t in top.texts]
+    later = _programs(("daily", "2026-01-05", "2026-01-18"), ("three-per-week", "2026-03-02", "2026-03-15"))
+    top, bottom = charts.rom_progress(measurements(), later, sessions(), "P1", patients=PATIENTS).axes
+    line = _vertical_lines(bottom)[pd.Timestamp("2026-03-02")]
+    assert line.get_color() == charts.PALETTE["grey"] and line.get_linestyle() == ":"  # not drawn as a switch
+    assert [t.get_text() for t in top.texts] == ["new program after a gap:\nbreakouts 3x/week\n02 Mar 2026"]
+    assert not _vertical_lines(charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1").axes[0])
+    before = charts.rom_progress(measurements(), SWITCHED, sessions(), "P1", patients=PATIENTS, as_of="2026-01-11")
+    assert not _vertical_lines(before.axes[0]) and not before.axes[0].texts  # planned, not yet happened
+
+
+def test_the_calendar_draws_a_line_before_the_first_day_of_the_new_schedule_and_names_it():
+    switched = _programs(("daily", "2026-01-05", "2026-01-14"), ("three-per-week", "2026-01-15", "2026-01-25"))
+    ax = charts.adherence_calendar(switched, sessions(), "P1").axes[0]
+    assert "switched to breakouts 3x/week\n15 Jan 2026" in [t.get_text() for t in ax.texts]
+    (edge,) = [line for line in ax.get_lines() if line.get_color() == charts.PALETTE["black"]]
+    # Thursday 15 January, second row: under Mon-Wed of that row, then up before Thursday, then over Thu-Sun
+    assert [*edge.get_xdata(), *edge.get_ydata()] == pytest.approx([-0.04, 2.96, 2.96, 6.96, 1.96, 1.96, 0.96, 0.96])
+    monday = charts.adherence_calendar(SWITCHED, sessions(), "P1").axes[0]
+    (edge,) = [line for line in monday.get_lines() if line.get_color() == charts.PALETTE["black"]]
+    assert list(edge.get_ydata()) == pytest.approx([0.96, 0.96])  # a Monday: the line between the two weeks
+    assert _overlapping_labels(monday.figure) == []
+
+
+def test_the_report_charts_draw_no_text_under_8_5_points():
+    from matplotlib.text import Text
+
+    figures = [charts.rom_progress(measurements(), SWITCHED, sessions(), "P1", patients=PATIENTS),
+               charts.adherence_calendar(SWITCHED, sessions(), "P1")]
+    for fig in figures:
+        charts.png(fig)  # tick labels are made when the figure is drawn
+        sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()}
+        smallest = sorted(sizes.items(), key=lambda kv: kv[1])[:3]
+        assert len(sizes) > 10 and min(sizes.values()) >= charts.LEGIBLE_PT >= 8.5, smallest

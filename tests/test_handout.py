@@ -402,15 +402,15 @@ def _layout_cases() -> dict[str, str]:
 
 @pytest.mark.parametrize("font", LAYOUT_FONTS)
 def test_every_handout_fills_its_pages_keeps_headings_with_their_content_and_hyphenates_nothing(font):
-    from hipanalytics.pdf import page_flow
+    from hipanalytics.pdf import printed_pages
 
     for case, document in _layout_cases().items():
-        pages = page_flow(document, font=font)
-        where = f"{case}, {font}: " + ", ".join(f"p{i}={p.fill:.2f}" for i, p in enumerate(pages, start=1))
+        pages = printed_pages(document, font=font)
+        where = f"{case}, {font}: " + ", ".join(f"p{i}={p.filled:.2f}" for i, p in enumerate(pages, start=1))
         for number, page in enumerate(pages, start=1):
             if number < len(pages) and not page.forced_break_after:  # the tick sheet is a sheet of its own
-                assert page.fill >= 2 / 3, f"page {number} leaves a gap: {where}"
-            assert page.fill >= 0.1, f"page {number} holds only a spill: {where}"
+                assert page.filled >= 2 / 3, f"page {number} leaves a gap: {where}"
+            assert page.filled >= 0.1, f"page {number} holds only a spill: {where}"
             assert page.heading_at_bottom is None, f"page {number} ends with a heading: {where}"
             assert not page.hyphenated, f"page {number} hyphenates {page.hyphenated}: {where}"
             assert not page.broken_words, f"page {number} splits words {page.broken_words}: {where}"

@@ -41,8 +41,8 @@ def test_a_printed_document_never_fetches_anything():
     assert pdf.startswith(b"%PDF-") and pages == 1
 
 
-def test_page_flow_finds_a_gap_a_heading_cut_off_from_its_content_and_inserted_hyphens():
-    from hipanalytics.pdf import page_flow
+def test_printed_pages_finds_a_gap_a_heading_cut_off_from_its_content_and_inserted_hyphens():
+    from hipanalytics.pdf import printed_pages as page_flow
 
     page = "<style>@page { size: A7; margin: 5mm } body { margin: 0; font-size: 8pt }</style>"
 
@@ -50,7 +50,7 @@ def test_page_flow_finds_a_gap_a_heading_cut_off_from_its_content_and_inserted_h
         return f'<div style="height: {mm}mm; break-inside: avoid; border: 1px solid">a block that cannot be split</div>'
 
     gap = page_flow(f"{page}<p>first lines</p>{block(92)}")  # A7: 95 mm of content height
-    assert len(gap) == 2 and gap[0].fill < 0.2 and not gap[0].forced_break_after
+    assert len(gap) == 2 and gap[0].filled < 0.2 and not gap[0].forced_break_after
     spacer = '<div style="height: 85mm"></div>'
     stranded = page_flow(f'{page}{spacer}<h3 style="break-after: auto">Exercise 2</h3>{block(80)}')
     assert stranded[0].heading_at_bottom == "Exercise 2" and stranded[1].heading_at_bottom is None

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape as html_unescape
 from pathlib import Path
+from urllib.parse import unquote
 
 import nbformat
 import pandas as pd
@@ -17,7 +19,7 @@ import hipanalytics
 from hipanalytics.cli import main
 from hipanalytics.config import safe_filename
 from hipanalytics.errors import ReportError
-from hipanalytics.progress import patient_progress
+from hipanalytics.progress import latest_date, patient_progress
 from hipanalytics.reports import TEMPLATES_DIR, render_notebook, render_patient
 from hipanalytics.store import Store
 from hipanalytics.synthetic import generate_clinic
@@ -85,6 +87,21 @@ def test_a_failing_notebook_keeps_its_executed_copy_and_writes_no_report(tmp_pat
     assert not list((tmp_path / "out").glob("broken.*"))
 
 
+def test_code_cells_that_show_nothing_leave_no_empty_block_in_the_report(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("figures_json = 'f.json'", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("print('shown')"),
+        nbformat.v4.new_markdown_cell("The last words of the report."),
+        nbformat.v4.new_code_cell("import json; json.dump({'ok': 1}, open(figures_json, 'w'))"),  # shows nothing
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    document = render_notebook(tmp_path / "t.ipynb", {}, tmp_path / "out", "t")["html"].read_text()
+    # one code cell shows something; the parameters cells and the last cell are not there at all
+    assert document.count("code_cell") == 1 and "shown" in document
+    assert re.search(r"The last words of the report\.</p>(\s*</div>)*\s*<footer>", document)
+
+
 def test_file_names_from_ids_are_sanitised(store_path, tmp_path):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("figures_json = 'f.json'", metadata={"tags": ["parameters"]}),
@@ -128,10 +145,65 @@ def test_clinic_batch_isolates_failures_and_links_every_report(store_path, tmp_p
     assert 'href="progress-SYN-00004.html"' in index and 'href="progress-SYN-00005.html"' in index
     assert "GHOST: unknown patient" in index and "2 reports made, 1 failed" in index
     assert (tmp_path / "progress-SYN-00004.html").exists()
+    # every report as of one day, the store's latest entry, though SYN-00004's own entries end months before
+    store = Store(store_path)
+    latest = latest_date({t: store.read(t) for t in ("measurements", "sessions")})
+    assert patient_progress(store, "SYN-00004").as_of < latest == pd.Timestamp("2026-08-21")
+    assert {made["figures"]["as_of"] for made in result["done"].values()} == {"2026-08-21"}
+    assert result["as_of"] == "2026-08-21"
+    assert result["active"] == len(active_patients(store, as_of="2026-08-21"))
     active = active_patients(Store(store_path), as_of="2026-04-01")
     programs = Store(store_path).read("programs")
     live = programs[(programs["start_date"] <= "2026-04-01") & (programs["end_date"] >= "2026-03-04")]
     assert active == sorted(live["patient_id"].unique())
+
+
+def test_the_clinic_index_states_its_date_and_links_each_pdf_the_overview_and_the_cohort_reports(store_path, tmp_path):
+    from hipanalytics.reports import active_patients, batch, render_clinic, render_overview
+
+    (tmp_path / "cohort-R&D <2026>.html").write_text("<html>made before the batch</html>")
+    result = render_clinic(store_path, tmp_path, patients=["SYN-00004"], formats=("html", "pdf"), jobs=1,
+                           progress=False)
+    index = result["index"].read_text()
+    active = len(active_patients(Store(store_path), as_of="2026-08-21"))
+    assert "<h1>Clinic progress reports, as of 2026-08-21</h1>" in index
+    assert f"<p>{active} patients active on 2026-08-21 (a program in force, or ended at most 28 days before)." in index
+    assert "1 reports made, 0 failed (of the patients asked for)." in index
+    assert '<a href="progress-SYN-00004.html">SYN-00004</a> &middot; <a href="progress-SYN-00004.pdf">PDF</a>' in index
+    assert '<a href="cohort-R%26D%20%3C2026%3E.html">' in index and "cohort R&amp;D &lt;2026&gt;" in index
+    assert "clinic-overview" not in index  # not made yet
+    render_overview(store_path, tmp_path, formats=("html", "pdf"))  # made after the batch: the index links it
+    index = result["index"].read_text()
+    assert ('<a href="clinic-overview.html">Clinic overview: who needs attention first</a> &middot; '
+            '<a href="clinic-overview.pdf">PDF</a> (made ') in index
+    assert "another data snapshot" not in index
+    (tmp_path / "cohort-all.pdf").write_bytes(b"%PDF-")  # a PDF only, of other data
+    (tmp_path / "cohort-all.json").write_text(json.dumps({"stamp": {"data snapshot": "0123456789abcdef"}}))
+    index = batch.write_index(tmp_path).read_text()
+    assert ('<a href="cohort-all.pdf">Cohort comparison, daily vs 3x/week breakouts: all patients</a> '
+            "<strong>from another data snapshot than the patient reports</strong>") in index
+    links = re.findall(r'href="([^"]*)"', index)
+    assert set(links) == {"progress-SYN-00004.html", "progress-SYN-00004.pdf", "clinic-overview.html",
+                          "clinic-overview.pdf", "cohort-R%26D%20%3C2026%3E.html", "cohort-all.pdf"}
+    assert all((tmp_path / unquote(html_unescape(link))).is_file() for link in links)
+    assert not any(link.startswith("/") or ":" in link or ".." in link for link in links)  # relative, beside it
+
+
+def test_the_clinic_index_repeats_its_header_row_on_every_printed_page(tmp_path):
+    from hipanalytics.pdf import printed_pages
+    from hipanalytics.reports.batch import INDEX_JSON, write_index
+
+    figures = {"involved": {"left": {"latest_deg": 30.0, "change_deg": 4.0, "direction": "improved",
+                                     "recent_trend": "gaining", "to_gain_deg": 5}},
+               "breakout_adherence": 0.8, "flagged": False}
+    reports = {f"P{i:03d}": {"html": f"progress-P{i:03d}.html", "figures": figures} for i in range(90)}
+    (tmp_path / INDEX_JSON).write_text(json.dumps({"as_of": "2026-07-01", "active": 90, "chosen": False,
+                                                   "data snapshot": "abc", "reports": reports, "failed": {}}))
+    pages = printed_pages(write_index(tmp_path).read_text())
+    assert len(pages) >= 3
+    for page in pages[1:]:
+        assert [b["tag"] for b in page.blocks[:2]] == ["table", "thead"], [b["tag"] for b in page.blocks]
+        assert page.blocks[1]["text"].startswith("patient hip latest IR")
 
 
 def test_cli_report_clinic_exits_non_zero_when_a_report_fails(store_path, tmp_path):
@@ -310,15 +382,81 @@ def test_a_report_without_a_store_shows_the_sample_under_an_unmissable_banner(tm
     assert result["figures"]["synthetic_data"] is True
 
 
-def test_every_report_fits_the_page_width_and_every_chart_says_what_it_shows(store_path, tmp_path):
-    from hipanalytics.pdf import layout_overflow
-    from hipanalytics.reports import render_clinic, render_cohort, render_overview
-
+@pytest.fixture(scope="module")
+def patient_reports(store_path, tmp_path_factory) -> dict[str, tuple[str, str]]:
+    """The progress report of the first patient with one involved hip and of the first with both:
+    ``{"one hip": (patient_id, html), "both hips": (patient_id, html)}``."""
+    out = tmp_path_factory.mktemp("patient-reports")
     patients = Store(store_path).read("patients")
     patients = patients[patients["patient_id"].isin(Store(store_path).read("measurements")["patient_id"])]
     one = patients.loc[patients["involved_side"] != "both", "patient_id"].iloc[0]
     both = patients.loc[patients["involved_side"] == "both", "patient_id"].iloc[0]
-    documents = {pid: render_patient(store_path, pid, tmp_path)["html"].read_text() for pid in (one, both)}
+    return {name: (pid, render_patient(store_path, pid, out)["html"].read_text())
+            for name, pid in (("one hip", one), ("both hips", both))}
+
+
+def _page_of(pages: list[dict], tag: str, text: str) -> int:
+    """The page number (1 first) where the block of that tag whose text starts with ``text`` starts."""
+    return next(n for n, page in enumerate(pages, 1) for b in page.blocks if b["tag"] == tag
+                and b["text"].startswith(text))
+
+
+def test_the_progress_pdf_keeps_charts_with_their_headings_and_leaves_no_page_half_empty(patient_reports):
+    from hipanalytics.pdf import printed_pages
+
+    for name, (_, document) in patient_reports.items():
+        pages = printed_pages(document)
+        for heading, alt in (("Hip IR and breakout sessions", "above the breakout sessions planned and done"),
+                             ("Sessions done", "Calendar of the program's days")):
+            chart = next(n for n, page in enumerate(pages, 1) for b in page.blocks if b["tag"] == "img"
+                         and alt in b["text"])
+            assert _page_of(pages, "h2", heading) == chart, (name, heading)
+            sections = [b for b in pages[chart - 1].blocks if b["tag"] == "h2"]
+            assert len(sections) >= 2, (name, heading)  # not on a page of its own
+        for number, page in enumerate(pages[:-1], 1):
+            assert page.blocks[-1]["tag"] not in {"h1", "h2", "h3"}, (name, number, page.blocks[-1]["text"])
+            assert page.filled >= 0.5, (name, number, round(page.filled, 2))
+        appendix = _page_of(pages, "h2", "Appendix: every trial")
+        assert appendix <= 3, name  # the report before the appendix: three pages at most
+        for page in pages[appendix:]:  # the trials run on: their header row again at the top
+            if page.blocks[0]["tag"] == "table":
+                assert page.blocks[1]["tag"] == "thead" and page.blocks[1]["text"].startswith("date side method")
+
+
+def test_the_charts_legends_and_tick_labels_print_at_8_points_or_more(store_path, patient_reports):
+    import base64
+    import io
+
+    from matplotlib.text import Text
+    from PIL import Image
+
+    from hipanalytics import charts
+    from hipanalytics.pdf import printed_pages
+
+    for name, (patient_id, document) in patient_reports.items():
+        printed = {b["text"]: b for page in printed_pages(document) for b in page.blocks if b["tag"] == "img"}
+        p = patient_progress(Store(store_path), patient_id)  # the charts as the report draws them
+        figures = {p.chart_alt(): charts.rom_progress(p.measurements, p.programs, p.sessions, patient_id,
+                                                       patients=p.patient.to_frame().T, method=p.method,
+                                                       as_of=p.as_of, trends=p.trends),
+                   p.calendar_alt(): charts.adherence_calendar(p.programs, p.sessions, patient_id, as_of=p.as_of)}
+        for alt, figure in figures.items():
+            charts.png(figure)  # drawn: the tick labels exist
+            image = Image.open(io.BytesIO(base64.b64decode(printed[alt]["src"].split(",", 1)[1])))
+            drawn_in = image.width / image.info["dpi"][0]  # the PNG's pixels at its dpi: the figure's width
+            assert drawn_in == pytest.approx(figure.get_figwidth(), abs=0.02)
+            printed_in = printed[alt]["width"] / 96  # CSS px on paper
+            assert printed_in == pytest.approx(min(drawn_in, 182 / 25.4), abs=0.02)  # as drawn, or the A4 text width
+            smallest = min(t.get_fontsize() for t in figure.findobj(Text) if t.get_visible() and t.get_text().strip())
+            assert smallest * printed_in / drawn_in >= 8, (name, alt[:30], smallest, printed_in, drawn_in)
+
+
+def test_every_report_fits_the_page_width_and_every_chart_says_what_it_shows(store_path, patient_reports, tmp_path):
+    from hipanalytics.pdf import layout_overflow
+    from hipanalytics.reports import render_clinic, render_cohort, render_overview
+
+    (one, _), (both, _) = patient_reports["one hip"], patient_reports["both hips"]
+    documents = {pid: document for pid, document in patient_reports.values()}
     documents["cohort"] = render_cohort(store_path, tmp_path)["html"].read_text()
     documents["overview"] = render_overview(store_path, tmp_path)["html"].read_text()
     documents["index"] = render_clinic(store_path, tmp_path / "batch", patients=[one, both], jobs=1,

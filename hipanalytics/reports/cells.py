@@ -127,17 +127,21 @@ def open_patient(store: str | None, patient_id: str, *, as_of=None, show_name: b
     return patient_progress(open_store(store), patient_id, as_of=as_of, method=method, show_name=show_name)
 
 
-def show(figure, *, alt: str, dpi: int = 110):
+def show(figure, *, alt: str, dpi: int = 150):
     """Display a matplotlib Figure as an embedded PNG with its alt text (no pyplot or inline backend).
 
     ``alt`` says in one sentence what the chart shows; the HTML report puts it on the image for
-    screen readers and for whoever reads the report without the pictures.
+    screen readers and for whoever reads the report without the pictures. The image is as wide as
+    the figure (96 CSS pixels an inch), so it prints at the size it was drawn and a font of 9
+    points in the figure is 9 points on paper; only a figure wider than the page is scaled down to
+    fit. ``dpi`` sets the sharpness on paper and on high-resolution screens, not the size.
     """
     from IPython.display import Image, display
 
     from ..charts import png
 
-    display(Image(data=png(figure, dpi=dpi), format="png", metadata={"alt": alt}))
+    display(Image(data=png(figure, dpi=dpi), format="png", width=round(figure.get_figwidth() * 96),
+                  metadata={"alt": alt}))
 
 
 def open_store(store: str | None):

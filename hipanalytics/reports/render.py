@@ -39,6 +39,19 @@ td.id, td.id a { white-space: nowrap; }
 table { max-width: 100%; }
 table.dataframe, table.index { width: 100%; }
 @page { size: A4; margin: 14mm; }
+/* On paper: the page margin is the margin, the text a little smaller; a heading, and the text of a
+   notebook's markdown cell, stay with what follows them; a table that runs onto the next page repeats
+   its header row there; a chart is never cut (it prints at its drawn size: see reports.show); the
+   footer stays with the end of the report. */
+@media print {
+  body { font-size: 10pt; max-width: none; padding: 0; }
+  h1 { margin: 0 0 .5rem; } h2 { margin: 1.1rem 0 .45rem; }
+  table { font-size: 8.5pt; line-height: 1.3; } th, td { padding: .15rem .4rem; }
+}
+h1, h2, h3, .text_cell_render > :last-child { break-after: avoid; }
+thead { display: table-header-group; }
+img { break-inside: avoid; }
+footer { break-before: avoid; }
 """
 
 
@@ -108,7 +121,7 @@ def _render(template: Path, parameters: dict[str, Any], out: Path, base: str, wo
     stamp = {**(stamp or {}), "hipanalytics": __version__,
              "parameters": json.dumps(shown, default=str, sort_keys=True),
              "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    body, _ = _exporter().from_notebook_node(nb)
+    body, _ = _exporter().from_notebook_node(_shown_cells(nb))
     document = _html_document(body, title, stamp)
     if _EXTERNAL.search(document):
         raise ReportError(f"report {base!r} would load something from outside the file; not written")
@@ -175,6 +188,15 @@ def _read_template(path: str, modified: int):
 def _template(path: Path):
     """A template notebook and its declared parameters, read once per process (again when it changes)."""
     return _read_template(str(path), path.stat().st_mtime_ns)
+
+
+def _shown_cells(nb):
+    """The executed notebook as the report shows it: a code cell that displays nothing is left out
+    (its code is never shown), so it leaves no empty block on the page, such as one that the
+    footer would keep with on a page of its own."""
+    from nbformat import NotebookNode
+
+    return NotebookNode({**nb, "cells": [c for c in nb.cells if c.cell_type != "code" or c.get("outputs")]})
 
 
 @functools.lru_cache(maxsize=1)
@@ -246,7 +268,8 @@ def _opened(store):
 
 def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None = None, week: int = 6,
                   threshold: float = 0.7, formats: tuple[str, ...] = ("html",), timeout: int = 900) -> dict[str, Any]:
-    """The cohort comparison report (``notebooks/reports/cohort_comparison.ipynb``)."""
+    """The cohort comparison report (``notebooks/reports/cohort_comparison.ipynb``); a clinic
+    batch's index page in the same folder is written again to link it."""
     from ..study import check_arms
 
     with _opened(store) as opened:
@@ -256,9 +279,11 @@ def render_cohort(store: str | Path, out_dir: str | Path, *, cohort: str | None 
         check_arms(patients, opened.read("programs"), cohort)  # before a kernel starts
         fingerprint = opened.fingerprint()
     parameters = {"store": _store_parameter(store), "cohort": cohort, "week": week, "threshold": threshold}
-    return render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
-                           f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
-                           stamp={"data snapshot": fingerprint, "store": store_label(store)}, timeout=timeout)
+    result = render_notebook(TEMPLATES_DIR / "cohort_comparison.ipynb", parameters, out_dir,
+                             f"cohort-{cohort or 'all'}", formats=formats, title="Breakout schedules compared",
+                             stamp={"data snapshot": fingerprint, "store": store_label(store)}, timeout=timeout)
+    _link_from_index(out_dir)
+    return result
 
 
 def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, formats: tuple[str, ...] = ("html",),
@@ -266,7 +291,8 @@ def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, forma
     """The clinic overview report (``notebooks/reports/clinic_overview.ipynb``): the worklist of
     active patients (``everyone``: every patient) on ``as_of`` (default: the latest date in the
     store), titled with that date, each patient linked to their progress report when ``out_dir``
-    holds it (as ``report clinic`` writes them)."""
+    holds it (as ``report clinic`` writes them); a clinic batch's index page in the same folder is
+    written again to link it."""
     from ..progress import latest_date
 
     with _opened(store) as opened:
@@ -280,10 +306,21 @@ def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, forma
     parameters = {"store": _store_parameter(store), "as_of": None if day is None else str(day.date()),
                   "everyone": everyone, "report_files": linked}
     title = "Clinic overview" + ("" if day is None else f", {day:%Y-%m-%d}")
-    return render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
-                           formats=formats, title=title,
-                           stamp={"data snapshot": fingerprint, "store": store_label(store)},
-                           timeout=timeout)
+    result = render_notebook(TEMPLATES_DIR / "clinic_overview.ipynb", parameters, out_dir, "clinic-overview",
+                             formats=formats, title=title,
+                             stamp={"data snapshot": fingerprint, "store": store_label(store)},
+                             timeout=timeout)
+    _link_from_index(out_dir)
+    return result
+
+
+def _link_from_index(out_dir) -> None:
+    """Write the index page of a clinic batch in ``out_dir`` again, if there is one, so it links
+    the clinic report just made beside the patient reports."""
+    from .batch import INDEX_JSON, write_index
+
+    if (Path(out_dir) / INDEX_JSON).is_file():
+        write_index(out_dir)
 
 
 def render_power(out_dir: str | Path, *, effect: float = 3.0, sd: float = 6.0, gain_sd: float = 4.0,
