@@ -25,11 +25,12 @@ from matplotlib.collections import PatchCollection
 from matplotlib.patches import Patch, Rectangle
 
 from .analysis.adherence import adherence
+from .analysis.episodes import schedule_changes
 from .analysis.rom import PRIMARY_METHOD, method_in_words, rom_trends, select_method, visits
 from .numbers import fixed, whole
 from .program import breakout_templates, plan_table
 
-__all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "schedule_changes", "rom_progress", "adherence_calendar",
+__all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "rom_progress", "adherence_calendar",
            "pain_chart", "cohort_trajectories", "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
 
 PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
@@ -42,7 +43,7 @@ SIDE_STYLES = {"left": (PALETTE["vermillion"], "o"), "right": (PALETTE["blue"], 
 drawn dashed with hollow markers in its side's colour."""
 CHANGE_STYLES = {"switch": {"color": PALETTE["black"], "linestyle": "-.", "linewidth": 1.3},
                  "new program after a gap": {"color": PALETTE["grey"], "linestyle": ":", "linewidth": 1.6}}
-"""How a change of program is marked on a time axis (see :func:`schedule_changes`): a schedule
+"""How a change of program is marked on a time axis (see :func:`hipanalytics.analysis.episodes.schedule_changes`): a schedule
 switch dash-dotted in black, a new program after a gap dotted in grey (told apart by the line
 style as well as the colour)."""
 LEGIBLE_PT = 8.5
@@ -93,52 +94,6 @@ def _figure(ax, **kwargs) -> tuple[Figure, Axes]:
 def _primary(measurements: pd.DataFrame, patient_id: str, method: dict | None) -> pd.DataFrame:
     m = select_method(measurements[measurements["patient_id"] == patient_id], method)
     return m.assign(measured_on=pd.to_datetime(m["measured_on"]))
-
-
-def schedule_changes(programs: pd.DataFrame, patient_id: str, *, max_gap_days: int = 6) -> pd.DataFrame:
-    """When a patient's programs change: a schedule switch, or a new program after a gap.
-
-    The patient's programs are taken in order of their start. A program that starts less than a
-    week after the previous one ended (at most ``max_gap_days`` days without a program, e.g. the
-    day after, as :func:`hipanalytics.program.switch_schedule` makes it) on another schedule is a
-    ``"switch"``; one that starts later is a ``"new program after a gap"`` (whatever its schedule:
-    a course of care taken up again, not a switch). A program that continues the previous one on
-    the same schedule is no change.
-
-    Parameters
-    ----------
-    programs : DataFrame
-        ``patient_id``, ``schedule``, ``start_date``, ``end_date`` (dates or ISO text), as stored.
-    patient_id : str
-    max_gap_days : int
-        The most days without a program between two programs for a change of schedule to be a switch.
-
-    Returns
-    -------
-    DataFrame
-        One row per change, in date order: ``date`` (the new program's first day, datetime64),
-        ``from_schedule``, ``to_schedule``, ``kind`` (``"switch"`` or ``"new program after a gap"``).
-
-    Examples
-    --------
-    >>> programs = pd.DataFrame({"patient_id": "P1", "schedule": ["daily", "three-per-week", "three-per-week"],
-    ...                          "start_date": ["2026-01-05", "2026-01-19", "2026-06-01"],
-    ...                          "end_date": ["2026-01-18", "2026-02-15", "2026-07-12"]})
-    >>> schedule_changes(programs, "P1")
-            date   from_schedule     to_schedule                     kind
-    0 2026-01-19           daily  three-per-week                   switch
-    1 2026-06-01  three-per-week  three-per-week  new program after a gap
-    """
-    own = programs[programs["patient_id"] == patient_id]
-    own = pd.DataFrame({"schedule": own["schedule"], "start": pd.to_datetime(own["start_date"]),
-                        "end": pd.to_datetime(own["end_date"])}).sort_values("start", kind="stable")
-    before = own.shift()
-    gap_days = (own["start"] - before["end"]).dt.days - 1
-    kind = np.where(gap_days > max_gap_days, "new program after a gap", "switch")
-    changed = before["schedule"].notna() & ((gap_days > max_gap_days) | (own["schedule"] != before["schedule"]))
-    out = pd.DataFrame({"date": own["start"], "from_schedule": before["schedule"], "to_schedule": own["schedule"],
-                        "kind": kind})
-    return out[changed].reset_index(drop=True)
 
 
 def _change_labels(changes: pd.DataFrame, programs: pd.DataFrame) -> list[str]:
@@ -201,7 +156,7 @@ def rom_progress(measurements: pd.DataFrame, programs: pd.DataFrame, sessions: p
     involved side's baseline marks changes within measurement error, and a dotted line the target
     (the other side's latest value, or the normative band's low end when both hips are involved).
     The bottom panel shows, per week, the breakout sessions planned (outline) and done (filled).
-    A change of program (:func:`schedule_changes`: a schedule switch, or a new program after a
+    A change of program (:func:`~hipanalytics.analysis.episodes.schedule_changes`: a schedule switch, or a new program after a
     gap) is a vertical line through both panels, labelled at the top. The legend stands under the
     panels, so it covers no point; the figure is as wide as an A4 page's text and its fonts are
     :data:`LEGIBLE_PT` or more, printed at that size.
@@ -309,7 +264,7 @@ def adherence_calendar(programs: pd.DataFrame, sessions: pd.DataFrame, patient_i
     Colours: all planned sessions done (green), some done or partial (yellow), none done (vermillion),
     future (light grey). Breakout days carry a "B". Rows are ISO weeks (Monday first); only weeks with
     a plan or a logged session are drawn, and a gap between programs shows as a labelled break. A
-    change of program (:func:`schedule_changes`) is a line between the last day of the old program
+    change of program (:func:`~hipanalytics.analysis.episodes.schedule_changes`) is a line between the last day of the old program
     and the first of the new one, named with its date right of the grid. A row is a line of text
     high, so twelve weeks fit half an A4 page; every font is :data:`LEGIBLE_PT` or more.
     """
@@ -405,7 +360,7 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     (:data:`hipanalytics.analysis.tolerance.ACCEPTABLE_PAIN_NPRS`), shaded."""
     from .analysis.tolerance import ACCEPTABLE_PAIN_NPRS
 
-    fig, ax = _figure(ax, figsize=(8, 3.2), layout="constrained")
+    fig, ax = _figure(ax, figsize=(7.1, 3.4), layout="constrained")  # the width of an A4 page's text
     s = sessions[(sessions["patient_id"] == patient_id) & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
     s = s.assign(performed_on=pd.to_datetime(s["performed_on"]))
     mine = programs[programs["patient_id"] == patient_id] if len(programs) else programs
@@ -415,7 +370,8 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     ax.axhspan(ACCEPTABLE_PAIN_NPRS + 0.5, 10.5, color=PALETTE["vermillion"], alpha=0.07, lw=0)
     ax.axhline(ACCEPTABLE_PAIN_NPRS + 0.5, color=PALETTE["vermillion"], lw=0.8, ls="--", alpha=0.6)
     ax.text(0.995, (ACCEPTABLE_PAIN_NPRS + 0.6 + 0.5) / 11, f"above {ACCEPTABLE_PAIN_NPRS:g}/10: more than exercise "
-            "should bring", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color=PALETTE["vermillion"])
+            "should bring", transform=ax.transAxes, ha="right", va="bottom", fontsize=LEGIBLE_PT,
+            color=PALETTE["vermillion"])
     for is_breakout, colour, label in ((False, PALETTE["grey"], other), (True, PALETTE["vermillion"], "breakout session")):
         part = s[breakout == is_breakout] if len(s) else s
         if part.empty:
@@ -438,14 +394,15 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     if s.empty:
         ax.text(0.5, 0.5, "no pain scores recorded", ha="center", transform=ax.transAxes, color=PALETTE["grey"])
     ax.set_ylim(-0.5, 10.5)
-    ax.set_ylabel("pain (NPRS 0-10)")
+    ax.set_ylabel("pain (NPRS 0-10)", fontsize=LEGIBLE_PT + 0.5)
     date_axis(ax)
+    ax.tick_params(labelsize=LEGIBLE_PT)
     if len(s):
         _at_least_weeks(ax, s["performed_on"], weeks=4)
     ax.set_title(f"{patient_id}: pain before -> after sessions, and the next morning (thick: rise of 2+ points)",
-                 loc="left")
+                 loc="left", fontsize=LEGIBLE_PT + 1)
     if ax.get_legend_handles_labels()[0]:  # below the plot: points reach every height
-        ax.legend(fontsize=8, frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        ax.legend(fontsize=LEGIBLE_PT, frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax.grid(alpha=0.3)
     return fig
 

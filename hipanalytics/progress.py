@@ -26,7 +26,7 @@ import pandas as pd
 
 from . import __version__
 from .analysis import adherence_summary, rom_trends, tolerance_flags
-from .analysis.episodes import EPISODE_GAP_DAYS, episodes_of_care, program_episodes
+from .analysis.episodes import EPISODE_GAP_DAYS, episodes_of_care, program_episodes, schedule_changes
 from .analysis.rom import (METHOD_KEYS, NORMATIVE_IR, PRIMARY_METHOD, method_in_words, select_method, usual_method,
                            usual_methods)
 from .analysis.tolerance import MIN_SESSIONS, PAIN_COLUMNS
@@ -192,7 +192,15 @@ class PatientProgress:
                 parts.append(f"{r.side.capitalize()} hip IR {verb} from {fixed(r.baseline_deg)} to "
                              f"{fixed(r.latest_deg)} degrees {span}")
         text = "; ".join(parts) or "No hip IR measurements on this method yet"
-        return f"{text}, above the breakout sessions planned and done each week."
+        return f"{text}, above the breakout sessions planned and done each week{self._changes_words()}."
+
+    def _changes_words(self) -> str:
+        """The changes of program up to the report date, as the charts mark them (vertical lines)."""
+        changes = schedule_changes(self.programs, self.patient_id)
+        changes = changes[changes["date"] <= self.as_of]
+        words = [f"{'switched from ' + r.from_schedule + ' to ' + r.to_schedule if r.kind == 'switch' else 'a new program'}"
+                 f" on {r.date:%d %b %Y}" for r in changes.itertuples()]
+        return f"; {', '.join(words)} (a vertical line)" if words else ""
 
     def calendar_alt(self) -> str:
         """One sentence saying what the sessions calendar shows (its alt text)."""
@@ -200,7 +208,8 @@ class PatientProgress:
         if a is None or pd.isna(a["adherence"]):
             return "Calendar of planned sessions: no program, or nothing planned yet."
         return (f"Calendar of the program's days: {percent(a['adherence'])} of planned sessions and "
-                f"{percent(a['breakout_adherence'])} of planned breakout sessions done up to {self.as_of:%d %b %Y}.")
+                f"{percent(a['breakout_adherence'])} of planned breakout sessions done up to {self.as_of:%d %b %Y}"
+                f"{self._changes_words().replace('(a vertical line)', '(a line across the calendar)')}.")
 
     def pain_alt(self) -> str:
         """One sentence saying what the pain chart shows (its alt text)."""
@@ -312,7 +321,9 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
     source : Store or dict of DataFrame
     patient_id : str
     as_of : date-like, optional
-        The report date; data after it are left out. Default: the latest recorded date.
+        The report date; data after it are left out. Default: the latest measurement or session
+        date in ``source`` (of any patient: as the clinic batch reports, so the sessions a patient
+        stopped logging count as missed).
     method : dict, optional
         Measurement method of the headline series. Default: the patient's usual method up to the
         report date (:func:`hipanalytics.analysis.rom.usual_method`: the most visits; seated 90/90,
@@ -331,9 +342,9 @@ def patient_progress(source, patient_id: str, *, as_of=None, method: dict | None
     tables = _tables(source, patient_id)
     if tables["patients"].empty:
         raise ReportError(f"unknown patient {patient_id!r}: not in the store's patients table")
-    latest = latest_date(tables)
     cut = iso_day(as_of)
-    if cut is None:
+    if cut is None:  # the store's latest date, as the clinic batch uses: a patient who stopped logging is late
+        latest = latest_date(source)
         cut = latest if latest is not None else pd.Timestamp.today().normalize()
     m_all = tables["measurements"][pd.to_datetime(tables["measurements"]["measured_on"]) <= cut]
     s_all = tables["sessions"][pd.to_datetime(tables["sessions"]["performed_on"]) <= cut]
@@ -562,9 +573,12 @@ ACTIVE_GRACE_DAYS = 28
 before it: a final progress report is still due. The clinic batch reports on active patients."""
 
 
-def latest_date(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
-    """The latest measurement or session date in ``tables`` (None when there is neither)."""
-    dates = [pd.to_datetime(tables[t][c]).max() for t, c in (("measurements", "measured_on"),
+def latest_date(source) -> pd.Timestamp | None:
+    """The latest measurement or session date in a Store or a dict of tables (None when there is
+    neither): the day a report is made for unless told otherwise, for every patient alike."""
+    if not isinstance(source, dict):
+        return source.latest_day()
+    dates = [pd.to_datetime(source[t][c]).max() for t, c in (("measurements", "measured_on"),
                                                               ("sessions", "performed_on"))]
     return max((d for d in dates if pd.notna(d)), default=None)
 

@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.collections import PatchCollection
 
 from hipanalytics import charts
+from hipanalytics.analysis.episodes import schedule_changes
 from hipanalytics.analysis import cohort_visits, dose_response, patient_outcomes
 from hipanalytics.synthetic import generate_clinic
 
@@ -245,14 +246,14 @@ def test_schedule_changes_tells_a_switch_from_a_new_program_after_a_gap():
                   ("daily", "2026-09-07", "2026-10-04")),  # months later: a new course, not a switch
         _programs(("three-per-week", "2026-01-19", "2026-02-01")).assign(patient_id="P2")])
     before = programs.copy()
-    changes = charts.schedule_changes(programs, "P1")
+    changes = schedule_changes(programs, "P1")
     assert changes.to_dict("list") == {
         "date": [pd.Timestamp("2026-02-28"), pd.Timestamp("2026-09-07")],
         "from_schedule": ["daily", "three-per-week"], "to_schedule": ["three-per-week", "daily"],
         "kind": ["switch", "new program after a gap"]}
-    assert charts.schedule_changes(programs, "P1", max_gap_days=4)["kind"].tolist() == [
+    assert schedule_changes(programs, "P1", max_gap_days=4)["kind"].tolist() == [
         "new program after a gap", "new program after a gap"]
-    assert charts.schedule_changes(programs, "P2").empty and charts.schedule_changes(programs, "nobody").empty
+    assert schedule_changes(programs, "P2").empty and schedule_changes(programs, "nobody").empty
     pd.testing.assert_frame_equal(programs, before)
 
 
@@ -298,7 +299,7 @@ def test_the_report_charts_draw_no_text_under_8_5_points():
     from matplotlib.text import Text
 
     figures = [charts.rom_progress(measurements(), SWITCHED, sessions(), "P1", patients=PATIENTS),
-               charts.adherence_calendar(SWITCHED, sessions(), "P1")]
+               charts.adherence_calendar(SWITCHED, sessions(), "P1"), charts.pain_chart(sessions(), SWITCHED, "P1")]
     for fig in figures:
         charts.png(fig)  # tick labels are made when the figure is drawn
         sizes = {t.get_text(): t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()}

@@ -277,3 +277,21 @@ def test_overview_html_escapes_ids(pid):
                       "next_visit": ["2026-01-15"], "attention": [""], "action": ["continue"]})
     page = overview_html(o, {pid: "progress-x.html"})
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_the_chart_and_calendar_alt_texts_name_a_schedule_switch():
+    m = visits(WEEKLY_RIGHT)
+    programs = [program(schedule="daily", start="2026-01-05", end="2026-01-25"),
+                program(schedule="three-per-week", start="2026-01-26", end="2026-03-01")]
+    p = patient_progress(tables(m, sessions([("2026-01-06", 2, 2)]), programs), "P1", as_of="2026-02-16")
+    assert p.chart_alt().endswith("; switched from daily to three-per-week on 26 Jan 2026 (a vertical line).")
+    assert p.calendar_alt().endswith("; switched from daily to three-per-week on 26 Jan 2026 (a line across the calendar).")
+    before = patient_progress(tables(m, sessions([("2026-01-06", 2, 2)]), programs), "P1", as_of="2026-01-20")
+    assert "switched" not in before.chart_alt()  # not yet on the report date
+
+
+def test_a_report_made_alone_is_as_of_the_stores_latest_date_like_the_batch():
+    t = tables(visits(WEEKLY_RIGHT))
+    t["patients"] = pd.concat([patient(), patient(pid="P2")])
+    t["measurements"] = pd.concat([t["measurements"], visits([("2026-03-30", "right", 25)], pid="P2")])
+    assert patient_progress(t, "P1").as_of == pd.Timestamp("2026-03-30")

@@ -148,7 +148,9 @@ def test_clinic_batch_isolates_failures_and_links_every_report(store_path, tmp_p
     # every report as of one day, the store's latest entry, though SYN-00004's own entries end months before
     store = Store(store_path)
     latest = latest_date({t: store.read(t) for t in ("measurements", "sessions")})
-    assert patient_progress(store, "SYN-00004").as_of < latest == pd.Timestamp("2026-08-21")
+    own = latest_date({t: store.read(t, patient_id="SYN-00004") for t in ("measurements", "sessions")})
+    assert own < latest == pd.Timestamp("2026-08-21")
+    assert patient_progress(store, "SYN-00004").as_of == latest  # a report made alone: the same day as the batch
     assert {made["figures"]["as_of"] for made in result["done"].values()} == {"2026-08-21"}
     assert result["as_of"] == "2026-08-21"
     assert result["active"] == len(active_patients(store, as_of="2026-08-21"))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 def main(out: Path) -> int:
-    from hipanalytics.charts import schedule_changes
+    from hipanalytics.analysis.episodes import schedule_changes
     from hipanalytics.handout import handout_html
     from hipanalytics.pdf import html_to_pdf, layout_overflow, printed_pages
     from hipanalytics.program import Program, switch_schedule

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["EPISODE_GAP_DAYS", "BASELINE_LOOKBACK_DAYS", "EPISODE_COLUMNS", "episodes_of_care", "program_episodes",
+__all__ = ["EPISODE_GAP_DAYS", "SWITCH_GAP_DAYS", "BASELINE_LOOKBACK_DAYS", "schedule_changes", "EPISODE_COLUMNS", "episodes_of_care", "program_episodes",
            "episode_of", "episode_id_for", "joined_by"]
 
 EPISODE_GAP_DAYS = 60
@@ -42,6 +42,11 @@ EPISODE_GAP_DAYS = 60
 starts a new episode of care. Not a published standard (none sets one): hipanalytics' default,
 twice the 28 days after a program in which a final report is still due
 (:data:`hipanalytics.progress.ACTIVE_GRACE_DAYS`). Pass ``gap_days`` to change it."""
+
+SWITCH_GAP_DAYS = 6
+"""A program on another schedule that starts at most this many days after the previous one ended
+(the day after, as :func:`hipanalytics.program.switch_schedule` makes it) is a schedule switch;
+one that starts later is a new program after a gap (see :func:`schedule_changes`)."""
 
 BASELINE_LOOKBACK_DAYS = 14
 """A measurement up to this many days before an episode's first program (the evaluation visit
@@ -277,3 +282,49 @@ def episode_of(episodes: pd.DataFrame, patient_ids: pd.Series, dates: pd.Series)
     found = pd.merge_asof(query.sort_values("date"), windows.rename(columns={"window_start": "date"}),
                           on="date", by="patient_id", direction="backward").set_index("order").sort_index()
     return pd.Series(found["episode_id"].to_numpy(dtype=object), index=patient_ids.index)
+
+
+def schedule_changes(programs: pd.DataFrame, patient_id: str, *, max_gap_days: int = SWITCH_GAP_DAYS) -> pd.DataFrame:
+    """When a patient's programs change: a schedule switch, or a new program after a gap.
+
+    The patient's programs are taken in order of their start. A program that starts less than a
+    week after the previous one ended (at most ``max_gap_days`` days without a program, e.g. the
+    day after, as :func:`hipanalytics.program.switch_schedule` makes it) on another schedule is a
+    ``"switch"``; one that starts later is a ``"new program after a gap"`` (whatever its schedule:
+    a course of care taken up again, not a switch). A program that continues the previous one on
+    the same schedule is no change.
+
+    Parameters
+    ----------
+    programs : DataFrame
+        ``patient_id``, ``schedule``, ``start_date``, ``end_date`` (dates or ISO text), as stored.
+    patient_id : str
+    max_gap_days : int
+        The most days without a program between two programs for a change of schedule to be a switch.
+
+    Returns
+    -------
+    DataFrame
+        One row per change, in date order: ``date`` (the new program's first day, datetime64),
+        ``from_schedule``, ``to_schedule``, ``kind`` (``"switch"`` or ``"new program after a gap"``).
+
+    Examples
+    --------
+    >>> programs = pd.DataFrame({"patient_id": "P1", "schedule": ["daily", "three-per-week", "three-per-week"],
+    ...                          "start_date": ["2026-01-05", "2026-01-19", "2026-06-01"],
+    ...                          "end_date": ["2026-01-18", "2026-02-15", "2026-07-12"]})
+    >>> schedule_changes(programs, "P1")
+            date   from_schedule     to_schedule                     kind
+    0 2026-01-19           daily  three-per-week                   switch
+    1 2026-06-01  three-per-week  three-per-week  new program after a gap
+    """
+    own = programs[programs["patient_id"] == patient_id]
+    own = pd.DataFrame({"schedule": own["schedule"], "start": pd.to_datetime(own["start_date"]),
+                        "end": pd.to_datetime(own["end_date"])}).sort_values("start", kind="stable")
+    before = own.shift()
+    gap_days = (own["start"] - before["end"]).dt.days - 1
+    kind = np.where(gap_days > max_gap_days, "new program after a gap", "switch")
+    changed = before["schedule"].notna() & ((gap_days > max_gap_days) | (own["schedule"] != before["schedule"]))
+    out = pd.DataFrame({"date": own["start"], "from_schedule": before["schedule"], "to_schedule": own["schedule"],
+                        "kind": kind})
+    return out[changed].reset_index(drop=True)

@@ -164,7 +164,7 @@ def report_day(store, as_of=None) -> pd.Timestamp | None:
     from ..progress import latest_date
 
     day = iso_day(as_of)
-    return day if day is not None else latest_date({t: store.read(t) for t in ("measurements", "sessions")})
+    return day if day is not None else latest_date(store)
 
 
 def overview_heading(overview: pd.DataFrame, day, *, everyone: bool = False) -> str:

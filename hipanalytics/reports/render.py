@@ -297,8 +297,7 @@ def render_overview(store: str | Path, out_dir: str | Path, *, as_of=None, forma
 
     with _opened(store) as opened:
         fingerprint = opened.fingerprint()
-        day = pd.Timestamp(as_of) if as_of is not None else latest_date(
-            {t: opened.read(t) for t in ("measurements", "sessions")})
+        day = pd.Timestamp(as_of) if as_of is not None else latest_date(opened)
         ids = opened.read("patients")["patient_id"]
     out = Path(out_dir)
     files = {pid: f"{safe_filename(f'progress-{pid}')}.html" for pid in ids}

@@ -107,6 +107,22 @@ class Store(ImportMixin, HistoryMixin):
                     sa.select(t).where(where).order_by(t.c[ID_COLUMN[table]], t.c.version), conn))
             return self._current(conn, table, patient_id).drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
 
+    def latest_day(self) -> pd.Timestamp | None:
+        """The latest measurement or session date in the store's current records (None when there
+        is neither): the day a report is made for unless told otherwise."""
+        days = []
+        with self.engine.connect() as conn:
+            for table, column in (("measurements", "measured_on"), ("sessions", "performed_on")):
+                t = self.md.tables[table]
+                id_col = t.c[ID_COLUMN[table]]
+                latest = sa.select(id_col.label("rid"), sa.func.max(t.c.version).label("v")).group_by(id_col).subquery()
+                query = (sa.select(sa.func.max(t.c[column])).join(latest, sa.and_(id_col == latest.c.rid,
+                                                                                  t.c.version == latest.c.v))
+                         .where(t.c.status == "active"))
+                days.append(conn.execute(query).scalar())
+        found = [pd.Timestamp(d) for d in days if d is not None]
+        return max(found) if found else None
+
     def imports(self) -> pd.DataFrame:
         """Every import: file, content hash, mode, counts, when and by whom."""
         with self.engine.connect() as conn:
