@@ -80,5 +80,6 @@ def test_the_installed_package_runs_the_demo_and_a_patient_report_in_an_empty_fo
     fhir = hipanalytics("fhir", "export", "SYN-00004", "--store", "reports/demo/clinic.sqlite", "--out", "out/fhir")
     assert fhir.returncode == 0, fhir.stderr
     bundle = json.loads((work / "out" / "fhir" / "SYN-00004.json").read_text())
-    assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"Patient", "Observation", "CarePlan"}
+    assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"Patient", "Observation", "CarePlan",
+                                                                          "EpisodeOfCare"}
     assert sorted(p.name for p in work.iterdir()) == ["out", "reports"]  # nothing written elsewhere
