@@ -15,6 +15,7 @@ pytest.importorskip("ipywidgets")
 from hipanalytics.apps import Dashboard, EntryForm, ProgramBuilder, build_program  # noqa: E402
 from hipanalytics.apps.builder import CUSTOM, breakout_items, preview_html, week_table  # noqa: E402
 from hipanalytics.apps.entry import measurement_rows, recent_entries, session_row  # noqa: E402
+from hipanalytics.config import SAMPLE_ENV, STORE_ENV  # noqa: E402
 from hipanalytics.errors import EntryError, ProgramError  # noqa: E402
 from hipanalytics.program import plan, plan_table, program_from_record  # noqa: E402
 from hipanalytics.store import Store  # noqa: E402
@@ -388,3 +389,27 @@ def test_served_apps_find_the_store_in_their_environment_as_an_absolute_path(tmp
     check = f"import os, sys; sys.exit(0 if os.environ['HIPANALYTICS_STORE'] == {str(tmp_path / 'x.sqlite')!r} else 5)"
     assert run([sys.executable, "-c", check], store="x.sqlite") == 0
     assert run([sys.executable, "-c", "import sys; sys.exit(7)"]) == 7
+    monkeypatch.setenv(SAMPLE_ENV, str(tmp_path / "x.sqlite"))  # left over in the shell: not for a named store
+    unnamed = f"import os, sys; sys.exit(5 if {SAMPLE_ENV!r} in os.environ else 0)"
+    assert run([sys.executable, "-c", unnamed], store="x.sqlite") == 0
+    named = f"import os, sys; sys.exit(0 if os.environ[{SAMPLE_ENV!r}] == os.environ[{STORE_ENV!r}] else 5)"
+    assert run([sys.executable, "-c", named], store="copy.sqlite", sample=True) == 0
+
+
+def test_the_sample_banner_says_how_to_start_the_app_only_on_the_built_in_sample(store, tmp_path, monkeypatch):
+    from hipanalytics.synthetic import sample_store
+
+    monkeypatch.delenv(SAMPLE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert "invented" not in EntryForm(store, today=TODAY).header.value  # real records: no banner
+    with Store(tmp_path / "demo.sqlite") as demo:  # started with --store on a store of synthetic patients
+        demo.add_records("patients", [{"patient_id": "SYN-00001", "birth_year": 1970, "involved_side": "left"}])
+        header = EntryForm(demo, today=TODAY).header.value
+        assert "Synthetic patients" in header and "are invented" in header
+        assert "--store" not in header and "start it with" not in header
+        monkeypatch.setenv(SAMPLE_ENV, str(tmp_path / "demo.sqlite"))  # served by `hipanalytics app --sample`
+        header = ProgramBuilder(demo, today=TODAY).header.value
+        assert "runs on the built-in sample clinic" in header and "--store YOUR-STORE" in header
+    monkeypatch.delenv(SAMPLE_ENV)
+    with Store(sample_store(), create=False) as sample:  # no store named: the cached sample
+        assert "runs on the built-in sample clinic" in Dashboard(sample, today=TODAY).header.value
