@@ -30,6 +30,8 @@ _CSS = """
 .hip-week td.hip-breakout { background: #dcebf7; color: #0b4f8a; font-weight: 600; }
 .hip-warning { background: #fff4e5; border-left: 4px solid #e69f00; padding: 6px 10px; margin: 6px 0; }
 .hip-problem { background: #fdecea; border-left: 4px solid #b3261e; padding: 6px 10px; margin: 6px 0; }
+.hip-flag { background: #fdecea; border: 2px solid #b3261e; border-left-width: 8px; padding: 8px 12px; margin: 8px 0;
+            color: #5c0f0b; }
 .hip-ok { background: #e8f5e9; border-left: 4px solid #009e73; padding: 6px 10px; margin: 6px 0; }
 .hip-problems { border-collapse: collapse; font-size: 0.9em; margin-top: 4px; }
 .hip-problems td, .hip-problems th { border: 1px solid #e3c4c1; padding: 3px 6px; text-align: left; }

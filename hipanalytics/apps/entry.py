@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
@@ -27,7 +28,8 @@ from ..analysis.rom import PRIMARY_METHOD
 from ..errors import EntryError
 from ..records import table_spec
 
-__all__ = ["measurement_rows", "session_row", "recent_entries", "allowed_values", "POSITION_LABELS", "EntryForm"]
+__all__ = ["measurement_rows", "session_row", "recent_entries", "pain_check", "pain_check_html", "allowed_values",
+           "POSITION_LABELS", "EntryForm"]
 
 
 def allowed_values(table: str, column: str) -> tuple[str, ...]:
@@ -114,6 +116,63 @@ def session_row(values: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+def pain_check(sessions: pd.DataFrame, programs: pd.DataFrame, episodes: pd.DataFrame | None = None) -> pd.Series | None:
+    """One patient's pain tolerance now, from their stored sessions, programs and episodes.
+
+    The tolerance model of the reports (:func:`hipanalytics.analysis.tolerance.tolerance_flags`)
+    run on the patient's records as they are after a save, so a session that raises a flag shows
+    it at once.
+
+    Parameters
+    ----------
+    sessions, programs, episodes : DataFrame
+        The patient's current records (``Store.read(table, patient_id=...)``).
+
+    Returns
+    -------
+    Series or None
+        The patient's row of :func:`~hipanalytics.analysis.tolerance.tolerance_flags`
+        (``status``: flag | ok | too few, ``message``: a sentence to show, ...), or None when no
+        session of the patient has a pain score.
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"patient_id": ["P1"], "performed_on": pd.to_datetime(["2026-01-05"]),
+    ...                   "session": ["breakouts"], "pain_before": [3], "pain_after": [8]})
+    >>> p = pd.DataFrame({"program_id": ["A"], "patient_id": ["P1"], "protocol_id": ["hip-ir-breakouts"],
+    ...                   "protocol_version": ["1.0.0"], "schedule": ["daily"],
+    ...                   "start_date": pd.to_datetime(["2026-01-05"]), "end_date": pd.to_datetime(["2026-02-01"])})
+    >>> pain_check(s, p)["status"]
+    'flag'
+    """
+    from ..analysis.tolerance import tolerance_flags
+
+    if sessions.empty:
+        return None
+    flags = tolerance_flags(sessions, programs, episodes=episodes)
+    return None if flags.empty else flags.iloc[0]
+
+
+def pain_check_html(check: pd.Series | None) -> str:
+    """The pain check as the entry form shows it after a save (escaped): a flag as an alert box
+    (``role="alert"``, read out by screen readers at once), anything else as a quiet line.
+
+    Examples
+    --------
+    >>> pain_check_html(pd.Series({"status": "flag", "message": "Pain flag on daily breakouts: a <rise>."}))
+    '<div class="hip-flag" role="alert"><strong>Pain check:</strong> Pain flag on daily breakouts: a &lt;rise&gt;.</div>'
+    >>> pain_check_html(pd.Series({"status": "too few", "message": "Too few sessions."}))
+    '<p class="hip-muted" role="status">Pain check: Too few sessions.</p>'
+    >>> pain_check_html(None)
+    ''
+    """
+    if check is None:
+        return ""
+    if check["status"] == "flag":
+        return f'<div class="hip-flag" role="alert"><strong>Pain check:</strong> {html.escape(check["message"])}</div>'
+    return f'<p class="hip-muted" role="status">Pain check: {html.escape(check["message"])}</p>'
+
+
 def recent_entries(measurements: pd.DataFrame, sessions: pd.DataFrame, *, n: int = 10) -> pd.DataFrame:
     """The latest saved records of a patient, newest first, from ``Store.read(..., history=True)``.
 
@@ -177,7 +236,9 @@ class EntryForm(_ui.App):
     -----
     A failed save keeps every field as typed and lists the problems under the form. After a
     successful save the trial boxes (or pain and notes) are cleared, so the next entry starts
-    fresh, and the callbacks registered with :meth:`on_saved` run.
+    fresh, and the callbacks registered with :meth:`on_saved` run. After a session is saved,
+    corrected or voided, the patient's pain tolerance is checked again with the reports' model: a
+    pain flag shows as an alert under the saved message, anything else as a quiet line.
     """
 
     def __init__(self, store, *, today: date | None = None, who: str | None = None,
@@ -279,6 +340,11 @@ class EntryForm(_ui.App):
         """The patient selected."""
         return self._patient.value
 
+    def pain_check(self) -> pd.Series | None:
+        """The selected patient's pain tolerance from their stored records (see :func:`pain_check`)."""
+        read = {t: self.store.read(t, patient_id=self.patient_id) for t in ("sessions", "programs", "episodes")}
+        return pain_check(read["sessions"], read["programs"], read["episodes"])
+
     def on_saved(self, callback) -> None:
         """Call ``callback(table)`` after every successful save, correction or void."""
         self._callbacks.append(callback)
@@ -319,6 +385,8 @@ class EntryForm(_ui.App):
 
     def _saved(self, table: str, message: str) -> None:
         self.say_saved(message)
+        if table == "sessions":  # a session saved, corrected or voided: does the patient's pain flag now?
+            self.status.value += pain_check_html(self.pain_check())
         self._refresh_recent()
         for callback in self._callbacks:
             callback(table)
