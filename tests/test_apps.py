@@ -281,6 +281,41 @@ def test_entry_shows_a_pain_flag_as_soon_as_the_session_that_raises_it_is_saved(
         "needed.</p>" in form.status.value
 
 
+def test_entry_takes_next_morning_pain_and_adds_it_to_yesterdays_session_as_a_correction(store, protocol):
+    store.save_program(build_program(protocol, {"patient_id": "P001", "schedule": "daily",
+                                                "start_date": date(2026, 11, 16), "weeks": 4}), today=TODAY)
+    form = _entry(store)
+    form.s_session.value, form.s_date.value = "breakouts", date(2026, 11, 20)
+    form.s_pain_before.value, form.s_pain_after.value, form.s_pain_next.value = "2", "3", "11"
+    form.s_save.click()
+    assert "<td>Pain next morning</td><td>11</td>" in form.status.value and store.read("sessions").empty
+    form.s_pain_next.value = "2"
+    form.s_save.click()
+    assert store.read("sessions")["pain_next_day"].tolist() == [2]
+    for day in (date(2026, 11, 22), TODAY):  # yesterday's, and today's: its next morning has not come
+        form.s_date.value = day
+        form.s_pain_before.value, form.s_pain_after.value = "2", "3"
+        form.s_save.click()
+    assert [label for label, _ in form.n_session.options] == [
+        f"Sun 22 Nov 2026 {form.s_time.value}, IR breakouts + Hip Movement Sequence, pain 2 -> 3"]
+    form.n_pain.value = "six"
+    form.n_save.click()
+    assert "<td>Pain next morning</td><td>six</td>" in form.status.value and form.n_pain.value == "six"
+    form.n_pain.value = "6"
+    form.n_save.click()
+    status = form.status.value
+    assert "Added next-morning pain 6 to Sun 22 Nov 2026" in status and "(a correction: version 2)" in status
+    assert '<div class="hip-flag" role="alert">' in status
+    assert ("pain 2 or more points above its starting level the next morning after 1 breakout session "
+            "(2026-11-22: before 2, next morning 6)") in status
+    history = store.read("sessions", history=True)
+    added = history[history["version"] == 2].iloc[0]
+    assert (added["performed_on"], added["pain_next_day"], added["recorded_by"]) == (pd.Timestamp("2026-11-22"), 6, "AB")
+    assert added["change_reason"] == "next-morning pain added on 2026-11-23 (entry form)"
+    assert form.n_session.options == () and form.n_save.disabled
+    assert "pain 2 -&gt; 3, next morning 6" in form.recent.value
+
+
 def test_entry_corrections_and_voids_ask_for_a_reason_and_keep_history(store):
     form = _entry(store)
     form.m_trials[0].value = "23"

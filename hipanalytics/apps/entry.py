@@ -28,8 +28,8 @@ from ..analysis.rom import PRIMARY_METHOD
 from ..errors import EntryError
 from ..records import table_spec
 
-__all__ = ["measurement_rows", "session_row", "recent_entries", "pain_check", "pain_check_html", "allowed_values",
-           "POSITION_LABELS", "EntryForm"]
+__all__ = ["measurement_rows", "session_row", "recent_entries", "next_morning_sessions", "pain_check", "pain_check_html",
+           "allowed_values", "POSITION_LABELS", "EntryForm"]
 
 
 def allowed_values(table: str, column: str) -> tuple[str, ...]:
@@ -59,7 +59,8 @@ MEASUREMENT_LABELS = {"patient_id": "Patient", "measured_on": "Visit date", "sid
 
 SESSION_LABELS = {"patient_id": "Patient", "performed_on": "Date", "performed_at": "Time (HH:MM)", "session": "Session",
                   "completion": "Completion", "rounds_done": "Rounds done", "pain_before": "Pain before",
-                  "pain_after": "Pain after", "notes": "Notes", "session_id": "This session"}
+                  "pain_after": "Pain after", "pain_next_day": "Pain next morning", "notes": "Notes",
+                  "session_id": "This session"}
 """The session form's field labels, by column."""
 
 
@@ -111,9 +112,57 @@ def session_row(values: Mapping[str, Any]) -> dict[str, Any]:
     ('3', None)
     """
     row = {k: values.get(k) for k in ("patient_id", "performed_on", "session", "completion")}
-    for k in ("performed_at", "rounds_done", "pain_before", "pain_after", "notes"):
+    for k in ("performed_at", "rounds_done", "pain_before", "pain_after", "pain_next_day", "notes"):
         row[k] = _text(values.get(k)) or None
     return row
+
+
+def next_morning_sessions(sessions: pd.DataFrame, *, today: date, titles: Mapping[str, str] | None = None,
+                          n: int = 14) -> pd.DataFrame:
+    """The logged sessions a next-morning pain score can be added to: those without one, done
+    before ``today`` (the morning after has come), newest first.
+
+    Patients report the morning after a session at their next contact, so the score is added to
+    a session already stored (a correction, see :meth:`EntryForm`), most often yesterday's.
+
+    Parameters
+    ----------
+    sessions : DataFrame
+        One patient's current sessions (``Store.read("sessions", patient_id=...)``).
+    today : date
+    titles : mapping, optional
+        Session template id -> title, for the labels (default: the ids).
+    n : int
+        At most this many.
+
+    Returns
+    -------
+    DataFrame
+        ``session_id``, ``performed_on``, ``label`` (date, session, pain before and after).
+
+    Examples
+    --------
+    >>> s = pd.DataFrame({"session_id": ["a", "b", "c"], "session": "breakouts",
+    ...                   "performed_on": pd.to_datetime(["2026-11-21", "2026-11-22", "2026-11-23"]),
+    ...                   "performed_at": ["08:00", "08:00", "08:00"], "pain_before": [2, 3, 2],
+    ...                   "pain_after": [3, 8, None], "pain_next_day": [2, None, None]})
+    >>> next_morning_sessions(s, today=date(2026, 11, 23))["label"].tolist()
+    ['Sun 22 Nov 2026 08:00, breakouts, pain 3 -> 8']
+    """
+    columns = ["session_id", "performed_on", "label"]
+    if sessions.empty:
+        return pd.DataFrame(columns=columns)
+    day = pd.to_datetime(sessions["performed_on"])
+    waiting = sessions[sessions["pain_next_day"].isna() & (day < pd.Timestamp(today))]
+    waiting = waiting.assign(_day=pd.to_datetime(waiting["performed_on"]),
+                             _at=waiting["performed_at"].fillna("")).sort_values(["_day", "_at"], ascending=False).head(n)
+    named = waiting["session"].map(lambda s: (titles or {}).get(s, s))
+    pain = (waiting["pain_before"].astype("Int64").astype("string").fillna("-") + " -> "
+            + waiting["pain_after"].astype("Int64").astype("string").fillna("-"))
+    at = waiting["_at"].where(waiting["_at"] == "", " " + waiting["_at"])
+    label = waiting["_day"].dt.strftime("%a %d %b %Y") + at + ", " + named + ", pain " + pain
+    return pd.DataFrame({"session_id": waiting["session_id"], "performed_on": waiting["_day"],
+                         "label": label}).reset_index(drop=True)
 
 
 def pain_check(sessions: pd.DataFrame, programs: pd.DataFrame, episodes: pd.DataFrame | None = None) -> pd.Series | None:
@@ -198,6 +247,8 @@ def recent_entries(measurements: pd.DataFrame, sessions: pd.DataFrame, *, n: int
         else:
             pain = latest["pain_before"].astype("string").fillna("-") + " -> " + \
                 latest["pain_after"].astype("string").fillna("-")
+            if "pain_next_day" in latest:
+                pain = pain + (", next morning " + latest["pain_next_day"].astype("string")).fillna("")
             what = (latest["session"] + ", " + latest["completion"] + ", rounds "
                     + latest["rounds_done"].astype("string").fillna("-") + ", pain " + pain)
         frames.append(pd.DataFrame({
@@ -234,7 +285,9 @@ class EntryForm(_ui.App):
 
     Notes
     -----
-    A failed save keeps every field as typed and lists the problems under the form. After a
+    The session log takes the pain the next morning when it is known; for a session logged
+    before, :func:`next_morning_sessions` lists those waiting for it and the score is added as a
+    correction (with the date as its reason). A failed save keeps every field as typed and lists the problems under the form. After a
     successful save the trial boxes (or pain and notes) are cleared, so the next entry starts
     fresh, and the callbacks registered with :meth:`on_saved` run. After a session is saved,
     corrected or voided, the patient's pain tolerance is checked again with the reports' model: a
@@ -290,12 +343,23 @@ class EntryForm(_ui.App):
                                     layout=w.Layout(width="220px"))
         self.s_pain_after = w.Text(description="Pain after", placeholder="0-10", style=wide,
                                    layout=w.Layout(width="220px"))
+        self.s_pain_next = w.Text(description="Pain next morning", placeholder="0-10, if known",
+                                  style={"description_width": "130px"}, layout=w.Layout(width="250px"))
         self.s_notes = w.Textarea(description="Notes", style=wide, layout=w.Layout(width="520px", height="48px"))
         self.s_save = w.Button(description="Save session", button_style="primary", icon="save",
                                layout=_ui.BUTTON_BELOW_FORM)
+        # the next-morning pain of a session logged before (the patient reports it the next day)
+        self.n_session = w.Dropdown(description="Session", style=wide, layout=w.Layout(width="520px"))
+        self.n_pain = w.Text(description="Pain next morning", placeholder="0-10", style={"description_width": "130px"},
+                             layout=w.Layout(width="250px"))
+        self.n_save = w.Button(description="Add next-morning pain", button_style="primary", icon="plus",
+                               layout=_ui.BUTTON_BELOW_FORM)
+        next_morning = _ui.section("Pain the next morning, for a session logged before", [
+            w.HTML('<p class="hip-muted">Sessions without it, newest first; added as a correction with the date, '
+                   "kept in the history.</p>"), self.n_session, self.n_pain, self.n_save])
         session = w.VBox([self.s_date, self.s_time, self.s_session, _ui.labelled("Completion", self.s_completion),
-                          self.s_rounds,
-                          w.HBox([self.s_pain_before, self.s_pain_after]), self.s_notes, self.s_save])
+                          self.s_rounds, w.HBox([self.s_pain_before, self.s_pain_after, self.s_pain_next]),
+                          self.s_notes, self.s_save, next_morning])
 
         # corrections and voids
         self.c_record = w.Dropdown(description="Record", style=wide, layout=w.Layout(width="640px"))
@@ -321,6 +385,7 @@ class EntryForm(_ui.App):
         self.c_action.observe(self._record_changed, "value")
         self.m_save.on_click(self._save_measurement)
         self.s_save.on_click(self._save_session)
+        self.n_save.on_click(self._add_next_morning)
         self.c_apply.on_click(self._apply_correction)
         self._patient_changed()
 
@@ -362,7 +427,8 @@ class EntryForm(_ui.App):
     def _refresh_recent(self) -> None:
         if not self.patient_id:
             self.recent.value = _ui.table_html(pd.DataFrame(), empty="No patient selected.")
-            self.c_record.options = []
+            self.c_record.options = self.n_session.options = []
+            self.n_save.disabled = True
             return
         entries = recent_entries(self.store.read("measurements", history=True, patient_id=self.patient_id),
                                  self.store.read("sessions", history=True, patient_id=self.patient_id), n=15)
@@ -371,6 +437,11 @@ class EntryForm(_ui.App):
         self.recent.value = _ui.table_html(shown, empty="Nothing recorded for this patient yet.")
         self.c_record.options = [(f"{e.date} {e.what}", (e.table, e.id)) for e in entries.itertuples()]
         self._record_changed()
+        waiting = next_morning_sessions(self.store.read("sessions", patient_id=self.patient_id), today=self.today,
+                                        titles={sid: title for title, sid in self.s_session.options})
+        self.n_session.options = list(zip(waiting["label"], waiting["session_id"]))
+        self.n_session.value = waiting["session_id"].iloc[0] if len(waiting) else None  # the latest: yesterday's
+        self.n_save.disabled = waiting.empty
 
     def _record_changed(self, change=None) -> None:
         record = self.c_record.value
@@ -420,12 +491,27 @@ class EntryForm(_ui.App):
                 "patient_id": self.patient_id, "performed_on": self.s_date.value, "performed_at": self.s_time.value,
                 "session": self.s_session.value, "completion": self.s_completion.value,
                 "rounds_done": self.s_rounds.value, "pain_before": self.s_pain_before.value,
-                "pain_after": self.s_pain_after.value, "notes": self.s_notes.value})
+                "pain_after": self.s_pain_after.value, "pain_next_day": self.s_pain_next.value,
+                "notes": self.s_notes.value})
             self.store.add_records("sessions", [row], who=self._who.value.strip() or None, today=self.today,
                                    label="session form")
-            for box in (self.s_rounds, self.s_pain_before, self.s_pain_after, self.s_notes):
+            for box in (self.s_rounds, self.s_pain_before, self.s_pain_after, self.s_pain_next, self.s_notes):
                 box.value = ""
             self._saved("sessions", f"Saved the {self.s_session.label} session of {self.s_date.value}.")
+
+    def _add_next_morning(self, _button=None) -> None:
+        with self.saving("Adding the next-morning pain", lambda row, column: SESSION_LABELS.get(column, column)):
+            if not self.n_session.value:
+                raise EntryError("choose the session the next-morning pain belongs to")
+            score = _text(self.n_pain.value)
+            if not score:
+                raise EntryError("type the pain score of the next morning (0-10)")
+            what = self.n_session.label
+            version = self.store.correct("sessions", self.n_session.value, {"pain_next_day": score},
+                                         reason=f"next-morning pain added on {self.today:%Y-%m-%d} (entry form)",
+                                         who=self._who.value.strip() or None)
+            self.n_pain.value = ""
+            self._saved("sessions", f"Added next-morning pain {score} to {what} (a correction: version {version}).")
 
     def _apply_correction(self, _button=None) -> None:
         if not self.c_record.value:
