@@ -457,7 +457,12 @@ class EntryForm(_ui.App):
     def _saved(self, table: str, message: str) -> None:
         self.say_saved(message)
         if table == "sessions":  # a session saved, corrected or voided: does the patient's pain flag now?
-            self.status.value += pain_check_html(self.pain_check())
+            try:
+                check = pain_check_html(self.pain_check())
+            except Exception as exc:  # noqa: BLE001 - the save is done: never let a failed check say "Not saved"
+                check = _ui.warning_html(f"The pain check could not run ({type(exc).__name__}: {exc}); the dashboard "
+                                         "and the progress report show the pain scores.")
+            self.status.value += check
         self._refresh_recent()
         for callback in self._callbacks:
             callback(table)
