@@ -182,9 +182,9 @@ def test_the_entry_and_dashboard_apps_render_in_a_real_browser(app, title, tmp_p
                         "patient_id": "P001", "measured_on": date.today(), "side": "right",
                         "motion": "internal_rotation", "position": "seated_90", "mode": "active",
                         "instrument": "inclinometer", "degrees": 27}])
-                expect(page.get_by_text("Right hip IR measured once so far: 27 degrees.")).to_be_visible(timeout=30_000)
+                expect(page.get_by_text("Right hip IR measured once so far: 27.0 degrees;")).to_be_visible(timeout=30_000)
                 # each chart is an image a screen reader can name: its alt text says what it shows
-                expect(page.get_by_role("img", name="Right hip IR measured once: 27 degrees, above the breakout "
+                expect(page.get_by_role("img", name="Right hip IR measured once: 27.0 degrees, above the breakout "
                                                      "sessions planned and done each week.")).to_be_visible()
             if app == "entry":
                 page.get_by_placeholder("e.g. 32.5").first.fill("31")
