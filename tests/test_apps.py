@@ -227,22 +227,43 @@ def _entry(store) -> EntryForm:
 
 def test_entry_saves_trials_and_lists_them_and_a_bad_value_keeps_the_form(store):
     form = _entry(store)
-    assert form.m_side.value == "right"  # the involved side
-    form.m_trials[0].value, form.m_trials[2].value = "31", "132"
+    assert "Right hip<br>" in form.m_side_labels["right"].value and "(involved)" in form.m_side_labels["right"].value
+    assert "Left hip" in form.m_side_labels["left"].value and "(involved)" not in form.m_side_labels["left"].value
+    right = form.m_trials["right"]
+    right[0].value, right[2].value = "31", "132"
     form.m_save.click()
     assert "Not saved" in form.status.value and "hip IR outside -20..90 degrees" in form.status.value
-    assert "<td>Trial 3</td><td>132</td>" in form.status.value and "degrees</td>" not in form.status.value
-    form.m_trials[1].value, form.m_trials[2].value = "132", ""
-    assert [t.value for t in form.m_trials] == ["31", "132", ""]
+    assert "<td>Right hip, trial 3</td><td>132</td>" in form.status.value and "degrees</td>" not in form.status.value
+    right[1].value, right[2].value = "132", ""
+    assert [t.value for t in right] == ["31", "132", ""]
     assert store.read("measurements").empty
-    form.m_trials[1].value = "32,5"
+    right[1].value = "32,5"
     form.m_save.click()
     assert "Saved 2 trials of right hip IR: 31, 32.5 degrees" in form.status.value
     saved = store.read("measurements")
-    assert saved[["trial", "degrees", "instrument", "position"]].values.tolist() == [
-        [1, 31.0, "inclinometer", "seated_90"], [2, 32.5, "inclinometer", "seated_90"]]
-    assert [t.value for t in form.m_trials] == ["", "", ""]
+    assert saved[["side", "trial", "degrees", "instrument", "position"]].values.tolist() == [
+        ["right", 1, 31.0, "inclinometer", "seated_90"], ["right", 2, 32.5, "inclinometer", "seated_90"]]
+    assert [t.value for t in right] == ["", "", ""]
     assert "right IR 32.5 deg, trial 2" in form.recent.value
+
+
+def test_entry_saves_both_hips_of_a_visit_in_one_transaction_and_names_the_box_at_fault(store):
+    form = _entry(store)
+    form.m_date.value = date(2026, 11, 20)
+    left, right = form.m_trials["left"], form.m_trials["right"]
+    left[0].value, left[1].value, left[2].value = "38", "39", "38,5"
+    right[0].value, right[1].value = "31", "3l"
+    form.m_save.click()
+    assert "<td>Right hip, trial 2</td><td>3l</td>" in form.status.value
+    assert store.read("measurements").empty and left[0].value == "38"  # nothing of the visit saved, the form kept
+    right[1].value = "32"
+    form.m_save.click()
+    assert "Saved 5 trials of hip IR: left 38, 39, 38.5 degrees; right 31, 32 degrees." in form.status.value
+    saved = store.read("measurements")
+    assert saved[["side", "trial", "degrees"]].values.tolist() == [
+        ["left", 1, 38.0], ["left", 2, 39.0], ["left", 3, 38.5], ["right", 1, 31.0], ["right", 2, 32.0]]
+    assert store.audit().query("action == 'entry' and table_name == 'measurements'")["record_id"].str.count(",").tolist() == [4]  # one write
+    assert all(box.value == "" for box in left + right)
 
 
 def test_entry_session_log_with_pain_is_validated_inline(store):
@@ -318,7 +339,7 @@ def test_entry_takes_next_morning_pain_and_adds_it_to_yesterdays_session_as_a_co
 
 def test_entry_corrections_and_voids_ask_for_a_reason_and_keep_history(store):
     form = _entry(store)
-    form.m_trials[0].value = "23"
+    form.m_trials["right"][0].value = "23"
     form.m_save.click()
     (label, record), = form.c_record.options
     form.c_record.value = record
@@ -343,7 +364,7 @@ def test_entry_corrections_and_voids_ask_for_a_reason_and_keep_history(store):
 def test_recent_entries_are_newest_first_and_leave_out_voided_records(store):
     form = _entry(store)
     for value in ("30", "31"):
-        form.m_trials[0].value = value
+        form.m_trials["right"][0].value = value
         form.m_date.value = date(2026, 11, 2) if value == "30" else date(2026, 11, 1)
         form.m_save.click()
     recent = recent_entries(store.read("measurements", history=True), store.read("sessions", history=True))
@@ -369,10 +390,10 @@ def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
     assert dash.rom.layout.display == "none" and dash._empty["rom"].layout.display == "block"
     assert _png(dash.adherence.value)[:4] == b"\x89PNG" and 'alt="Calendar of the program' in dash.adherence.value
     dash.entry.m_date.value = date(2026, 10, 5)
-    dash.entry.m_trials[0].value = "25"
+    dash.entry.m_trials["right"][0].value = "25"
     dash.entry.m_save.click()
     dash.entry.m_date.value = date(2026, 11, 9)
-    dash.entry.m_trials[0].value = "36"
+    dash.entry.m_trials["right"][0].value = "36"
     dash.entry.m_save.click()
     assert dash.rom.layout.display == "block" and _png(dash.rom.value)[:4] == b"\x89PNG"
     assert 'alt="Right hip IR rose from 25.0 to 36.0 degrees over 5 weeks, above the breakout sessions' in dash.rom.value
@@ -385,7 +406,7 @@ def test_dashboard_refresh_shows_entries_made_in_another_window(store):
     dash._patient.value = "P001"
     assert "No hip IR measurements" in dash.summary.value
     other = _entry(store)
-    other.m_trials[0].value = "28"
+    other.m_trials["right"][0].value = "28"
     other.m_save.click()
     dash.refresh_button.click()
     assert "measured once so far: 28.0 degrees" in dash.summary.value
@@ -400,7 +421,7 @@ def test_dashboard_watches_the_store_and_redraws_after_writes_elsewhere(store):
     dash = Dashboard(store, today=TODAY, watch_seconds=0.1)
     dash._patient.value = "P001"
     other = _entry(store)
-    other.m_trials[0].value = "29"
+    other.m_trials["right"][0].value = "29"
     other.m_save.click()
     deadline = time.monotonic() + 10
     while "measured once so far: 29.0 degrees" not in dash.summary.value and time.monotonic() < deadline:
@@ -417,7 +438,7 @@ def test_dashboard_watches_the_store_and_redraws_after_writes_elsewhere(store):
 def test_dashboard_renders_the_report_as_downloads_without_the_patient_name(store):
     dash = Dashboard(store, today=TODAY)
     dash._patient.value = "P002"
-    dash.entry.m_trials[0].value = "30"
+    dash.entry.m_trials["left"][0].value = "30"
     dash.entry.m_save.click()
     dash.report_button.click()
     assert "ready" in dash.status.value, dash.status.value

@@ -13,6 +13,14 @@ Examples
 ...                          "trials": ["31", "", "32,5"]})
 >>> [(r["trial"], r["degrees"]) for r in rows]
 [(1, '31'), (3, '32,5')]
+
+Both hips at one visit, saved together:
+
+>>> rows = measurement_rows({"patient_id": "P001", "measured_on": date(2026, 1, 5), "position": "seated_90",
+...                          "mode": "active", "instrument": "inclinometer",
+...                          "trials": {"left": ["38", "39", ""], "right": ["31", "", ""]}})
+>>> [(r["side"], r["trial"], r["degrees"]) for r in rows]
+[('left', 1, '38'), ('left', 2, '39'), ('right', 1, '31')]
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from ..analysis.rom import PRIMARY_METHOD
 from ..errors import EntryError
 from ..records import table_spec
 
-__all__ = ["measurement_rows", "session_row", "recent_entries", "next_morning_sessions", "pain_check", "pain_check_html",
+__all__ = ["measurement_rows", "saved_message", "session_row", "recent_entries", "next_morning_sessions", "pain_check", "pain_check_html",
            "allowed_values", "POSITION_LABELS", "EntryForm"]
 
 
@@ -65,15 +73,17 @@ SESSION_LABELS = {"patient_id": "Patient", "performed_on": "Date", "performed_at
 
 
 def measurement_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One measurements row per trial typed in; a blank trial box is not a measurement.
+    """One measurements row per trial typed in, of one hip or both; a blank trial box is not a
+    measurement.
 
     Parameters
     ----------
     values : mapping
-        ``patient_id``, ``measured_on``, ``side``, ``position``, ``mode``, ``instrument``,
-        ``trials`` (the trial boxes in order, text or numbers; blanks skipped, the others keep
-        their box number as ``trial``), optional ``motion`` (default internal rotation),
-        ``assessor``, ``notes``.
+        ``patient_id``, ``measured_on``, ``position``, ``mode``, ``instrument``, ``trials``: the
+        trial boxes in order (text or numbers; blanks skipped, the others keep their box number
+        as ``trial``), either of the hip named by ``side``, or a mapping side -> trial boxes for
+        several hips at one visit (rows in the mapping's order); optional ``motion`` (default
+        internal rotation), ``assessor``, ``notes``.
 
     Returns
     -------
@@ -86,17 +96,37 @@ def measurement_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
     EntryError
         When no trial was typed in.
     """
-    trials = [(n, _text(v)) for n, v in enumerate(values.get("trials") or (), start=1)]
-    typed = [(n, v) for n, v in trials if v]
+    boxes = values.get("trials") or ()
+    by_side = boxes if isinstance(boxes, Mapping) else {values.get("side"): boxes}
+    typed = [(side, n, _text(v)) for side, trials in by_side.items() for n, v in enumerate(trials or (), start=1)
+             if _text(v)]
     if not typed:
         raise EntryError("type the degrees of at least one trial")
     common = {
         "patient_id": values.get("patient_id"), "measured_on": values.get("measured_on"),
-        "side": values.get("side"), "joint": "hip", "motion": values.get("motion") or "internal_rotation",
+        "joint": "hip", "motion": values.get("motion") or "internal_rotation",
         "position": values.get("position"), "mode": values.get("mode"), "instrument": values.get("instrument"),
         "assessor": _text(values.get("assessor")) or None, "notes": _text(values.get("notes")) or None,
     }
-    return [common | {"degrees": v, "trial": n} for n, v in typed]
+    return [common | {"side": side, "degrees": v, "trial": n} for side, n, v in typed]
+
+
+def saved_message(saved: pd.DataFrame) -> str:
+    """What the measurement form says after a save: the trials of each hip, in degrees.
+
+    Examples
+    --------
+    >>> saved_message(pd.DataFrame({"side": ["right"], "degrees": [31.0]}))
+    'Saved trial of right hip IR: 31 degrees.'
+    >>> saved_message(pd.DataFrame({"side": ["left", "left", "right"], "degrees": [38.0, 39.5, 31.0]}))
+    'Saved 3 trials of hip IR: left 38, 39.5 degrees; right 31 degrees.'
+    """
+    trials = "trial" if len(saved) == 1 else f"{len(saved)} trials"
+    sides = {side: ", ".join(f"{d:g}" for d in group["degrees"]) for side, group in saved.groupby("side", sort=False)}
+    if len(sides) == 1:
+        (side, values), = sides.items()
+        return f"Saved {trials} of {side} hip IR: {values} degrees."
+    return f"Saved {trials} of hip IR: " + "; ".join(f"{side} {values} degrees" for side, values in sides.items()) + "."
 
 
 def session_row(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -271,7 +301,8 @@ from . import _ui  # noqa: E402 - widgets only after the plain functions they wi
 
 
 class EntryForm(_ui.App):
-    """Forms for a ROM measurement and a session log, recent entries, corrections and voids.
+    """Forms for a visit's ROM measurements (both hips, 1-3 trials each, saved together) and a
+    session log, recent entries, corrections and voids.
 
     Parameters
     ----------
@@ -310,8 +341,6 @@ class EntryForm(_ui.App):
 
         # measurement form
         self.m_date = w.DatePicker(description="Visit date", value=self.today, style=wide)
-        self.m_side = w.ToggleButtons(options=list(allowed_values("measurements", "side")),
-                                      style={"button_width": "80px"})
         self.m_position = w.Dropdown(description="Position", options=[
             (POSITION_LABELS.get(p, p), p) for p in allowed_values("measurements", "position")],
             value=PRIMARY_METHOD["position"], style=wide, layout=w.Layout(width="420px"))
@@ -320,15 +349,25 @@ class EntryForm(_ui.App):
         self.m_instrument = w.Dropdown(description="Instrument", style=wide,
                                        options=list(allowed_values("measurements", "instrument")),
                                        value=PRIMARY_METHOD["instrument"])
-        self.m_trials = [w.Text(description=f"Trial {n} (deg)", placeholder="e.g. 32.5", style=wide,
-                                layout=w.Layout(width="220px")) for n in (1, 2, 3)]
+        # both hips at one visit: a row of trial boxes per side (degrees), saved together
+        self.m_trials = {side: [w.Text(description=f"trial {n}", placeholder="e.g. 32.5",
+                                       style={"description_width": "44px"}, layout=w.Layout(width="170px"))
+                                for n in (1, 2, 3)] for side in allowed_values("measurements", "side")}
+        for side, boxes in self.m_trials.items():
+            for n, box in enumerate(boxes, start=1):
+                box.add_class(f"hip-trial-{side}-{n}")
+        self.m_side_labels = {side: w.HTML(layout=w.Layout(width="114px", margin="0 8px 0 0"))
+                              for side in self.m_trials}
+        trial_rows = [w.HBox([self.m_side_labels[side], *boxes], layout=w.Layout(align_items="center"))
+                      for side, boxes in self.m_trials.items()]
         self.m_assessor = w.Text(description="Assessor", style=wide, layout=w.Layout(width="300px"))
         self.m_notes = w.Textarea(description="Notes", style=wide, layout=w.Layout(width="520px", height="48px"))
         self.m_save = w.Button(description="Save measurement", button_style="primary", icon="save",
                                layout=_ui.BUTTON_BELOW_FORM)
-        measurement = w.VBox([self.m_date, _ui.labelled("Side", self.m_side), self.m_position,
-                              _ui.labelled("Mode", self.m_mode), self.m_instrument,
-                              w.HBox(self.m_trials), self.m_assessor, self.m_notes, self.m_save])
+        measurement = w.VBox([self.m_date, self.m_position, _ui.labelled("Mode", self.m_mode), self.m_instrument,
+                              w.HTML('<p class="hip-muted">Hip IR in degrees, 1-3 trials of each hip measured '
+                                     "(leave the other hip blank if not measured):</p>"),
+                              *trial_rows, self.m_assessor, self.m_notes, self.m_save])
 
         # session form
         templates = self._templates()
@@ -418,10 +457,10 @@ class EntryForm(_ui.App):
 
     def _patient_changed(self, change=None) -> None:
         patient = self.patients().set_index("patient_id")
-        if self.patient_id in patient.index:
-            side = patient.loc[self.patient_id, "involved_side"]
-            if side in self.m_side.options:
-                self.m_side.value = side
+        involved = patient.loc[self.patient_id, "involved_side"] if self.patient_id in patient.index else None
+        for side, label in self.m_side_labels.items():
+            marked = '<br><span class="hip-muted">(involved)</span>' if involved in (side, "both") else ""
+            label.value = f'<div style="text-align: right; line-height: 1.2">{side.capitalize()} hip{marked}</div>'
         self._refresh_recent()
 
     def _refresh_recent(self) -> None:
@@ -468,27 +507,27 @@ class EntryForm(_ui.App):
             callback(table)
 
     def _save_measurement(self, _button=None) -> None:
-        typed = [n for n, box in enumerate(self.m_trials, start=1) if str(box.value).strip()]
+        rows: list[dict] = []
 
-        def label(row, column: str) -> str:  # entry row 2 is the first trial typed in
-            if column == "degrees" and pd.notna(row) and 2 <= int(row) < 2 + len(typed):
-                return f"Trial {typed[int(row) - 2]}"
+        def label(row, column: str) -> str:  # entry row 2 is the first trial typed in: named as the form does
+            if column in ("degrees", "trial") and pd.notna(row) and 2 <= int(row) < 2 + len(rows):
+                typed = rows[int(row) - 2]
+                return f"{typed['side'].capitalize()} hip, trial {typed['trial']}"
             return MEASUREMENT_LABELS.get(column, column)
 
         with self.saving("Saving the measurement", label):
-            rows = measurement_rows({
-                "patient_id": self.patient_id, "measured_on": self.m_date.value, "side": self.m_side.value,
-                "position": self.m_position.value, "mode": self.m_mode.value,
-                "instrument": self.m_instrument.value, "trials": [t.value for t in self.m_trials],
+            rows += measurement_rows({
+                "patient_id": self.patient_id, "measured_on": self.m_date.value,
+                "position": self.m_position.value, "mode": self.m_mode.value, "instrument": self.m_instrument.value,
+                "trials": {side: [box.value for box in boxes] for side, boxes in self.m_trials.items()},
                 "assessor": self.m_assessor.value, "notes": self.m_notes.value})
             saved = self.store.add_records("measurements", rows, who=self._who.value.strip() or None,
-                                           today=self.today, label="measurement form")
-            for box in self.m_trials:
-                box.value = ""
+                                           today=self.today, label="measurement form")  # both hips: one transaction
+            for boxes in self.m_trials.values():
+                for box in boxes:
+                    box.value = ""
             self.m_notes.value = ""
-            values = ", ".join(f"{d:g}" for d in saved["degrees"])
-            trials = "trial" if len(saved) == 1 else f"{len(saved)} trials"
-            self._saved("measurements", f"Saved {trials} of {self.m_side.value} hip IR: {values} degrees.")
+            self._saved("measurements", saved_message(saved))
 
     def _save_session(self, _button=None) -> None:
         with self.saving("Saving the session", lambda row, column: SESSION_LABELS.get(column, column)):
