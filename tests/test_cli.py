@@ -233,3 +233,25 @@ def test_a_program_without_a_length_names_the_command_line_options(tmp_path):
                                        "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--weeks N or --end YYYY-MM-DD" in result.output
     assert "weeks=" not in result.output
+
+
+def test_import_quarantine_prints_the_rows_set_aside_with_their_reasons(tmp_path):
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "right"}])
+    head = "patient_id,measured_on,side,motion,position,mode,instrument,degrees"
+    good = "P001,2026-09-26,right,IR,seated_90,active,inclinometer,31"
+    bad = [f"P001,2026-09-{day},right,IR,seated_90,active,inclinometer,{day}O" for day in range(10, 16)]
+    visit = tmp_path / "visit.csv"
+    visit.write_text("\n".join([head, good, "NEW-01,2026-09-26,rigth,IR,seated_90,active,inclinometer,24", *bad]) + "\n")
+    result = run("import", str(visit), "--table", "measurements", "--quarantine", "--store", store)
+    assert result.exit_code == 3, result.output
+    listed = result.output.split("set aside 7 rows, not imported:\n")[1].splitlines()
+    assert listed[:3] == [
+        "  row 3  side 'rigth': unknown side 'rigth'; fix: use one of left, right (did you mean 'right'?)",
+        "  row 3  patient_id 'NEW-01': unknown patient; fix: import the patient into the patients table first, or "
+        "correct the id",
+        "  row 4  degrees '10O': not a number of degrees; fix: write a plain number such as 32 or 32.5"]
+    assert [line.split()[1] for line in listed[3:6]] == ["5", "6", "7"]  # the first five rows, every reason
+    quarantine = next(tmp_path.glob("visit-measurements-quarantine-*.csv"))
+    assert listed[6:] == [f"  ... and 2 more, see {quarantine}"]
