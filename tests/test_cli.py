@@ -255,3 +255,30 @@ def test_import_quarantine_prints_the_rows_set_aside_with_their_reasons(tmp_path
     assert [line.split()[1] for line in listed[3:6]] == ["5", "6", "7"]  # the first five rows, every reason
     quarantine = next(tmp_path.glob("visit-measurements-quarantine-*.csv"))
     assert listed[6:] == [f"  ... and 2 more, see {quarantine}"]
+
+
+def test_report_clinic_says_which_day_it_reports_on_and_how_many_patients_are_active_then(tmp_path):
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "right"},
+                                        {"patient_id": "P002", "birth_year": 1980, "involved_side": "left"}])
+        opened.add_records("programs", [{"program_id": "P001-a", "patient_id": "P001", "protocol_id": "hip-ir-breakouts",
+                                         "protocol_version": "1.0.0", "schedule": "daily", "start_date": "2026-03-02",
+                                         "end_date": "2026-04-12"}])
+        opened.add_records("measurements", [
+            {"patient_id": pid, "measured_on": day, "side": side, "motion": "internal_rotation",
+             "position": "seated_90", "mode": "active", "instrument": "inclinometer", "degrees": 30}
+            for pid, day, side in (("P001", "2026-03-02", "right"), ("P001", "2026-04-06", "right"),
+                                   ("P002", "2026-06-30", "left"))])  # a late visit moves the report date
+    out = str(tmp_path / "reports")
+    late = run("report", "clinic", "--store", store, "--out", out)
+    assert late.exit_code == 1
+    assert late.output.splitlines()[0] == (
+        "as of 2026-06-30 (the latest measurement or session in the store; --as-of DATE for another day): 0 active "
+        "patients (a program in force or ended at most 28 days before, no discharge; `hipanalytics patients --active` "
+        "lists them)")
+    assert "no patients to report on" in late.output
+    named = run("report", "clinic", "--store", store, "--out", out, "--as-of", "2026-04-10")
+    assert named.exit_code == 0, named.output
+    assert named.output.startswith("as of 2026-04-10 (--as-of): 1 active patient (a program in force")
+    assert "1 report made, 0 failed" in named.output
