@@ -282,3 +282,69 @@ def test_report_clinic_says_which_day_it_reports_on_and_how_many_patients_are_ac
     assert named.exit_code == 0, named.output
     assert named.output.startswith("as of 2026-04-10 (--as-of): 1 active patient (a program in force")
     assert "1 report made, 0 failed" in named.output
+
+
+def _patient_on_daily_breakouts(tmp_path) -> str:
+    """A store with P101 on daily breakouts from Monday 2026-06-01 for six weeks."""
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P101", "birth_year": 1978, "involved_side": "right"}])
+        opened.add_records("programs", [{"program_id": "P101-20260601-daily", "patient_id": "P101",
+                                         "protocol_id": "hip-ir-breakouts", "protocol_version": "1.0.0",
+                                         "schedule": "daily", "start_date": "2026-06-01", "end_date": "2026-07-12"}])
+    return store
+
+
+def test_switch_ends_the_program_in_force_saves_the_new_one_and_writes_its_files(tmp_path):
+    store, out = _patient_on_daily_breakouts(tmp_path), tmp_path / "programs"
+    result = run("switch", "P101", "--to", "three-per-week", "--on", "2026-06-15", "--reason", "pain rise after daily "
+                 "breakouts", "--who", "AB", "--store", store, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:4] == [
+        "P101: daily -> three-per-week from 2026-06-15 (pain rise after daily breakouts)",
+        "  ended  P101-20260601-daily: now ends 2026-06-14 (was 2026-07-12); kept on record",
+        "  new    P101-20260615-three-per-week: Breakouts 3x/week, 2026-06-15 to 2026-07-12, 56 sessions, 11 with "
+        "breakouts (per week: 2, 3, 3, 3)",
+        "  first breakout day: Wed 2026-06-17 (2 days without breakouts after the last daily one, Sun 2026-06-14)"]
+    folder = out / "P101-20260615-three-per-week"
+    assert sorted(p.name for p in out.iterdir()) == ["P101-20260615-three-per-week"]  # no scratch folder left
+    assert {p.name for p in folder.iterdir()} == {"plan.csv", "handout.html", "handout.pdf", "calendar.ics"}
+    assert f"  calendar    {folder / 'calendar.ics'}" in lines
+    planned = pd.read_csv(folder / "plan.csv")
+    assert planned.loc[planned["breakouts"], "date"].iloc[0] == "2026-06-17"
+    with Store(store, create=False) as opened:
+        programs = opened.read("programs").set_index("program_id")
+        history = opened.read("programs", history=True)
+    assert programs["end_date"].dt.strftime("%Y-%m-%d").to_dict() == {
+        "P101-20260601-daily": "2026-06-14", "P101-20260615-three-per-week": "2026-07-12"}
+    assert programs.loc["P101-20260615-three-per-week", "reason"] == "pain rise after daily breakouts"
+    assert set(history["recorded_by"]) == {"AB", history["recorded_by"].iloc[0]}
+    assert history.loc[history["version"] == 2, "change_reason"].tolist() == [
+        "replaced by P101-20260615-three-per-week from 2026-06-15: pain rise after daily breakouts"]
+
+
+def test_switch_refuses_in_words_and_writes_nothing(tmp_path):
+    store, out = _patient_on_daily_breakouts(tmp_path), tmp_path / "programs"
+
+    def switch(*args):
+        return CliRunner().invoke(main, ["switch", *args, "--store", store, "--out", str(out)])
+
+    unknown = switch("p101", "--to", "three-per-week", "--on", "2026-06-15", "--reason", "pain")
+    assert unknown.exit_code == 1 and "unknown patient 'p101'" in unknown.output and "did you mean 'P101'?" in unknown.output
+    none = switch("P101", "--to", "three-per-week", "--on", "2026-08-03", "--reason", "pain")
+    assert none.exit_code == 1 and "has no program in force on 2026-08-03" in none.output
+    assert "P101-20260601-daily 2026-06-01 to 2026-07-12" in none.output
+    same = switch("P101", "--to", "daily", "--on", "2026-06-15", "--reason", "pain")
+    assert same.exit_code == 1 and "is on daily already (program 'P101-20260601-daily'" in same.output
+    reasonless = switch("P101", "--to", "three-per-week", "--on", "2026-06-15")
+    assert reasonless.exit_code == 2 and "a schedule change needs --reason TEXT" in reasonless.output
+    assert not out.exists() or not any(out.iterdir())
+    with Store(store) as opened:  # a program imported to start later, overlapping: the store refuses the switch
+        opened.add_records("programs", [{"program_id": "P101-later", "patient_id": "P101", "protocol_id": "hip-ir-breakouts",
+                                         "protocol_version": "1.0.0", "schedule": "daily", "start_date": "2026-06-20",
+                                         "end_date": "2026-07-30"}])
+    clash = switch("P101", "--to", "three-per-week", "--on", "2026-06-15", "--reason", "pain")
+    assert clash.exit_code == 1 and "on or after the new start 2026-06-15" in clash.output
+    assert not any(out.iterdir())  # the files were made aside and dropped with the refusal
+    assert "Traceback" not in clash.output + same.output + none.output + unknown.output

@@ -6,9 +6,9 @@ stored the good rows and set bad rows aside (the quarantine file says why); 4 an
 (a bug): one line on stderr, the traceback in a file it names.
 
 The commands live in one module per group, each registering on :func:`main`: ``programs``
-(protocols, programs, demo), ``records`` (validate, import, export, patients, key), ``interop``
-(REDCap, FHIR), ``reports`` (report, power), ``apps`` (app, lab) and ``maintenance`` (store status,
-store upgrade).
+(protocols, programs, demo), ``care`` (switch), ``records`` (validate, import, export,
+patients, key), ``interop`` (REDCap, FHIR), ``reports`` (report, power), ``apps`` (app, lab) and
+``maintenance`` (store status, store upgrade).
 """
 
 from __future__ import annotations
@@ -75,4 +75,4 @@ def main() -> None:
 
 
 # the commands, registered on `main` by their modules
-from . import apps, interop, maintenance, programs, records, reports  # noqa: E402,F401
+from . import apps, care, interop, maintenance, programs, records, reports  # noqa: E402,F401
