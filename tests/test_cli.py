@@ -348,3 +348,35 @@ def test_switch_refuses_in_words_and_writes_nothing(tmp_path):
     assert clash.exit_code == 1 and "on or after the new start 2026-06-15" in clash.output
     assert not any(out.iterdir())  # the files were made aside and dropped with the refusal
     assert "Traceback" not in clash.output + same.output + none.output + unknown.output
+
+
+def test_discharge_ends_the_episode_and_the_program_running_past_it(tmp_path):
+    store = _patient_on_daily_breakouts(tmp_path)
+    result = run("discharge", "P101", "--on", "2026-07-03", "--reason", "goals_met", "--note", "IR 38, back to tennis",
+                 "--store", store)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "P101: episode of care P101-E20260601 (2026-06-01 to 2026-07-03) discharged on 2026-07-03 (goals met)",
+        "  program P101-20260601-daily ended early on 2026-07-03 (was to 2026-07-12); kept on record",
+        "  a program prescribed after this day starts a new episode of care"]
+    with Store(store, create=False) as opened:
+        episode = opened.read("episodes").iloc[0]
+        assert opened.read("programs")["end_date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-07-03"]
+    assert (episode["discharge_reason"], episode["notes"]) == ("goals_met", "IR 38, back to tennis")
+    again = CliRunner().invoke(main, ["discharge", "P101", "--on", "2026-07-10", "--store", store])
+    assert again.exit_code == 1 and "was discharged on 2026-07-03 already" in again.output
+    ahead = CliRunner().invoke(main, ["discharge", "P102", "--on", "2026-07-10", "--store", store])
+    assert ahead.exit_code == 1 and "unknown patient 'P102'" in ahead.output
+    bad = CliRunner().invoke(main, ["discharge", "P101", "--on", "2026-07-10", "--reason", "cured", "--store", store])
+    assert bad.exit_code == 2 and "'cured' is not one of 'goals_met', 'plateau'" in bad.output
+
+
+def test_a_discharge_the_store_refuses_is_told_in_words_not_as_an_import(tmp_path):
+    from datetime import date, timedelta
+
+    store = _patient_on_daily_breakouts(tmp_path)
+    later = date.today() + timedelta(days=30)
+    ahead = CliRunner().invoke(main, ["discharge", "P101", "--on", f"{later}", "--store", store])
+    assert ahead.exit_code == 1
+    assert ahead.output.startswith(f"error: the discharge was refused, nothing saved: end_date '{later}': date in the "
+                                   "future") and "--quarantine" not in ahead.output

@@ -6,7 +6,7 @@ stored the good rows and set bad rows aside (the quarantine file says why); 4 an
 (a bug): one line on stderr, the traceback in a file it names.
 
 The commands live in one module per group, each registering on :func:`main`: ``programs``
-(protocols, programs, demo), ``care`` (switch), ``records`` (validate, import, export,
+(protocols, programs, demo), ``care`` (switch, discharge), ``records`` (validate, import, export,
 patients, key), ``interop`` (REDCap, FHIR), ``reports`` (report, power), ``apps`` (app, lab) and
 ``maintenance`` (store status, store upgrade).
 """

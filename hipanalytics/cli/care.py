@@ -1,5 +1,5 @@
-"""Care of one patient over time: `switch` (a schedule change from a date). It writes to the store
-and says what changed."""
+"""Care of one patient over time: `switch` (a schedule change from a date) and `discharge` (the
+end of an episode of care). Both write to the store and say what changed."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import click
 
 from ..config import default_reports_dir, default_store, safe_filename
 from ..errors import DataValidationError, StoreError
+from ..records import table_spec
 from . import _refusals, main
 from .programs import _summary, _write_program_files
 from .records import _store_option
 
+_DISCHARGE_REASONS = next(c.allowed for c in table_spec("episodes") if c.name == "discharge_reason")
 _DATE = click.DateTime(["%Y-%m-%d"])
 _who_option = click.option("--who", help="Name recorded in the audit trail [default: login name].")
 
@@ -120,3 +122,41 @@ def switch_command(patient_id, schedule, on, reason, out, who, store_path) -> No
         click.echo(text)
     for kind, path in files.items():
         click.echo(f"  {kind:11} {path}")
+
+
+@main.command("discharge")
+@click.argument("patient_id")
+@click.option("--on", "on", required=True, type=_DATE, help="Day of the discharge, YYYY-MM-DD.")
+@click.option("--reason", type=click.Choice(_DISCHARGE_REASONS), help="Why the episode of care ended.")
+@click.option("--note", "note", help="Free text kept with the episode (e.g. the final IR and the patient's goal).")
+@_who_option
+@_store_option
+@_refusals
+def discharge_command(patient_id, on, reason, note, who, store_path) -> None:
+    """Discharge PATIENT_ID on a day: their current episode of care ends.
+
+    A program running past that day is ended on it (a correction: it stays on record); a program
+    prescribed later starts a new episode of care, with its own baseline. The patient stops being
+    active (reports, worklist) from the discharge.
+    """
+    import pandas as pd
+
+    from ..store import Store
+
+    day = on.date()
+    with Store(store_path or default_store(), create=False) as store:
+        _known_patient(store, patient_id)
+        before = store.read("programs", patient_id=patient_id).set_index("program_id")["end_date"]
+        with _in_words("the discharge"):
+            episode_id = store.discharge(patient_id, day, reason=reason, notes=note, who=who)
+        after = store.read("programs", patient_id=patient_id).set_index("program_id")["end_date"]
+        episode = store.read("episodes", patient_id=patient_id).set_index("episode_id").loc[episode_id]
+    why = f" ({reason.replace('_', ' ')})" if reason else ""
+    click.echo(f"{patient_id}: episode of care {episode_id} ({pd.Timestamp(episode['start_date']):%Y-%m-%d} to {day}) "
+               f"discharged on {day}{why}")
+    ended = [p for p in after.index if p in before.index and after[p] != before[p]]
+    for program_id in ended:
+        click.echo(f"  program {program_id} ended early on {day} (was to {before[program_id]:%Y-%m-%d}); kept on record")
+    if not ended:
+        click.echo(f"  no program ran past {day}")
+    click.echo("  a program prescribed after this day starts a new episode of care")
