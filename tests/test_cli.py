@@ -380,3 +380,19 @@ def test_a_discharge_the_store_refuses_is_told_in_words_not_as_an_import(tmp_pat
     assert ahead.exit_code == 1
     assert ahead.output.startswith(f"error: the discharge was refused, nothing saved: end_date '{later}': date in the "
                                    "future") and "--quarantine" not in ahead.output
+
+
+def test_report_overview_names_the_patients_needing_attention_and_why(tmp_path):
+    store = _patient_on_daily_breakouts(tmp_path)
+    with Store(store) as opened:
+        opened.add_records("measurements", [{"patient_id": "P101", "measured_on": "2026-06-01", "side": "right",
+                                             "motion": "internal_rotation", "position": "seated_90", "mode": "active",
+                                             "instrument": "inclinometer", "degrees": 22}])
+        opened.add_records("sessions", [{"patient_id": "P101", "performed_on": f"2026-06-0{day}", "session": "breakouts",
+                                         "completion": "full", "pain_before": 2, "pain_after": after}
+                                        for day, after in ((2, 3), (3, 3), (4, 6))])
+    result = run("report", "overview", "--store", store, "--out", str(tmp_path / "clinic"))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "worklist on 2026-06-04: 1 active patient, 1 needing attention",
+        "  P101: new pain flag; next: review tolerance before the next breakout session"]

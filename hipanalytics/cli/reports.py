@@ -176,9 +176,28 @@ def report_overview_command(store_path, out, as_of, everyone, formats) -> None:
                              as_of=as_of.date() if as_of else None, everyone=everyone,
                              formats=formats)
     figures = result.get("figures") or {}
-    click.echo(f"worklist on {figures.get('as_of') or 'no data yet'}: {figures.get('patients', 0)} "
-               f"{'patients' if everyone else 'active patients'}, {figures.get('need_attention', 0)} needing attention")
+    n = figures.get("patients", 0)
+    who = "patient" if everyone else "active patient"
+    click.echo(f"worklist on {figures.get('as_of') or 'no data yet'}: {n} {who}{'s' if n != 1 else ''}, "
+               f"{figures.get('need_attention', 0)} needing attention")
+    _echo_attention(store_path or default_store(), figures.get("as_of"), everyone)
     _echo_outputs(result)
+
+
+def _echo_attention(location: str, as_of: str | None, everyone: bool, most: int = 10) -> None:
+    """The worklist's patients needing attention, the most urgent first: why, and what to do."""
+    from ..progress import clinic_overview
+    from ..store import Store
+
+    if as_of is None:
+        return
+    with Store(location, create=False) as store:
+        overview = clinic_overview(store, as_of=as_of, everyone=everyone)
+    urgent = overview[overview["attention"] != ""].drop_duplicates("patient_id")  # a patient's most urgent hip
+    for row in urgent.head(most).itertuples():
+        click.echo(f"  {row.patient_id}: {row.attention}; next: {row.action}")
+    if len(urgent) > most:
+        click.echo(f"  ... and {len(urgent) - most} more in the worklist")
 
 
 def _patients_on(location: str, as_of) -> tuple:
