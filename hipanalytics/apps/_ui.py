@@ -47,7 +47,17 @@ _CSS = """
 def on_sample_store(store) -> bool:
     """Whether ``store`` is the built-in synthetic sample store: the one apps open when no store is
     named (:func:`hipanalytics.synthetic.sample_store`), or the private copy ``hipanalytics app
-    --sample`` serves (named by ``$HIPANALYTICS_SAMPLE_STORE``)."""
+    --sample`` serves (named by ``$HIPANALYTICS_SAMPLE_STORE``).
+
+    Parameters
+    ----------
+    store : Store
+
+    Returns
+    -------
+    bool
+        True only for those SQLite files; a store named by the user never is, whatever it holds.
+    """
     import os
 
     from ..config import SAMPLE_ENV
@@ -66,6 +76,15 @@ def sample_banner(store) -> str:
     On the built-in sample store it says how to start the app on the clinic's own store; on a
     store named with ``--store`` that holds synthetic patients (ids ``SYN-nnnnn``, e.g. the demo's
     store), only that those patients are invented: the app was started as it should be.
+
+    Parameters
+    ----------
+    store : Store
+
+    Returns
+    -------
+    str
+        A ``hip-warning`` box, or "" when the store holds no synthetic patient.
     """
     from ..synthetic import is_synthetic
 

@@ -114,6 +114,15 @@ def measurement_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
 def saved_message(saved: pd.DataFrame) -> str:
     """What the measurement form says after a save: the trials of each hip, in degrees.
 
+    Parameters
+    ----------
+    saved : DataFrame
+        The rows saved (``Store.add_records``' result): ``side``, ``degrees``.
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> saved_message(pd.DataFrame({"side": ["right"], "degrees": [31.0]}))
@@ -235,6 +244,16 @@ def pain_check(sessions: pd.DataFrame, programs: pd.DataFrame, episodes: pd.Data
 def pain_check_html(check: pd.Series | None) -> str:
     """The pain check as the entry form shows it after a save (escaped): a flag as an alert box
     (``role="alert"``, read out by screen readers at once), anything else as a quiet line.
+
+    Parameters
+    ----------
+    check : Series or None
+        From :func:`pain_check`: its ``status`` and ``message``.
+
+    Returns
+    -------
+    str
+        HTML, "" for no check.
 
     Examples
     --------
