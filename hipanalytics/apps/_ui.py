@@ -66,7 +66,7 @@ def on_sample_store(store) -> bool:
     if store.engine.dialect.name != "sqlite" or not store.engine.url.database:
         return False
     here = Path(store.engine.url.database).resolve()
-    known = [os.environ.get(SAMPLE_ENV), sample_store_path()]
+    known = [os.environ.get(SAMPLE_ENV), sample_store_path(create=False)]  # never makes a cache folder
     return any(path and Path(path).resolve() == here for path in known)
 
 
