@@ -119,6 +119,10 @@ def default_reports_dir() -> Path:
 STORE_ENV = "HIPANALYTICS_STORE"
 """Environment variable naming the default store (a SQLite path or a database URL)."""
 
+SAMPLE_ENV = "HIPANALYTICS_SAMPLE_STORE"
+"""Environment variable naming a private copy of the synthetic sample store that an app serves
+(``hipanalytics app ... --sample``), so the app says it runs on the sample."""
+
 
 def default_store() -> str:
     """The store used unless the caller names one: ``$HIPANALYTICS_STORE``, else ``./hipanalytics.sqlite``."""

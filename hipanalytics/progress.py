@@ -32,6 +32,7 @@ from .analysis.rom import (METHOD_KEYS, NORMATIVE_IR, PRIMARY_METHOD, method_in_
 from .analysis.tolerance import MIN_SESSIONS, PAIN_COLUMNS
 from .numbers import difference, fixed, percent, signed, to_gain, whole
 from .records import table_spec
+from .records.columns import LATEST_DAY_COLUMNS
 from .errors import ReportError
 from .synthetic import is_synthetic
 
@@ -574,12 +575,11 @@ before it: a final progress report is still due. The clinic batch reports on act
 
 
 def latest_date(source) -> pd.Timestamp | None:
-    """The latest measurement or session date in a Store or a dict of tables (None when there is
-    neither): the day a report is made for unless told otherwise, for every patient alike."""
+    """The latest measurement, session or discharge date in a Store or a dict of tables (None when
+    there is none): the day a report is made for unless told otherwise, for every patient alike."""
     if not isinstance(source, dict):
         return source.latest_day()
-    dates = [pd.to_datetime(source[t][c]).max() for t, c in (("measurements", "measured_on"),
-                                                              ("sessions", "performed_on"))]
+    dates = [pd.to_datetime(source[t][c]).max() for t, c in LATEST_DAY_COLUMNS if t in source and len(source[t])]
     return max((d for d in dates if pd.notna(d)), default=None)
 
 

@@ -400,12 +400,15 @@ def is_synthetic(patient_ids) -> bool:
     return any(SYNTHETIC_ID.fullmatch(str(pid)) for pid in patient_ids)
 
 
-def _cache_dir() -> Path | None:
-    """This user's cache folder for hipanalytics (private: mode 0700), or None if it cannot be made."""
+def _cache_dir(create: bool = True) -> Path | None:
+    """This user's cache folder for hipanalytics (private: mode 0700), or None if it cannot be made;
+    with ``create=False`` only where it would be, made or not."""
     import os
 
     base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
     folder = Path(base) / "hipanalytics"
+    if not create:
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         probe = folder / ".write-test"
@@ -416,15 +419,16 @@ def _cache_dir() -> Path | None:
     return folder
 
 
-def sample_store_path() -> Path | None:
+def sample_store_path(*, create: bool = True) -> Path | None:
     """Where :func:`sample_store` caches the sample store: this user's cache folder
-    (``$XDG_CACHE_HOME/hipanalytics`` or ``~/.cache/hipanalytics``), or None where there is none."""
+    (``$XDG_CACHE_HOME/hipanalytics`` or ``~/.cache/hipanalytics``), or None where there is none.
+    With ``create=False`` the folder is not made (to recognise the store, not to build it)."""
     import hashlib
 
     from . import __version__
     from .store.migrate import HEAD
 
-    folder = _cache_dir()
+    folder = _cache_dir(create)
     generator = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]  # a changed generator: a new sample
     # and a new schema: another checkout of this version may have built its own
     return None if folder is None else folder / f"sample-{__version__}-{generator}-r{HEAD}.sqlite"

@@ -15,6 +15,7 @@ pytest.importorskip("ipywidgets")
 from hipanalytics.apps import Dashboard, EntryForm, ProgramBuilder, build_program  # noqa: E402
 from hipanalytics.apps.builder import CUSTOM, breakout_items, preview_html, week_table  # noqa: E402
 from hipanalytics.apps.entry import measurement_rows, recent_entries, session_row  # noqa: E402
+from hipanalytics.config import SAMPLE_ENV, STORE_ENV  # noqa: E402
 from hipanalytics.errors import EntryError, ProgramError  # noqa: E402
 from hipanalytics.program import plan, plan_table, program_from_record  # noqa: E402
 from hipanalytics.store import Store  # noqa: E402
@@ -263,22 +264,43 @@ def _entry(store) -> EntryForm:
 
 def test_entry_saves_trials_and_lists_them_and_a_bad_value_keeps_the_form(store):
     form = _entry(store)
-    assert form.m_side.value == "right"  # the involved side
-    form.m_trials[0].value, form.m_trials[2].value = "31", "132"
+    assert "Right hip<br>" in form.m_side_labels["right"].value and "(involved)" in form.m_side_labels["right"].value
+    assert "Left hip" in form.m_side_labels["left"].value and "(involved)" not in form.m_side_labels["left"].value
+    right = form.m_trials["right"]
+    right[0].value, right[2].value = "31", "132"
     form.m_save.click()
     assert "Not saved" in form.status.value and "hip IR outside -20..90 degrees" in form.status.value
-    assert "<td>Trial 3</td><td>132</td>" in form.status.value and "degrees</td>" not in form.status.value
-    form.m_trials[1].value, form.m_trials[2].value = "132", ""
-    assert [t.value for t in form.m_trials] == ["31", "132", ""]
+    assert "<td>Right hip, trial 3</td><td>132</td>" in form.status.value and "degrees</td>" not in form.status.value
+    right[1].value, right[2].value = "132", ""
+    assert [t.value for t in right] == ["31", "132", ""]
     assert store.read("measurements").empty
-    form.m_trials[1].value = "32,5"
+    right[1].value = "32,5"
     form.m_save.click()
     assert "Saved 2 trials of right hip IR: 31, 32.5 degrees" in form.status.value
     saved = store.read("measurements")
-    assert saved[["trial", "degrees", "instrument", "position"]].values.tolist() == [
-        [1, 31.0, "inclinometer", "seated_90"], [2, 32.5, "inclinometer", "seated_90"]]
-    assert [t.value for t in form.m_trials] == ["", "", ""]
+    assert saved[["side", "trial", "degrees", "instrument", "position"]].values.tolist() == [
+        ["right", 1, 31.0, "inclinometer", "seated_90"], ["right", 2, 32.5, "inclinometer", "seated_90"]]
+    assert [t.value for t in right] == ["", "", ""]
     assert "right IR 32.5 deg, trial 2" in form.recent.value
+
+
+def test_entry_saves_both_hips_of_a_visit_in_one_transaction_and_names_the_box_at_fault(store):
+    form = _entry(store)
+    form.m_date.value = date(2026, 11, 20)
+    left, right = form.m_trials["left"], form.m_trials["right"]
+    left[0].value, left[1].value, left[2].value = "38", "39", "38,5"
+    right[0].value, right[1].value = "31", "3l"
+    form.m_save.click()
+    assert "<td>Right hip, trial 2</td><td>3l</td>" in form.status.value
+    assert store.read("measurements").empty and left[0].value == "38"  # nothing of the visit saved, the form kept
+    right[1].value = "32"
+    form.m_save.click()
+    assert "Saved 5 trials of hip IR: left 38, 39, 38.5 degrees; right 31, 32 degrees." in form.status.value
+    saved = store.read("measurements")
+    assert saved[["side", "trial", "degrees"]].values.tolist() == [
+        ["left", 1, 38.0], ["left", 2, 39.0], ["left", 3, 38.5], ["right", 1, 31.0], ["right", 2, 32.0]]
+    assert store.audit().query("action == 'entry' and table_name == 'measurements'")["record_id"].str.count(",").tolist() == [4]  # one write
+    assert all(box.value == "" for box in left + right)
 
 
 def test_entry_session_log_with_pain_is_validated_inline(store):
@@ -295,9 +317,66 @@ def test_entry_session_log_with_pain_is_validated_inline(store):
     assert (row["session"], row["rounds_done"], row["pain_before"], row["pain_after"]) == ("breakouts", 3, 2, 4)
 
 
+def test_entry_shows_a_pain_flag_as_soon_as_the_session_that_raises_it_is_saved(store, protocol):
+    store.save_program(build_program(protocol, {"patient_id": "P001", "schedule": "daily",
+                                                "start_date": date(2026, 11, 16), "weeks": 4}), today=TODAY)
+    form = _entry(store)
+    form.s_session.value, form.s_date.value = "breakouts", date(2026, 11, 20)
+    form.s_pain_before.value, form.s_pain_after.value = "3", "8"
+    form.s_save.click()
+    status = form.status.value
+    assert "Saved the" in status and '<div class="hip-flag" role="alert">' in status
+    assert ("Pain flag on daily breakouts since 2026-11-16: a rise of 3 or more points after 1 breakout session "
+            "(2026-11-20: 3 -&gt; 8); pain above 5/10 at 1 session (2026-11-20: before 3, after 8).") in status
+    assert "consider switching to the three-per-week schedule" in status
+    form._patient.value = "P002"  # no program yet, a mild session: saved, and told quietly, never as an alert
+    form.s_session.value, form.s_date.value = "breakouts", date(2026, 11, 20)
+    form.s_pain_before.value, form.s_pain_after.value = "2", "3"
+    form.s_save.click()
+    assert len(store.read("sessions", patient_id="P002")) == 1 and "Saved the" in form.status.value
+    assert 'role="alert"' not in form.status.value and '<p class="hip-muted" role="status">Pain check: Too few ' \
+        "breakout sessions with pain recorded outside any program to judge tolerance: 0 of the 3 " \
+        "needed.</p>" in form.status.value
+
+
+def test_entry_takes_next_morning_pain_and_adds_it_to_yesterdays_session_as_a_correction(store, protocol):
+    store.save_program(build_program(protocol, {"patient_id": "P001", "schedule": "daily",
+                                                "start_date": date(2026, 11, 16), "weeks": 4}), today=TODAY)
+    form = _entry(store)
+    form.s_session.value, form.s_date.value = "breakouts", date(2026, 11, 20)
+    form.s_pain_before.value, form.s_pain_after.value, form.s_pain_next.value = "2", "3", "11"
+    form.s_save.click()
+    assert "<td>Pain next morning</td><td>11</td>" in form.status.value and store.read("sessions").empty
+    form.s_pain_next.value = "2"
+    form.s_save.click()
+    assert store.read("sessions")["pain_next_day"].tolist() == [2]
+    for day in (date(2026, 11, 22), TODAY):  # yesterday's, and today's: its next morning has not come
+        form.s_date.value = day
+        form.s_pain_before.value, form.s_pain_after.value = "2", "3"
+        form.s_save.click()
+    assert [label for label, _ in form.n_session.options] == [
+        f"Sun 22 Nov 2026 {form.s_time.value}, IR breakouts + Hip Movement Sequence, pain 2 -> 3"]
+    form.n_pain.value = "six"
+    form.n_save.click()
+    assert "<td>Pain next morning</td><td>six</td>" in form.status.value and form.n_pain.value == "six"
+    form.n_pain.value = "6"
+    form.n_save.click()
+    status = form.status.value
+    assert "Added next-morning pain 6 to Sun 22 Nov 2026" in status and "(a correction: version 2)" in status
+    assert '<div class="hip-flag" role="alert">' in status
+    assert ("pain 2 or more points above its starting level the next morning after 1 breakout session "
+            "(2026-11-22: before 2, next morning 6)") in status
+    history = store.read("sessions", history=True)
+    added = history[history["version"] == 2].iloc[0]
+    assert (added["performed_on"], added["pain_next_day"], added["recorded_by"]) == (pd.Timestamp("2026-11-22"), 6, "AB")
+    assert added["change_reason"] == "next-morning pain added on 2026-11-23 (entry form)"
+    assert form.n_session.options == () and form.n_save.disabled
+    assert "pain 2 -&gt; 3, next morning 6" in form.recent.value
+
+
 def test_entry_corrections_and_voids_ask_for_a_reason_and_keep_history(store):
     form = _entry(store)
-    form.m_trials[0].value = "23"
+    form.m_trials["right"][0].value = "23"
     form.m_save.click()
     (label, record), = form.c_record.options
     form.c_record.value = record
@@ -322,7 +401,7 @@ def test_entry_corrections_and_voids_ask_for_a_reason_and_keep_history(store):
 def test_recent_entries_are_newest_first_and_leave_out_voided_records(store):
     form = _entry(store)
     for value in ("30", "31"):
-        form.m_trials[0].value = value
+        form.m_trials["right"][0].value = value
         form.m_date.value = date(2026, 11, 2) if value == "30" else date(2026, 11, 1)
         form.m_save.click()
     recent = recent_entries(store.read("measurements", history=True), store.read("sessions", history=True))
@@ -348,10 +427,10 @@ def test_dashboard_redraws_when_a_visit_is_saved(store, protocol):
     assert dash.rom.layout.display == "none" and dash._empty["rom"].layout.display == "block"
     assert _png(dash.adherence.value)[:4] == b"\x89PNG" and 'alt="Calendar of the program' in dash.adherence.value
     dash.entry.m_date.value = date(2026, 10, 5)
-    dash.entry.m_trials[0].value = "25"
+    dash.entry.m_trials["right"][0].value = "25"
     dash.entry.m_save.click()
     dash.entry.m_date.value = date(2026, 11, 9)
-    dash.entry.m_trials[0].value = "36"
+    dash.entry.m_trials["right"][0].value = "36"
     dash.entry.m_save.click()
     assert dash.rom.layout.display == "block" and _png(dash.rom.value)[:4] == b"\x89PNG"
     assert 'alt="Right hip IR rose from 25.0 to 36.0 degrees over 5 weeks, above the breakout sessions' in dash.rom.value
@@ -364,7 +443,7 @@ def test_dashboard_refresh_shows_entries_made_in_another_window(store):
     dash._patient.value = "P001"
     assert "No hip IR measurements" in dash.summary.value
     other = _entry(store)
-    other.m_trials[0].value = "28"
+    other.m_trials["right"][0].value = "28"
     other.m_save.click()
     dash.refresh_button.click()
     assert "measured once so far: 28.0 degrees" in dash.summary.value
@@ -379,7 +458,7 @@ def test_dashboard_watches_the_store_and_redraws_after_writes_elsewhere(store):
     dash = Dashboard(store, today=TODAY, watch_seconds=0.1)
     dash._patient.value = "P001"
     other = _entry(store)
-    other.m_trials[0].value = "29"
+    other.m_trials["right"][0].value = "29"
     other.m_save.click()
     deadline = time.monotonic() + 10
     while "measured once so far: 29.0 degrees" not in dash.summary.value and time.monotonic() < deadline:
@@ -396,7 +475,7 @@ def test_dashboard_watches_the_store_and_redraws_after_writes_elsewhere(store):
 def test_dashboard_renders_the_report_as_downloads_without_the_patient_name(store):
     dash = Dashboard(store, today=TODAY)
     dash._patient.value = "P002"
-    dash.entry.m_trials[0].value = "30"
+    dash.entry.m_trials["left"][0].value = "30"
     dash.entry.m_save.click()
     dash.report_button.click()
     assert "ready" in dash.status.value, dash.status.value
@@ -425,3 +504,27 @@ def test_served_apps_find_the_store_in_their_environment_as_an_absolute_path(tmp
     check = f"import os, sys; sys.exit(0 if os.environ['HIPANALYTICS_STORE'] == {str(tmp_path / 'x.sqlite')!r} else 5)"
     assert run([sys.executable, "-c", check], store="x.sqlite") == 0
     assert run([sys.executable, "-c", "import sys; sys.exit(7)"]) == 7
+    monkeypatch.setenv(SAMPLE_ENV, str(tmp_path / "x.sqlite"))  # left over in the shell: not for a named store
+    unnamed = f"import os, sys; sys.exit(5 if {SAMPLE_ENV!r} in os.environ else 0)"
+    assert run([sys.executable, "-c", unnamed], store="x.sqlite") == 0
+    named = f"import os, sys; sys.exit(0 if os.environ[{SAMPLE_ENV!r}] == os.environ[{STORE_ENV!r}] else 5)"
+    assert run([sys.executable, "-c", named], store="copy.sqlite", sample=True) == 0
+
+
+def test_the_sample_banner_says_how_to_start_the_app_only_on_the_built_in_sample(store, tmp_path, monkeypatch):
+    from hipanalytics.synthetic import sample_store
+
+    monkeypatch.delenv(SAMPLE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert "invented" not in EntryForm(store, today=TODAY).header.value  # real records: no banner
+    with Store(tmp_path / "demo.sqlite") as demo:  # started with --store on a store of synthetic patients
+        demo.add_records("patients", [{"patient_id": "SYN-00001", "birth_year": 1970, "involved_side": "left"}])
+        header = EntryForm(demo, today=TODAY).header.value
+        assert "Synthetic patients" in header and "are invented" in header
+        assert "--store" not in header and "start it with" not in header
+        monkeypatch.setenv(SAMPLE_ENV, str(tmp_path / "demo.sqlite"))  # served by `hipanalytics app --sample`
+        header = ProgramBuilder(demo, today=TODAY).header.value
+        assert "runs on the built-in sample clinic" in header and "--store YOUR-STORE" in header
+    monkeypatch.delenv(SAMPLE_ENV)
+    with Store(sample_store(), create=False) as sample:  # no store named: the cached sample
+        assert "runs on the built-in sample clinic" in Dashboard(sample, today=TODAY).header.value

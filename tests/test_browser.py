@@ -16,12 +16,12 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from hipanalytics.program import program_from_record
+from hipanalytics.program import Program, program_from_record
 from hipanalytics.store import Store
 
 from .system import chromium
@@ -186,10 +186,23 @@ def test_the_entry_and_dashboard_apps_render_in_a_real_browser(app, title, tmp_p
                 # each chart is an image a screen reader can name: its alt text says what it shows
                 expect(page.get_by_role("img", name="Right hip IR measured once: 27.0 degrees, above the breakout "
                                                      "sessions planned and done each week.")).to_be_visible()
-            if app == "entry":
-                page.get_by_placeholder("e.g. 32.5").first.fill("31")
+            if app == "entry":  # both hips of a visit in one save, then a session whose pain flags at once
+                expect(page.get_by_text("(involved)")).to_be_visible()
+                page.locator(".hip-trial-left-1 input").fill("38")
+                page.locator(".hip-trial-right-1 input").fill("31")
+                page.locator(".hip-trial-right-2 input").fill("32")
                 page.get_by_role("button", name="Save measurement").click()
-                expect(page.get_by_text("Saved trial of right hip IR: 31 degrees.")).to_be_visible(timeout=30_000)
+                expect(page.get_by_text("Saved 3 trials of hip IR: left 38 degrees; right 31, 32 degrees.")).to_be_visible(
+                    timeout=30_000)
+                with Store(store_path, create=False) as store:  # P001 on daily breakouts since last week
+                    store.save_program(Program(patient_id="P001", protocol="hip-ir-breakouts", schedule="daily",
+                                               start_date=date.today() - timedelta(days=7), weeks=4))
+                page.get_by_role("tab", name="Session log").click()
+                page.get_by_placeholder("0-10").nth(0).fill("3")
+                page.get_by_placeholder("0-10").nth(1).fill("8")
+                page.get_by_role("button", name="Save session").click()
+                expect(page.get_by_role("alert")).to_contain_text("Pain flag on daily breakouts since",
+                                                                  timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / f"{app}.png"), full_page=True)
             assert "Traceback" not in page.content()
             assert _icons_drawn(page), "the buttons' icons are not drawn: Font Awesome did not load from Voilà"
@@ -199,4 +212,6 @@ def test_the_entry_and_dashboard_apps_render_in_a_real_browser(app, title, tmp_p
         next(served, None)
     if app == "entry":
         with Store(store_path, create=False) as store:
-            assert store.read("measurements")["degrees"].tolist() == [31.0]
+            assert store.read("measurements")[["side", "degrees"]].values.tolist() == [
+                ["left", 38.0], ["right", 31.0], ["right", 32.0]]
+            assert store.read("sessions")[["pain_before", "pain_after"]].values.tolist() == [[3, 8]]

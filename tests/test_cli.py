@@ -137,19 +137,20 @@ def test_app_refuses_a_missing_store_and_serves_an_existing_one_on_localhost(tmp
     missing = run("app", "builder", "--store", str(tmp_path / "none.sqlite"), "--no-browser", "--port", str(_free_port()))
     assert missing.exit_code == 1 and "no store at" in missing.output
     calls = []
-    monkeypatch.setattr(serve, "run", lambda command, store=None: calls.append((command, store)) or 0)
+    monkeypatch.setattr(serve, "run", lambda command, store=None, sample=False: calls.append((command, store, sample)) or 0)
     Store(tmp_path / "clinic.sqlite").close()
     port = _free_port()
     result = run("app", "entry", "--store", str(tmp_path / "clinic.sqlite"), "--port", str(port), "--no-browser",
                  "--idle-minutes", "30")
     assert result.exit_code == 0, result.output
     assert "no login" in result.output and "authenticated deployment" in result.output
-    (command, store), = calls
-    assert command[3].endswith("data_entry.ipynb") and store == str(tmp_path / "clinic.sqlite")
+    (command, store, sample), = calls
+    assert command[3].endswith("data_entry.ipynb") and store == str(tmp_path / "clinic.sqlite") and not sample
     assert {"--Voila.ip=127.0.0.1", f"--port={port}", "--MappingKernelManager.cull_idle_timeout=1800",
             "--no-browser"} <= set(command)
     exposed = run("app", "dashboard", "--sample", "--host", "0.0.0.0", "--port", str(_free_port()), "--no-browser")
     assert "WARNING: serving on 0.0.0.0" in exposed.output
+    assert calls[-1][2] is True and "hipanalytics-app-sample-" in calls[-1][1]  # the apps are told it is the sample
     assert run("app", "dashboard", "--sample", "--store", "x.sqlite").exit_code == 2
 
 
@@ -345,3 +346,167 @@ def test_program_with_a_store_saves_the_prescription_where_reports_see_it(tmp_pa
     unknown = run("program", "NOBODY", "--schedule", "daily", "--start", "2026-12-07", "--weeks", "4", "--store", store,
                   "--out", str(out))
     assert unknown.exit_code == 1 and "patient 'NOBODY' is not in the store" in unknown.output
+
+
+def test_import_quarantine_prints_the_rows_set_aside_with_their_reasons(tmp_path):
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "right"}])
+    head = "patient_id,measured_on,side,motion,position,mode,instrument,degrees"
+    good = "P001,2026-09-26,right,IR,seated_90,active,inclinometer,31"
+    bad = [f"P001,2026-09-{day},right,IR,seated_90,active,inclinometer,{day}O" for day in range(10, 16)]
+    visit = tmp_path / "visit.csv"
+    visit.write_text("\n".join([head, good, "NEW-01,2026-09-26,rigth,IR,seated_90,active,inclinometer,24", *bad]) + "\n")
+    result = run("import", str(visit), "--table", "measurements", "--quarantine", "--store", store)
+    assert result.exit_code == 3, result.output
+    listed = result.output.split("set aside 7 rows, not imported:\n")[1].splitlines()
+    assert listed[:3] == [
+        "  row 3  side 'rigth': unknown side 'rigth'; fix: use one of left, right (did you mean 'right'?)",
+        "  row 3  patient_id 'NEW-01': unknown patient; fix: import the patient into the patients table first, or "
+        "correct the id",
+        "  row 4  degrees '10O': not a number of degrees; fix: write a plain number such as 32 or 32.5"]
+    assert [line.split()[1] for line in listed[3:6]] == ["5", "6", "7"]  # the first five rows, every reason
+    quarantine = next(tmp_path.glob("visit-measurements-quarantine-*.csv"))
+    assert listed[6:] == [f"  ... and 2 more, see {quarantine}"]
+
+
+def test_report_clinic_says_which_day_it_reports_on_and_how_many_patients_are_active_then(tmp_path):
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "right"},
+                                        {"patient_id": "P002", "birth_year": 1980, "involved_side": "left"}])
+        opened.add_records("programs", [{"program_id": "P001-a", "patient_id": "P001", "protocol_id": "hip-ir-breakouts",
+                                         "protocol_version": "1.0.0", "schedule": "daily", "start_date": "2026-03-02",
+                                         "end_date": "2026-04-12"}])
+        opened.add_records("measurements", [
+            {"patient_id": pid, "measured_on": day, "side": side, "motion": "internal_rotation",
+             "position": "seated_90", "mode": "active", "instrument": "inclinometer", "degrees": 30}
+            for pid, day, side in (("P001", "2026-03-02", "right"), ("P001", "2026-04-06", "right"),
+                                   ("P002", "2026-06-30", "left"))])  # a late visit moves the report date
+    out = str(tmp_path / "reports")
+    late = run("report", "clinic", "--store", store, "--out", out)
+    assert late.exit_code == 1
+    assert late.output.splitlines()[0] == (
+        "as of 2026-06-30 (the latest measurement or session in the store; --as-of DATE for another day): 0 active "
+        "patients (a program in force or ended at most 28 days before, no discharge; `hipanalytics patients --active` "
+        "lists them)")
+    assert "no patients to report on" in late.output
+    named = run("report", "clinic", "--store", store, "--out", out, "--as-of", "2026-04-10")
+    assert named.exit_code == 0, named.output
+    assert named.output.startswith("as of 2026-04-10 (--as-of): 1 active patient (a program in force")
+    assert "1 report made, 0 failed" in named.output
+
+
+def _patient_on_daily_breakouts(tmp_path) -> str:
+    """A store with P101 on daily breakouts from Monday 2026-06-01 for six weeks."""
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P101", "birth_year": 1978, "involved_side": "right"}])
+        opened.add_records("programs", [{"program_id": "P101-20260601-daily", "patient_id": "P101",
+                                         "protocol_id": "hip-ir-breakouts", "protocol_version": "1.0.0",
+                                         "schedule": "daily", "start_date": "2026-06-01", "end_date": "2026-07-12"}])
+    return store
+
+
+def test_switch_ends_the_program_in_force_saves_the_new_one_and_writes_its_files(tmp_path):
+    store, out = _patient_on_daily_breakouts(tmp_path), tmp_path / "programs"
+    result = run("switch", "P101", "--to", "three-per-week", "--on", "2026-06-15", "--reason", "pain rise after daily "
+                 "breakouts", "--who", "AB", "--store", store, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:4] == [
+        "P101: daily -> three-per-week from 2026-06-15 (pain rise after daily breakouts)",
+        "  ended  P101-20260601-daily: now ends 2026-06-14 (was 2026-07-12); kept on record",
+        "  new    P101-20260615-three-per-week: Breakouts 3x/week, 2026-06-15 to 2026-07-12, 56 sessions, 11 with "
+        "breakouts (per week: 2, 3, 3, 3)",
+        "  first breakout day: Wed 2026-06-17 (2 days without breakouts after the last daily one, Sun 2026-06-14)"]
+    folder = out / "P101-20260615-three-per-week"
+    assert sorted(p.name for p in out.iterdir()) == ["P101-20260615-three-per-week"]  # no scratch folder left
+    assert {p.name for p in folder.iterdir()} == {"plan.csv", "handout.html", "handout.pdf", "calendar.ics"}
+    assert f"  calendar    {folder / 'calendar.ics'}" in lines
+    assert "Your home exercise program: right hip" in (folder / "handout.html").read_text()  # the patient's record
+    planned = pd.read_csv(folder / "plan.csv")
+    assert planned.loc[planned["breakouts"], "date"].iloc[0] == "2026-06-17"
+    with Store(store, create=False) as opened:
+        programs = opened.read("programs").set_index("program_id")
+        history = opened.read("programs", history=True)
+    assert programs["end_date"].dt.strftime("%Y-%m-%d").to_dict() == {
+        "P101-20260601-daily": "2026-06-14", "P101-20260615-three-per-week": "2026-07-12"}
+    assert programs.loc["P101-20260615-three-per-week", "reason"] == "pain rise after daily breakouts"
+    assert set(history["recorded_by"]) == {"AB", history["recorded_by"].iloc[0]}
+    assert history.loc[history["version"] == 2, "change_reason"].tolist() == [
+        "replaced by P101-20260615-three-per-week from 2026-06-15: pain rise after daily breakouts"]
+
+
+def test_switch_refuses_in_words_and_writes_nothing(tmp_path):
+    store, out = _patient_on_daily_breakouts(tmp_path), tmp_path / "programs"
+
+    def switch(*args):
+        return CliRunner().invoke(main, ["switch", *args, "--store", store, "--out", str(out)])
+
+    unknown = switch("p101", "--to", "three-per-week", "--on", "2026-06-15", "--reason", "pain")
+    assert unknown.exit_code == 1 and "unknown patient 'p101'" in unknown.output and "did you mean 'P101'?" in unknown.output
+    none = switch("P101", "--to", "three-per-week", "--on", "2026-08-03", "--reason", "pain")
+    assert none.exit_code == 1 and "has no program in force on 2026-08-03" in none.output
+    assert "P101-20260601-daily 2026-06-01 to 2026-07-12" in none.output
+    same = switch("P101", "--to", "daily", "--on", "2026-06-15", "--reason", "pain")
+    assert same.exit_code == 1 and "is on daily already (program 'P101-20260601-daily'" in same.output
+    reasonless = switch("P101", "--to", "three-per-week", "--on", "2026-06-15")
+    assert reasonless.exit_code == 2 and "a schedule change needs --reason TEXT" in reasonless.output
+    assert not out.exists() or not any(out.iterdir())
+    with Store(store) as opened:  # a program imported to start later, overlapping: the store refuses the switch
+        opened.add_records("programs", [{"program_id": "P101-later", "patient_id": "P101", "protocol_id": "hip-ir-breakouts",
+                                         "protocol_version": "1.0.0", "schedule": "daily", "start_date": "2026-06-20",
+                                         "end_date": "2026-07-30"}])
+    clash = switch("P101", "--to", "three-per-week", "--on", "2026-06-15", "--reason", "pain")
+    assert clash.exit_code == 1 and "on or after the new start 2026-06-15" in clash.output
+    assert not any(out.iterdir())  # the files were made aside and dropped with the refusal
+    assert "Traceback" not in clash.output + same.output + none.output + unknown.output
+
+
+def test_discharge_ends_the_episode_and_the_program_running_past_it(tmp_path):
+    store = _patient_on_daily_breakouts(tmp_path)
+    result = run("discharge", "P101", "--on", "2026-07-03", "--reason", "goals_met", "--note", "IR 38, back to tennis",
+                 "--store", store)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "P101: episode of care P101-E20260601 (2026-06-01 to 2026-07-03) discharged on 2026-07-03 (goals met)",
+        "  program P101-20260601-daily ended early on 2026-07-03 (was to 2026-07-12); kept on record",
+        "  a program prescribed after this day starts a new episode of care"]
+    with Store(store, create=False) as opened:
+        episode = opened.read("episodes").iloc[0]
+        assert opened.read("programs")["end_date"].dt.strftime("%Y-%m-%d").tolist() == ["2026-07-03"]
+    assert (episode["discharge_reason"], episode["notes"]) == ("goals_met", "IR 38, back to tennis")
+    again = CliRunner().invoke(main, ["discharge", "P101", "--on", "2026-07-10", "--store", store])
+    assert again.exit_code == 1 and "was discharged on 2026-07-03 already" in again.output
+    ahead = CliRunner().invoke(main, ["discharge", "P102", "--on", "2026-07-10", "--store", store])
+    assert ahead.exit_code == 1 and "unknown patient 'P102'" in ahead.output
+    bad = CliRunner().invoke(main, ["discharge", "P101", "--on", "2026-07-10", "--reason", "cured", "--store", store])
+    assert bad.exit_code == 2 and "'cured' is not one of 'goals_met', 'plateau'" in bad.output
+
+
+def test_a_discharge_the_store_refuses_is_told_in_words_not_as_an_import(tmp_path):
+    from datetime import date, timedelta
+
+    store = _patient_on_daily_breakouts(tmp_path)
+    later = date.today() + timedelta(days=30)
+    ahead = CliRunner().invoke(main, ["discharge", "P101", "--on", f"{later}", "--store", store])
+    assert ahead.exit_code == 1
+    assert ahead.output.startswith(f"error: the discharge was refused, nothing saved: end_date '{later}': date in the "
+                                   "future") and "--quarantine" not in ahead.output
+
+
+def test_report_overview_names_the_patients_needing_attention_and_why(tmp_path):
+    store = _patient_on_daily_breakouts(tmp_path)
+    with Store(store) as opened:
+        opened.add_records("measurements", [{"patient_id": "P101", "measured_on": "2026-06-01", "side": "right",
+                                             "motion": "internal_rotation", "position": "seated_90", "mode": "active",
+                                             "instrument": "inclinometer", "degrees": 22}])
+        opened.add_records("sessions", [{"patient_id": "P101", "performed_on": f"2026-06-0{day}", "session": "breakouts",
+                                         "completion": "full", "pain_before": 2, "pain_after": after}
+                                        for day, after in ((2, 3), (3, 3), (4, 6))])
+    result = run("report", "overview", "--store", store, "--out", str(tmp_path / "clinic"))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "worklist on 2026-06-04: 1 active patient, 1 needing attention",
+        "  P101: new pain flag; next: review tolerance before the next breakout session"]

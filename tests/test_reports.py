@@ -211,7 +211,8 @@ def test_the_clinic_index_repeats_its_header_row_on_every_printed_page(tmp_path)
 def test_cli_report_clinic_exits_non_zero_when_a_report_fails(store_path, tmp_path):
     result = CliRunner().invoke(main, ["report", "clinic", "--store", store_path, "--out", str(tmp_path),
                                        "--patients", "SYN-00006,GHOST", "--jobs", "2"])
-    assert result.exit_code == 1 and "1 reports made, 1 failed" in result.output
+    assert result.exit_code == 1 and "1 report made, 1 failed" in result.output
+    assert "the latest measurement or session in the store; --as-of DATE for another day): 2 patients named" in result.output
     assert "FAILED GHOST" in result.output
 
 

@@ -85,3 +85,19 @@ def test_measurement_values_pass_validation(clinic):
     buffer = io.StringIO(clinic["measurements"].to_csv(index=False))
     result = read_records(buffer, "measurements", today=date(2026, 11, 1))
     assert result.report.ok
+
+
+def test_the_sample_readme_counts_the_rows_its_files_hold():
+    """data/sample/README.md's table says how many rows each file has; where it gives a number it
+    is the file's (for the workbook, its ROM sheet's), so the two never drift apart."""
+    import re
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "data" / "sample"
+    counted = dict(re.findall(r"^\| `([^`]+)` \| ([\d,]+) \|", (folder / "README.md").read_text(encoding="utf-8"),
+                              flags=re.M))
+    assert {"patients.csv", "clinic-export.xlsx", "truth.csv"} <= set(counted)
+    for name, said in counted.items():
+        path = folder / name
+        frame = pd.read_excel(path, sheet_name="ROM") if path.suffix == ".xlsx" else pd.read_csv(path)
+        assert len(frame) == int(said.replace(",", "")), f"data/sample/README.md says {name} has {said} rows"

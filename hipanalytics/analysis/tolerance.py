@@ -257,8 +257,11 @@ def tolerance_flags(
     s = s[s[list(PAIN_COLUMNS)].notna().any(axis=1)]  # only scored sessions can raise or clear a flag
     s["performed_on"] = pd.to_datetime(s["performed_on"])
     s = s.sort_values(["patient_id", "performed_on"], kind="stable").reset_index(drop=True)
-    periods = schedule_periods(programs, episodes, gap_days=gap_days) if len(programs) else pd.DataFrame(
-        columns=["program_id", "patient_id", "schedule", "start_date", "end_date", "episode_id", "since", "period"])
+    periods = schedule_periods(programs, episodes, gap_days=gap_days) if len(programs) else pd.DataFrame({
+        "program_id": pd.Series(dtype="str"), "patient_id": pd.Series(dtype=s["patient_id"].dtype),
+        "schedule": pd.Series(dtype="str"), "start_date": pd.Series(dtype="datetime64[ns]"),
+        "end_date": pd.Series(dtype="datetime64[ns]"), "episode_id": pd.Series(dtype="str"),
+        "since": pd.Series(dtype="datetime64[ns]"), "period": pd.Series(dtype="int64")})  # typed: merged below
     on = _in_force(periods, s["patient_id"], s["performed_on"])
     for column in ("schedule", "since", "episode_id", "period"):
         s[column] = on[column].to_numpy()
@@ -351,7 +354,7 @@ def _current_period(data: pd.DataFrame, scored: pd.DataFrame, periods: pd.DataFr
     last session), or else the period of the last scored session."""
     last_day = pd.to_datetime(data["performed_on"]).groupby(data["patient_id"]).max()
     day = last_day if as_of is None else pd.Series(pd.Timestamp(as_of), index=last_day.index)
-    started = periods.merge(day.rename("day"), left_on="patient_id", right_index=True)
+    started = periods.assign(day=periods["patient_id"].map(day))
     started = started[started["start_date"] <= started["day"]]
     by_programs = started.sort_values("start_date").groupby("patient_id")["period"].last()
     by_sessions = scored.groupby("patient_id")["period"].last()

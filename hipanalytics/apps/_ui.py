@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import html
 from contextlib import contextmanager
+from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
@@ -29,6 +30,8 @@ _CSS = """
 .hip-week td.hip-breakout { background: #dcebf7; color: #0b4f8a; font-weight: 600; }
 .hip-warning { background: #fff4e5; border-left: 4px solid #e69f00; padding: 6px 10px; margin: 6px 0; }
 .hip-problem { background: #fdecea; border-left: 4px solid #b3261e; padding: 6px 10px; margin: 6px 0; }
+.hip-flag { background: #fdecea; border: 2px solid #b3261e; border-left-width: 8px; padding: 8px 12px; margin: 8px 0;
+            color: #5c0f0b; }
 .hip-ok { background: #e8f5e9; border-left: 4px solid #009e73; padding: 6px 10px; margin: 6px 0; }
 .hip-problems { border-collapse: collapse; font-size: 0.9em; margin-top: 4px; }
 .hip-problems td, .hip-problems th { border: 1px solid #e3c4c1; padding: 3px 6px; text-align: left; }
@@ -41,11 +44,58 @@ _CSS = """
 """
 
 
-def _is_sample(store) -> bool:
-    """Whether the store holds synthetic patients (ids ``SYN-nnnnn``), as the sample clinic does."""
+def on_sample_store(store) -> bool:
+    """Whether ``store`` is the built-in synthetic sample store: the one apps open when no store is
+    named (:func:`hipanalytics.synthetic.sample_store`), or the private copy ``hipanalytics app
+    --sample`` serves (named by ``$HIPANALYTICS_SAMPLE_STORE``).
+
+    Parameters
+    ----------
+    store : Store
+
+    Returns
+    -------
+    bool
+        True only for those SQLite files; a store named by the user never is, whatever it holds.
+    """
+    import os
+
+    from ..config import SAMPLE_ENV
+    from ..synthetic import sample_store_path
+
+    if store.engine.dialect.name != "sqlite" or not store.engine.url.database:
+        return False
+    here = Path(store.engine.url.database).resolve()
+    known = [os.environ.get(SAMPLE_ENV), sample_store_path(create=False)]  # never makes a cache folder
+    return any(path and Path(path).resolve() == here for path in known)
+
+
+def sample_banner(store) -> str:
+    """The banner over an app whose patients are synthetic (HTML), or "" for real records.
+
+    On the built-in sample store it says how to start the app on the clinic's own store; on a
+    store named with ``--store`` that holds synthetic patients (ids ``SYN-nnnnn``, e.g. the demo's
+    store), only that those patients are invented: the app was started as it should be.
+
+    Parameters
+    ----------
+    store : Store
+
+    Returns
+    -------
+    str
+        A ``hip-warning`` box, or "" when the store holds no synthetic patient.
+    """
     from ..synthetic import is_synthetic
 
-    return is_synthetic(store.read("patients")["patient_id"])
+    if on_sample_store(store):
+        return ('<div class="hip-warning">Synthetic sample data: the app runs on the built-in sample clinic, whose '
+                "patients are invented. To work on your clinic's records, start it with <code>hipanalytics app "
+                "... --store YOUR-STORE</code>.</div>")
+    if is_synthetic(store.read("patients")["patient_id"]):
+        return ('<div class="hip-warning">Synthetic patients: the patients of this store with ids SYN-nnnnn are '
+                "invented (generated test data), not real people.</div>")
+    return ""
 
 
 def login_name() -> str:
@@ -118,10 +168,8 @@ class App(w.VBox):
         super().__init__()
         self.add_class("hip-app")
         self.store = store
-        banner = ('<div class="hip-warning">Synthetic sample data: these patients are invented. Start the app with <code>hipanalytics app '
-                  '... --store YOUR-STORE</code> to work on your clinic\'s records.</div>' if _is_sample(store) else "")
         self.header = w.HTML(f"{_CSS}<h2>{html.escape(title)}</h2><p class='hip-sub'>{html.escape(subtitle)}</p>"
-                             f"{banner}")
+                             f"{sample_banner(store)}")
         self.status = w.HTML()
 
     def patients(self) -> pd.DataFrame:

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..config import PACKAGE_DIR, STORE_ENV, notebooks_dir, package_folder
+from ..config import PACKAGE_DIR, SAMPLE_ENV, STORE_ENV, notebooks_dir, package_folder
 from ..errors import ServeError
 
 __all__ = ["APPS", "APPS_DIR", "NOTEBOOKS_DIR", "VOILA_TEMPLATE", "voila_command", "lab_command", "lab_folder",
@@ -199,8 +199,12 @@ def _stop(server: subprocess.Popen, timeout: float) -> None:
     psutil.wait_procs(alive, timeout=timeout)
 
 
-def run(command: list[str], *, store: str | Path | None = None, stop_timeout: float = 20) -> int:
+def run(command: list[str], *, store: str | Path | None = None, sample: bool = False, stop_timeout: float = 20) -> int:
     """Run a server command until it stops, with ``$HIPANALYTICS_STORE`` set to ``store``.
+
+    With ``sample``, ``store`` is a private copy of the synthetic sample store, and
+    ``$HIPANALYTICS_SAMPLE_STORE`` names it too, so the apps say they run on the sample; otherwise
+    that variable is removed (a store named by the user is never taken for the sample).
 
     The server runs in a process group of its own. SIGTERM, SIGINT (Ctrl-C) and SIGHUP sent to
     this process stop the server and every process it started (its kernels included): they are
@@ -215,6 +219,9 @@ def run(command: list[str], *, store: str | Path | None = None, stop_timeout: fl
     if store is not None:
         text = str(store)
         env[STORE_ENV] = text if "://" in text else str(Path(text).resolve())
+    env.pop(SAMPLE_ENV, None)
+    if sample and store is not None:
+        env[SAMPLE_ENV] = env[STORE_ENV]
     # The package's Voilà template (offline) is found through JUPYTER_PATH.
     env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(package_folder("jupyter")), env.get("JUPYTER_PATH")) if p)
     stopping: list[int] = []

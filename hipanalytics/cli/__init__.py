@@ -8,9 +8,9 @@ cohort) is one line on stderr, ``warning: ...`` in words, never Python's form wi
 source line and class name.
 
 The commands live in one module per group, each registering on :func:`main`: ``programs``
-(protocols, programs, demo), ``records`` (validate, import, export, patients, key), ``interop``
-(REDCap, FHIR), ``reports`` (report, power), ``apps`` (app, lab) and ``maintenance`` (store status,
-store upgrade).
+(protocols, programs, demo), ``care`` (switch, discharge), ``records`` (validate, import, export,
+patients, key), ``interop`` (REDCap, FHIR), ``reports`` (report, power), ``apps`` (app, lab) and
+``maintenance`` (store status, store upgrade).
 """
 
 from __future__ import annotations
@@ -90,4 +90,4 @@ def main() -> None:
 
 
 # the commands, registered on `main` by their modules
-from . import apps, interop, maintenance, programs, records, reports  # noqa: E402,F401
+from . import apps, care, interop, maintenance, programs, records, reports  # noqa: E402,F401

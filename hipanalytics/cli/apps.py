@@ -58,7 +58,7 @@ def app_command(app, store_path, sample, idle_minutes, port, host, no_browser) -
                f"open http://{'localhost' if host == '127.0.0.1' else host}:{port}/ (Ctrl-C stops the app)", err=True)
     try:
         code = run(voila_command(app, port=port, host=host, idle_minutes=idle_minutes, open_browser=not no_browser),
-                   store=location)
+                   store=location, sample=sample)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)

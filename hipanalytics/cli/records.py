@@ -159,10 +159,28 @@ def import_command(file, table, sheet, dates, encoding, repeated_trials, report_
         finally:
             store.close()
     click.echo(str(summary))
+    _echo_set_aside(summary)
     if summary.report is not None:
         _write_report(summary.report, report_path)
     if summary.quarantined:
         sys.exit(EXIT_PARTIAL)
+
+
+def _echo_set_aside(summary, first: int = 5) -> None:
+    """The rows an import set aside, with why: the first ``first`` rows (each problem with its row,
+    column and value), then how many more and the file that lists them all."""
+    from ..records.report import shown
+
+    if not summary.quarantined or summary.report is None:
+        return
+    errors = summary.report.errors
+    rows = sorted({int(r) for r in errors["row"].dropna()})
+    click.echo(f"set aside {summary.quarantined} row{'s' if summary.quarantined != 1 else ''}, not imported:")
+    for p in errors[errors["row"].isin(rows[:first])].sort_values("row", kind="stable").itertuples():
+        column = p.column if isinstance(p.column, str) else "the row"
+        click.echo(f"  row {int(p.row)}  {column} {shown(p.value)}: {p.rule}; fix: {p.fix}")
+    if len(rows) > first:
+        click.echo(f"  ... and {len(rows) - first} more, see {summary.quarantine_file}")
 
 
 @main.command("export")

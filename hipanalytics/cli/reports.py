@@ -176,9 +176,40 @@ def report_overview_command(store_path, out, as_of, everyone, formats) -> None:
                              as_of=as_of.date() if as_of else None, everyone=everyone,
                              formats=formats)
     figures = result.get("figures") or {}
-    click.echo(f"worklist on {figures.get('as_of') or 'no data yet'}: {figures.get('patients', 0)} "
-               f"{'patients' if everyone else 'active patients'}, {figures.get('need_attention', 0)} needing attention")
+    n = figures.get("patients", 0)
+    who = "patient" if everyone else "active patient"
+    click.echo(f"worklist on {figures.get('as_of') or 'no data yet'}: {n} {who}{'s' if n != 1 else ''}, "
+               f"{figures.get('need_attention', 0)} needing attention")
+    _echo_attention(store_path or default_store(), figures.get("as_of"), everyone)
     _echo_outputs(result)
+
+
+def _echo_attention(location: str, as_of: str | None, everyone: bool, most: int = 10) -> None:
+    """The worklist's patients needing attention, the most urgent first: why, and what to do."""
+    from ..progress import clinic_overview
+    from ..store import Store
+
+    if as_of is None:
+        return
+    with Store(location, create=False) as store:
+        overview = clinic_overview(store, as_of=as_of, everyone=everyone)
+    urgent = overview[overview["attention"] != ""].drop_duplicates("patient_id")  # a patient's most urgent hip
+    for row in urgent.head(most).itertuples():
+        click.echo(f"  {row.patient_id}: {row.attention}; next: {row.action}")
+    if len(urgent) > most:
+        click.echo(f"  ... and {len(urgent) - most} more in the worklist")
+
+
+def _patients_on(location: str, as_of) -> tuple:
+    """The store's patient list on ``as_of`` (default its latest date), and that day as text."""
+    from ..progress import latest_date, patient_list
+    from ..records import TABLES
+    from ..store import Store
+
+    with Store(location, create=False) as store:
+        tables = {t: store.read(t) for t in TABLES}
+    day = as_of or latest_date(tables)
+    return patient_list(tables, as_of=as_of), None if day is None else f"{day:%Y-%m-%d}"
 
 
 @report_group.command("clinic")
@@ -204,22 +235,30 @@ def report_clinic_command(store_path, out, patients, everyone, jobs, cluster, fo
     measurement or session) or ended at most 28 days before it, so a final report is still due.
     `hipanalytics patients` shows who is active; --all reports on every patient with measurements.
     """
-    from ..progress import patient_list
+    from ..progress import ACTIVE_GRACE_DAYS
     from ..reports import render_clinic
-    from ..store import Store
 
     if patients and everyone:
         raise click.UsageError("give --patients or --all, not both")
     location = store_path or default_store()
     ids = [p.strip() for p in patients.split(",")] if patients else None
+    listed, day = _patients_on(location, as_of)
     if everyone:
-        with Store(location, create=False) as store:
-            listed = patient_list(store, as_of=as_of)
         ids = listed.loc[listed["n_visits"] > 0, "patient_id"].tolist()
+    when = (f"as of {day} ({'--as-of' if as_of else 'the latest measurement or session in the store; --as-of DATE for another day'})"
+            if day else "no measurements or sessions in the store yet")
+    if ids is None:
+        n = int(listed["active"].sum())
+        click.echo(f"{when}: {n} active patient{'s' if n != 1 else ''} (a program in force or ended at most "
+                   f"{ACTIVE_GRACE_DAYS} days before, no discharge; `hipanalytics patients --active` lists them)")
+    else:
+        click.echo(f"{when}: {len(ids)} patient{'s' if len(ids) != 1 else ''} "
+                   f"{'with measurements (--all)' if everyone else 'named'}")
     result = render_clinic(location, out or default_reports_dir() / "clinic", patients=ids, jobs=jobs,
                            formats=formats, as_of=as_of.date() if as_of else None, timeout=timeout,
                            cluster=cluster)
-    click.echo(f"{len(result['done'])} reports made, {len(result['failed'])} failed; index: {result['index']}")
+    made = len(result["done"])
+    click.echo(f"{made} report{'s' if made != 1 else ''} made, {len(result['failed'])} failed; index: {result['index']}")
     for patient_id, reason in sorted(result["failed"].items()):
         click.echo(f"  FAILED {patient_id}: {reason}", err=True)
     if result["failed"]:

@@ -12,11 +12,14 @@ from typing import Literal
 
 import pandera.pandas as pa
 
-__all__ = ["TABLES", "SOURCE_ROW", "ORIGINAL_ROW", "ColumnSpec", "DateOrder", "DTYPES", "HIP_IR_ERROR_RANGE",
+__all__ = ["TABLES", "LATEST_DAY_COLUMNS", "SOURCE_ROW", "ORIGINAL_ROW", "ColumnSpec", "DateOrder", "DTYPES", "HIP_IR_ERROR_RANGE",
            "HIP_IR_WARNING_RANGE", "ID_PATTERN", "ID_RULE", "ID_COLUMN", "valid_id", "FORMULA_TRIGGERS", "table_spec", "schema",
            "column_letter"]
 
 TABLES = ("patients", "programs", "measurements", "sessions", "episodes")
+LATEST_DAY_COLUMNS = (("measurements", "measured_on"), ("sessions", "performed_on"), ("episodes", "end_date"))
+"""The dates that make a store's latest day (visits, sessions, discharges): the day a report is
+made for unless told otherwise."""
 SOURCE_ROW = "source_row"
 """Column added to read data: the row number as the spreadsheet shows it (header = row 1). A file
 that has a column of this name is a quarantine file (see :data:`ORIGINAL_ROW`)."""

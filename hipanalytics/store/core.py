@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from ..errors import StoreError
 from ..records import TABLES
+from ..records.columns import LATEST_DAY_COLUMNS
 from .export import write_table
 from .history import HistoryMixin
 from .imports import ImportMixin
@@ -108,11 +109,11 @@ class Store(ImportMixin, HistoryMixin):
             return self._current(conn, table, patient_id).drop(columns=HISTORY_COLUMNS).reset_index(drop=True)
 
     def latest_day(self) -> pd.Timestamp | None:
-        """The latest measurement or session date in the store's current records (None when there
-        is neither): the day a report is made for unless told otherwise."""
+        """The latest measurement, session or discharge date in the store's current records (None
+        when there is none): the day a report is made for unless told otherwise."""
         days = []
         with self.engine.connect() as conn:
-            for table, column in (("measurements", "measured_on"), ("sessions", "performed_on")):
+            for table, column in LATEST_DAY_COLUMNS:
                 t = self.md.tables[table]
                 id_col = t.c[ID_COLUMN[table]]
                 latest = sa.select(id_col.label("rid"), sa.func.max(t.c.version).label("v")).group_by(id_col).subquery()

@@ -175,3 +175,20 @@ def test_on_the_day_of_a_switch_the_new_schedule_is_judged():
     log = sessions("P3", [(2, 2)] * 4, start="2026-01-11")  # daily sessions only
     flag = tolerance_flags(log, SWITCHED, as_of="2026-01-19").iloc[0]
     assert (flag["schedule"], flag["status"], flag["breakout_sessions"]) == ("three-per-week", "too few", 0)
+
+
+def test_a_patient_without_any_program_is_judged_not_a_crash(tmp_path):
+    """One patient's records read from a store (typed string ids, an empty programs table), as the
+    entry app reads them after a save: pandas refused to merge the empty programs' ids."""
+    from hipanalytics.store import Store
+
+    with Store(tmp_path / "clinic.sqlite") as store:
+        store.add_records("patients", [{"patient_id": "P1", "birth_year": 1970, "involved_side": "right"}])
+        store.add_records("sessions", [{"patient_id": "P1", "performed_on": "2026-01-05", "session": "breakouts",
+                                        "completion": "full", "pain_before": 2, "pain_after": 3}])
+        read = {t: store.read(t, patient_id="P1") for t in ("sessions", "programs", "episodes")}
+    assert read["programs"].empty
+    flag = tolerance_flags(read["sessions"], read["programs"], episodes=read["episodes"]).iloc[0]
+    assert (flag["status"], flag["schedule"]) == ("too few", "no program")
+    assert flag["message"] == ("Too few breakout sessions with pain recorded outside any program to judge tolerance: "
+                               "0 of the 3 needed.")
