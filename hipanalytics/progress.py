@@ -835,9 +835,9 @@ def overview_html(overview: pd.DataFrame, reports: dict[str, str] | None = None)
     """The worklist as an HTML table (escaped), each patient's id linking to their progress report
     when ``reports`` (patient id -> file name, relative) has it."""
     table = overview_table(overview)
-    widths = {"patient": 9, "hip": 5, "measured": 9, "latest IR (deg)": 6, "change (deg)": 6, "last 6 weeks": 8,
-              "to gain (deg)": 6, "breakouts done": 6, "pain": 5, "program": 9, "last visit": 8, "re-measure by": 9,
-              "needs attention": 12, "next action": 14}
+    widths = {"patient": 9, "hip": 4.5, "measured": 9, "latest IR (deg)": 6, "change (deg)": 6.5, "last 6 weeks": 8,
+              "to gain (deg)": 6, "breakouts done": 8, "pain": 4.5, "program": 9, "last visit": 8, "re-measure by": 9,
+              "needs attention": 12, "next action": 13}  # a header's longest word fits its column
     whole = {"patient", "hip", "latest IR (deg)", "change (deg)", "to gain (deg)", "breakouts done", "pain",
              "last visit"}  # never broken inside
     total = sum(widths[c] for c in table.columns)
@@ -859,11 +859,14 @@ _WORKLIST_CSS = """<style>
 @page { size: A4 landscape; }
 body { max-width: none; }
 table.worklist { table-layout: fixed; width: 100%; font-size: 8.5pt; }
-table.worklist th, table.worklist td { overflow-wrap: break-word; hyphens: none; vertical-align: top; }
+table.worklist th, table.worklist td { overflow-wrap: break-word; hyphens: none; vertical-align: top;
+  padding: .15rem .3rem; }
 table.worklist td.nowrap { white-space: nowrap; }
 table.worklist thead { display: table-header-group; }
 table.worklist tr { break-inside: avoid; }
 table.worklist tr.urgent td:first-child { border-left: 4px solid #b3261e; }
+ol { font-size: 8.5pt; line-height: 1.3; }
+footer { margin-top: 1rem; }
 </style>"""
 """A worklist has many columns: it is printed on landscape pages, in a smaller type, rows unbroken."""
 

@@ -252,6 +252,10 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
     both = everyone[everyone["patient_id"].duplicated(keep=False)]
     assert set(both["side"]) == {"left", "right"}
     assert not re.search(r"(?<![\w-])-0(?![\d.])", overview["html"].read_text())  # never a negative zero
+    from hipanalytics.pdf import printed_pages
+
+    for number, page in enumerate(printed_pages(overview["html"].read_text()), 1):  # landscape, as printed
+        assert not page.broken_words and not page.hyphenated, (number, page.broken_words, page.hyphenated)
     with pytest.raises(ReportError, match="empty cohort: no patients in cohort 'nobody'"):
         render_cohort(store_path, tmp_path, cohort="nobody")
 
