@@ -327,7 +327,7 @@ def test_entry_shows_a_pain_flag_as_soon_as_the_session_that_raises_it_is_saved(
     status = form.status.value
     assert "Saved the" in status and '<div class="hip-flag" role="alert">' in status
     assert ("Pain flag on daily breakouts since 2026-11-16: a rise of 3 or more points after 1 breakout session "
-            "(2026-11-20: 3 -&gt; 8); pain above 5/10 at 1 session (2026-11-20: before 3, after 8).") in status
+            "(2026-11-20: 3 -&gt; 8); severe pain (7/10 or more) at 1 session (2026-11-20: before 3, after 8).") in status
     assert "consider switching to the three-per-week schedule" in status
     form._patient.value = "P002"  # no program yet, a mild session: saved, and told quietly, never as an alert
     form.s_session.value, form.s_date.value = "breakouts", date(2026, 11, 20)

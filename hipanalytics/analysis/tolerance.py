@@ -308,6 +308,12 @@ def tolerance_flags(
     out["schedule"] = out["schedule"].fillna("no program")
     out["evidence"] = _joined(judged["rise"], judged["text"], judged["patient_id"]).reindex(patients).fillna("")
     n = out["breakout_sessions"].astype(str)
+    window_from = patients.map(start) if len(start) else pd.Series(pd.NaT, index=patients)
+    judgeable = now[now["breakout"] & now["both"]].groupby("patient_id").size().reindex(patients, fill_value=0)
+    later = judgeable > out["breakout_sessions"]  # breakout sessions of this schedule before the window
+    within = pd.Series(np.where(later, " since " + pd.Series(window_from.to_numpy(), index=patients)
+                                .dt.strftime("%Y-%m-%d").fillna("") + ", the last " + n + " breakout sessions", ""),
+                       index=patients)  # counts of the window, said as such when earlier sessions are not counted
     rules = [  # (fires, the sessions that make it fire, their text column, the rule in words)
         (out["large_rises"] >= 1, judged, "large", "text",
          f"a rise of {large_rise:g} or more points after " + out["large_rises"].map(_sessions)),
@@ -317,10 +323,10 @@ def tolerance_flags(
         ((out["severe_pain"] >= 1) | (out["high_pain"] >= repeats), recent, "high", "high_text",
          pd.Series(np.where(out["severe_pain"] >= 1, f"severe pain ({severe:g}/10 or more) at "
                             + out["severe_pain"].map(_times), f"pain above {acceptable:g}/10 at "
-                            + out["high_pain"].map(_times)), index=out.index)),
+                            + out["high_pain"].map(_times)), index=out.index) + within),
         ((out["next_day_rises"] >= repeats) | (large_next >= 1), recent, "unsettled", "next_text",
          f"pain {rise:g} or more points above its starting level the next morning after "
-         + out["next_day_rises"].map(_sessions)),
+         + out["next_day_rises"].map(_sessions) + within),
     ]
     reasons = pd.Series("", index=patients, dtype="object")
     out["flag_day"] = pd.Series(pd.NaT, index=patients, dtype="datetime64[ns]")

@@ -107,7 +107,8 @@ def test_severe_pain_on_every_breakout_flags_even_without_a_rise():
     assert flag["flagged"] and flag["status"] == "flag" and flag["rises"] == 0
     assert flag["high_pain"] == flag["severe_pain"] == 6  # the sessions of the window: the last 6 breakouts
     assert flag["message"].startswith("Pain flag on daily breakouts since 2026-01-05: severe pain (7/10 or more) at 6 "
-                                      "sessions (2026-01-13: before 7, after 8;")
+                                      "sessions since 2026-01-13, the last 6 breakout sessions (2026-01-13: before 7, "
+                                      "after 8;")  # 6 of the window, said as such: all 14 were severe
     assert "review the hip before the next breakout session" in flag["message"]
     assert "stable" not in flag["message"]
 
