@@ -320,10 +320,10 @@ def tolerance_flags(
         (out["rises"] >= repeats, judged, "rise", "text",
          f"a rise of {rise:g} or more points after " + out["rises"].astype(str) + " of the last " + n
          + " breakout sessions"),
-        ((out["severe_pain"] >= 1) | (out["high_pain"] >= repeats), recent, "high", "high_text",
-         pd.Series(np.where(out["severe_pain"] >= 1, f"severe pain ({severe:g}/10 or more) at "
-                            + out["severe_pain"].map(_times), f"pain above {acceptable:g}/10 at "
-                            + out["high_pain"].map(_times)), index=out.index) + within),
+        (out["severe_pain"] >= 1, recent, "severe", "high_text",
+         f"severe pain ({severe:g}/10 or more) at " + out["severe_pain"].map(_times) + within),
+        ((out["high_pain"] >= repeats) & (out["high_pain"] > out["severe_pain"]), recent, "high", "high_text",
+         f"pain above {acceptable:g}/10 at " + out["high_pain"].map(_times) + within),  # more than the severe ones
         ((out["next_day_rises"] >= repeats) | (large_next >= 1), recent, "unsettled", "next_text",
          f"pain {rise:g} or more points above its starting level the next morning after "
          + out["next_day_rises"].map(_sessions) + within),

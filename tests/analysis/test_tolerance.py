@@ -122,6 +122,15 @@ def test_one_large_rise_flags_at_once():
     assert "consider switching to the three-per-week schedule" in flag["message"]
 
 
+def test_one_severe_score_among_several_above_five_counts_each_as_what_it_is():
+    # 5 -> 7 once (severe), 5 -> 6 twice more: the severe rule names its one session, the above-5 rule all three
+    flag = tolerance_flags(sessions("P1", [(5, 7), (5, 6), (5, 6)]), PROGRAMS).iloc[0]
+    assert flag["severe_pain"] == 1 and flag["high_pain"] == 3
+    assert flag["reasons"] == ("severe pain (7/10 or more) at 1 session (2026-01-05: before 5, after 7); pain above "
+                               "5/10 at 3 sessions (2026-01-05: before 5, after 7; 2026-01-07: before 5, after 6; "
+                               "2026-01-09: before 5, after 6)")
+
+
 def test_a_score_above_five_flags_when_it_comes_again_and_is_told_when_it_does_not():
     once = tolerance_flags(sessions("P1", [(4, 6), (4, 5), (4, 5)]), PROGRAMS).iloc[0]
     assert not once["flagged"] and once["high_pain"] == 1  # one 6/10: within the scale's error of a 5
