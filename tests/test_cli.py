@@ -370,6 +370,28 @@ def test_import_quarantine_prints_the_rows_set_aside_with_their_reasons(tmp_path
     assert listed[6:] == [f"  ... and 2 more, see {quarantine}"]
 
 
+def test_import_says_which_equal_trials_it_imported_once_and_how_to_keep_both(tmp_path):
+    store = str(tmp_path / "clinic.sqlite")
+    with Store(store) as opened:
+        opened.add_records("patients", [{"patient_id": "P001", "birth_year": 1970, "involved_side": "right"}])
+    rows = [f"P001,2026-09-26,right,IR,seated_90,active,inclinometer,{d}" for d in (20, 20, 23)]
+    visit = tmp_path / "visit.csv"
+    visit.write_text("\n".join(["patient_id,measured_on,side,motion,position,mode,instrument,degrees", *rows]) + "\n")
+    once = run("import", str(visit), "--table", "measurements", "--store", store)
+    assert once.exit_code == 0 and "3 rows read, 2 imported, 0 quarantined, 1 duplicates" in once.output, once.output
+    assert once.output.split("suspected duplicates, imported once:\n")[1].splitlines()[0] == (
+        "  row 3 (same as row 2): suspected duplicate: rows 2 and 3 hold the same values at the same visit and no "
+        "trial number; imported once; if the file holds repeated trials with equal values, import it with "
+        "--repeated-trials (or number the trials)")
+    again = tmp_path / "visit2.csv"
+    again.write_text(visit.read_text().replace("2026-09-26", "2026-09-27"))
+    both = run("import", str(again), "--table", "measurements", "--repeated-trials", "--store", store)
+    assert "3 imported" in both.output and "suspected" not in both.output, both.output
+    with Store(store, create=False) as opened:
+        trials = opened.read("measurements").groupby("measured_on")["degrees"].apply(sorted)
+    assert [list(t) for t in trials] == [[20.0, 23.0], [20.0, 20.0, 23.0]]
+
+
 def test_report_clinic_says_which_day_it_reports_on_and_how_many_patients_are_active_then(tmp_path):
     store = str(tmp_path / "clinic.sqlite")
     with Store(store) as opened:

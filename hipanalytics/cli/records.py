@@ -160,6 +160,7 @@ def import_command(file, table, sheet, dates, encoding, repeated_trials, report_
             store.close()
     click.echo(str(summary))
     _echo_set_aside(summary)
+    _echo_worth_a_look(summary)
     if summary.report is not None:
         _write_report(summary.report, report_path)
     if summary.quarantined:
@@ -181,6 +182,27 @@ def _echo_set_aside(summary, first: int = 5) -> None:
         click.echo(f"  row {int(p.row)}  {column} {shown(p.value)}: {p.rule}; fix: {p.fix}")
     if len(rows) > first:
         click.echo(f"  ... and {len(rows) - first} more, see {summary.quarantine_file}")
+
+
+def _echo_worth_a_look(summary, first: int = 5) -> None:
+    """Rows imported with a caveat, and rows imported once that may have been meant twice (equal
+    trials without trial numbers): the first ``first`` of each, with the fix, then how many more."""
+    from ..records.report import shown
+
+    if summary.report is None:
+        return
+    problems = summary.report.problems
+    suspected = problems[(problems["severity"] == "duplicate") & problems["rule"].str.startswith("suspected")]
+    for label, found in (("suspected duplicates, imported once", suspected),
+                         ("warnings (imported)", problems[problems["severity"] == "warning"])):
+        if found.empty:
+            continue
+        click.echo(f"{label}:")
+        for p in found.head(first).itertuples():
+            what = f"{p.column} {shown(p.value)}" if isinstance(p.column, str) else p.value
+            click.echo(f"  row {int(p.row)} ({what}): {p.rule}; {p.fix}")
+        if len(found) > first:
+            click.echo(f"  ... and {len(found) - first} more (--report FILE lists them all)")
 
 
 @main.command("export")
