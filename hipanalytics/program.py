@@ -58,6 +58,7 @@ __all__ = [
     "plan",
     "plan_table",
     "breakout_templates",
+    "session_titles",
     "prescription",
     "breakouts_per_week",
     "switch_schedule",
@@ -539,6 +540,20 @@ def breakout_templates(programs: pd.DataFrame) -> set[str]:
         protocol = load_protocol(f"{protocol_id}@{version}")
         templates |= {s.id for s in protocol.sessions if protocol.has_breakouts(s.id)}
     return templates
+
+
+def session_titles(programs: pd.DataFrame) -> dict[str, str]:
+    """Title of each session template, by id, in the protocols the programs use.
+
+    Examples
+    --------
+    >>> session_titles(pd.DataFrame({"protocol_id": ["hip-ir-breakouts"], "protocol_version": ["1.0.0"]}))["sequence"]
+    'Hip Movement Sequence'
+    """
+    titles: dict[str, str] = {}
+    for protocol_id, version in programs[["protocol_id", "protocol_version"]].drop_duplicates().itertuples(index=False):
+        titles.update({s.id: s.title for s in load_protocol(f"{protocol_id}@{version}").sessions})
+    return titles
 
 
 def _check_no_overlap(programs: list[Program]) -> None:

@@ -456,22 +456,32 @@ def _verdict(row) -> tuple[str, float]:
     return "no reliable change", change
 
 
-def _trend_words(row) -> str:
+def _trend_words(row, as_of=None) -> str:
     weeks = row.recent_weeks
+    worsening = "worsening"
+    lost = difference(row.best_deg, row.latest_deg)
+    if lost > row.mdc_deg and difference(row.best_deg, row.baseline_deg) > row.mdc_deg:
+        worsening = (f"worsening: {fixed(lost)} degrees below the best of {fixed(row.best_deg)} on "
+                     f"{pd.Timestamp(row.best_on):%d %b %Y}, a loss beyond the MDC")
     words = {
         "gaining": "still gaining",
         "levelled off": (f"levelled off after the gain: the change over them is within the MDC "
                          f"({signed(row.recent_change_low, 1)} to {signed(row.recent_change_high, 1)} degrees, 95% CI)"),
         "no response yet": "no gain beyond the MDC since the baseline yet",
-        "worsening": "worsening",
+        "worsening": worsening,
         "uncertain": f"not yet clear whether the gain goes on: {row.to_decide}",
     }[row.recent_trend]
+    last = pd.Timestamp(row.last_visit)
+    if as_of is not None and pd.Timestamp(as_of) - last > pd.Timedelta(days=REMEASURE_DAYS):
+        return f"over the {weeks} weeks to the last visit, {last:%d %b %Y}, {words}"  # the window ends there
     return f"over the last {weeks} weeks, {words}"
 
 
-def side_sentence(row) -> str:
+def side_sentence(row, as_of=None) -> str:
     """One involved side's progress in a sentence: every number rounded once (one decimal) and
-    every difference taken from the numbers printed, so what it says matches what it shows."""
+    every difference taken from the numbers printed, so what it says matches what it shows. With
+    ``as_of`` (the report's date) a last visit more than :data:`REMEASURE_DAYS` before it is named:
+    the recent window ends at the last visit, not at the report."""
     side = row.side.capitalize()
     if row.n_visits < 2:
         text = f"{side} hip IR measured once so far: {fixed(row.latest_deg)} degrees"
@@ -487,7 +497,7 @@ def side_sentence(row) -> str:
             text += (f", {fixed(row.slope_deg_per_week)} degrees a week (95% CI {fixed(row.slope_ci_low)} to "
                      f"{fixed(row.slope_ci_high)})")
         if isinstance(row.recent_trend, str):
-            text += f"; {_trend_words(row)}"
+            text += f"; {_trend_words(row, as_of)}"
     gain = to_gain(row.target_deg, row.latest_deg, 1)
     if gain is not None:
         text += f"; {_target_words(row, gain)}"
@@ -536,7 +546,7 @@ def _summary(p: PatientProgress) -> list[str]:
     if p.episode is not None and len(p.episodes) > 1:
         parts.append(f"This report covers {episode_in_words(p.episode, len(p.episodes))}; earlier episodes are "
                      "under History.")
-    parts += [side_sentence(row) for row in involved.itertuples()]
+    parts += [side_sentence(row, p.as_of) for row in involved.itertuples()]
     if involved.empty:
         parts.append("No hip IR measurements on the report's method yet for the involved side.")
     a = p.adherence
@@ -705,8 +715,8 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None, ev
     Returns
     -------
     DataFrame
-        ``patient_id``, ``side``, ``method`` (in words), ``n_visits``, ``latest_deg``, ``change_deg``,
-        ``direction``, ``recent_trend``, ``plateau``, ``to_target_deg``, ``to_gain_deg``
+        ``patient_id``, ``side``, ``method`` (in words), ``n_visits``, ``latest_deg``, ``change_deg``
+        (latest minus baseline as the progress report prints them, one decimal), ``direction``, ``recent_trend``, ``plateau``, ``to_target_deg``, ``to_gain_deg``
         (degrees still to gain, one decimal, from the numbers shown; 0 once reached),
         ``breakout_adherence``, ``flagged``, ``tolerance`` (flag | ok | too few | no pain
         recorded), ``program`` and ``episode`` (in words), ``last_visit``, ``next_visit`` (when
@@ -744,6 +754,7 @@ def clinic_overview(source, *, as_of=None, patients: list[str] | None = None, ev
     out = trends[["patient_id", "side", "n_visits", "latest_deg", "change_deg", "direction", "recent_trend", "plateau",
                   "to_target_deg", "to_decide", "weeks_followed", "last_visit"]].copy()
     out["method"] = [method_in_words(dict(zip(METHOD_KEYS, r))) for r in trends[list(METHOD_KEYS)].itertuples(index=False)]
+    out["change_deg"] = [difference(latest, first) for latest, first in zip(trends["latest_deg"], trends["baseline_deg"])]
     out["to_gain_deg"] = [to_gain(target, latest, 1) for target, latest in zip(trends["target_deg"], trends["latest_deg"])]
     out["breakout_adherence"] = out["patient_id"].map(adh["breakout_adherence"]) if len(adh) else np.nan
     out["flagged"] = out["patient_id"].map(flags["flagged"]).fillna(False).astype(bool) if len(flags) else False

@@ -364,8 +364,8 @@ def test_entry_takes_next_morning_pain_and_adds_it_to_yesterdays_session_as_a_co
     status = form.status.value
     assert "Added next-morning pain 6 to Sun 22 Nov 2026" in status and "(a correction: version 2)" in status
     assert '<div class="hip-flag" role="alert">' in status
-    assert ("pain 2 or more points above its starting level the next morning after 1 breakout session "
-            "(2026-11-22: before 2, next morning 6)") in status
+    assert ("pain 3 or more points above its starting level the next morning after 1 breakout session "
+            "(2026-11-22: before 2, next morning 6)") in status  # 4 up: the rule that fires at once
     history = store.read("sessions", history=True)
     added = history[history["version"] == 2].iloc[0]
     assert (added["performed_on"], added["pain_next_day"], added["recorded_by"]) == (pd.Timestamp("2026-11-22"), 6, "AB")

@@ -78,7 +78,8 @@ def test_too_few_sessions_say_so_and_no_sessions_say_so():
 def test_next_day_pain_that_has_not_settled_is_a_flag():
     log = sessions([("2026-02-09", 2, 3, 2), ("2026-02-11", 2, 3, 5), ("2026-02-13", 2, 2, 2)])
     p = patient_progress(tables(visits(WEEKLY_RIGHT), log), "P1")
-    assert "the next morning after 1 breakout session (2026-02-11: before 2, next morning 5)" in p.summary  # 3 up
+    assert ("pain 3 or more points above its starting level the next morning after 1 breakout session (2026-02-11: "
+            "before 2, next morning 5)") in p.summary  # 3 up: the rule that fires at once
 
 
 # ----------------------------------------------------------------------------------------------
@@ -98,6 +99,33 @@ def test_a_hip_that_never_gained_has_no_response_yet():
                 ("2026-02-16", "right", 27), ("2026-01-05", "left", 35), ("2026-02-16", "left", 36)])
     text = patient_progress(tables(m), "P1").summary
     assert "no gain beyond the MDC since the baseline yet" in text and "plateau" not in text
+
+
+def test_a_gain_lost_again_is_worsening_not_no_response_yet():
+    # 20.1 -> 28.2 (+8.1, beyond the MDC) -> 22.1 (6.1 below the best, also beyond it): the hip lost range
+    m = visits([("2026-01-05", "right", 20.1), ("2026-01-19", "right", 28.2), ("2026-02-02", "right", 22.1),
+                ("2026-01-05", "left", 35), ("2026-02-02", "left", 36)])
+    p = patient_progress(tables(m), "P1")
+    assert ("over the last 6 weeks, worsening: 6.1 degrees below the best of 28.2 on 19 Jan 2026, a loss beyond "
+            "the MDC") in p.summary and "no response yet" not in p.summary
+    assert p.sides_table()["last 6 weeks"].iloc[0] == "worsening"
+    assert clinic_overview(tables(m), as_of="2026-02-02")["attention"].iloc[0].startswith("IR worsening")
+
+
+def test_a_recent_trend_from_visits_long_before_the_report_says_when_it_ended():
+    m = visits(WEEKLY_RIGHT)
+    soon = patient_progress(tables(m), "P1", as_of="2026-02-20").summary
+    late = patient_progress(tables(m), "P1", as_of="2026-04-01").summary
+    assert "over the last 6 weeks, still gaining" in soon
+    assert "over the 6 weeks to the last visit, 16 Feb 2026, still gaining" in late and "last 6 weeks" not in late
+
+
+def test_the_worklist_shows_the_change_the_report_prints():
+    # 22.44 -> 26.42: the report prints 22.4 -> 26.4 (+4.0); 22.46 -> 26.44 prints 22.5 -> 26.4 (+3.9), not +4.0
+    m = visits([("2026-01-05", "right", 22.46), ("2026-02-16", "right", 26.44), ("2026-01-05", "left", 35)])
+    p = patient_progress(tables(m), "P1")
+    assert "from 22.5 to 26.4 degrees (+3.9" in p.summary
+    assert overview_table(clinic_overview(tables(m), as_of="2026-02-16"))["change (deg)"].tolist() == ["+3.9"]
 
 
 # ----------------------------------------------------------------------------------------------

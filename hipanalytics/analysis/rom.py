@@ -149,7 +149,7 @@ whose CI says nothing."""
 
 TREND_COLUMNS = SERIES_KEYS + [
     "n_visits", "first_visit", "last_visit", "weeks_followed", "baseline_deg", "latest_deg",
-    "change_deg", "slope_deg_per_week", "slope_ci_low", "slope_ci_high", "mdc_deg", "mdc_source",
+    "change_deg", "best_deg", "best_on", "slope_deg_per_week", "slope_ci_low", "slope_ci_high", "mdc_deg", "mdc_source",
     "beyond_mdc", "direction", "recent_weeks", "recent_visits", "recent_slope", "recent_ci_low",
     "recent_ci_high", "recent_change_deg", "recent_change_low", "recent_change_high", "recent_trend", "plateau",
     "to_decide", "involved", "other_side_deg", "asymmetry_deg", "asymmetry_on", "target_deg", "target_source",
@@ -229,7 +229,8 @@ def rom_trends(
         :data:`SERIES_KEYS` and
 
         - ``n_visits``, ``first_visit``, ``last_visit``, ``weeks_followed``
-        - ``baseline_deg`` (first visit), ``latest_deg`` (last visit), ``change_deg``
+        - ``baseline_deg`` (first visit), ``latest_deg`` (last visit), ``change_deg``, ``best_deg``
+          (the highest visit value) and ``best_on`` (its first visit)
         - ``slope_deg_per_week`` with ``slope_ci_low`` / ``slope_ci_high`` (OLS of visit values
           on weeks; t-based 95 % CI; NaN with a ``note`` when fewer than 2 or 3 visits)
         - ``mdc_deg``, ``mdc_source``, ``beyond_mdc`` (abs(change) > MDC), ``direction``
@@ -243,8 +244,9 @@ def rom_trends(
           * ``levelled off``: a gain beyond the MDC since the baseline, and now a precise
             estimate near zero: the recent change's CI lies within plus or minus the MDC;
           * ``no response yet``: no gain beyond the MDC since the baseline (and none recently);
-          * ``worsening``: a reliable recent loss (the CI below 0 and the loss beyond the MDC), or
-            the latest value below the baseline by more than the MDC;
+          * ``worsening``: a reliable recent loss (the CI below 0 and the loss beyond the MDC), the
+            latest value below the baseline by more than the MDC, or a gain beyond the MDC lost
+            again (the latest value more than the MDC below the best, ``best_deg`` on ``best_on``);
           * ``uncertain``: a gain since the baseline, but too few recent visits (fewer than 3, or
             spanning under 3 weeks) or visits too scattered to tell whether it goes on;
             ``to_decide`` says how many more visits, or by when, would tell;
@@ -278,8 +280,10 @@ def rom_trends(
 
     out = g.agg(
         n_visits=("degrees", "size"), first_visit=("measured_on", "min"), last_visit=("measured_on", "max"),
-        baseline_deg=("degrees", "first"), latest_deg=("degrees", "last"),
+        baseline_deg=("degrees", "first"), latest_deg=("degrees", "last"), best_deg=("degrees", "max"),
     ).reset_index()
+    best = v.loc[g["degrees"].idxmax().to_numpy()]  # the first visit with the best value
+    out["best_on"] = best["measured_on"].to_numpy()
     out["weeks_followed"] = (out["last_visit"] - out["first_visit"]).dt.days / 7.0
     out["change_deg"] = out["latest_deg"] - out["baseline_deg"]
 
@@ -354,7 +358,8 @@ def _recent_trend(v: pd.DataFrame, out: pd.DataFrame, weeks: int) -> pd.DataFram
     change, change_low, change_high = (out[c] * out["span"] for c in ("recent_slope", "recent_ci_low", "recent_ci_high"))
     gained = out["direction"] == "improved"
     reliable_gain = judged & (out["recent_ci_low"] > 0)
-    loss = (judged & (out["recent_ci_high"] < 0) & (change < -mdc)) | (out["direction"] == "worse")
+    lost = (out["best_deg"] - out["baseline_deg"] > mdc) & (out["best_deg"] - out["latest_deg"] > mdc)
+    loss = (judged & (out["recent_ci_high"] < 0) & (change < -mdc)) | (out["direction"] == "worse") | lost
     flat = judged & (change_low > -mdc) & (change_high < mdc)
     several = out["n_visits"] >= 2
     trend = np.select(

@@ -47,7 +47,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..program import breakout_templates
+from ..program import breakout_templates, session_titles
 from .episodes import EPISODE_GAP_DAYS, joined_by, program_episodes
 
 __all__ = ["PAIN_RISE_NPRS", "LARGE_RISE_NPRS", "ACCEPTABLE_PAIN_NPRS", "SEVERE_PAIN_NPRS", "MIN_SESSIONS",
@@ -283,7 +283,9 @@ def tolerance_flags(
     s.loc[told, "text"] = _text(t["performed_on"], t["pain_before"], t["pain_after"])
     s.loc[told, "next_text"] = (day + ": before " + _score(t["pain_before"]) + ", next morning "
                                 + _score(t["pain_next_day"]))
-    s.loc[told, "high_text"] = day + ": " + _scores(t)
+    title = t["session"].astype(str).map(session_titles(programs) if len(programs) else {}).fillna(t["session"].astype(str))
+    kind = pd.Series(np.where(t["breakout"], "", " (" + title + ")"), index=t.index)
+    s.loc[told, "high_text"] = day + kind + ": " + _scores(t)  # a session without breakouts is named as such
 
     now = s[s["current"]]
     judged = now[now["breakout"] & now["both"]]
@@ -324,9 +326,12 @@ def tolerance_flags(
          f"severe pain ({severe:g}/10 or more) at " + out["severe_pain"].map(_times) + within),
         ((out["high_pain"] >= repeats) & (out["high_pain"] > out["severe_pain"]), recent, "high", "high_text",
          f"pain above {acceptable:g}/10 at " + out["high_pain"].map(_times) + within),  # more than the severe ones
-        ((out["next_day_rises"] >= repeats) | (large_next >= 1), recent, "unsettled", "next_text",
+        (large_next >= 1, recent, "unsettled_large", "next_text",
+         f"pain {large_rise:g} or more points above its starting level the next morning after "
+         + large_next.map(_sessions) + within),
+        ((out["next_day_rises"] >= repeats) & (out["next_day_rises"] > large_next), recent, "unsettled", "next_text",
          f"pain {rise:g} or more points above its starting level the next morning after "
-         + out["next_day_rises"].map(_sessions) + within),
+         + out["next_day_rises"].map(_sessions) + within),  # more than the large ones
     ]
     reasons = pd.Series("", index=patients, dtype="object")
     out["flag_day"] = pd.Series(pd.NaT, index=patients, dtype="datetime64[ns]")

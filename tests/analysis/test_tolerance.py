@@ -131,6 +131,14 @@ def test_one_severe_score_among_several_above_five_counts_each_as_what_it_is():
                                "2026-01-09: before 5, after 6)")
 
 
+def test_high_pain_at_a_movement_sequence_session_is_named_as_that_session():
+    # severe pain at an evening movement-sequence session, breakouts mild: the flag says which session it was
+    log = pd.concat([sessions("P1", [(2, 3), (2, 3), (2, 3)]),
+                     sessions("P1", [(5, 7)], session="sequence", start="2026-01-08")], ignore_index=True)
+    flag = tolerance_flags(log, PROGRAMS).iloc[0]
+    assert flag["reasons"] == "severe pain (7/10 or more) at 1 session (2026-01-08 (Hip Movement Sequence): before 5, after 7)"
+
+
 def test_a_score_above_five_flags_when_it_comes_again_and_is_told_when_it_does_not():
     once = tolerance_flags(sessions("P1", [(4, 6), (4, 5), (4, 5)]), PROGRAMS).iloc[0]
     assert not once["flagged"] and once["high_pain"] == 1  # one 6/10: within the scale's error of a 5
@@ -148,7 +156,9 @@ def test_pain_that_has_not_settled_by_the_next_morning_flags():
     assert flag["reasons"] == ("pain 2 or more points above its starting level the next morning after 2 breakout "
                                "sessions (2026-01-05: before 2, next morning 4; 2026-01-09: before 2, next morning 4)")
     large = tolerance_flags(sessions("P1", [(2, 3, 2), (2, 3, 5), (2, 2, 2)]), PROGRAMS).iloc[0]
-    assert large["flagged"] and large["next_day_rises"] == 1  # 3 up the next morning: at once
+    assert large["flagged"] and large["next_day_rises"] == 1  # 3 up the next morning: at once, said as that rule
+    assert large["reasons"] == ("pain 3 or more points above its starting level the next morning after 1 breakout "
+                                "session (2026-01-07: before 2, next morning 5)")
 
 
 def test_too_few_sessions_are_too_few_to_judge_never_stable():
