@@ -393,7 +393,7 @@ def visits_to_decide(visits: int, residual_sd: float, span_weeks: float, mdc: fl
     Examples
     --------
     >>> visits_to_decide(2, float("nan"), 1.0, 5.4, last_visit=pd.Timestamp("2026-03-02"))
-    '1 more visit, by 2026-03-16 or later (3 visits over at least 3 weeks tell)'
+    '1 more visit, on or after 2026-03-16 (3 visits over at least 3 weeks tell)'
     >>> visits_to_decide(3, 1.0, 4.0, 5.4)
     'about 5 visits in 6 weeks (one a week) at the scatter seen so far (SD 1.0 degrees around the trend): 2 more'
     >>> visits_to_decide(3, 9.0, 4.0, 5.4)
@@ -405,7 +405,8 @@ def visits_to_decide(visits: int, residual_sd: float, span_weeks: float, mdc: fl
     if visits < MIN_RECENT_VISITS or not span_weeks >= MIN_RECENT_SPAN_WEEKS or pd.isna(residual_sd):
         more = max(MIN_RECENT_VISITS - visits, 1)
         wait = max(MIN_RECENT_SPAN_WEEKS - (span_weeks if pd.notna(span_weeks) else 0), 0)
-        when = (f", by {pd.Timestamp(last_visit) + pd.Timedelta(weeks=max(wait, 1)):%Y-%m-%d} or later"
+        when = (f", {'the last ' if more > 1 else ''}on or after "
+                f"{pd.Timestamp(last_visit) + pd.Timedelta(weeks=max(wait, 1)):%Y-%m-%d}"
                 if last_visit is not None and pd.notna(last_visit) else "")
         return (f"{more} more visit{'s' if more != 1 else ''}{when} ({MIN_RECENT_VISITS} visits over at least "
                 f"{MIN_RECENT_SPAN_WEEKS} weeks tell)")

@@ -113,7 +113,7 @@ def test_a_gain_whose_recent_ci_is_wide_is_uncertain_not_a_plateau():
     # two visits a week apart after a gain: one more visit, at least two weeks on, would tell
     short = rom_trends(series(days=(0, 7), values=(20, 27))).iloc[0]
     assert short["recent_trend"] == "uncertain"
-    assert short["to_decide"] == "1 more visit, by 2026-01-26 or later (3 visits over at least 3 weeks tell)"
+    assert short["to_decide"] == "1 more visit, on or after 2026-01-26 (3 visits over at least 3 weeks tell)"
 
 
 def test_a_series_that_never_gained_beyond_the_mdc_has_no_response_yet():
