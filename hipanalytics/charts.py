@@ -367,11 +367,9 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     # without a program no session is known to be a breakout (its templates come from the programs)
     breakout = s["session"].isin(breakout_templates(mine)) if len(mine) else pd.Series(False, index=s.index)
     other = "movement sequence" if len(mine) else "session (no program on record)"
+    band = f"above {ACCEPTABLE_PAIN_NPRS:g}/10: over the pain-monitoring limit"  # in the legend: never over a point
     ax.axhspan(ACCEPTABLE_PAIN_NPRS + 0.5, 10.5, color=PALETTE["vermillion"], alpha=0.07, lw=0)
     ax.axhline(ACCEPTABLE_PAIN_NPRS + 0.5, color=PALETTE["vermillion"], lw=0.8, ls="--", alpha=0.6)
-    ax.text(0.995, (ACCEPTABLE_PAIN_NPRS + 0.6 + 0.5) / 11, f"above {ACCEPTABLE_PAIN_NPRS:g}/10: more than exercise "
-            "should bring", transform=ax.transAxes, ha="right", va="bottom", fontsize=LEGIBLE_PT,
-            color=PALETTE["vermillion"])
     for is_breakout, colour, label in ((False, PALETTE["grey"], other), (True, PALETTE["vermillion"], "breakout session")):
         part = s[breakout == is_breakout] if len(s) else s
         if part.empty:
@@ -402,7 +400,12 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     ax.set_title(f"{patient_id}: pain before -> after sessions, and the next morning (thick: rise of 2+ points)",
                  loc="left", fontsize=LEGIBLE_PT + 1)
     if ax.get_legend_handles_labels()[0]:  # below the plot: points reach every height
-        ax.legend(fontsize=LEGIBLE_PT, frameon=False, ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.16))
+        from matplotlib.patches import Patch
+
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Patch(facecolor=PALETTE["vermillion"], alpha=0.25, edgecolor=PALETTE["vermillion"], ls="--"))
+        ax.legend(handles, [*labels, band], fontsize=LEGIBLE_PT, frameon=False, ncols=3, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16))
     ax.grid(alpha=0.3)
     return fig
 
