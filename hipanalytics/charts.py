@@ -367,7 +367,7 @@ def pain_chart(sessions: pd.DataFrame, programs: pd.DataFrame, patient_id: str, 
     # without a program no session is known to be a breakout (its templates come from the programs)
     breakout = s["session"].isin(breakout_templates(mine)) if len(mine) else pd.Series(False, index=s.index)
     other = "movement sequence" if len(mine) else "session (no program on record)"
-    band = f"above {ACCEPTABLE_PAIN_NPRS:g}/10: over the pain-monitoring limit"  # in the legend: never over a point
+    band = f"above {ACCEPTABLE_PAIN_NPRS:g}/10:\nover the pain-monitoring limit"  # in the legend: never over a point
     ax.axhspan(ACCEPTABLE_PAIN_NPRS + 0.5, 10.5, color=PALETTE["vermillion"], alpha=0.07, lw=0)
     ax.axhline(ACCEPTABLE_PAIN_NPRS + 0.5, color=PALETTE["vermillion"], lw=0.8, ls="--", alpha=0.6)
     for is_breakout, colour, label in ((False, PALETTE["grey"], other), (True, PALETTE["vermillion"], "breakout session")):

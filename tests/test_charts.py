@@ -86,7 +86,7 @@ def test_pain_chart_shows_the_next_morning_on_the_following_day_and_the_acceptab
     (x, y), = diamonds.get_offsets()
     first = pd.Timestamp(sessions()["performed_on"].min())
     assert mdates.num2date(x).replace(tzinfo=None) == first + pd.Timedelta(days=1) and y == 4
-    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "above 5/10: over the pain-monitoring limit"
+    assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "above 5/10:\nover the pain-monitoring limit"
     assert not ax.texts  # the limit is named in the legend, never written over the points
 
 

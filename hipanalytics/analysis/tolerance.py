@@ -323,20 +323,24 @@ def tolerance_flags(
          f"a rise of {rise:g} or more points after " + out["rises"].astype(str) + " of the last " + n
          + " breakout sessions"),
         (out["severe_pain"] >= 1, recent, "severe", "high_text",
-         f"severe pain ({severe:g}/10 or more) at " + out["severe_pain"].map(_times) + within),
+         f"severe pain ({severe:g}/10 or more) at " + out["severe_pain"].map(_times)),
         ((out["high_pain"] >= repeats) & (out["high_pain"] > out["severe_pain"]), recent, "high", "high_text",
-         f"pain above {acceptable:g}/10 at " + out["high_pain"].map(_times) + within),  # more than the severe ones
+         f"pain above {acceptable:g}/10 at " + out["high_pain"].map(_times)),  # more than the severe ones
         (large_next >= 1, recent, "unsettled_large", "next_text",
          f"pain {large_rise:g} or more points above its starting level the next morning after "
-         + large_next.map(_sessions) + within),
+         + large_next.map(_sessions)),
         ((out["next_day_rises"] >= repeats) & (out["next_day_rises"] > large_next), recent, "unsettled", "next_text",
          f"pain {rise:g} or more points above its starting level the next morning after "
-         + out["next_day_rises"].map(_sessions) + within),  # more than the large ones
+         + out["next_day_rises"].map(_sessions)),  # more than the large ones
     ]
     reasons = pd.Series("", index=patients, dtype="object")
     out["flag_day"] = pd.Series(pd.NaT, index=patients, dtype="datetime64[ns]")
+    windowed = pd.Series(False, index=patients)  # the window is said once, at the first rule that counts in it
     for fires, frame, mask, column, words in rules:
         listed = _joined(frame[mask], frame[column], frame["patient_id"]).reindex(patients).fillna("")
+        if frame is recent:
+            words = words + within.where(~windowed, "")
+            windowed |= fires
         told = (words + " (" + listed + ")").where(fires, "")
         reasons = reasons.str.cat(told, sep="; ").str.strip("; ")
         latest = frame.loc[frame[mask], "performed_on"].groupby(frame.loc[frame[mask], "patient_id"]).max()

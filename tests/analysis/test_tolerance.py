@@ -139,6 +139,14 @@ def test_high_pain_at_a_movement_sequence_session_is_named_as_that_session():
     assert flag["reasons"] == "severe pain (7/10 or more) at 1 session (2026-01-08 (Hip Movement Sequence): before 5, after 7)"
 
 
+def test_the_window_of_the_last_six_breakouts_is_said_once_when_two_rules_count_in_it():
+    log = sessions("P1", [(2, 3)] * 4 + [(5, 7), (5, 6), (5, 6), (2, 3), (2, 3), (2, 3)])
+    reasons = tolerance_flags(log, PROGRAMS).iloc[0]["reasons"]
+    assert reasons.startswith("severe pain (7/10 or more) at 1 session since 2026-01-13, the last 6 breakout sessions "
+                              "(2026-01-13: before 5, after 7); pain above 5/10 at 3 sessions (2026-01-13:")
+    assert reasons.count("the last 6 breakout sessions") == 1
+
+
 def test_a_score_above_five_flags_when_it_comes_again_and_is_told_when_it_does_not():
     once = tolerance_flags(sessions("P1", [(4, 6), (4, 5), (4, 5)]), PROGRAMS).iloc[0]
     assert not once["flagged"] and once["high_pain"] == 1  # one 6/10: within the scale's error of a 5
