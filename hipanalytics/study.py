@@ -91,8 +91,11 @@ class CohortComparison:
         return [
             ("Estimand", self.estimand),
             ("Outcome", "Hip IR of the involved side, seated with the hip at 90 degrees, active, by inclinometer, "
-                        "averaged over the trials of a visit; visits are grouped into 2-week windows (the visit "
-                        "nearest the window's centre)."),
+                        "averaged over the trials of a visit. Time zero is the start of the patient's first program; "
+                        "the baseline is the hip's last visit from 14 days before to 3 days after it (a patient "
+                        "without one has no baseline: it is never a later visit). Follow-up visits are grouped into "
+                        "2-week windows by explicit day ranges from time zero (week 2: days 4-20; week w: days 7w-7 "
+                        "to 7w+6), the visit nearest the window's centre."),
             ("Primary analysis",
              "A constrained longitudinal data analysis (cLDA: the longitudinal form of ANCOVA on baseline; Vickers & "
              "Altman, BMJ 2001;323:1123; Coffman et al., BMC Med Res Methodol 2016;16:113) of every observed visit of "
@@ -102,8 +105,8 @@ class CohortComparison:
              "Satterthwaite's degrees of freedom (as R's lmerTest)."),
             ("Missing data",
              "The likelihood of all observed visits is valid when values are missing at random given the observed IR "
-             "and arm (White et al., BMJ 2011;342:d40), so no patient with a baseline visit is left out of the "
-             f"primary analysis. Sensitivity analyses: ANCOVA of IR at week {self.week} on arm and baseline after "
+             "and arm (White et al., BMJ 2011;342:d40), so no patient with an observed visit is left out of the "
+             f"primary analysis, with or without a baseline (the baseline is one more outcome under cLDA). Sensitivity analyses: ANCOVA of IR at week {self.week} on arm and baseline after "
              "multiple imputation (20 imputations by sequential regression, Rubin's rules) and on complete cases. "
              "The patients missing from each analysis are listed with the reason."),
             ("Other analyses",

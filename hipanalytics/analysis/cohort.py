@@ -27,8 +27,17 @@ from .rom import PRIMARY_METHOD, rom_trends, select_method, visits
 
 __all__ = [
     "PRIMARY_METHOD", "ConvergenceWarning", "SmallCohortWarning", "patient_outcomes", "cohort_visits",
-    "compare_groups", "mixed_model", "dose_response", "table_one", "assigned_schedule",
+    "compare_groups", "mixed_model", "dose_response", "table_one", "assigned_schedule", "time_zero",
+    "BASELINE_WINDOW_DAYS",
 ]
+
+BASELINE_WINDOW_DAYS = (-14, 3)
+"""Baseline: a hip's last measurement from 14 days before to 3 days after time zero (the evaluation
+visit that led to the prescription, or the program's first days), as a trial pre-specifies a
+baseline window: never a later visit, so a missing day-0 visit leaves the patient without a
+baseline rather than making week 2 the baseline. The 14 days match
+:data:`hipanalytics.analysis.episodes.BASELINE_LOOKBACK_DAYS`; the 3 days allow a visit in the
+program's first half week."""
 
 
 
@@ -54,25 +63,66 @@ def assigned_schedule(patients: pd.DataFrame, programs: pd.DataFrame) -> pd.Seri
     return pd.Series(assigned, index=patients["patient_id"].to_numpy(), name="schedule")
 
 
+def time_zero(patients: pd.DataFrame, programs: pd.DataFrame) -> pd.Series:
+    """Each patient's time zero: the start of their first program, when the compared strategies
+    begin (NaT for a patient without a program).
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"patient_id": ["P1", "P2"]})
+    >>> g = pd.DataFrame({"patient_id": ["P1", "P1"], "start_date": ["2026-03-02", "2026-02-02"]})
+    >>> time_zero(p, g).tolist()
+    [Timestamp('2026-02-02 00:00:00'), NaT]
+    """
+    first = pd.to_datetime(programs["start_date"]).groupby(programs["patient_id"].to_numpy()).min()
+    return pd.Series(pd.to_datetime(patients["patient_id"].map(first)).to_numpy(), index=patients["patient_id"].to_numpy(),
+                     name="time_zero")
+
+
 def cohort_visits(measurements: pd.DataFrame, patients: pd.DataFrame, programs: pd.DataFrame, *,
                   method: dict | None = None) -> pd.DataFrame:
-    """Visit values of the involved hip(s) on the primary method, with weeks since baseline and the
-    assigned schedule: the long table a mixed model is fitted to.
+    """Visit values of the involved hip(s) on the primary method, timed from each patient's time
+    zero (:func:`time_zero`, the first program's start), with the assigned schedule: the long table
+    a mixed model is fitted to.
+
+    A hip's baseline is its last visit in :data:`BASELINE_WINDOW_DAYS` around time zero (at week 0);
+    visits before the window, or in it before the baseline, are not follow-up and are left out, as
+    are patients without a program. Every later visit keeps its own time: deleting a patient's
+    baseline visit leaves them without a baseline, it never moves their other visits.
 
     Returns
     -------
     DataFrame
-        ``patient_id``, ``side``, ``measured_on``, ``weeks``, ``degrees``, ``schedule``.
+        ``patient_id``, ``side``, ``measured_on``, ``day`` (days since time zero), ``weeks``
+        (``day`` / 7; 0 for the baseline), ``baseline`` (bool), ``degrees``, ``schedule``.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"patient_id": "P1", "side": "left", "joint": "hip", "motion": "internal_rotation",
+    ...     "position": "seated_90", "mode": "active", "instrument": "inclinometer", "trial": 1,
+    ...     "measured_on": ["2026-01-01", "2026-01-19", "2026-02-02"], "degrees": [20.0, 24.0, 27.0]})
+    >>> p = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["left"]})
+    >>> g = pd.DataFrame({"patient_id": ["P1"], "schedule": ["daily"], "start_date": ["2026-01-05"]})
+    >>> cohort_visits(m, p, g)[["day", "weeks", "baseline"]].values.tolist()
+    [[-4, 0.0, True], [14, 2.0, False], [28, 4.0, False]]
     """
     v = visits(select_method(measurements, method))
     v["measured_on"] = pd.to_datetime(v["measured_on"])
     involved = patients.set_index("patient_id")["involved_side"]
     side = v["patient_id"].map(involved)
     v = v[(side == v["side"]) | (side == "both")].copy()
-    first = v.groupby(["patient_id", "side"])["measured_on"].transform("min")
-    v["weeks"] = (v["measured_on"] - first).dt.days / 7.0
+    v["day"] = (v["measured_on"] - v["patient_id"].map(time_zero(patients, programs))).dt.days
+    low, high = BASELINE_WINDOW_DAYS
+    window = v[v["day"].between(low, high)]
+    last = window.groupby(["patient_id", "side"])["day"].transform("max")
+    v["baseline"] = False
+    v.loc[last.index, "baseline"] = (window["day"] == last).to_numpy()
+    v = v[v["baseline"] | (v["day"] > high)].copy()
+    v["day"] = v["day"].astype("int64")
+    v["weeks"] = np.where(v["baseline"], 0.0, v["day"] / 7.0)
     v["schedule"] = v["patient_id"].map(assigned_schedule(patients, programs))
-    return v[["patient_id", "side", "measured_on", "weeks", "degrees", "schedule"]].reset_index(drop=True)
+    return v[["patient_id", "side", "measured_on", "day", "weeks", "baseline", "degrees", "schedule"]
+             ].reset_index(drop=True)
 
 
 def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, programs: pd.DataFrame,
@@ -81,8 +131,10 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     """One row per patient: assigned schedule, change at week ``week``, slope, adherence, breakouts/week.
 
     The involved hip on the primary method is used (both hips averaged when both are involved).
-    The change at week N is the visit nearest to N weeks after baseline, within one week; without
-    such a visit it is NaN and ``note`` says so.
+    Time zero is the first program's start and the baseline the last visit in
+    :data:`BASELINE_WINDOW_DAYS` around it (see :func:`cohort_visits`). The change at week N is the
+    visit nearest to N weeks after time zero, within one week; without such a visit it is NaN and
+    ``note`` says so.
 
     Returns
     -------
@@ -94,10 +146,10 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     v = cohort_visits(measurements, patients, programs, method=method)
     if as_of is not None:
         v = v[v["measured_on"] <= pd.Timestamp(as_of)]
-    baseline = v[v["weeks"] == 0].groupby("patient_id")["degrees"].mean()
-    near = v.assign(distance=(v["weeks"] - week).abs())
+    baseline = v[v["baseline"]].groupby("patient_id")["degrees"].mean()
+    near = v[~v["baseline"]].assign(distance=(v["weeks"] - week).abs())
     near = near[near["distance"] <= 1].sort_values("distance").drop_duplicates(["patient_id", "side"])
-    base_side = v[v["weeks"] == 0].set_index(["patient_id", "side"])["degrees"]
+    base_side = v[v["baseline"]].set_index(["patient_id", "side"])["degrees"]
     near["change"] = near["degrees"].to_numpy() - base_side.reindex(
         pd.MultiIndex.from_frame(near[["patient_id", "side"]])).to_numpy()
     change = near.groupby("patient_id")["change"].mean()
@@ -112,7 +164,8 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     out["followup_weeks"] = out["patient_id"].map(v.groupby("patient_id")["weeks"].max())
     for column in ("adherence", "breakout_adherence", "breakouts_per_week_done"):
         out[column] = out["patient_id"].map(adh[column]) if column in adh else np.nan
-    out["note"] = np.where(out["baseline_deg"].isna(), "no baseline on the primary method",
+    out["note"] = np.where(out["baseline_deg"].isna(), f"no baseline on the primary method (a visit {-BASELINE_WINDOW_DAYS[0]} days before to "
+                           f"{BASELINE_WINDOW_DAYS[1]} days after the program's start)",
                            np.where(out["change_deg"].isna(), f"no visit within 1 week of week {week}", ""))
     return out
 

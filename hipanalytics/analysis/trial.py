@@ -33,12 +33,17 @@ import pandas as pd
 from ..errors import HipAnalyticsError
 from .mixed import LMMFit, fit_lmm, lmm_data
 
-__all__ = ["WINDOW_WEEKS", "estimand_text", "analysis_windows", "trial_patients", "primary_analysis", "ancova",
+__all__ = ["WINDOW_WEEKS", "estimand_text", "analysis_windows", "window_of", "trial_patients", "primary_analysis", "ancova",
            "multiple_imputation_ancova", "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm",
            "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
 
 WINDOW_WEEKS = 2
-"""Visits are grouped into analysis windows of this many weeks (the protocol's visit interval)."""
+"""Visits are grouped into analysis windows of this many weeks (the protocol's visit interval):
+window 0 is the baseline (:data:`hipanalytics.analysis.cohort.BASELINE_WINDOW_DAYS`); window w
+(2, 4, 6, ...) holds the visits from day 7w - 7 to day 7w + 6 after time zero (week 6: days 35-48),
+the first one from the day after the baseline window (week 2: days 4-20). Whole days, each in
+exactly one window: a visit on day 21 (week 3.0) is in window 4, one on day 35 (week 5.0) in
+window 6."""
 
 REFERENCE = "three-per-week"
 TREATED = "daily"
@@ -67,16 +72,34 @@ def analysis_windows(visits: pd.DataFrame, week: int) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        The visits up to week ``week + 1`` with ``window`` (weeks rounded to the nearest multiple
-        of :data:`WINDOW_WEEKS`); one value per patient, hip and window (the visit nearest the
-        window's centre).
+        The visits of windows 0 to ``week`` with ``window`` (see :data:`WINDOW_WEEKS`: explicit day
+        ranges); one value per patient, hip and window (the visit nearest the window's centre, the
+        earlier of two as near).
+
+    Examples
+    --------
+    >>> v = pd.DataFrame({"patient_id": "P1", "side": "left", "day": [0, 4, 20, 21, 34, 35, 48, 49],
+    ...                   "baseline": [True] + [False] * 7, "degrees": 20.0, "schedule": "daily"})
+    >>> v["weeks"] = v["day"] / 7
+    >>> window_of(v["day"], v["baseline"]).tolist()
+    [0, 2, 2, 4, 4, 6, 6, 8]
+    >>> analysis_windows(v, 6)[["day", "window"]].values.tolist()
+    [[0, 0], [20, 2], [34, 4], [48, 6]]
     """
     v = visits.copy()
-    v["window"] = (np.round(v["weeks"] / WINDOW_WEEKS) * WINDOW_WEEKS).astype(int)
+    v["window"] = window_of(v["day"], v["baseline"])
     v = v[v["window"] <= week]
-    v["distance"] = (v["weeks"] - v["window"]).abs()
+    v["distance"] = (v["day"] - 7 * v["window"]).abs()
     v = v.sort_values("distance", kind="stable").drop_duplicates(["patient_id", "side", "window"])
     return v.drop(columns="distance").sort_values(["patient_id", "side", "window"]).reset_index(drop=True)
+
+
+def window_of(day, baseline) -> np.ndarray:
+    """The analysis window (weeks) of visits on ``day`` after time zero: 0 for the baseline, else the
+    window whose day range (:data:`WINDOW_WEEKS`) holds the day."""
+    width = 7 * WINDOW_WEEKS
+    after = WINDOW_WEEKS * np.floor((np.asarray(day, dtype=float) + width / 2) / width)
+    return np.where(np.asarray(baseline, dtype=bool), 0, np.maximum(after, WINDOW_WEEKS)).astype(int)
 
 
 def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.DataFrame, sessions: pd.DataFrame,

@@ -197,7 +197,8 @@ def test_a_patient_with_no_program_or_no_visits_gets_nan_with_a_reason(clinic):
                           pd.DataFrame({"patient_id": ["NEW"], "birth_year": [1980], "involved_side": ["left"]})])
     out = patient_outcomes(clinic["measurements"], patients, clinic["programs"], clinic["sessions"]).set_index("patient_id")
     assert pd.isna(out.loc["NEW", "change_deg"]) and pd.isna(out.loc["NEW", "adherence"])
-    assert out.loc["NEW", "note"] == "no baseline on the primary method"
+    assert out.loc["NEW", "note"] == ("no baseline on the primary method (a visit 14 days before to 3 days after the "
+                                      "program's start)")
 
 
 def test_inputs_are_not_modified(clinic):

@@ -12,6 +12,7 @@ from hipanalytics.analysis.cohort import cohort_visits
 from hipanalytics.analysis.trial import (
     ancova,
     analysis_windows,
+    window_of,
     consort_flow,
     harms_by_arm,
     holm,
@@ -94,6 +95,20 @@ def test_itt_keeps_every_assigned_patient_and_lists_who_is_missing_where(small_t
     assert not missing["analysis"].str.startswith("primary").any()
     sensitivity = sensitivity_analyses(primary, visits, table.reset_index(drop=True), imputations=5)
     assert sensitivity["n"].tolist() == [12, 12, 11]  # primary and MI keep D3; complete cases do not
+
+
+def test_a_patient_without_a_baseline_is_no_baseline_in_the_flow_and_kept_by_the_primary_model(small_trial):
+    m = small_trial["measurements"]
+    start = pd.Timestamp(small_trial["programs"].set_index("patient_id").loc["D1", "start_date"])
+    m = m[~((m["patient_id"] == "D1") & (pd.to_datetime(m["measured_on"]) == start))]  # D1's day-0 visit deleted
+    visits = cohort_visits(m, small_trial["patients"], small_trial["programs"])
+    assert sorted(set(visits.loc[visits["patient_id"] == "D1", "weeks"])) == [2.0, 4.0, 6.0]  # not moved to 0, 2, 4
+    table = trial_patients(small_trial["patients"], small_trial["programs"], visits, small_trial["sessions"],
+                           week=6, threshold=0.7)
+    primary = primary_analysis(visits, 6)
+    assert "D1" in set(primary.fit.data.subjects) and primary.n_patients == 12
+    flow = consort_flow(table, primary).set_index("arm")
+    assert flow.loc["daily", "no_baseline"] == 1
 
 
 def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_trial):
@@ -195,8 +210,39 @@ def test_time_shape_prefers_a_saturating_curve_for_saturating_gains():
     assert spline["LR vs linear"] == pytest.approx(2 * (spline["log-likelihood (ML)"] - shapes.loc["linear", "log-likelihood (ML)"]))
 
 
+def _days(days, baseline=None):
+    baseline = [d == days[0] for d in days] if baseline is None else baseline
+    return pd.DataFrame({"patient_id": "P", "side": "left", "day": days, "weeks": [d / 7 for d in days],
+                         "baseline": baseline, "degrees": [10.0 + i for i in range(len(days))], "schedule": "daily"})
+
+
 def test_analysis_windows_keep_the_visit_nearest_each_window():
-    visits = pd.DataFrame({"patient_id": ["P"] * 4, "side": ["left"] * 4, "weeks": [0, 1.7, 2.4, 6.1],
-                           "degrees": [10.0, 11.0, 12.0, 15.0], "schedule": ["daily"] * 4})
-    w = analysis_windows(visits, 6)
-    assert w[["window", "degrees"]].values.tolist() == [[0, 10.0], [2, 11.0], [6, 15.0]]
+    w = analysis_windows(_days([0, 12, 17, 43]), 6)
+    assert w[["window", "degrees"]].values.tolist() == [[0, 10.0], [2, 11.0], [6, 13.0]]
+
+
+def test_analysis_windows_are_explicit_day_ranges_with_every_boundary_in_one_window():
+    # week 1.0 (day 7) is follow-up, not baseline; weeks 3.0 and 5.0 go up, as 7.0 does; nothing rounds half to even
+    days = [0, 3, 4, 7, 20, 21, 34, 35, 48, 49]
+    assert dict(zip(days, window_of(days, [True] + [False] * 9).tolist())) == {
+        0: 0, 3: 2, 4: 2, 7: 2, 20: 2, 21: 4, 34: 4, 35: 6, 48: 6, 49: 8}
+    assert window_of([-10], [True]).tolist() == [0]  # a baseline before time zero is window 0
+
+
+def test_time_zero_is_the_program_start_and_a_missing_baseline_visit_moves_no_other_visit():
+    start = pd.Timestamp("2026-01-05")
+    rows = [{"patient_id": "P1", "measured_on": start + pd.Timedelta(days=d), "side": "left", "joint": "hip",
+             "motion": "internal_rotation", "position": "seated_90", "mode": "active", "instrument": "inclinometer",
+             "degrees": v, "trial": 1} for d, v in ((-3, 20.0), (14, 23.0), (28, 26.0), (42, 28.0))]
+    patients = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["left"]})
+    programs = pd.DataFrame({"patient_id": ["P1"], "schedule": ["daily"], "start_date": [start]})
+    full = cohort_visits(pd.DataFrame(rows), patients, programs)
+    assert full[["day", "weeks", "baseline"]].values.tolist() == [[-3, 0.0, True], [14, 2.0, False],
+                                                                  [28, 4.0, False], [42, 6.0, False]]
+    without = cohort_visits(pd.DataFrame(rows[1:]), patients, programs)  # the baseline visit deleted
+    assert without[["day", "weeks", "baseline"]].values.tolist() == [[14, 2.0, False], [28, 4.0, False],
+                                                                     [42, 6.0, False]]
+    assert analysis_windows(without, 6)["window"].tolist() == [2, 4, 6]  # week 2 never becomes the baseline
+    early = cohort_visits(pd.DataFrame([{**rows[0], "measured_on": start - pd.Timedelta(days=30)}] + rows[1:]),
+                          patients, programs)
+    assert not early["baseline"].any() and len(early) == 3  # a visit a month before is not a baseline
