@@ -111,7 +111,8 @@ class CohortComparison:
              "The patients missing from each analysis are listed with the reason."),
             ("Other analyses",
              f"Per protocol: patients who did at least {100 * self.threshold:.0f}% of the breakouts of their assigned "
-             "schedule and did not switch schedule; as treated: switchers counted on 3x/week. Secondary outcomes "
+             "schedule and did not switch schedule; as treated: each patient on the schedule they followed on most "
+             f"days up to week {self.week}, whichever way they switched. Secondary outcomes "
              "(the weekly IR gain by a linear mixed model with a random intercept and slope per patient and an "
              f"intercept per hip; reliable improvement of at least the MDC of {MDC_DEG:g} degrees at week "
              f"{self.week}; the Hodges-Lehmann shift of the change) are tested with Holm's correction over the "

@@ -112,6 +112,7 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
         ``patient_id``, ``arm`` (assigned), ``baseline_deg``, ``week_deg`` (the window-N value,
         hips averaged), ``last_window``, ``switched``, ``switch_week``, ``dropped_out``,
         ``dropout_week`` (the last window with a value, when follow-up stopped before week N),
+        ``followed`` (the schedule followed on most days up to week N: the as-treated group),
         ``assigned_adherence`` (breakouts done / planned under the assigned schedule over the
         whole program), ``breakouts_planned_per_week`` (assigned schedule), ``breakouts_done_per_week``,
         ``per_protocol`` (bool), ``reason`` (why not per protocol, or empty).
@@ -135,6 +136,7 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
     out["switch_week"] = out["patient_id"].map(weeks_to_switch).where(out["switched"])
     out["dropped_out"] = out["week_deg"].isna() & out["baseline_deg"].notna()
     out["dropout_week"] = out["last_window"].where(out["dropped_out"])
+    out["followed"] = out["patient_id"].map(_followed_longest(p, first["start"], week)).fillna(out["arm"])
     adherence = _assigned_adherence(out, first, p, sessions)
     for column in adherence:
         out[column] = adherence[column].to_numpy()
@@ -144,6 +146,19 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
     out["reason"] = reason
     out["per_protocol"] = out["reason"] == ""
     return out
+
+
+def _followed_longest(programs: pd.DataFrame, start: pd.Series, week: int) -> pd.Series:
+    """The schedule each patient followed on most days from time zero to week ``week`` (the
+    assigned one on a tie): what they were treated with, whichever way they switched."""
+    p = programs.assign(zero=programs["patient_id"].map(start))
+    stop = p["zero"] + pd.Timedelta(days=7 * week)
+    days = (p["end"].clip(upper=stop) - p["start"].clip(lower=p["zero"])).dt.days + 1
+    p = p.assign(days=days.clip(lower=0), first=p["start"] == p["zero"])
+    p = p.sort_values(["patient_id", "days", "first"], ascending=[True, False, False], kind="stable")
+    totals = p.groupby(["patient_id", "schedule"], as_index=False).agg(days=("days", "sum"), first=("first", "max"))
+    totals = totals.sort_values(["patient_id", "days", "first"], ascending=[True, False, False], kind="stable")
+    return totals.drop_duplicates("patient_id").set_index("patient_id")["schedule"]
 
 
 def _assigned_adherence(out: pd.DataFrame, first: pd.DataFrame, programs: pd.DataFrame,
@@ -339,8 +354,8 @@ def per_protocol(table: pd.DataFrame) -> pd.DataFrame:
     rows = [{"analysis": "per protocol: ANCOVA, adherent to the assigned schedule, switchers excluded",
              **ancova(pp), "n_daily": int((pp["arm"] == TREATED).sum()),
              "n_three_per_week": int((pp["arm"] == REFERENCE).sum())}]
-    treated = table.assign(arm=np.where(table["switched"], REFERENCE, table["arm"]))
-    rows.append({"analysis": "as treated: switchers counted on 3x/week", **ancova(treated),
+    treated = table.assign(arm=table["followed"])
+    rows.append({"analysis": "as treated: each patient on the schedule followed longest up to week N", **ancova(treated),
                  "n_daily": int((treated.dropna(subset=["week_deg"])["arm"] == TREATED).sum()),
                  "n_three_per_week": int((treated.dropna(subset=["week_deg"])["arm"] == REFERENCE).sum())})
     out = pd.DataFrame(rows)

@@ -111,6 +111,28 @@ def test_a_patient_without_a_baseline_is_no_baseline_in_the_flow_and_kept_by_the
     assert flow.loc["daily", "no_baseline"] == 1
 
 
+def test_as_treated_codes_the_schedule_followed_whichever_way_a_patient_switched():
+    def prog(pid, schedule, start, end):
+        return {"program_id": f"{pid}-{start}", "patient_id": pid, "protocol_id": "hip-ir-breakouts",
+                "protocol_version": "1.0.0", "schedule": schedule, "start_date": pd.Timestamp(start),
+                "end_date": pd.Timestamp(end)}
+    programs = pd.DataFrame([prog("UP", "three-per-week", "2026-01-05", "2026-01-11"),  # 1 week, then daily
+                             prog("UP", "daily", "2026-01-12", "2026-03-01"),
+                             prog("DOWN", "daily", "2026-01-05", "2026-02-08"),  # 5 weeks, then 3x/week
+                             prog("DOWN", "three-per-week", "2026-02-09", "2026-03-01"),
+                             prog("STAY", "three-per-week", "2026-01-05", "2026-03-01")])
+    patients = pd.DataFrame({"patient_id": ["UP", "DOWN", "STAY"], "involved_side": "left"})
+    m = pd.DataFrame([{"patient_id": pid, "measured_on": pd.Timestamp("2026-01-05") + pd.Timedelta(weeks=w),
+                       "side": "left", "joint": "hip", "motion": "internal_rotation", "position": "seated_90",
+                       "mode": "active", "instrument": "inclinometer", "degrees": 20.0 + w, "trial": 1}
+                      for pid in ("UP", "DOWN", "STAY") for w in (0, 2, 4, 6)])
+    sessions = pd.DataFrame(columns=["patient_id", "performed_on", "session", "completion", "pain_before", "pain_after"])
+    table = trial_patients(patients, programs, cohort_visits(m, patients, programs), sessions, week=6,
+                           threshold=0.7).set_index("patient_id")
+    assert table["arm"].to_dict() == {"UP": "three-per-week", "DOWN": "daily", "STAY": "three-per-week"}
+    assert table["followed"].to_dict() == {"UP": "daily", "DOWN": "daily", "STAY": "three-per-week"}
+
+
 def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_trial):
     table = small_trial["table"]
     # D2 was assigned daily (42 breakouts in 6 weeks), did 21 daily then 8 on 3x/week (Wed, Fri, Mon...: the
@@ -129,8 +151,9 @@ def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_tri
     kept = table[table["per_protocol"]]
     base = kept.groupby("arm")["baseline_deg"].mean()
     assert first["baseline_difference"] == pytest.approx(base["daily"] - base["three-per-week"])
-    as_treated = pp.iloc[1]  # D2 counted on 3x/week; D3 has no week-6 value
-    assert (as_treated["n_daily"], as_treated["n_three_per_week"]) == (4, 7)
+    as_treated = pp.iloc[1]  # D2 followed each schedule 21 of the 42 days: a tie, his assigned one; D3 has no week 6
+    assert table.loc["D2", "followed"] == "daily"
+    assert (as_treated["n_daily"], as_treated["n_three_per_week"]) == (5, 6)
 
 
 def test_ancova_matches_least_squares_by_hand(small_trial):
