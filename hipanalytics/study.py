@@ -110,8 +110,9 @@ class CohortComparison:
              "multiple imputation (20 imputations by sequential regression, Rubin's rules) and on complete cases. "
              "The patients missing from each analysis are listed with the reason."),
             ("Other analyses",
-             f"Per protocol: patients who did at least {100 * self.threshold:.0f}% of the breakouts of their assigned "
-             "schedule and did not switch schedule; as treated: each patient on the schedule they followed on most "
+             f"Per protocol: patients who did at least {100 * self.threshold:.0f}% of the breakouts their assigned "
+             f"schedule planned up to week {self.week}, did not switch schedule and have a week-{self.week} value "
+             "(a completers analysis, biased when adherence or drop-out depend on prognosis); as treated: each patient on the schedule they followed on most "
              f"days up to week {self.week}, whichever way they switched. Secondary outcomes "
              "(the weekly IR gain by a linear mixed model with a random intercept and slope per patient and an "
              f"intercept per hip; reliable improvement of at least the MDC of {MDC_DEG:g} degrees at week "

@@ -19,8 +19,9 @@ missing at random (White et al., BMJ 2011;342:d40); ``bench/bench_trial_simulati
 its bias and coverage against complete cases. Sensitivity (:func:`sensitivity_analyses`): ANCOVA at week N with multiple
 imputation (sequential regression, Rubin's rules) and complete-case ANCOVA.
 
-Per protocol (:func:`per_protocol`): adherence to the *assigned* schedule's breakouts over the
-planned program; patients who switched schedule are excluded (and shown in an as-treated analysis).
+Per protocol (:func:`per_protocol`): adherence to the *assigned* schedule's breakouts from time zero
+to week N; patients who switched schedule, or have no week-N value, are excluded: a completers
+analysis, biased when adherence or drop-out depend on prognosis (shown beside an as-treated one).
 """
 
 from __future__ import annotations
@@ -113,8 +114,8 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
         hips averaged), ``last_window``, ``switched``, ``switch_week``, ``dropped_out``,
         ``dropout_week`` (the last window with a value, when follow-up stopped before week N),
         ``followed`` (the schedule followed on most days up to week N: the as-treated group),
-        ``assigned_adherence`` (breakouts done / planned under the assigned schedule over the
-        whole program), ``breakouts_planned_per_week`` (assigned schedule), ``breakouts_done_per_week``,
+        ``assigned_adherence`` (breakouts done / planned under the assigned schedule from time
+        zero to week N), ``breakouts_planned_per_week`` (assigned schedule), ``breakouts_done_per_week``,
         ``per_protocol`` (bool), ``reason`` (why not per protocol, or empty).
     """
     from .cohort import assigned_schedule
@@ -137,7 +138,7 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
     out["dropped_out"] = out["week_deg"].isna() & out["baseline_deg"].notna()
     out["dropout_week"] = out["last_window"].where(out["dropped_out"])
     out["followed"] = out["patient_id"].map(_followed_longest(p, first["start"], week)).fillna(out["arm"])
-    adherence = _assigned_adherence(out, first, p, sessions)
+    adherence = _assigned_adherence(out, first, p, sessions, week)
     for column in adherence:
         out[column] = adherence[column].to_numpy()
     reason = np.where(out["switched"], "switched schedule", np.where(
@@ -162,12 +163,13 @@ def _followed_longest(programs: pd.DataFrame, start: pd.Series, week: int) -> pd
 
 
 def _assigned_adherence(out: pd.DataFrame, first: pd.DataFrame, programs: pd.DataFrame,
-                        sessions: pd.DataFrame) -> pd.DataFrame:
-    """Breakouts done over breakouts the *assigned* schedule plans for the whole program span, and
-    both per week."""
+                        sessions: pd.DataFrame, week: int) -> pd.DataFrame:
+    """Breakouts done over breakouts the *assigned* schedule plans from time zero to week ``week``
+    (the outcome: what came after it cannot have caused it), and both per week."""
     from ..program import breakout_templates, plan_table
 
     span = programs.groupby("patient_id").agg(start=("start", "min"), end=("end", "max"))
+    span["end"] = span["end"].clip(upper=span["start"] + pd.Timedelta(days=7 * week - 1))
     assigned = pd.DataFrame({
         "program_id": out["patient_id"] + "-assigned", "patient_id": out["patient_id"],
         "protocol_id": out["patient_id"].map(first["protocol_id"]),
@@ -176,6 +178,8 @@ def _assigned_adherence(out: pd.DataFrame, first: pd.DataFrame, programs: pd.Dat
     planned = plan_table(assigned).groupby("patient_id")["breakouts"].sum()
     templates = breakout_templates(programs)
     done = sessions[sessions["session"].isin(templates) & sessions["completion"].isin(["full", "partial"])]
+    on = pd.to_datetime(done["performed_on"])
+    done = done[(on >= done["patient_id"].map(span["start"])) & (on <= done["patient_id"].map(span["end"]))]
     done = out["patient_id"].map(done.groupby("patient_id").size()).fillna(0)
     weeks = out["patient_id"].map((span["end"] - span["start"]).dt.days + 1) / 7
     return pd.DataFrame({"assigned_adherence": done / out["patient_id"].map(planned),
@@ -351,7 +355,8 @@ def per_protocol(table: pd.DataFrame) -> pd.DataFrame:
     """Per-protocol (assigned schedule, adherent, not switched) and as-treated ANCOVA at week N,
     with the group sizes and how the per-protocol groups differ at baseline."""
     pp = table[table["per_protocol"]]
-    rows = [{"analysis": "per protocol: ANCOVA, adherent to the assigned schedule, switchers excluded",
+    rows = [{"analysis": "per protocol: ANCOVA of completers adherent to the assigned schedule up to week N, "
+                         "switchers excluded",
              **ancova(pp), "n_daily": int((pp["arm"] == TREATED).sum()),
              "n_three_per_week": int((pp["arm"] == REFERENCE).sum())}]
     treated = table.assign(arm=table["followed"])

@@ -133,6 +133,25 @@ def test_as_treated_codes_the_schedule_followed_whichever_way_a_patient_switched
     assert table["followed"].to_dict() == {"UP": "daily", "DOWN": "daily", "STAY": "three-per-week"}
 
 
+def test_per_protocol_adherence_counts_the_breakouts_up_to_the_week_n_outcome_only():
+    # a 12-week daily program, every breakout done for 6 weeks, none after: adherent up to week 6
+    start = pd.Timestamp("2026-01-05")
+    programs = pd.DataFrame([{"program_id": "A", "patient_id": "P1", "protocol_id": "hip-ir-breakouts",
+                              "protocol_version": "1.0.0", "schedule": "daily", "start_date": start,
+                              "end_date": start + pd.Timedelta(days=83)}])
+    patients = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["left"], "cohort": ["daily"]})
+    m = pd.DataFrame([{"patient_id": "P1", "measured_on": start + pd.Timedelta(weeks=w), "side": "left", "joint": "hip",
+                       "motion": "internal_rotation", "position": "seated_90", "mode": "active",
+                       "instrument": "inclinometer", "degrees": 20.0 + w, "trial": 1} for w in (0, 2, 4, 6)])
+    days = pd.date_range(start, periods=42, freq="D")
+    sessions = pd.DataFrame({"patient_id": "P1", "performed_on": days, "session": "breakouts", "completion": "full",
+                             "pain_before": 2, "pain_after": 2})
+    row = trial_patients(patients, programs, cohort_visits(m, patients, programs), sessions, week=6,
+                         threshold=0.7).iloc[0]
+    assert row["assigned_adherence"] == pytest.approx(1.0) and row["per_protocol"]  # over 12 weeks it read 50%
+    assert row["breakouts_planned_per_week"] == pytest.approx(7.0)
+
+
 def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_trial):
     table = small_trial["table"]
     # D2 was assigned daily (42 breakouts in 6 weeks), did 21 daily then 8 on 3x/week (Wed, Fri, Mon...: the
