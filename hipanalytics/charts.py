@@ -438,7 +438,7 @@ def cohort_trajectories(cohort_visits_df: pd.DataFrame, *, ax=None, max_lines: i
         ax.fill_between(summary.index, summary["mean"] - half, summary["mean"] + half, color=colour, alpha=0.25)
         ax.plot(summary.index, summary["mean"], color=colour, linewidth=2.5,
                 label=f"{schedule} (n = {len(ids)}): mean, 95% CI")
-    ax.set_xlabel("weeks since baseline")
+    ax.set_xlabel("weeks since the program start (time zero)")
     ax.set_ylabel("hip internal rotation, involved side (degrees)")
     ax.set_title("IR trajectories by breakout schedule", loc="left")
     ax.legend(frameon=False, fontsize=9)
@@ -459,24 +459,26 @@ def dose_response_chart(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_w
     for schedule, group in d.groupby("schedule"):
         ax.scatter(group[dose], group[value], s=14, alpha=0.6, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]),
                    label=schedule)
+    title = "Dose-response: achieved breakouts and IR gain"
     if len(d) >= 6 and d["schedule"].nunique() == 2:
         fit = dose_response(d, value=value, dose=dose).set_index("term")["estimate"]
         for schedule, group in d.groupby("schedule"):
             x = np.linspace(group[dose].min(), group[dose].max(), 20)
             y = (fit["intercept"] + fit[dose] * x + fit.get(f"schedule={schedule}", 0.0)
                  + fit["followup_weeks"] * d["followup_weeks"].mean())
-            ax.plot(x, y, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]), linewidth=2)
-        ax.plot([], [], color=PALETTE["black"], linewidth=2,
-                label=f"adjusted fit: {fit[dose]:+.2f} deg/week per breakout/week")
+            ax.plot(x, y, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]), linewidth=2,
+                    label=f"{schedule}: adjusted fit")
+        title += f"\nlines: adjusted fit, {fit[dose]:+.2f} deg/week per breakout/week"
     ax.set_xlabel("breakout sessions done per week")
     ax.set_ylabel("IR slope (degrees per week)")
-    ax.set_title("Dose-response: achieved breakouts and IR gain", loc="left")
+    ax.set_title(title, loc="left")
     ax.legend(frameon=False, fontsize=9)
     ax.grid(alpha=0.3)
     return fig
 
 
-def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", digits: int = 1, ax=None) -> Figure:
+def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", digits: int = 1,
+                favours: tuple[str, str] | None = None, ax=None) -> Figure:
     """Estimates with 95 % CIs as a forest plot; a vertical line marks no difference (0).
 
     The labels and the numbers stand in their own columns left and right of the plot, so neither
@@ -490,6 +492,9 @@ def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", di
         Shown on the x axis, e.g. ``degrees``.
     digits : int
         Decimals of the numbers printed (0.1 degree by default).
+    favours : (str, str), optional
+        What a difference below and above 0 favours, written under the axis on each side of the
+        line, e.g. ``("3x/week", "daily")`` for daily minus 3x/week.
     ax : Axes, optional
         Draw only the estimates into this axes (labels as tick labels, numbers in them).
     """
@@ -519,6 +524,12 @@ def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", di
     ax.axvline(0, color=PALETTE["grey"], linestyle="--", linewidth=1)
     ax.set_xlabel(f"difference ({unit})" if unit else "difference")
     ax.set_ylim(-0.7, n - 0.3)
+    if favours is not None:
+        low, high = ax.get_xlim()
+        ax.set_xlim(min(low, -0.05 * (high - low)), max(high, 0.05 * (high - low)))  # 0 in view, a side each
+        for shift, text, align in ((-4, f"<- favours {favours[0]}", "right"), (4, f"favours {favours[1]} ->", "left")):
+            ax.annotate(text, xy=(0, 1.0), xycoords=("data", "axes fraction"), xytext=(shift, 3),
+                        textcoords="offset points", ha=align, va="bottom", fontsize=LEGIBLE_PT, color=PALETTE["grey"])
     ax.grid(axis="x", alpha=0.3)
     return fig
 

@@ -41,6 +41,12 @@ MDC_DEG = 5.4
 the threshold of a reliable improvement (secondary outcome)."""
 
 
+def _p_words(p: float) -> str:
+    """``= 0.21`` or ``< 0.001``: a p value after the letter p."""
+    shown = p_value(p)
+    return f"< {shown[1:]}" if shown.startswith("<") else f"= {shown}"
+
+
 def _ci(low, high, digits: int = 1) -> str:
     """A CI as "-0.6 to 4.5", with no-break spaces: it never wraps inside a table cell."""
     return "" if pd.isna(low) or pd.isna(high) else f"{fixed(low, digits)}\u00a0to\u00a0{fixed(high, digits)}"
@@ -68,6 +74,9 @@ class CohortComparison:
     table1: pd.DataFrame
     caveats: list[str] = field(default_factory=list)
     key_figures: dict[str, Any] = field(default_factory=dict)
+    allocated: bool = False
+    """Whether every patient's arm comes from an allocation (the patients' ``cohort`` column naming a
+    schedule) rather than from the schedule first chosen in care."""
 
     contrast = "daily minus 3x/week"
 
@@ -78,6 +87,33 @@ class CohortComparison:
         from .analysis.trial import estimand_text
 
         return estimand_text(self.week)
+
+    def plain_language(self) -> str:
+        """The result in a paragraph a clinician can read: the difference at week N with its CI, set
+        against the MDC, and what kind of comparison it is."""
+        p = self.primary
+        size = fixed(abs(p.estimate))
+        more = "more" if p.estimate >= 0 else "less"
+        text = (f"At week {self.week}, patients assigned to daily breakouts had {size} degrees {more} hip IR than "
+                f"those assigned to breakouts 3x/week (95% CI {fixed(p.ci_low)} to {fixed(p.ci_high)} degrees, "
+                f"daily minus 3x/week; p {_p_words(p.p_value)}), adjusted for baseline IR. ")
+        if -MDC_DEG < p.ci_low and p.ci_high < MDC_DEG:
+            text += (f"The confidence interval rules out a difference as large as the {MDC_DEG:g}-degree MDC in "
+                     "either direction: whichever schedule is better, the difference is smaller than a change one "
+                     "measurement can detect in a patient. ")
+        elif abs(p.estimate) < MDC_DEG:
+            text += (f"The estimate is smaller than the {MDC_DEG:g}-degree MDC, but the confidence interval does not "
+                     "rule out a difference of that size: the data cannot tell yet. ")
+        else:
+            text += f"The estimate is at least the {MDC_DEG:g}-degree MDC, a difference a clinician could measure. "
+        if self.allocated:
+            text += ("Every patient's schedule was allocated (the patients' cohort column): if the allocation was "
+                     "random, a randomised comparison.")
+        else:
+            text += ("No allocation is recorded: the schedules were chosen in routine care, where patients who "
+                     "tolerate daily breakouts poorly move to 3x/week, so this is an observational comparison, not "
+                     "adjusted for confounding: read it as a description, not as the effect of the schedule.")
+        return text
 
     def methods_sections(self) -> list[tuple[str, str]]:
         """The methods, section by section: estimand, outcome, primary analysis, missing data, other
@@ -260,7 +296,8 @@ class CohortComparison:
         return {
             "consort-flow": (charts.consort_flow(self.flow), self.consort_alt()),
             "trajectories": (charts.cohort_trajectories(self.visits), self.trajectories_alt()),
-            "forest": (charts.forest_plot(self.forest_table(), unit=f"degrees at week {self.week}, {self.contrast}"),
+            "forest": (charts.forest_plot(self.forest_table(), unit=f"degrees at week {self.week}, {self.contrast}",
+                                          favours=("3x/week", "daily")),
                        self.forest_alt()),
             "dose-response": (charts.dose_response_chart(self.outcomes), self.dose_alt()),
         }
@@ -407,7 +444,9 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
     caveats += [f"primary analysis: {n}" for n in primary.notes]
     caveats += [f"weekly-gain model: {n}" for n in weekly_gain["note"].iloc[:1] if n]
     missing = trial.missing_by_analysis(table, primary, week)
+    allocated = "cohort" in t["patients"] and bool(t["patients"]["cohort"].isin(set(t["programs"]["schedule"])).all())
     result = CohortComparison(
+        allocated=allocated,
         week=week, threshold=threshold, patients=table, outcomes=outcomes, visits=visits, primary=primary,
         sensitivity=sensitivity, per_protocol=per_protocol, secondary=secondary,
         flow=trial.consort_flow(table, primary), missing=missing,

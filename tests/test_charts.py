@@ -119,7 +119,11 @@ def test_cohort_charts_and_forest_plot():
     out = patient_outcomes(c["measurements"], c["patients"], c["programs"], c["sessions"])
     fig = charts.dose_response_chart(out)
     slope = dose_response(out).set_index("term").loc["breakouts_per_week_done", "estimate"]  # adjusted, as the table
-    assert f"adjusted fit: {slope:+.2f} deg/week per breakout/week" in fig.axes[0].get_legend_handles_labels()[1]
+    ax = fig.axes[0]
+    assert f"adjusted fit, {slope:+.2f} deg/week per breakout/week" in ax.get_title(loc="left")
+    handles, labels = ax.get_legend_handles_labels()
+    fits = [h for h, lab in zip(handles, labels) if lab.endswith(": adjusted fit")]
+    assert len(fits) == 2 and all(len(h.get_xdata()) > 0 for h in fits)  # the legend names lines that are drawn
 
 
 def test_forest_plot_keeps_labels_and_numbers_clear_of_the_plot():
@@ -138,6 +142,10 @@ def test_forest_plot_keeps_labels_and_numbers_clear_of_the_plot():
     box = plot.get_window_extent(renderer)
     for text in texts.values():  # no label or number is crossed by the axis or an error bar
         assert not text.get_window_extent(renderer).overlaps(box), text.get_text()
+    plain = charts.forest_plot(table, unit="degrees", favours=("3x/week", "daily")).axes[0]
+    sides = {t.get_text(): t.xy[0] for t in plain.texts}
+    assert sides == {"<- favours 3x/week": 0, "favours daily ->": 0}  # each side of the line of no difference
+    assert [t.get_horizontalalignment() for t in plain.texts] == ["right", "left"]
 
 
 def test_every_chart_draws_into_a_given_axes():

@@ -260,6 +260,35 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
         render_cohort(store_path, tmp_path, cohort="nobody")
 
 
+def test_the_cohort_result_in_plain_words_sets_the_ci_against_the_mdc_and_names_the_design():
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from hipanalytics.progress import cohort_comparison
+
+    clinic = generate_clinic(16, seed=7)
+    tables = {k: clinic[k] for k in ("patients", "programs", "measurements", "sessions")}
+    allocated = cohort_comparison(tables, week=6, imputations=2)
+    assert allocated.allocated  # the synthetic patients' cohort names their schedule
+    text = allocated.plain_language()
+    p = allocated.primary
+    assert text.startswith(f"At week 6, patients assigned to daily breakouts had {abs(p.estimate):.1f} degrees "
+                           f"{'more' if p.estimate >= 0 else 'less'} hip IR than those assigned to breakouts 3x/week")
+    assert text.endswith("if the allocation was random, a randomised comparison.")
+
+    def said(estimate, low, high):
+        primary = SimpleNamespace(estimate=estimate, ci_low=low, ci_high=high, p_value=0.2)
+        return replace(allocated, primary=primary, allocated=False).plain_language()
+
+    assert "rules out a difference as large as the 5.4-degree MDC" in said(1.2, -1.0, 3.4)
+    assert "does not rule out a difference of that size: the data cannot tell yet" in said(1.2, -3.0, 6.1)
+    assert "at least the 5.4-degree MDC" in said(-6.0, -9.0, -3.0) and "6.0 degrees less" in said(-6.0, -9.0, -3.0)
+    unallocated = cohort_comparison({**tables, "patients": tables["patients"].drop(columns="cohort")}, week=6,
+                                    imputations=2)
+    assert not unallocated.allocated and "this is an observational comparison, not adjusted for confounding" in \
+        unallocated.plain_language()
+
+
 def test_a_cohort_without_both_schedules_is_refused_saying_what_it_holds():
     from hipanalytics.progress import cohort_comparison
 
