@@ -150,13 +150,12 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
 
 
 def _followed_longest(programs: pd.DataFrame, start: pd.Series, week: int) -> pd.Series:
-    """The schedule each patient followed on most days from time zero to week ``week`` (the
-    assigned one on a tie): what they were treated with, whichever way they switched."""
+    """The schedule each patient followed on most of the days of weeks 1 to ``week`` (on a tie, the
+    first program's): what they were treated with, whichever way they switched."""
     p = programs.assign(zero=programs["patient_id"].map(start))
-    stop = p["zero"] + pd.Timedelta(days=7 * week)
+    stop = p["zero"] + pd.Timedelta(days=7 * week - 1)
     days = (p["end"].clip(upper=stop) - p["start"].clip(lower=p["zero"])).dt.days + 1
     p = p.assign(days=days.clip(lower=0), first=p["start"] == p["zero"])
-    p = p.sort_values(["patient_id", "days", "first"], ascending=[True, False, False], kind="stable")
     totals = p.groupby(["patient_id", "schedule"], as_index=False).agg(days=("days", "sum"), first=("first", "max"))
     totals = totals.sort_values(["patient_id", "days", "first"], ascending=[True, False, False], kind="stable")
     return totals.drop_duplicates("patient_id").set_index("patient_id")["schedule"]
@@ -360,7 +359,8 @@ def per_protocol(table: pd.DataFrame) -> pd.DataFrame:
              **ancova(pp), "n_daily": int((pp["arm"] == TREATED).sum()),
              "n_three_per_week": int((pp["arm"] == REFERENCE).sum())}]
     treated = table.assign(arm=table["followed"])
-    rows.append({"analysis": "as treated: each patient on the schedule followed longest up to week N", **ancova(treated),
+    rows.append({"analysis": "as treated: each patient on the schedule followed longest up to week N",
+                 **ancova(treated),
                  "n_daily": int((treated.dropna(subset=["week_deg"])["arm"] == TREATED).sum()),
                  "n_three_per_week": int((treated.dropna(subset=["week_deg"])["arm"] == REFERENCE).sum())})
     out = pd.DataFrame(rows)

@@ -170,7 +170,7 @@ def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_tri
     kept = table[table["per_protocol"]]
     base = kept.groupby("arm")["baseline_deg"].mean()
     assert first["baseline_difference"] == pytest.approx(base["daily"] - base["three-per-week"])
-    as_treated = pp.iloc[1]  # D2 followed each schedule 21 of the 42 days: a tie, his assigned one; D3 has no week 6
+    as_treated = pp.iloc[1]  # D2 followed each schedule 21 of the 42 days: a tie, his first program's; D3 has no week 6
     assert table.loc["D2", "followed"] == "daily"
     assert (as_treated["n_daily"], as_treated["n_three_per_week"]) == (5, 6)
 
