@@ -112,7 +112,8 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
     DataFrame
         ``patient_id``, ``arm`` (assigned), ``baseline_deg``, ``week_deg`` (the window-N value,
         hips averaged), ``last_window``, ``switched``, ``switch_week``, ``dropped_out``,
-        ``dropout_week`` (the last window with a value, when follow-up stopped before week N),
+        ``dropout_week`` (the last window with a value, when there is no week-N value: after week N
+        when the patient only missed that visit),
         ``followed`` (the schedule followed on most days up to week N: the as-treated group),
         ``assigned_adherence`` (breakouts done / planned under the assigned schedule from time
         zero to week N), ``breakouts_planned_per_week`` (assigned schedule), ``breakouts_done_per_week``,
@@ -126,8 +127,8 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
     out["arm"] = out["patient_id"].map(assigned_schedule(patients, programs))
     out["baseline_deg"] = out["patient_id"].map(hips[0] if 0 in hips else pd.Series(dtype=float))
     out["week_deg"] = out["patient_id"].map(hips[week] if week in hips else pd.Series(dtype=float))
-    last = w.groupby("patient_id")["window"].max()
-    out["last_window"] = out["patient_id"].map(last)
+    seen = visits.assign(window=window_of(visits["day"], visits["baseline"]))  # every visit, after week N too
+    out["last_window"] = out["patient_id"].map(seen.groupby("patient_id")["window"].max())
     p = programs.assign(start=pd.to_datetime(programs["start_date"]), end=pd.to_datetime(programs["end_date"]))
     first = p.sort_values("start").groupby("patient_id").first()
     changed = p.groupby("patient_id")["schedule"].nunique() > 1
@@ -482,6 +483,8 @@ def missing_by_analysis(table: pd.DataFrame, primary: PrimaryResult, week: int) 
     def why_no_value(r) -> str:
         if pd.isna(r.baseline_deg):
             return "no baseline visit on the primary method"
+        if r.dropped_out and r.dropout_week > week:
+            return f"missed the week-{week} visit (seen again at week {int(r.dropout_week)})"
         if r.dropped_out:
             return f"dropped out after week {int(r.dropout_week)} (last visit window)"
         return f"no visit within {WINDOW_WEEKS // 2} week(s) of week {week}"

@@ -152,6 +152,22 @@ def test_per_protocol_adherence_counts_the_breakouts_up_to_the_week_n_outcome_on
     assert row["breakouts_planned_per_week"] == pytest.approx(7.0)
 
 
+def test_a_patient_who_only_missed_the_week_n_visit_is_not_said_to_have_dropped_out(small_trial):
+    m, start = small_trial["measurements"], START
+    t1 = m[m["patient_id"] == "T1"]
+    later = t1[pd.to_datetime(t1["measured_on"]) == start + pd.Timedelta(weeks=6)].assign(
+        measured_on=f"{start + pd.Timedelta(weeks=8):%Y-%m-%d}")  # T1 seen at week 8 instead of week 6
+    m = pd.concat([m[~((m["patient_id"] == "T1") & (pd.to_datetime(m["measured_on"]) == start + pd.Timedelta(weeks=6)))],
+                   later], ignore_index=True)
+    visits = cohort_visits(m, small_trial["patients"], small_trial["programs"])
+    table = trial_patients(small_trial["patients"], small_trial["programs"], visits, small_trial["sessions"], week=6,
+                           threshold=0.7)
+    primary = primary_analysis(visits, 6)
+    reasons = missing_by_analysis(table, primary, 6).set_index(["analysis", "patient_id"])["reason"]
+    assert reasons[("sensitivity: complete cases", "T1")] == "missed the week-6 visit (seen again at week 8)"
+    assert reasons[("sensitivity: complete cases", "D3")] == "dropped out after week 4 (last visit window)"
+
+
 def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_trial):
     table = small_trial["table"]
     # D2 was assigned daily (42 breakouts in 6 weeks), did 21 daily then 8 on 3x/week (Wed, Fri, Mon...: the
