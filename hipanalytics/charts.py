@@ -534,6 +534,45 @@ def forest_plot(table: pd.DataFrame, *, label: str = "label", unit: str = "", di
     return fig
 
 
+def time_to_event_chart(times: pd.DataFrame, *, event: str = "a pain rise", ax=None) -> Figure:
+    """Kaplan-Meier curves by arm: the share of patients still without ``event`` over the days since
+    the program start, with pointwise 95 % CIs and ``+`` where patients were censored.
+
+    Parameters
+    ----------
+    times : DataFrame
+        ``arm``, ``days``, ``event``, as :func:`hipanalytics.analysis.trial.time_to_first_rise`.
+    """
+    from .analysis.survival import kaplan_meier
+
+    fig, ax = _figure(ax, figsize=(6.5, 3.6), layout="constrained")
+    for arm, group in times.groupby("arm"):
+        colour = SCHEDULE_COLOURS.get(arm, PALETTE["purple"])
+        curve = kaplan_meier(group["days"], group["event"])
+        x = np.concatenate([[0.0], curve["time"], [group["days"].max()]])
+        y = np.concatenate([[1.0], curve["survival"], [curve["survival"].iloc[-1] if len(curve) else 1.0]])
+        ax.step(x, y, where="post", color=colour, linewidth=2,
+                label=f"{arm} (n = {len(group)}, {int(group['event'].sum())} with {event})")
+        if len(curve):
+            band = curve[["ci_low", "ci_high"]].ffill()  # none once S = 0: the band ends at the last defined one
+            ax.fill_between(np.concatenate([[0.0], curve["time"]]), np.concatenate([[1.0], band["ci_low"]]),
+                            np.concatenate([[1.0], band["ci_high"]]), step="post", color=colour, alpha=0.15, lw=0)
+        censored = group[~group["event"]]
+        steps = pd.Series(y[:-1], index=x[:-1])
+        at = [steps[steps.index <= d].iloc[-1] for d in censored["days"]]
+        ax.scatter(censored["days"], at, marker="+", color=colour, s=30, zorder=3)
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("days since the program start")
+    ax.set_ylabel(f"share without {event}")
+    ax.set_title(f"Time to the first {event.removeprefix('a ')} (Kaplan-Meier, 95% CI; +: censored)", loc="left",
+                 fontsize=LEGIBLE_PT + 1)
+    ax.tick_params(labelsize=LEGIBLE_PT)
+    ax.legend(frameon=False, fontsize=LEGIBLE_PT, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def consort_flow(flow: pd.DataFrame, *, ax=None) -> Figure:
     """The CONSORT 2010 flow diagram: assigned per arm, schedule switches, drop-outs, analysed.
 

@@ -72,6 +72,7 @@ class CohortComparison:
     time_shape: pd.DataFrame
     dose: pd.DataFrame
     table1: pd.DataFrame
+    first_rise: pd.DataFrame
     caveats: list[str] = field(default_factory=list)
     key_figures: dict[str, Any] = field(default_factory=dict)
     allocated: bool = False
@@ -300,6 +301,7 @@ class CohortComparison:
                                           favours=("3x/week", "daily")),
                        self.forest_alt()),
             "dose-response": (charts.dose_response_chart(self.outcomes), self.dose_alt()),
+            "time-to-first-rise": (charts.time_to_event_chart(self.first_rise), self.first_rise_alt()),
         }
 
     def consort_alt(self) -> str:
@@ -323,6 +325,17 @@ class CohortComparison:
         return (f"Each patient's IR slope against breakout sessions done per week; adjusted for arm and follow-up, "
                 f"the slope changes by {fixed(slope['estimate'], 2)} degrees a week per extra breakout a week "
                 f"(95% CI {_ci(slope['ci_low'], slope['ci_high'], 2)}).")
+
+    def first_rise_alt(self) -> str:
+        from .analysis.survival import kaplan_meier, median_time
+
+        parts = []
+        for arm, group in self.first_rise.groupby("arm"):
+            median = median_time(kaplan_meier(group["days"], group["event"]))
+            parts.append(f"{arm}: {int(group['event'].sum())} of {len(group)} patients had a pain rise, median "
+                         + (f"{median:g} days" if np.isfinite(median) else "not reached"))
+        return ("Kaplan-Meier curves of the share of patients without a pain rise of 2 or more after a breakout "
+                "session, by days since the program start; " + "; ".join(parts) + ".")
 
     # -- export --------------------------------------------------------------------------------
 
@@ -451,6 +464,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         sensitivity=sensitivity, per_protocol=per_protocol, secondary=secondary,
         flow=trial.consort_flow(table, primary), missing=missing,
         harms=trial.harms_by_arm(table, t["sessions"], t["programs"]), weekly_gain=weekly_gain,
+        first_rise=trial.time_to_first_rise(table, t["sessions"], t["programs"]),
         time_shape=time_shape, dose=dose, table1=table_one(t["patients"], outcomes, t["programs"]),
         caveats=list(dict.fromkeys(caveats)))
     gain = weekly_gain[weekly_gain["term"] == "weeks x schedule=daily"].iloc[0]

@@ -43,10 +43,12 @@ def postgres_url() -> str:
                    f"set {POSTGRES_ENV}=postgresql+psycopg://user@host:port/db; .ci/run starts one")
 
 
-def rscript() -> str:
-    """R's Rscript with lme4, lmerTest and nlme, for the mixed-model cross-checks."""
+def rscript(packages: tuple[str, ...] = ("lme4", "lmerTest", "nlme")) -> str:
+    """R's Rscript with ``packages`` (by default lme4, lmerTest and nlme, for the mixed-model
+    cross-checks; survival for the Kaplan-Meier ones)."""
     found = shutil.which("Rscript")
-    if found and subprocess.run([found, "-e", "library(lme4); library(lmerTest); library(nlme)"],
+    if found and subprocess.run([found, "-e", "; ".join(f"library({p})" for p in packages)],
                                 capture_output=True).returncode != 0:
         found = None
-    return require(found, "R with lme4, lmerTest and nlme", "apt-get install r-base-core r-cran-lme4 r-cran-lmertest")
+    debian = " ".join(f"r-cran-{p.lower()}" for p in packages)
+    return require(found, f"R with {', '.join(packages)}", f"apt-get install r-base-core {debian}")

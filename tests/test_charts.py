@@ -155,6 +155,12 @@ def test_every_chart_draws_into_a_given_axes():
     assert charts.adherence_calendar(PROGRAMS, sessions(), "P1", ax=fig.add_subplot(2, 1, 2)) is fig
     top, bottom = Figure().subplots(2, 1)
     assert charts.rom_progress(measurements(), PROGRAMS, sessions(), "P1", axes=(top, bottom)) is top.figure
+    times = pd.DataFrame({"arm": ["daily", "daily", "three-per-week"], "days": [4.0, 9.0, 12.0],
+                          "event": [True, False, False]})
+    km = Figure().add_subplot()
+    assert charts.time_to_event_chart(times, ax=km) is km.figure
+    steps = {line.get_label().split(" (")[0]: line.get_ydata().tolist() for line in km.get_lines()}
+    assert steps == {"daily": [1.0, 0.5, 0.5], "three-per-week": [1.0, 1.0]}  # 1 of 2 by day 4; none of 1
 
 
 def test_empty_inputs_draw_an_explanation_instead_of_failing():

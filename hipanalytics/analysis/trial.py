@@ -36,6 +36,7 @@ from .mixed import LMMFit, fit_lmm, lmm_data
 
 __all__ = ["WINDOW_WEEKS", "estimand_text", "analysis_windows", "window_of", "trial_patients", "primary_analysis", "ancova",
            "multiple_imputation_ancova", "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm",
+           "time_to_first_rise",
            "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
 
 WINDOW_WEEKS = 2
@@ -415,8 +416,11 @@ def harms_by_arm(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataF
     Pain rises are breakout sessions whose pain after exceeds pain before by the tolerance rule's
     :data:`~hipanalytics.analysis.tolerance.PAIN_RISE_NPRS` NPRS points; a patient with repeated
     rises had two or more within six consecutive breakout sessions with pain recorded (the
-    tolerance flag's rule, on any schedule and at any time). Switches for pain are programs after
-    the first whose reason mentions pain.
+    tolerance flag's rule, on any schedule and at any time). Daily breakouts log about twice the
+    sessions of 3x/week, so counts of patients with rises favour 3x/week by exposure alone: the
+    rate per 100 breakout sessions and the time to the first rise (Kaplan-Meier,
+    :func:`time_to_first_rise`) compare like with like. Switches for pain are programs after the
+    first whose reason mentions pain.
 
     Returns
     -------
@@ -438,6 +442,9 @@ def harms_by_arm(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataF
     later = later[later.duplicated("patient_id", keep="first")]
     pain_switch = set(later.loc[later["reason"].fillna("").str.contains("pain", case=False), "patient_id"]) \
         if "reason" in later else set()
+    from .survival import kaplan_meier, median_time
+
+    times = time_to_first_rise(table, sessions, programs)
     columns = {}
     for arm in (TREATED, REFERENCE):
         t = table[table["arm"] == arm]
@@ -449,19 +456,57 @@ def harms_by_arm(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataF
         def share(k):
             return f"{k} ({percent(k / n)})" if n else "0"
 
+        followed = times[times["arm"] == arm]
+        curve = kaplan_meier(followed["days"], followed["event"])
+        median = median_time(curve) if len(curve) else float("nan")
         columns[arm] = [
             str(n), str(n_told), str(n_rises), fixed(100 * n_rises / n_told, 1) if n_told else "",
+            f"{int(followed['event'].sum())} of {len(followed)}; median "
+            + (f"{median:g} days" if np.isfinite(median) else "not reached"),
             share(with_repeated), share(int(ids.isin(pain_switch).sum())), share(int(t["switched"].sum())),
             share(int(t["dropped_out"].sum())),
             fixed(t["breakouts_planned_per_week"].median(), 1), fixed(t["breakouts_done_per_week"].median(), 1),
             percent(t["assigned_adherence"].median()),
         ]
     measures = ["patients", "breakout sessions with pain recorded", f"pain rises of {PAIN_RISE_NPRS:g}+ NPRS points",
-                "pain rises per 100 breakout sessions", "patients with repeated rises (2+ in 6 sessions), n (%)",
+                "pain rises per 100 breakout sessions",
+                "first pain rise: patients with one, of those with pain logged; median days from program start "
+                "(Kaplan-Meier)",
+                "patients with repeated rises (2+ in 6 sessions), n (%)",
                 "switched schedule for pain, n (%)", "switched schedule for any reason, n (%)",
                 "no IR value at the comparison week, n (%)", "breakouts planned per week (assigned), median",
                 "breakouts done per week, median", "assigned breakouts done, median share"]
     return pd.DataFrame({"measure": measures, **columns})
+
+
+def time_to_first_rise(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataFrame) -> pd.DataFrame:
+    """Days from time zero to each patient's first pain rise after a breakout session (pain after at
+    least :data:`~hipanalytics.analysis.tolerance.PAIN_RISE_NPRS` points above pain before), or to
+    their last breakout session with pain recorded when none rose (censored there). Patients who
+    logged no such session are left out (no follow-up of pain).
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``arm``, ``days``, ``event`` (bool); feed it to
+        :func:`hipanalytics.analysis.survival.kaplan_meier` per arm.
+    """
+    from ..program import breakout_templates
+    from .tolerance import PAIN_RISE_NPRS
+
+    b = sessions[sessions["session"].isin(breakout_templates(programs))
+                 & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
+    b = b[b["patient_id"].isin(table["patient_id"])]
+    zero = pd.to_datetime(programs["start_date"]).groupby(programs["patient_id"].to_numpy()).min()
+    day = (pd.to_datetime(b["performed_on"]) - b["patient_id"].map(zero)).dt.days
+    b = b.assign(day=day, rise=(b["pain_after"].astype(float) - b["pain_before"].astype(float)) >= PAIN_RISE_NPRS)
+    first = b[b["rise"]].groupby("patient_id")["day"].min()
+    last = b.groupby("patient_id")["day"].max()
+    out = pd.DataFrame({"patient_id": last.index})
+    out["arm"] = out["patient_id"].map(table.set_index("patient_id")["arm"])
+    out["event"] = out["patient_id"].isin(first.index)
+    out["days"] = np.where(out["event"], out["patient_id"].map(first), out["patient_id"].map(last)).astype(float)
+    return out[["patient_id", "arm", "days", "event"]]
 
 
 def missing_by_analysis(table: pd.DataFrame, primary: PrimaryResult, week: int) -> pd.DataFrame:
