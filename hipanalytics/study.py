@@ -119,6 +119,8 @@ class CohortComparison:
     def methods_sections(self) -> list[tuple[str, str]]:
         """The methods, section by section: estimand, outcome, primary analysis, missing data, other
         analyses, software (each a heading and a paragraph)."""
+        from .analysis.trial import missing_data_text
+
         fit = self.primary.fit
         covariance = ("an unstructured covariance over the visit windows for each hip (a variance per window and a "
                       "correlation per pair)" + (", with a patient intercept shared by the two hips of patients "
@@ -137,11 +139,12 @@ class CohortComparison:
              "A constrained longitudinal data analysis (cLDA: the longitudinal form of ANCOVA on baseline; Vickers & "
              "Altman, BMJ 2001;323:1123; Coffman et al., BMC Med Res Methodol 2016;16:113) of every observed visit of "
              f"every assigned patient up to week {self.week}, by assigned schedule (intention to treat): a mean per "
-             f"window and arm, the baseline mean common to both arms (randomisation), and {covariance}, fitted by "
+             f"window and arm, the baseline mean common to both arms (which randomisation ensures; in observational "
+             f"data an assumption), and {covariance}, fitted by "
              f"REML. The estimate is the difference between arms at week {self.week}, with a t test and 95% CI on "
              "Satterthwaite's degrees of freedom (as R's lmerTest)."),
             ("Missing data",
-             "The likelihood of all observed visits is valid when values are missing at random given the observed IR "
+             missing_data_text(self.week) + " The likelihood of all observed visits is valid when values are missing at random given the observed IR "
              "and arm (White et al., BMJ 2011;342:d40), so no patient with an observed visit is left out of the "
              f"primary analysis, with or without a baseline (the baseline is one more outcome under cLDA). Sensitivity analyses: ANCOVA of IR at week {self.week} on arm and baseline after "
              "multiple imputation (20 imputations by sequential regression, Rubin's rules) and on complete cases. "

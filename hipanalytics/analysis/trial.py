@@ -34,7 +34,7 @@ import pandas as pd
 from ..errors import HipAnalyticsError
 from .mixed import LMMFit, fit_lmm, lmm_data
 
-__all__ = ["WINDOW_WEEKS", "estimand_text", "analysis_windows", "window_of", "trial_patients", "primary_analysis", "ancova",
+__all__ = ["WINDOW_WEEKS", "ESTIMAND_ATTRIBUTES", "estimand", "missing_data_text", "estimand_text", "analysis_windows", "window_of", "trial_patients", "primary_analysis", "ancova",
            "multiple_imputation_ancova", "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm",
            "time_to_first_rise",
            "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
@@ -51,15 +51,47 @@ REFERENCE = "three-per-week"
 TREATED = "daily"
 
 
+ESTIMAND_ATTRIBUTES = ("Treatment conditions", "Population", "Variable", "Intercurrent events", "Population-level summary")
+"""The five attributes of an estimand (ICH E9(R1), 2019, section A.3.1), in the order written."""
+
+
+def estimand(week: int) -> dict[str, str]:
+    """The estimand's five attributes in words (ICH E9(R1)); missing data are not among them (see
+    :func:`missing_data_text`): drop-out is not an intercurrent event but an absence of data.
+
+    Examples
+    --------
+    >>> list(estimand(6)) == list(ESTIMAND_ATTRIBUTES)
+    True
+    """
+    return {
+        "Treatment conditions": "Hip IR Mobility Breakouts daily (in one of the two daily Hip Movement Sequence "
+                                "sessions) versus breakouts 3x/week with a recovery day between, each followed by the "
+                                "Hip Movement Sequence twice a day, as prescribed at time zero (the program start).",
+        "Population": "Patients with hip pain prescribed the breakouts on either schedule (every patient with a "
+                      "program of either schedule; patients without one are not eligible).",
+        "Variable": f"Internal rotation of the involved hip at week {week} after time zero (both hips averaged when "
+                    "both are involved), seated 90/90, active, by inclinometer, the mean of a visit's trials.",
+        "Intercurrent events": "A switch of schedule (treatment policy: the IR whatever the schedule followed after "
+                               "it); stopping the breakouts while still measured (treatment policy: the IR whether or "
+                               "not the breakouts went on); co-interventions, not recorded (treatment policy).",
+        "Population-level summary": f"The difference in mean IR at week {week}, daily minus 3x/week, adjusted for "
+                                    "baseline IR, with its 95% CI.",
+    }
+
+
+def missing_data_text(week: int) -> str:
+    """How missing week-N values are handled, apart from the estimand: the assumption and the check."""
+    return (f"Missing IR at week {week} (a patient not measured then: drop-out or a missed visit) is not an "
+            "intercurrent event; the primary analysis assumes it is missing at random given the arm and the IR "
+            "observed before (MAR). The sensitivity analyses here do not depart from MAR (multiple imputation assumes it "
+            "too; complete cases assume missing completely at random): no analysis under missing not at random is "
+            "reported yet.")
+
+
 def estimand_text(week: int) -> str:
-    """The estimand in words (ICH E9(R1): population, variable, intercurrent events, summary)."""
-    return (f"Population: patients with hip pain assigned to the Hip IR Mobility Breakouts, every assigned patient "
-            f"(intention to treat). Variable: internal rotation of the involved hip at week {week} (both hips "
-            "averaged when both are involved), seated 90/90, active, by inclinometer. Intercurrent events: a switch "
-            "of schedule is part of the assigned treatment (treatment policy); for drop-out, the IR the patient "
-            "would have had had follow-up continued, assuming the missing values are missing at random given the "
-            f"observed IR (hypothetical strategy). Summary measure: the difference in mean IR at week {week}, daily "
-            "minus 3x/week breakouts, adjusted for baseline IR.")
+    """The estimand in one paragraph: its five attributes (:func:`estimand`), each named."""
+    return " ".join(f"{name}: {text}" for name, text in estimand(week).items())
 
 
 def analysis_windows(visits: pd.DataFrame, week: int) -> pd.DataFrame:

@@ -168,6 +168,22 @@ def test_a_patient_who_only_missed_the_week_n_visit_is_not_said_to_have_dropped_
     assert reasons[("sensitivity: complete cases", "D3")] == "dropped out after week 4 (last visit window)"
 
 
+def test_the_estimand_has_ich_e9_r1s_five_attributes_and_missing_data_stand_apart():
+    from hipanalytics.analysis.trial import ESTIMAND_ATTRIBUTES, estimand, estimand_text, missing_data_text
+
+    attributes = estimand(6)
+    assert list(attributes) == list(ESTIMAND_ATTRIBUTES) == ["Treatment conditions", "Population", "Variable",
+                                                             "Intercurrent events", "Population-level summary"]
+    events = attributes["Intercurrent events"]
+    assert "switch of schedule (treatment policy" in events and "stopping the breakouts while still measured" in events
+    assert "co-interventions" in events
+    assert not any(word in events.lower() for word in ("drop-out", "dropout", "missing", "hypothetical"))
+    assert "analysis set" not in attributes["Population"] and "not eligible" in attributes["Population"]
+    assert "week 6 after time zero" in attributes["Variable"]
+    assert "missing at random" not in estimand_text(6)  # MAR is an assumption of the analysis, not the estimand
+    assert "missing at random given the arm and the IR observed before (MAR)" in missing_data_text(6)
+
+
 def test_per_protocol_measures_adherence_against_the_assigned_schedule(small_trial):
     table = small_trial["table"]
     # D2 was assigned daily (42 breakouts in 6 weeks), did 21 daily then 8 on 3x/week (Wed, Fri, Mon...: the
