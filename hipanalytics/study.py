@@ -157,7 +157,8 @@ class CohortComparison:
              "(the weekly IR gain by a linear mixed model with a random intercept and slope per patient and an "
              f"intercept per hip; reliable improvement of at least the MDC of {MDC_DEG:g} degrees at week "
              f"{self.week}; the Hodges-Lehmann shift of the change) are tested with Holm's correction over the "
-             "three. Exploratory, without correction: per protocol, as treated, harms, dose-response (OLS of each "
+             "three, and only if the primary analysis is significant at 5% (serial gatekeeping; otherwise they are "
+             "exploratory). Exploratory, without correction: per protocol, as treated, harms, dose-response (OLS of each "
              "patient's IR slope on breakouts done per week, adjusted for arm and follow-up) and the shape of the "
              "time course (linear, log(weeks + 1) and a restricted cubic spline, ML fits compared by AIC and "
              "likelihood ratio)."),
@@ -216,7 +217,8 @@ class CohortComparison:
             "secondary outcome": s["outcome"], "unit": s["unit"], "patients": s["n"].astype(str),
             "difference": [fixed(e, d) for e, d in zip(s["estimate"], digits)],
             "95% CI": [_ci(a, b, d) for a, b, d in zip(s["ci_low"], s["ci_high"], digits)],
-            "p": s["p_value"].map(p_value), "p (Holm)": s["p_holm"].map(p_value)})
+            "p": s["p_value"].map(p_value),
+            "p (Holm)": [p_value(h) if c else f"{p_value(h)} (exploratory)" for h, c in zip(s["p_holm"], s["confirmatory"])]})
 
     def flow_table(self) -> pd.DataFrame:
         """The CONSORT counts, one row per step, one column per arm."""
@@ -454,7 +456,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         except HipAnalyticsError as exc:
             raise ReportError(f"the schedule comparison cannot be made: {exc}") from None
         per_protocol = trial.per_protocol(table)
-        secondary = trial.secondary_outcomes(table, visits, week, mdc=MDC_DEG)
+        secondary = trial.secondary_outcomes(table, visits, week, mdc=MDC_DEG, primary_p=primary.p_value)
         time_shape = trial.time_shape_comparison(visits)
     caveats = [str(w.message) for w in caught if issubclass(w.category, HipAnalyticsWarning)]
     caveats += [f"primary analysis: {n}" for n in primary.notes]

@@ -579,8 +579,12 @@ def missing_by_analysis(table: pd.DataFrame, primary: PrimaryResult, week: int) 
     return pd.DataFrame(rows, columns=["analysis", "patient_id", "arm", "reason"])
 
 
-def secondary_outcomes(table: pd.DataFrame, visits: pd.DataFrame, week: int, *, mdc: float) -> pd.DataFrame:
-    """The secondary outcomes, daily minus 3x/week, with Holm-adjusted p-values over their family.
+def secondary_outcomes(table: pd.DataFrame, visits: pd.DataFrame, week: int, *, mdc: float,
+                       primary_p: float | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    """The secondary outcomes, daily minus 3x/week, with Holm-adjusted p-values over their family,
+    behind the primary analysis as a gatekeeper: they are confirmatory only when the primary is
+    significant at ``alpha`` (``primary_p``; serial gatekeeping, Dmitrienko et al., Stat Med
+    2003;22:2387-2400), else exploratory, which ``confirmatory`` and ``note`` say.
 
     1. Weekly IR gain: the ``weeks x schedule`` term of the random-slope mixed model on every visit
        (:func:`hipanalytics.analysis.mixed_model`), degrees per week.
@@ -593,7 +597,7 @@ def secondary_outcomes(table: pd.DataFrame, visits: pd.DataFrame, week: int, *, 
     -------
     DataFrame
         ``outcome``, ``unit``, ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``,
-        ``p_holm``, ``note``.
+        ``p_holm``, ``confirmatory`` (bool), ``note``.
     """
     import warnings
 
@@ -638,6 +642,10 @@ def secondary_outcomes(table: pd.DataFrame, visits: pd.DataFrame, week: int, *, 
     finite = out["p_value"].notna()
     out["p_holm"] = np.nan
     out.loc[finite, "p_holm"] = holm(out.loc[finite, "p_value"])
+    out["confirmatory"] = primary_p is not None and bool(primary_p < alpha)
+    if primary_p is not None and not primary_p < alpha:
+        gate = f"exploratory: the primary analysis was not significant (p = {primary_p:.2g}), so not tested"
+        out["note"] = [gate if not isinstance(n, str) or not n else f"{gate}; {n}" for n in out["note"]]
     return out
 
 

@@ -268,6 +268,16 @@ def test_secondary_outcomes_are_holm_adjusted_over_their_family(small_trial):
     assert improved["ci_low"] <= improved["estimate"] <= improved["ci_high"]
 
 
+def test_secondaries_are_confirmatory_only_behind_a_significant_primary(small_trial):
+    args = (small_trial["table"].reset_index(drop=True), small_trial["visits"], 6)
+    gated = secondary_outcomes(*args, mdc=5.4, primary_p=0.21)
+    assert not gated["confirmatory"].any()
+    assert gated["note"].str.startswith("exploratory: the primary analysis was not significant (p = 0.21)").all()
+    opened = secondary_outcomes(*args, mdc=5.4, primary_p=0.003)
+    assert opened["confirmatory"].all() and not opened["note"].fillna("").str.contains("exploratory").any()
+    assert gated["p_holm"].tolist() == opened["p_holm"].tolist()  # the same numbers; only what they may claim differs
+
+
 def test_holm_by_hand():
     # sorted 0.01, 0.03, 0.04 -> 3 x 0.01, max(0.03, 2 x 0.03), max(0.06, 1 x 0.04)
     assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06])
