@@ -142,7 +142,9 @@ class CohortComparison:
              f"window and arm, the baseline mean common to both arms (which randomisation ensures; in observational "
              f"data an assumption), and {covariance}, fitted by "
              f"REML. The estimate is the difference between arms at week {self.week}, with a t test and 95% CI on "
-             "Satterthwaite's degrees of freedom (as R's lmerTest)."),
+             "Satterthwaite's degrees of freedom from the REML fit (checked against R: lmerTest for random-effects "
+             "models, and for the unstructured MMRM, which lmerTest cannot fit, against the same formula applied to "
+             "nlme's gls)."),
             ("Missing data",
              missing_data_text(self.week) + " The likelihood of all observed visits is valid when values are missing at random given the observed IR "
              "and arm (White et al., BMJ 2011;342:d40), so no patient with an observed visit is left out of the "
