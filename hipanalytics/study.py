@@ -537,7 +537,7 @@ def power_table(table: pd.DataFrame) -> pd.DataFrame:
             lambda x: "" if pd.isna(x) else fixed(100 * x, 0) + "%"),
         "mean estimate (degrees)": table["mean_estimate"].map(fixed),
         "CI coverage": table["coverage"].map(lambda x: fixed(100 * x, 0, missing="") + "%"),
-        "failed fits": table["failed"].astype(str)})
+        "failed fits (counted as not significant)": table["failed"].astype(str)})
 
 
 def power_files(table: pd.DataFrame, folder: str | Path) -> list[str]:

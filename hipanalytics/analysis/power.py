@@ -195,8 +195,9 @@ def simulate_power(scenario: Scenario, per_arm, *, trials: int = 200, seed: int 
     Returns
     -------
     DataFrame
-        One row per sample size: ``per_arm``, ``trials``, ``failed``, ``power``, ``ci_low``,
-        ``ci_high`` (Wilson), ``mean_estimate``, ``coverage`` (share of CIs holding the true
+        One row per sample size: ``per_arm``, ``trials``, ``failed`` (trials whose primary analysis
+        could not be fitted), ``power`` (significant trials over all trials: a failed analysis is a
+        trial that showed nothing, as it would be in the study), ``ci_low``, ``ci_high`` (Wilson), ``mean_estimate``, ``coverage`` (share of CIs holding the true
         effect), ``closed_form``; ``attrs["scenario"]`` holds the scenario.
     """
     import os
@@ -229,11 +230,11 @@ def simulate_power(scenario: Scenario, per_arm, *, trials: int = 200, seed: int 
     rows = []
     for n, group in frame.groupby("per_arm", sort=True):
         ok = group[group["error"] == ""]
-        significant = int((ok["p_value"] < 0.05).sum())
-        low, high = _wilson(significant, len(ok))
+        significant = int((ok["p_value"] < 0.05).sum())  # a trial whose analysis failed showed no effect
+        low, high = _wilson(significant, len(group))
         covered = ((ok["ci_low"] <= scenario.effect) & (scenario.effect <= ok["ci_high"])).mean() if len(ok) else np.nan
         rows.append({"per_arm": n, "trials": len(group), "failed": len(group) - len(ok),
-                     "power": significant / len(ok) if len(ok) else np.nan, "ci_low": low, "ci_high": high,
+                     "power": significant / len(group), "ci_low": low, "ci_high": high,
                      "mean_estimate": ok["estimate"].mean(), "coverage": covered})
     out = pd.DataFrame(rows)
     out["closed_form"] = closed_form_power(scenario, out["per_arm"]) if closed_form else np.nan
