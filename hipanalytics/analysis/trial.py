@@ -34,9 +34,9 @@ import pandas as pd
 from ..errors import HipAnalyticsError
 from .mixed import LMMFit, fit_lmm, lmm_data
 
-__all__ = ["WINDOW_WEEKS", "ESTIMAND_ATTRIBUTES", "estimand", "missing_data_text", "estimand_text", "analysis_windows", "window_of", "trial_patients", "primary_analysis", "ancova",
-           "multiple_imputation_ancova", "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm",
-           "time_to_first_rise",
+__all__ = ["WINDOW_WEEKS", "ESTIMAND_ATTRIBUTES", "estimand", "missing_data_text", "estimand_text", "analysis_windows",
+           "window_of", "trial_patients", "primary_analysis", "ancova", "multiple_imputation_ancova",
+           "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm", "time_to_first_rise",
            "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
 
 WINDOW_WEEKS = 2
@@ -84,9 +84,9 @@ def missing_data_text(week: int) -> str:
     """How missing week-N values are handled, apart from the estimand: the assumption and the check."""
     return (f"Missing IR at week {week} (a patient not measured then: drop-out or a missed visit) is not an "
             "intercurrent event; the primary analysis assumes it is missing at random given the arm and the IR "
-            "observed before (MAR). The sensitivity analyses here do not depart from MAR (multiple imputation assumes it "
-            "too; complete cases assume missing completely at random): no analysis under missing not at random is "
-            "reported yet.")
+            "observed before (MAR). The sensitivity analyses here do not depart from MAR (multiple imputation "
+            "assumes it too; complete cases assume missing completely at random): no analysis under missing not at "
+            "random is reported yet.")
 
 
 def estimand_text(week: int) -> str:
