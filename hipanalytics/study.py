@@ -146,16 +146,18 @@ class CohortComparison:
              "models, and for the unstructured MMRM, which lmerTest cannot fit, against the same formula applied to "
              "nlme's gls)."),
             ("Missing data",
-             missing_data_text(self.week) + " The likelihood of all observed visits is valid when values are missing at random given the observed IR "
-             "and arm (White et al., BMJ 2011;342:d40), so no patient with an observed visit is left out of the "
-             f"primary analysis, with or without a baseline (the baseline is one more outcome under cLDA). Sensitivity analyses: ANCOVA of IR at week {self.week} on arm and baseline after "
-             "multiple imputation (20 imputations by sequential regression, Rubin's rules) and on complete cases. "
+             missing_data_text(self.week) + " The likelihood of all observed visits is valid when values are "
+             "missing at random given the observed IR and arm (White et al., BMJ 2011;342:d40), so no patient with "
+             "an observed visit is left out of the primary analysis, with or without a baseline (the baseline is one "
+             f"more outcome under cLDA). Sensitivity analyses: ANCOVA of IR at week {self.week} on arm and baseline "
+             "after multiple imputation (20 imputations by sequential regression, Rubin's rules) and on complete cases. "
              "The patients missing from each analysis are listed with the reason."),
             ("Other analyses",
              f"Per protocol: patients who did at least {100 * self.threshold:.0f}% of the breakouts their assigned "
              f"schedule planned up to week {self.week}, did not switch schedule and have a week-{self.week} value "
-             "(a completers analysis, biased when adherence or drop-out depend on prognosis); as treated: each patient on the schedule they followed on most "
-             f"days up to week {self.week}, whichever way they switched. Secondary outcomes "
+             "(a completers analysis, biased when adherence or drop-out depend on prognosis); as treated: each "
+             f"patient on the schedule they followed on most days up to week {self.week}, whichever way they "
+             "switched. Secondary outcomes "
              "(the weekly IR gain by a linear mixed model with a random intercept and slope per patient and an "
              f"intercept per hip; reliable improvement of at least the MDC of {MDC_DEG:g} degrees at week "
              f"{self.week}; the Hodges-Lehmann shift of the change) are tested with Holm's correction over the "
