@@ -184,7 +184,7 @@ class CohortComparison:
         import scipy
         import statsmodels
 
-        return (f"hipanalytics {__version__} (mixed models cross-checked against R lme4, lmerTest and nlme), "
+        return (f"hipanalytics {__version__} (mixed models cross-checked against R lme4, lmerTest and nlme; Kaplan-Meier against R survival), "
                 f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
                 f"statsmodels {statsmodels.__version__}, pandas {pd.__version__}")
 
