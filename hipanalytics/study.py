@@ -463,6 +463,10 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         secondary = trial.secondary_outcomes(table, visits, week, mdc=MDC_DEG, primary_p=primary.p_value)
         time_shape = trial.time_shape_comparison(visits)
     caveats = [str(w.message) for w in caught if issubclass(w.category, HipAnalyticsWarning)]
+    outside = sorted(set(t["patients"]["patient_id"]) - set(table.loc[table["arm"].notna(), "patient_id"]))
+    if outside:
+        caveats.append(f"{len(outside)} patient{'s' if len(outside) != 1 else ''} not eligible (no program of either "
+                       f"schedule), in no analysis and not in Table 1: {', '.join(outside)}")
     caveats += [f"primary analysis: {n}" for n in primary.notes]
     caveats += [f"weekly-gain model: {n}" for n in weekly_gain["note"].iloc[:1] if n]
     missing = trial.missing_by_analysis(table, primary, week)

@@ -283,8 +283,14 @@ def test_the_cohort_result_in_plain_words_sets_the_ci_against_the_mdc_and_names_
     assert "rules out a difference as large as the 5.4-degree MDC" in said(1.2, -1.0, 3.4)
     assert "does not rule out a difference of that size: the data cannot tell yet" in said(1.2, -3.0, 6.1)
     assert "at least the 5.4-degree MDC" in said(-6.0, -9.0, -3.0) and "6.0 degrees less" in said(-6.0, -9.0, -3.0)
-    unallocated = cohort_comparison({**tables, "patients": tables["patients"].drop(columns="cohort")}, week=6,
-                                    imputations=2)
+    outsider = pd.DataFrame({"patient_id": ["NOPROG"], "birth_year": [1980], "sex": ["male"],
+                             "involved_side": ["left"]})
+    unallocated = cohort_comparison({**tables, "patients": pd.concat([tables["patients"].drop(columns="cohort"),
+                                                                      outsider], ignore_index=True)},
+                                    week=6, imputations=2)
+    assert ("1 patient not eligible (no program of either schedule), in no analysis and not in Table 1: NOPROG"
+            in unallocated.caveats)
+    assert unallocated.table1.iloc[0]["Overall"] == "16"
     assert not unallocated.allocated and "this is an observational comparison, not adjusted for confounding" in \
         unallocated.plain_language()
 

@@ -501,6 +501,7 @@ def table_one(patients: pd.DataFrame, outcomes: pd.DataFrame, programs: pd.DataF
     '40.5 (7.8)'
     """
     d = patients.merge(outcomes[["patient_id", group, "baseline_deg"]], on="patient_id", how="left")
+    d = d[d[group].notna()]  # a patient without a program of either schedule is not eligible: not in "Overall"
     start_year = pd.to_datetime(programs["start_date"]).groupby(programs["patient_id"]).min().dt.year
     if "birth_year" in d:
         d["age_years"] = d["patient_id"].map(start_year).astype("float64") - d["birth_year"].astype("float64")

@@ -192,6 +192,14 @@ def test_table_one_gives_age_at_the_program_start(clinic, outcomes):
     assert age.min() >= 20 and age.max() <= 70  # the generator's ages at enrolment, whatever today's date
 
 
+def test_table_one_leaves_out_patients_who_are_not_eligible(clinic, outcomes):
+    extra = pd.DataFrame({"patient_id": ["NOPROG"], "birth_year": [1980], "sex": ["female"], "involved_side": ["left"]})
+    patients = pd.concat([clinic["patients"], extra], ignore_index=True)
+    out = patient_outcomes(clinic["measurements"], patients, clinic["programs"], clinic["sessions"], week=6)
+    t1 = table_one(patients, out, clinic["programs"])
+    assert t1.iloc[0][["daily", "three-per-week", "Overall"]].tolist() == ["200", "200", "400"]  # not 401
+
+
 def test_a_patient_with_no_program_or_no_visits_gets_nan_with_a_reason(clinic):
     patients = pd.concat([clinic["patients"].head(3),
                           pd.DataFrame({"patient_id": ["NEW"], "birth_year": [1980], "involved_side": ["left"]})])
