@@ -288,8 +288,8 @@ def tolerance_flags(
     s.loc[told, "high_text"] = day + kind + ": " + _scores(t)  # a session without breakouts is named as such
 
     now = s[s["current"]]
-    judged = now[now["breakout"] & now["both"]]
-    judged = judged[judged.groupby("patient_id").cumcount(ascending=False) < window]
+    judgeable = now[now["breakout"] & now["both"]]
+    judged = judgeable[judgeable.groupby("patient_id").cumcount(ascending=False) < window]
     start = judged.groupby("patient_id")["performed_on"].min()
     first = (now["patient_id"].map(start) if len(start)  # the window's first day; all of the period without one
              else pd.Series(pd.NaT, index=now.index, dtype="datetime64[ns]"))
@@ -310,12 +310,10 @@ def tolerance_flags(
     out["schedule"] = out["schedule"].fillna("no program")
     out["evidence"] = _joined(judged["rise"], judged["text"], judged["patient_id"]).reindex(patients).fillna("")
     n = out["breakout_sessions"].astype(str)
-    window_from = patients.map(start) if len(start) else pd.Series(pd.NaT, index=patients)
-    judgeable = now[now["breakout"] & now["both"]].groupby("patient_id").size().reindex(patients, fill_value=0)
-    later = judgeable > out["breakout_sessions"]  # breakout sessions of this schedule before the window
-    within = pd.Series(np.where(later, " since " + pd.Series(window_from.to_numpy(), index=patients)
-                                .dt.strftime("%Y-%m-%d").fillna("") + ", the last " + n + " breakout sessions", ""),
-                       index=patients)  # counts of the window, said as such when earlier sessions are not counted
+    earlier = judgeable.groupby("patient_id").size().reindex(patients, fill_value=0) > out["breakout_sessions"]
+    since = pd.to_datetime(start.reindex(patients)).dt.strftime("%Y-%m-%d")
+    within = (" since " + since + ", the last " + n + " breakout sessions").where(earlier, "")
+    # counts of the window, said as such when breakout sessions of this schedule before it are not counted
     rules = [  # (fires, the sessions that make it fire, their text column, the rule in words)
         (out["large_rises"] >= 1, judged, "large", "text",
          f"a rise of {large_rise:g} or more points after " + out["large_rises"].map(_sessions)),
