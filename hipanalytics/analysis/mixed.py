@@ -26,6 +26,33 @@ and when some patients have both hips measured, the two hips share a patient int
 the first window's variance and profiles out as above. R's ``nlme::gls(correlation = corSymm,
 weights = varIdent)`` fits the same unilateral model (the cross-check test compares them).
 
+``structure=`` pre-specifies a structured ``U`` instead, for a trial whose primary analysis falls
+back in a fixed order when the unstructured one cannot be estimated (Mallinckrodt et al. 2008;
+names as SAS PROC MIXED's ``TYPE=``). With ``k`` windows, ``U = sigma2 D R D``: ``R`` a correlation
+matrix, ``D`` the diagonal of each window's SD over the first window's (``D = I`` for a homogeneous
+structure, where sigma2 is the common variance; otherwise sigma2 is the first window's variance and
+the ``k - 1`` ratios are parameters, sign-free as lme4's theta), so sigma2 profiles out as above, and
+the patient intercept shared by two hips adds to any structure. Lags count window *positions*
+(consecutive windows are lag 1, whatever their codes), as SAS and R's ``mmrm`` do with equally spaced
+visits; the analysis windows are equally spaced. Parameters of ``U`` (sigma2 included):
+
+- ``"unstructured"`` (``UN``): ``k (k + 1) / 2``.
+- ``"toeplitz"`` (``TOEP``): a correlation per lag, ``k``; ``"heterogeneous toeplitz"`` (``TOEPH``):
+  ``2k - 1``. The lag correlations come from partial autocorrelations ``tanh(x)`` in (-1, 1) by
+  Durbin-Levinson, which spans every positive definite Toeplitz correlation matrix (nlme's
+  ``corARMA(p = k - 1)`` is the same model).
+- ``"ar1"`` (``AR(1)``): correlation ``rho^lag``, ``rho = tanh(x)``, 2; ``"heterogeneous ar1"``
+  (``ARH(1)``): ``k + 1``.
+- ``"compound symmetry"`` (``CS``): one correlation ``rho`` in ``(-1 / (k - 1), 1)`` (a logistic
+  map), 2; ``"heterogeneous compound symmetry"`` (``CSH``): ``k + 1``.
+
+``theta`` is then the correlation parameters ``x``, the SD ratios and ``tau / sigma``; every value
+gives a positive definite ``U``, so the optimisation is unconstrained.
+``nlme::gls`` (``lme`` with a patient intercept for two hips) with ``corARMA(p = k - 1, q = 0)``,
+``corAR1`` or ``corCompSymm`` over window positions, and ``varIdent`` by window when heterogeneous,
+fits the same models (the cross-check tests compare estimates, SEs, variance parameters, the REML
+log-likelihood and, for one hip, Satterthwaite's df).
+
 A fit is *singular* when a variance is estimated at (near) zero, a correlation at (near) +/-1, or
 ``G`` is not positive definite: the model is then over-specified for the data, and its notes say
 so (lme4 says "boundary (singular) fit").
@@ -40,15 +67,20 @@ import pandas as pd
 
 from ..errors import HipAnalyticsError
 
-__all__ = ["LMMData", "LMMFit", "lmm_data", "fit_lmm"]
+__all__ = ["STRUCTURES", "LMMData", "LMMFit", "lmm_data", "fit_lmm"]
 
 _LOG2PI = np.log(2 * np.pi)
+
+#: The covariance structures over visit windows (``lmm_data(..., structure=)``), see the module doc.
+STRUCTURES = ("unstructured", "toeplitz", "heterogeneous toeplitz", "ar1", "heterogeneous ar1",
+              "compound symmetry", "heterogeneous compound symmetry")
 
 
 @dataclass
 class LMMData:
     """A model's data, padded per subject: ``y`` (N, m), ``X`` (N, m, p), ``Z`` (N, m, q), ``S`` (N, m, s)
-    side indicators (s = 0 without sides), ``mask`` (N, m) of real rows."""
+    side indicators (s = 0 without sides), ``mask`` (N, m) of real rows; for an MMRM, ``W`` (N, m, k)
+    window indicators and the covariance ``structure`` over the windows (one of :data:`STRUCTURES`)."""
 
     y: np.ndarray
     X: np.ndarray
@@ -60,11 +92,17 @@ class LMMData:
     subjects: np.ndarray
     W: np.ndarray | None = None
     windows: list | None = None
+    structure: str | None = None
+
+    @property
+    def mmrm(self) -> bool:
+        """Whether the covariance is over visit windows (MMRM, any structure) rather than random effects."""
+        return self.W is not None
 
     @property
     def unstructured(self) -> bool:
-        """Whether the covariance is unstructured over windows (MMRM) rather than random effects."""
-        return self.W is not None
+        """Whether the covariance is unstructured over windows (an MMRM with ``structure="unstructured"``)."""
+        return self.mmrm and self.structure == "unstructured"
 
     @property
     def shared_patient(self) -> bool:
@@ -72,15 +110,14 @@ class LMMData:
         side-within-patient intercept; MMRM: a patient intercept over both hips)."""
         if self.S.shape[2] == 0:
             return False
-        if not self.unstructured:
+        if not self.mmrm:
             return True
         return bool((self.S.any(axis=1).sum(axis=1) > 1).any())
 
     @property
     def n_theta(self) -> int:
-        if self.unstructured:
-            k = self.W.shape[2]
-            return k * (k + 1) // 2 - 1 + int(self.shared_patient)
+        if self.mmrm:
+            return _n_window_parameters(self.structure, self.W.shape[2]) + int(self.shared_patient)
         q = self.Z.shape[2]
         return q * (q + 1) // 2 + int(self.shared_patient)
 
@@ -95,7 +132,7 @@ class LMMData:
 
 def lmm_data(frame: pd.DataFrame, X: np.ndarray, names: list[str], *, y: str, subject: str,
              random: list[str] | None = None, side: str | None = None,
-             unstructured: str | None = None) -> LMMData:
+             unstructured: str | None = None, structure: str = "unstructured") -> LMMData:
     """Pad a long table and its fixed-effects design into per-subject arrays.
 
     Parameters
@@ -113,13 +150,22 @@ def lmm_data(frame: pd.DataFrame, X: np.ndarray, names: list[str], *, y: str, su
         With ``unstructured``, each side is its own series and the sides of a subject share a
         subject intercept.
     unstructured : str, optional
-        Column of visit-window codes: an unstructured covariance over the windows of each series
-        instead of random effects (an MMRM); ``random`` must then be empty. A series has at most
-        one value per window.
+        Column of visit-window codes: a covariance over the windows of each series (unstructured
+        unless ``structure`` says otherwise) instead of random effects (an MMRM); ``random`` must
+        then be empty. A series has at most one value per window.
+    structure : str
+        With ``unstructured``, the covariance over the windows: one of :data:`STRUCTURES` (see the
+        module doc). Toeplitz and AR(1) lags count window positions in the sorted window codes
+        (windows 0, 2, 4, 6: weeks 2 and 4 are lag 1 apart, weeks 0 and 6 lag 3), not code
+        differences.
     """
     random = [] if random is None else list(random)
     if unstructured is not None and random:
         raise ValueError("an unstructured covariance takes no random slopes")
+    if structure not in STRUCTURES:
+        raise ValueError(f"unknown covariance structure {structure!r}: one of {', '.join(STRUCTURES)}")
+    if unstructured is None and structure != "unstructured":
+        raise ValueError("a covariance structure over windows needs the windows (unstructured=)")
     codes, subjects = pd.factorize(frame[subject], sort=True)
     order = np.argsort(codes, kind="stable")
     counts = np.bincount(codes, minlength=len(subjects))
@@ -156,8 +202,11 @@ def lmm_data(frame: pd.DataFrame, X: np.ndarray, names: list[str], *, y: str, su
         series = frame[[subject, unstructured] + ([side] if side else [])]
         if series.duplicated().any():
             raise ValueError("an unstructured covariance needs at most one value per series and window")
+        if structure != "unstructured" and len(windows) < 2:
+            raise ValueError(f"a {structure} covariance needs at least two windows")
     re_names = [] if unstructured is not None else ["(Intercept)", *random]
-    return LMMData(yy, XX, ZZ, SS, mask, list(names), re_names, np.asarray(subjects), WW, windows)
+    return LMMData(yy, XX, ZZ, SS, mask, list(names), re_names, np.asarray(subjects), WW, windows,
+                   structure if unstructured is not None else None)
 
 
 @dataclass
@@ -184,10 +233,10 @@ class LMMFit:
 
     @property
     def G(self) -> np.ndarray:
-        """Covariance of the subject's random effects (intercept, slopes); with an unstructured
-        covariance, the covariance ``U`` of one series over the windows."""
-        if self.data.unstructured:
-            lam = _un_factor(self.theta, self.data.W.shape[2])
+        """Covariance of the subject's random effects (intercept, slopes); for an MMRM, the covariance
+        ``U`` of one series over the windows."""
+        if self.data.mmrm:
+            lam = _window_factor(self.theta, self.data)
         else:
             lam = _lambda(self.theta, self.q)
         return self.sigma2 * lam @ lam.T
@@ -207,7 +256,7 @@ class LMMFit:
         reasons = []
         G = self.G
         sd = np.sqrt(np.clip(np.diag(G), 0, None))
-        if self.data.unstructured:
+        if self.data.mmrm:
             if np.linalg.eigvalsh(G).min() <= 1e-8 * np.trace(G):
                 reasons.append("the covariance over the visit windows is not positive definite")
             if self.tau2 is not None and self.tau2 < 1e-8 * self.sigma2:
@@ -235,15 +284,28 @@ class LMMFit:
 
     def variance_components(self) -> pd.DataFrame:
         """Standard deviations and the correlation of the random effects, and the residual SD (MMRM:
-        the SD at each window and the correlation of each pair of windows, and the SD shared by the
-        hips of a patient)."""
+        the SD at each window, or ``sd(IR)`` common to all for a homogeneous structure; the
+        correlation of each pair of windows (unstructured), at each lag (``corr(lag 1)``, ...:
+        Toeplitz), at lag 1 (AR(1)) or ``corr(compound symmetry)``; and the SD shared by the hips of a
+        patient)."""
         G = self.G
         sd = np.sqrt(np.clip(np.diag(G), 0, None))
-        if self.data.unstructured:
+        if self.data.mmrm:
             labels = [f"week {w}" for w in self.data.windows]
-            rows = [{"term": f"sd(IR at {label})", "estimate": s} for label, s in zip(labels, sd)]
-            rows += [{"term": f"corr({labels[j]}, {labels[i]})", "estimate": G[i, j] / (sd[i] * sd[j])}
-                     for i in range(len(labels)) for j in range(i)]
+            kind, heterogeneous = _structure(self.data.structure)
+            corr = G / np.outer(sd, sd)
+            if kind == "unstructured" or heterogeneous:
+                rows = [{"term": f"sd(IR at {label})", "estimate": s} for label, s in zip(labels, sd)]
+            else:
+                rows = [{"term": "sd(IR)", "estimate": sd[0]}]
+            if kind == "unstructured":
+                rows += [{"term": f"corr({labels[j]}, {labels[i]})", "estimate": corr[i, j]}
+                         for i in range(len(labels)) for j in range(i)]
+            elif kind == "compound symmetry":
+                rows.append({"term": "corr(compound symmetry)", "estimate": corr[1, 0]})
+            else:
+                lags = range(1, len(labels) if kind == "toeplitz" else 2)
+                rows += [{"term": f"corr(lag {lag})", "estimate": corr[lag, 0]} for lag in lags]
             if self.tau2 is not None:
                 rows.append({"term": "sd(patient, shared by both hips)", "estimate": np.sqrt(self.tau2)})
             return pd.DataFrame(rows)
@@ -316,11 +378,62 @@ def _un_factor(theta: np.ndarray, k: int) -> np.ndarray:
     return lam
 
 
+def _structure(structure: str) -> tuple[str, bool]:
+    """A structure's correlation pattern (unstructured, toeplitz, ar1, compound symmetry) and whether
+    its variance differs by window."""
+    kind = structure.removeprefix("heterogeneous ")
+    return kind, kind != structure
+
+
+def _n_correlation(kind: str, k: int) -> int:
+    """The number of correlation parameters of a pattern over ``k`` windows (unstructured: all of the
+    factor but its first entry)."""
+    return {"unstructured": k * (k + 1) // 2 - 1, "toeplitz": k - 1}.get(kind, 1)
+
+
+def _n_window_parameters(structure: str, k: int) -> int:
+    """The number of parameters of ``U / sigma2`` (theta, without the shared patient intercept)."""
+    kind, heterogeneous = _structure(structure)
+    return _n_correlation(kind, k) + (k - 1) * heterogeneous
+
+
+def _durbin_levinson(partial: np.ndarray) -> np.ndarray:
+    """Autocorrelations at lags 1..p of the stationary AR(p) with partial autocorrelations ``partial``
+    (each in (-1, 1)): the Durbin-Levinson recursion run backwards."""
+    rho, phi = np.zeros(len(partial)), np.zeros(0)
+    for j, pj in enumerate(partial):
+        innovation = 1 - phi @ rho[:j]  # the order-j prediction error variance
+        rho[j] = phi @ rho[:j][::-1] + pj * innovation
+        phi = np.concatenate([phi - pj * phi[::-1], [pj]])
+    return rho
+
+
+def _window_factor(theta: np.ndarray, data: LMMData) -> np.ndarray:
+    """A factor ``F`` of the covariance over the windows over sigma2, ``U / sigma2 = F F'``."""
+    k = data.W.shape[2]
+    kind, heterogeneous = _structure(data.structure)
+    if kind == "unstructured":
+        return _un_factor(theta, k)
+    x = theta[: _n_correlation(kind, k)]
+    if kind == "ar1":
+        lag_corr = np.tanh(x[0]) ** np.arange(1, k)
+    elif kind == "toeplitz":
+        lag_corr = _durbin_levinson(np.tanh(x))
+    else:  # compound symmetry: rho in (-1 / (k - 1), 1)
+        lag_corr = np.full(k - 1, (k / (1 + np.exp(-x[0])) - 1) / (k - 1))
+    lags = np.abs(np.subtract.outer(np.arange(k), np.arange(k)))
+    R = np.concatenate([[1.0], lag_corr])[lags]
+    sd = np.ones(k)
+    if heterogeneous:
+        sd[1:] = theta[len(x): len(x) + k - 1]
+    return sd[:, None] * np.linalg.cholesky(R)
+
+
 def _v0(data: LMMData, theta: np.ndarray) -> np.ndarray:
     """The covariance of each subject's values over sigma2 (identity on padding rows)."""
     m = data.mask
-    if data.unstructured:
-        WL = data.W @ _un_factor(theta, data.W.shape[2])
+    if data.mmrm:
+        WL = data.W @ _window_factor(theta, data)
         same_series = data.S @ data.S.transpose(0, 2, 1)
         V = (WL @ WL.transpose(0, 2, 1)) * same_series
         if data.shared_patient:
@@ -436,6 +549,17 @@ def _starts(data: LMMData) -> tuple[list[np.ndarray], list[int]]:
             factor = np.linalg.cholesky((1 - rho) * np.eye(k) + rho)
             start = factor[np.tril_indices(k)][1:]
             starts.append(np.concatenate([start, [0.5]]) if data.shared_patient else start)
+    elif data.mmrm:  # correlation rho (Toeplitz: AR(1)'s, partial autocorrelations beyond lag 1 zero), equal SDs
+        k = data.W.shape[2]
+        kind, heterogeneous = _structure(data.structure)
+        nc = _n_correlation(kind, k)
+        diag = list(range(nc, data.n_theta - data.shared_patient))  # the SD ratios
+        starts = []
+        for rho in (0.6, 0.2):
+            cs = kind == "compound symmetry"
+            x = np.log((1 + (k - 1) * rho) / ((k - 1) * (1 - rho))) if cs else np.arctanh(rho)
+            starts.append(np.concatenate([[x], np.zeros(nc - 1), np.ones(len(diag)),
+                                          [0.5] * data.shared_patient]))
     else:
         q = data.Z.shape[2]
         diag = [i * (i + 1) // 2 + i for i in range(q)]
@@ -460,6 +584,8 @@ def _canonical(theta: np.ndarray, data: LMMData, diag: list[int]) -> np.ndarray:
         lam = _un_factor(theta, k)
         lam = lam * np.where(np.diag(lam) < 0, -1.0, 1.0)[None, :]
         theta[: k * (k + 1) // 2 - 1] = lam[np.tril_indices(k)][1:]
+    elif data.mmrm:  # a window's SD ratio enters squared
+        theta[diag] = np.abs(theta[diag])
     else:
         q = data.Z.shape[2]
         lam = _lambda(theta, q)
