@@ -35,7 +35,8 @@ from ..errors import HipAnalyticsError
 from .mixed import LMMFit, fit_lmm, lmm_data
 
 __all__ = ["WINDOW_WEEKS", "ESTIMAND_ATTRIBUTES", "estimand", "missing_data_text", "estimand_text", "analysis_windows",
-           "window_of", "trial_patients", "primary_analysis", "ancova", "multiple_imputation_ancova",
+           "window_of", "trial_patients", "primary_analysis", "ancova", "Imputed", "impute_windows",
+           "multiple_imputation_ancova", "TIPPING_DELTAS", "tipping_point", "tipping_text",
            "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm", "time_to_first_rise",
            "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
 
@@ -307,81 +308,174 @@ def ancova(table: pd.DataFrame, *, y: str = "week_deg", baseline: str = "baselin
             "ci_low": float(ci[0]), "ci_high": float(ci[1]), "p_value": float(fit.pvalues[1])}
 
 
-def multiple_imputation_ancova(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, imputations: int = 20,
-                               seed: int = 0) -> dict:
-    """ANCOVA at week ``week`` after multiple imputation of the missing window values.
+def _fast_ancova(y: np.ndarray, arm: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
+    """The arm coefficient of ``y ~ arm + baseline`` by least squares, and its variance."""
+    X = np.column_stack([np.ones(len(y)), arm, baseline])
+    XtX_inv = np.linalg.inv(X.T @ X)
+    beta = XtX_inv @ X.T @ y
+    resid = y - X @ beta
+    return float(beta[1]), float(resid @ resid / (len(y) - 3) * XtX_inv[1, 1])
 
-    Missing window values are imputed in window order from the arm and the earlier windows
-    (sequential regression with draws of the coefficients and residual variance from their
-    posterior: proper imputation for monotone drop-out; Rubin 1987), ``imputations`` times; the
-    ANCOVA estimates are pooled by Rubin's rules with the Barnard-Rubin degrees of freedom.
-    """
-    from scipy import stats
+
+@dataclass
+class Imputed:
+    """Completed copies of the window values of the patients an MI analysis keeps: ``values``
+    (imputations, n, windows) with the week-N window last, ``missing`` (n, windows), ``daily`` (n,)
+    1.0 for the daily arm, and the baseline window first."""
+
+    week: int
+    values: np.ndarray
+    missing: np.ndarray
+    daily: np.ndarray
+
+    def ancova(self, delta_daily: float = 0.0, delta_three: float = 0.0) -> dict:
+        """ANCOVA at week N on each completed copy, pooled by Rubin's rules; the *imputed* week-N
+        values of the daily arm shifted by ``delta_daily`` degrees and those of the 3x/week arm by
+        ``delta_three`` (delta adjustment: 0, 0 is missing at random)."""
+        from .imputation import rubin
+
+        shift = self.missing[:, -1] * np.where(self.daily == 1, delta_daily, delta_three)
+        fits = [_fast_ancova(v[:, -1] + shift, self.daily, v[:, 0]) for v in self.values]
+        n = len(self.daily)
+        return {"n": n, **rubin([f[0] for f in fits], [f[1] for f in fits], n - 3),
+                "imputations": len(self.values), "missing_at_week": int(self.missing[:, -1].sum())}
+
+
+def impute_windows(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, imputations: int = 20, seed: int = 0,
+                   jump_to_reference: bool = False) -> Imputed:
+    """Multiple imputation of the missing window values (:func:`hipanalytics.analysis.imputation.impute_mvn`:
+    every window given every observed window of the patient, arm-specific means), for the assigned
+    patients with at least one value in windows 0 to ``week``; a missing baseline is imputed too.
+    ``jump_to_reference``: the daily patients' values after their last visit are imputed with the
+    3x/week mean (reference-based imputation)."""
+    from .imputation import impute_mvn
 
     w = analysis_windows(visits, week)
     wide = w.groupby(["patient_id", "window"])["degrees"].mean().unstack()
-    windows = [k for k in sorted(wide.columns) if k <= week]
-    wide = wide.reindex(table["patient_id"])[windows]
-    arm = (table.set_index("patient_id")["arm"].reindex(wide.index) == TREATED).astype(float).to_numpy()
-    keep = wide[0].notna().to_numpy() & np.isin(table.set_index("patient_id")["arm"].reindex(wide.index),
-                                                  [TREATED, REFERENCE])
-    values, arm = wide.to_numpy(dtype=float)[keep], arm[keep]
-    rng = np.random.default_rng(seed)
-    estimates, variances = [], []
-    for _ in range(imputations):
-        filled = values.copy()
-        for j in range(1, len(windows)):
-            X = np.column_stack([np.ones(len(filled)), arm, filled[:, :j]])
-            seen = ~np.isnan(values[:, j])
-            missing = ~seen
-            if not missing.any():
-                continue
-            Xs, ys = X[seen], values[seen, j]
-            k = X.shape[1]
-            if seen.sum() <= k + 1:
-                raise HipAnalyticsError(f"too few patients observed at week {windows[j]} to impute the others")
-            XtX_inv = np.linalg.inv(Xs.T @ Xs)
-            beta = XtX_inv @ Xs.T @ ys
-            resid = ys - Xs @ beta
-            sigma2 = resid @ resid / rng.chisquare(len(ys) - k)
-            draw = rng.multivariate_normal(beta, sigma2 * XtX_inv)
-            filled[missing, j] = X[missing] @ draw + rng.normal(0, np.sqrt(sigma2), missing.sum())
-        done = pd.DataFrame({"arm": np.where(arm == 1, TREATED, REFERENCE), "baseline_deg": filled[:, 0],
-                             "week_deg": filled[:, -1]})
-        result = ancova(done)
-        estimates.append(result["estimate"])
-        variances.append(result["std_error"] ** 2)
-    m = imputations
-    q, u = np.mean(estimates), np.mean(variances)
-    b = np.var(estimates, ddof=1)
-    total = u + (1 + 1 / m) * b
-    n = len(values)
-    df_complete = n - 3
-    lam = (1 + 1 / m) * b / total if total > 0 else 0.0
-    df_old = (m - 1) / lam ** 2 if lam > 0 else np.inf
-    df_obs = (df_complete + 1) / (df_complete + 3) * df_complete * (1 - lam)
-    df = 1 / (1 / df_old + 1 / df_obs) if np.isfinite(df_old) else df_obs
-    se = np.sqrt(total)
-    half = stats.t.ppf(0.975, df) * se
-    p = 2 * stats.t.sf(abs(q / se), df)
-    return {"n": int(n), "estimate": float(q), "std_error": float(se), "df": float(df), "ci_low": float(q - half),
-            "ci_high": float(q + half), "p_value": float(p), "imputations": m,
-            "missing_at_week": int(np.isnan(values[:, -1]).sum())}
+    arms = table.set_index("patient_id")["arm"]
+    wide = wide[wide.index.isin(arms.index[arms.isin([TREATED, REFERENCE])])]
+    if 0 not in wide or week not in wide:
+        raise HipAnalyticsError(f"multiple imputation needs baseline visits and visits at week {week}")
+    wide = wide[[k for k in sorted(wide.columns) if k <= week]]
+    daily = (arms.reindex(wide.index) == TREATED).to_numpy(dtype=float)
+    Y = wide.to_numpy(dtype=float)
+    X = np.column_stack([np.ones(len(Y)), daily])
+    values = impute_mvn(Y, X, imputations=imputations, seed=seed,
+                        reference=daily == 1 if jump_to_reference else None,
+                        X_reference=np.column_stack([np.ones(len(Y)), np.zeros(len(Y))]))
+    return Imputed(week, values, np.isnan(Y), daily)
+
+
+def multiple_imputation_ancova(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, imputations: int = 20,
+                               seed: int = 0) -> dict:
+    """ANCOVA at week ``week`` after multiple imputation under missing at random (:func:`impute_windows`),
+    pooled by Rubin's rules with the Barnard-Rubin degrees of freedom."""
+    return impute_windows(visits, table, week, imputations=imputations, seed=seed).ancova()
+
+
+TIPPING_DELTAS = np.arange(-10.0, 10.5, 1.0)
+"""The grid of shifts (degrees) of the tipping-point analysis: about two MDCs either way (5.4
+degrees; Krause et al. 2015), wider than any plausible departure from missing at random."""
+
+
+def tipping_point(imputed: Imputed, *, alpha: float = 0.05, deltas=TIPPING_DELTAS) -> tuple[pd.DataFrame, dict]:
+    """Delta-adjusted tipping-point analysis (Ratitch, O'Kelly & Tosiello, Pharm Stat 2013;12:337-347):
+    the MAR-imputed week-N values of each arm shifted by a grid of deltas, the ANCOVA pooled at every
+    pair, and the delta at which the conclusion (significant at ``alpha`` or not) changes when only
+    the daily arm's, only the 3x/week arm's, or both arms' imputed values are shifted.
+
+    Returns
+    -------
+    grid : DataFrame
+        ``delta_daily``, ``delta_three``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``.
+    tipping : dict
+        ``{"daily": d, "three-per-week": d, "both": d}``: the shift smallest in size, either way (to 0.1
+        degree), that changes the conclusion; NaN when no shift within the grid does.
+
+    Examples
+    --------
+    A significant MAR result tips when the daily arm's missing values are assumed worse:
+
+    >>> rng = np.random.default_rng(0)
+    >>> daily = np.repeat([1.0, 0.0], 40)
+    >>> base = rng.normal(20, 5, 80)
+    >>> week = base + 5 + 3 * daily + rng.normal(0, 3, 80)
+    >>> missing = np.zeros((80, 2), dtype=bool); missing[::4, 1] = True
+    >>> values = np.stack([np.column_stack([base, np.where(missing[:, 1], week.mean(), week)])] * 2)
+    >>> grid, tip = tipping_point(Imputed(6, values, missing, daily))
+    >>> bool(tip["daily"] < 0 < tip["three-per-week"])
+    True
+    """
+    grid = pd.DataFrame([{"delta_daily": a, "delta_three": b, **imputed.ancova(a, b)}
+                         for a in deltas for b in deltas])
+    grid = grid[["delta_daily", "delta_three", "estimate", "ci_low", "ci_high", "p_value"]]
+    significant = imputed.ancova()["p_value"] < alpha
+
+    def tips(d_daily: float, d_three: float) -> bool:
+        return (imputed.ancova(d_daily, d_three)["p_value"] < alpha) != significant
+
+    limit = float(np.abs(deltas).max())
+    return grid, {name: _first_tip(tips, direction, limit)
+                  for name, direction in (("daily", (1, 0)), ("three-per-week", (0, 1)), ("both", (1, 1)))}
+
+
+def _first_tip(tips, direction, limit: float) -> float:
+    """The shift ``d`` smallest in size, either way, with ``tips(d * direction)``: a 0.5-degree scan
+    then bisection to 0.05 degree; NaN when none within ``limit``."""
+    found = []
+    for sign in (-1.0, 1.0):
+        hit = next((d for d in np.arange(0.5, limit + 0.25, 0.5)
+                    if tips(sign * d * direction[0], sign * d * direction[1])), None)
+        if hit is None:
+            continue
+        low, high = hit - 0.5, hit
+        while high - low > 0.05:
+            mid = (low + high) / 2
+            low, high = (low, mid) if tips(sign * mid * direction[0], sign * mid * direction[1]) else (mid, high)
+        found.append(sign * np.ceil(round(high * 10, 6)) / 10)  # up to 0.1 degree: still tips
+    return min(found, key=abs) if found else np.nan
 
 
 def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd.DataFrame, *,
                          imputations: int = 20, seed: int = 0) -> pd.DataFrame:
-    """The primary estimate beside its sensitivity analyses: MI ANCOVA and complete-case ANCOVA."""
+    """The primary estimate beside its sensitivity analyses: MI ANCOVA (MAR), jump to reference
+    (missing not at random: the daily patients lose their arm's advantage after drop-out),
+    complete-case ANCOVA, and the delta-adjusted tipping point (its shifts in ``note``;
+    the grid in ``attrs["tipping_grid"]``)."""
     week = primary.week
-    mi = multiple_imputation_ancova(visits, table, week, imputations=imputations, seed=seed)
+    imputed = impute_windows(visits, table, week, imputations=imputations, seed=seed)
+    mi = imputed.ancova()
+    j2r = impute_windows(visits, table, week, imputations=imputations, seed=seed, jump_to_reference=True).ancova()
     cc = ancova(table)
+    grid, tip = tipping_point(imputed)
+    keys = ("n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")
     rows = [primary.row(),
             {"analysis": f"sensitivity: ANCOVA, multiple imputation ({mi['imputations']} imputations, MAR)",
-             **{k: mi[k] for k in ("n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")},
-             "note": f"{mi['missing_at_week']} missing at week {week} imputed"},
+             **{k: mi[k] for k in keys}, "note": f"{mi['missing_at_week']} missing at week {week} imputed"},
+            {"analysis": f"sensitivity: ANCOVA, jump to reference ({j2r['imputations']} imputations, MNAR)",
+             **{k: j2r[k] for k in keys},
+             "note": "after their last visit, daily patients imputed with the 3x/week mean (their advantage lost)"},
             {"analysis": "sensitivity: ANCOVA, complete cases", **cc,
-             "note": "valid only if the missing are missing completely at random"}]
-    return pd.DataFrame(rows)
+             "note": "valid only if the missing are missing completely at random"},
+            {"analysis": "sensitivity: tipping point (delta-adjusted MI, MNAR)", "n": mi["n"],
+             "note": tipping_text(tip, significant=mi["p_value"] < 0.05)}]
+    out = pd.DataFrame(rows)
+    out.attrs["tipping_grid"] = grid
+    out.attrs["tipping"] = tip
+    return out
+
+
+def tipping_text(tip: dict, *, significant: bool) -> str:
+    """The tipping points in words."""
+    change = "stops being significant" if significant else "becomes significant"
+
+    def one(name: str, label: str) -> str:
+        d = tip[name]
+        return f"{label} {d:+.1f} degrees" if np.isfinite(d) else f"{label}: no shift within 10 degrees"
+
+    return (f"the conclusion {change} when the imputed week-N values are shifted by: "
+            + "; ".join([one("daily", "daily arm only"), one("three-per-week", "3x/week arm only"),
+                         one("both", "both arms")]) + " (against MAR)")
 
 
 def per_protocol(table: pd.DataFrame) -> pd.DataFrame:

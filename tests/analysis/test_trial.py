@@ -16,6 +16,7 @@ from hipanalytics.analysis.trial import (
     consort_flow,
     harms_by_arm,
     holm,
+    impute_windows,
     missing_by_analysis,
     multiple_imputation_ancova,
     per_protocol,
@@ -23,6 +24,8 @@ from hipanalytics.analysis.trial import (
     secondary_outcomes,
     sensitivity_analyses,
     time_shape_comparison,
+    tipping_point,
+    TIPPING_DELTAS,
     trial_patients,
 )
 from hipanalytics.program import plan_table
@@ -94,7 +97,7 @@ def test_itt_keeps_every_assigned_patient_and_lists_who_is_missing_where(small_t
         ["D3", "dropped out after week 4 (last visit window)"]]
     assert not missing["analysis"].str.startswith("primary").any()
     sensitivity = sensitivity_analyses(primary, visits, table.reset_index(drop=True), imputations=5)
-    assert sensitivity["n"].tolist() == [12, 12, 11]  # primary and MI keep D3; complete cases do not
+    assert sensitivity["n"].tolist() == [12, 12, 12, 11, 12]  # primary, MI, J2R, tipping keep D3; complete cases not
 
 
 def test_a_patient_without_a_baseline_is_no_baseline_in_the_flow_and_kept_by_the_primary_model(small_trial):
@@ -330,3 +333,51 @@ def test_time_zero_is_the_program_start_and_a_missing_baseline_visit_moves_no_ot
     early = cohort_visits(pd.DataFrame([{**rows[0], "measured_on": start - pd.Timedelta(days=30)}] + rows[1:]),
                           patients, programs)
     assert not early["baseline"].any() and len(early) == 3  # a visit a month before is not a baseline
+
+
+def _intermittent_case(seed: int, n: int = 2000):
+    """Windows 0, 2, 4, 6 of a multivariate normal cohort (weeks 4 and 6 correlated 0.9, the rest
+    0.3), arm effect 3 at week 6; 40 % of week-4 values deleted completely at random, and daily
+    patients with an *observed* low week 4 (< 29) drop out before week 6 with chance 0.8 (MAR).
+    Returns the visits left, the patient table, and the ANCOVA of the full data before deletion."""
+    rng = np.random.default_rng(seed)
+    daily = np.repeat([1, 0], n // 2)
+    C = 16 * np.array([[1, .3, .3, .3], [.3, 1, .3, .3], [.3, .3, 1, .9], [.3, .3, .9, 1]])
+    y = rng.multivariate_normal(np.zeros(4), C, n) + np.array([20, 24, 27, 29]) + np.outer(daily, [0, 1, 2, 3])
+    miss = np.zeros_like(y, dtype=bool)
+    miss[:, 2] = rng.random(n) < 0.4
+    miss[:, 3] = ~miss[:, 2] & (y[:, 2] < 29) & (daily == 1) & (rng.random(n) < 0.8)
+    ids = [f"P{i:04d}" for i in range(n)]
+    rows = [(ids[i], "left", 7 * w, w == 0, y[i, j], "daily" if daily[i] else "three-per-week", w)
+            for i in range(n) for j, w in enumerate((0, 2, 4, 6)) if not miss[i, j]]
+    visits = pd.DataFrame(rows, columns=["patient_id", "side", "day", "baseline", "degrees", "schedule", "weeks"])
+    table = pd.DataFrame({"patient_id": ids, "arm": np.where(daily, "daily", "three-per-week"), "baseline_deg": y[:, 0]})
+    return visits, table, ancova(table.assign(week_deg=y[:, 3]))["estimate"]
+
+
+def test_multiple_imputation_is_proper_for_intermittent_missingness_and_agrees_with_the_mmrm():
+    # a single sequential pass imputed week 4 without the observed week 6 and was +0.28 off the MMRM
+    visits, table, full = _intermittent_case(0)
+    primary = primary_analysis(visits, 6)
+    assert primary.fit.data.unstructured and not primary.notes  # a large deviance is no reason to fall back
+    mi = multiple_imputation_ancova(visits, table, 6, imputations=20, seed=1)
+    assert abs(mi["estimate"] - primary.estimate) < 0.1 and abs(mi["estimate"] - full) < 0.15
+    assert mi["std_error"] == pytest.approx(primary.std_error, rel=0.15)
+
+
+def test_jump_to_reference_and_the_tipping_point_move_the_way_the_assumption_says():
+    visits, table, _ = _intermittent_case(0, n=400)
+    mar = impute_windows(visits, table, 6, imputations=10, seed=1)
+    j2r = impute_windows(visits, table, 6, imputations=10, seed=1, jump_to_reference=True)
+    # jump to reference removes the arm effect (3 degrees at week 6) from the daily drop-outs' imputed values:
+    # the estimate falls by about 3 x the share of daily patients imputed at week 6 (the conditional part stays)
+    share = mar.missing[mar.daily == 1, -1].mean()
+    drop = mar.ancova()["estimate"] - j2r.ancova()["estimate"]
+    assert 0.5 * 3 * share < drop < 1.5 * 3 * share
+    # a shift of the daily imputed values by delta moves the pooled estimate by delta x that share (ANCOVA is linear)
+    assert mar.ancova(-2.0, 0.0)["estimate"] - mar.ancova()["estimate"] == pytest.approx(-2.0 * share, rel=0.05)
+    grid, tip = tipping_point(mar)
+    assert len(grid) == len(TIPPING_DELTAS) ** 2
+    assert mar.ancova()["p_value"] < 0.05 and tip["daily"] < 0  # significant under MAR, tipped by worse drop-outs
+    assert mar.ancova(tip["daily"], 0)["p_value"] >= 0.05 > mar.ancova(tip["daily"] + 0.2, 0)["p_value"]
+    assert np.isnan(tip["three-per-week"]) or tip["three-per-week"] > 0
