@@ -31,7 +31,8 @@ from .numbers import fixed, whole
 from .program import breakout_templates, plan_table
 
 __all__ = ["PALETTE", "png", "lay_out_once", "date_axis", "rom_progress", "adherence_calendar",
-           "pain_chart", "cohort_trajectories", "dose_response_chart", "forest_plot", "consort_flow", "power_curve"]
+           "pain_chart", "cohort_trajectories", "dose_response_chart", "forest_plot", "time_to_event_chart", "tipping_point_chart", "consort_flow",
+           "power_curve"]
 
 PALETTE = {  # Okabe & Ito (2008), distinguishable with the common colour-vision deficiencies
     "black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73", "yellow": "#F0E442",
@@ -570,6 +571,46 @@ def time_to_event_chart(times: pd.DataFrame, *, event: str = "a pain rise", ax=N
     ax.tick_params(labelsize=LEGIBLE_PT)
     ax.legend(frameon=False, fontsize=LEGIBLE_PT, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     ax.grid(alpha=0.3)
+    return fig
+
+
+def tipping_point_chart(grid: pd.DataFrame, tipping: dict, *, week: int, alpha: float = 0.05, ax=None) -> Figure:
+    """The delta-adjusted tipping point: the pooled difference at each pair of shifts of the imputed
+    week-N values (daily arm across, 3x/week arm up), shaded where it is significant at ``alpha``,
+    the boundary where the conclusion changes drawn, and missing at random (0, 0) marked.
+
+    Parameters
+    ----------
+    grid, tipping
+        :func:`hipanalytics.analysis.trial.tipping_point`.
+    """
+    fig, ax = _figure(ax, figsize=(6.5, 5.0), layout="constrained")
+    a = np.sort(grid["delta_daily"].unique())
+    b = np.sort(grid["delta_three"].unique())
+    table = grid.pivot(index="delta_three", columns="delta_daily")
+    estimate, p = table["estimate"].to_numpy(), table["p_value"].to_numpy()
+    limit = max(np.nanmax(np.abs(estimate)), 1e-9)
+    mesh = ax.pcolormesh(a, b, estimate, cmap="PuOr_r", vmin=-limit, vmax=limit, shading="nearest")
+    bar = fig.colorbar(mesh, ax=ax, shrink=0.85)
+    bar.set_label(f"difference at week {week}, daily minus 3x/week (degrees)", fontsize=LEGIBLE_PT)
+    bar.ax.tick_params(labelsize=LEGIBLE_PT)
+    ax.contourf(a, b, (p < alpha).astype(float), levels=[0.5, 1.5], colors="none", hatches=["//"])
+    ax.contour(a, b, p, levels=[alpha], colors=PALETTE["black"], linewidths=1.6)
+    ax.plot([0], [0], marker="o", color=PALETTE["black"], markersize=7, linestyle="none")
+    ax.annotate("MAR", (0, 0), xytext=(6, 6), textcoords="offset points", fontsize=LEGIBLE_PT)
+    for name, (x, y) in (("daily", (1, 0)), ("three-per-week", (0, 1))):
+        d = tipping.get(name, np.nan)
+        if np.isfinite(d):
+            ax.plot([d * x], [d * y], marker="D", color=PALETTE["orange"], markeredgecolor=PALETTE["black"],
+                    markersize=7, linestyle="none")
+            ax.annotate(f"tips at {d:+.1f}", (d * x, d * y), xytext=(6, -12), textcoords="offset points",
+                        fontsize=LEGIBLE_PT)
+    ax.set_xlabel("shift of the daily arm's imputed values (degrees)", fontsize=LEGIBLE_PT + 0.5)
+    ax.set_ylabel("shift of the 3x/week arm's imputed values (degrees)", fontsize=LEGIBLE_PT + 0.5)
+    ax.set_title(f"Tipping point: hatched where p < {alpha:g};\nthe black line is where the conclusion changes",
+                 loc="left", fontsize=LEGIBLE_PT + 1)
+    ax.tick_params(labelsize=LEGIBLE_PT)
+    ax.set_aspect("equal")
     return fig
 
 

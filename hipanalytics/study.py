@@ -121,12 +121,13 @@ class CohortComparison:
         analyses, software (each a heading and a paragraph)."""
         from .analysis.trial import missing_data_text
 
-        fit = self.primary.fit
-        covariance = ("an unstructured covariance over the visit windows for each hip (a variance per window and a "
-                      "correlation per pair)" + (", with a patient intercept shared by the two hips of patients "
-                                                 "with both hips involved" if fit.tau2 is not None else "")
-                      if fit.data.unstructured else
-                      "a random intercept and slope per patient (the unstructured covariance could not be estimated)")
+        from .analysis.trial import COVARIANCE_ORDER, covariance_words
+
+        p = self.primary
+        covariance = (f"a covariance over the visit windows chosen by a pre-specified order, the first that can be "
+                      f"estimated (converges to a positive definite matrix): {', '.join(map(covariance_words, COVARIANCE_ORDER))}; "
+                      f"here {covariance_words(p.covariance)}"
+                      + (f" ({'; '.join(f'{covariance_words(s)}: {r}' for s, r in p.rejected)})" if p.rejected else ""))
         return [
             ("Estimand", self.estimand),
             ("Outcome", "Hip IR of the involved side, seated with the hip at 90 degrees, active, by inclinometer, "
@@ -138,19 +139,24 @@ class CohortComparison:
             ("Primary analysis",
              "A constrained longitudinal data analysis (cLDA: the longitudinal form of ANCOVA on baseline; Vickers & "
              "Altman, BMJ 2001;323:1123; Coffman et al., BMC Med Res Methodol 2016;16:113) of every observed visit of "
-             f"every assigned patient up to week {self.week}, by assigned schedule (intention to treat): a mean per "
-             f"window and arm, the baseline mean common to both arms (which randomisation ensures; in observational "
-             f"data an assumption), and {covariance}, fitted by "
-             f"REML. The estimate is the difference between arms at week {self.week}, with a t test and 95% CI on "
-             "Satterthwaite's degrees of freedom from the REML fit (checked against R: lmerTest for random-effects "
-             "models, and for the unstructured MMRM, which lmerTest cannot fit, against the same formula applied to "
-             "nlme's gls)."),
+             f"every assigned patient up to week {self.week}, by assigned schedule (intention to treat), one value per "
+             "patient and window (the involved hip's, or the mean of both hips when both are involved: the estimand's "
+             "variable): a mean per window and arm, the baseline mean common to both arms (which randomisation "
+             f"ensures; in observational data an assumption), and {covariance}, fitted by REML (an MMRM). The "
+             f"estimate is the difference between arms at week {self.week}, with a t test and 95% CI on "
+             "Satterthwaite's degrees of freedom from the REML fit (checked against R: the same formula applied to "
+             "nlme's gls; undefined, and then said, when a variance parameter is at its bound)."),
             ("Missing data",
              missing_data_text(self.week) + " The likelihood of all observed visits is valid when values are "
              "missing at random given the observed IR and arm (White et al., BMJ 2011;342:d40), so no patient with "
              "an observed visit is left out of the primary analysis, with or without a baseline (the baseline is one "
-             f"more outcome under cLDA). Sensitivity analyses: ANCOVA of IR at week {self.week} on arm and baseline "
-             "after multiple imputation (20 imputations by sequential regression, Rubin's rules) and on complete cases. "
+             f"more outcome under cLDA). Sensitivity analyses, each an ANCOVA of IR at week {self.week} on arm and "
+             "baseline: after multiple imputation under MAR (20 imputations by multivariate normal data augmentation, "
+             "every window imputed given every observed window of the patient; Schafer 1997; Rubin's rules); after "
+             "jump-to-reference imputation, daily patients' values after their last visit imputed with the 3x/week "
+             "mean (missing not at random; Carpenter et al., J Biopharm Stat 2013); a delta-adjusted tipping point, "
+             "the imputed week-N values of one arm or both shifted until the conclusion changes (Ratitch et al., "
+             "Pharm Stat 2013); and on complete cases (valid only if missing completely at random). "
              "The patients missing from each analysis are listed with the reason."),
             ("Other analyses",
              f"Per protocol: patients who did at least {100 * self.threshold:.0f}% of the breakouts their assigned "
@@ -198,7 +204,7 @@ class CohortComparison:
 
     def main_table(self) -> pd.DataFrame:
         """The primary analysis beside its sensitivity analyses (difference at week N, degrees)."""
-        s = self.sensitivity
+        s = self.sensitivity.dropna(subset=["estimate"])  # the tipping point is a sentence and a chart
         return pd.DataFrame({
             "analysis": s["analysis"], "patients": s["n"].astype(int).astype(str),
             "difference (degrees)": s["estimate"].map(fixed), "95% CI": [_ci(a, b) for a, b in zip(s["ci_low"], s["ci_high"])],
@@ -294,10 +300,21 @@ class CohortComparison:
 
     def forest_table(self) -> pd.DataFrame:
         """Every estimate of the difference at week N (degrees): primary, sensitivity, per protocol."""
-        rows = [*self.sensitivity.itertuples(), *self.per_protocol.itertuples()]
-        short = ["primary (cLDA, all visits)", "multiple imputation", "complete cases", "per protocol", "as treated"]
-        return pd.DataFrame({"label": short[:len(rows)], "estimate": [r.estimate for r in rows],
-                             "ci_low": [r.ci_low for r in rows], "ci_high": [r.ci_high for r in rows]})
+        columns = ["label", "estimate", "ci_low", "ci_high"]
+        rows = pd.concat([self.sensitivity[columns], self.per_protocol[columns]], ignore_index=True)
+        return rows.dropna(subset=["estimate"]).reset_index(drop=True)
+
+    def tipping_sentence(self) -> str:
+        """The tipping point in words (:func:`hipanalytics.analysis.trial.tipping_text`), with how to read it."""
+        row = self.sensitivity[self.sensitivity["label"] == "tipping point"].iloc[0]
+        tips = [abs(d) for d in self.sensitivity.attrs["tipping"].values() if np.isfinite(d)]
+        verdict = (f"The conclusion depends on the missing-at-random assumption: a departure smaller than the "
+                   f"{MDC_DEG:g}-degree MDC changes it." if tips and min(tips) < MDC_DEG else
+                   f"Only departures from missing at random larger than the {MDC_DEG:g}-degree MDC change the "
+                   "conclusion.")
+        return (f"Tipping point (missing not at random): {row['note']}. A shift is how much worse (negative) or "
+                f"better (positive) than MAR predicts the patients without a week-{self.week} value are assumed "
+                f"to be. {verdict}")
 
     def figures(self) -> dict[str, tuple[Any, str]]:
         """Every figure: file stem -> (Figure, alt text)."""
@@ -311,6 +328,9 @@ class CohortComparison:
                        self.forest_alt()),
             "dose-response": (charts.dose_response_chart(self.outcomes), self.dose_alt()),
             "time-to-first-rise": (charts.time_to_event_chart(self.first_rise), self.first_rise_alt()),
+            "tipping-point": (charts.tipping_point_chart(self.sensitivity.attrs["tipping_grid"],
+                                                         self.sensitivity.attrs["tipping"], week=self.week),
+                              self.tipping_sentence()),
         }
 
     def consort_alt(self) -> str:
@@ -484,7 +504,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
     result.key_figures = {
         "n_patients": int(len(t["patients"])), "week": week, "threshold": threshold, "contrast": result.contrast,
         "n_per_arm": {k: int(v) for k, v in table["arm"].value_counts().items()},
-        "primary": {"method": "cLDA (MMRM)" if primary.fit.data.unstructured else "cLDA (random effects)",
+        "primary": {"method": f"cLDA (MMRM, {trial.covariance_words(primary.covariance)} covariance)",
                     "estimate_deg": _number(primary.estimate), "ci": [_number(primary.ci_low), _number(primary.ci_high)],
                     "p": _number(primary.p_value), "df": _number(primary.df), "n": primary.n_patients},
         "sensitivity": {r.analysis: {"estimate_deg": _number(r.estimate), "ci": [_number(r.ci_low), _number(r.ci_high)],
@@ -492,6 +512,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         "per_protocol_n": {"daily": int(per_protocol.iloc[0]["n_daily"]),
                            "three-per-week": int(per_protocol.iloc[0]["n_three_per_week"])},
         "missing_at_week": int(table["week_deg"].isna().sum()),
+        "tipping_point_deg": {arm: _number(d) for arm, d in sensitivity.attrs["tipping"].items()},
         "weekly_gain_difference_deg_per_week": _number(gain["estimate"]),
         "weekly_gain_random_effects": gain["random_effects"],
         "secondary_p_holm": {r.outcome: _number(r.p_holm) for r in secondary.itertuples()},
@@ -543,7 +564,8 @@ def power_table(table: pd.DataFrame) -> pd.DataFrame:
             lambda x: "" if pd.isna(x) else fixed(100 * x, 0) + "%"),
         "mean estimate (degrees)": table["mean_estimate"].map(fixed),
         "CI coverage": table["coverage"].map(lambda x: fixed(100 * x, 0, missing="") + "%"),
-        "failed fits (counted as not significant)": table["failed"].astype(str)})
+        "failed fits (counted as not significant)": table["failed"].astype(str),
+        "covariance used (trials)": table["covariance_used"]})
 
 
 def power_files(table: pd.DataFrame, folder: str | Path) -> list[str]:

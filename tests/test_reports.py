@@ -225,13 +225,14 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
     files = cohort["figures"].pop("files")
     assert cohort["figures"] == json.loads(json.dumps(expected.key_figures))
     document = cohort["html"].read_text()
-    assert document.count("data:image/png;base64") == 5 and "Table 1" in document and "Estimand." in document
+    assert document.count("data:image/png;base64") == 6 and "Table 1" in document and "Estimand." in document
+    assert "Tipping point (missing not at random): the conclusion" in document
     # every table as CSV and LaTeX, every figure as SVG and PDF, beside the report and listed in its JSON
     stems = [*expected.tables(), *expected.figures()]
     listed = {Path(f).name for f in files}
     assert listed == {f"{s}.{x}" for s in expected.tables() for x in ("csv", "tex")} | {
         f"{s}.{x}" for s in expected.figures() for x in ("svg", "pdf")}
-    assert all((tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0 for f in files) and len(stems) == 15
+    assert all((tmp_path / f).is_file() and (tmp_path / f).stat().st_size > 0 for f in files) and len(stems) == 16
     primary = pd.read_csv(tmp_path / "cohort-all-files" / "primary-and-sensitivity.csv")
     assert primary["analysis"].iloc[0].startswith("primary: cLDA")
     tex = (tmp_path / "cohort-all-files" / "primary-and-sensitivity.tex").read_text()

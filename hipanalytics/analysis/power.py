@@ -107,8 +107,9 @@ class Scenario:
         return replace(base, arm_effect=self.effect / (1 - math.exp(-self.week / base.tau_weeks)))
 
 
-def _trial(args) -> tuple[float, float, float, float, str]:
-    """One simulated trial: the primary analysis's estimate, p, CI, and a failure message."""
+def _trial(args) -> tuple[float, float, float, float, str, str]:
+    """One simulated trial: the primary analysis's estimate, p, CI, a failure message and the
+    covariance structure used."""
     import warnings
 
     from ..synthetic import generate_clinic
@@ -123,8 +124,8 @@ def _trial(args) -> tuple[float, float, float, float, str]:
             warnings.simplefilter("ignore")
             result = primary_analysis(visits, scenario.week)
     except (HipAnalyticsError, np.linalg.LinAlgError) as exc:
-        return np.nan, np.nan, np.nan, np.nan, str(exc)
-    return result.estimate, result.p_value, result.ci_low, result.ci_high, ""
+        return np.nan, np.nan, np.nan, np.nan, str(exc), ""
+    return result.estimate, result.p_value, result.ci_low, result.ci_high, "", result.covariance
 
 
 def _wilson(successes: int, n: int) -> tuple[float, float]:
@@ -198,12 +199,15 @@ def simulate_power(scenario: Scenario, per_arm, *, trials: int = 200, seed: int 
         One row per sample size: ``per_arm``, ``trials``, ``failed`` (trials whose primary analysis
         could not be fitted), ``power`` (significant trials over all trials: a failed analysis is a
         trial that showed nothing, as it would be in the study), ``ci_low``, ``ci_high`` (Wilson), ``mean_estimate``, ``coverage`` (share of CIs holding the true
-        effect), ``closed_form``; ``attrs["scenario"]`` holds the scenario.
+        effect), ``covariance_used`` (how many trials' primary analysis used each covariance structure
+        of the pre-specified order), ``closed_form``; ``attrs["scenario"]`` holds the scenario.
     """
     import os
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm.auto import tqdm
+
+    from .trial import covariance_words
 
     sizes = [int(n) for n in np.atleast_1d(per_arm)]
     if not sizes or min(sizes) < 4:
@@ -225,7 +229,7 @@ def simulate_power(scenario: Scenario, per_arm, *, trials: int = 200, seed: int 
                 results.append(result)
                 bar.update()
     bar.close()
-    frame = pd.DataFrame(results, columns=["estimate", "p_value", "ci_low", "ci_high", "error"])
+    frame = pd.DataFrame(results, columns=["estimate", "p_value", "ci_low", "ci_high", "error", "covariance"])
     frame["per_arm"] = [job[1] for job in jobs]
     rows = []
     for n, group in frame.groupby("per_arm", sort=True):
@@ -235,7 +239,9 @@ def simulate_power(scenario: Scenario, per_arm, *, trials: int = 200, seed: int 
         covered = ((ok["ci_low"] <= scenario.effect) & (scenario.effect <= ok["ci_high"])).mean() if len(ok) else np.nan
         rows.append({"per_arm": n, "trials": len(group), "failed": len(group) - len(ok),
                      "power": significant / len(group), "ci_low": low, "ci_high": high,
-                     "mean_estimate": ok["estimate"].mean(), "coverage": covered})
+                     "mean_estimate": ok["estimate"].mean(), "coverage": covered,
+                     "covariance_used": "; ".join(f"{covariance_words(k)} {v}"
+                                                  for k, v in ok["covariance"].value_counts().items())})
     out = pd.DataFrame(rows)
     out["closed_form"] = closed_form_power(scenario, out["per_arm"]) if closed_form else np.nan
     out.attrs["scenario"] = asdict(scenario)

@@ -10,14 +10,16 @@ missing at random given the observed IR (hypothetical strategy, handled by the m
 Primary analysis (:func:`primary_analysis`): a constrained longitudinal data analysis (cLDA;
 Liang & Zeger, Sankhya B 2000; Coffman et al., BMC Med Res Methodol 2016), the longitudinal form of
 ANCOVA on baseline (Vickers & Altman, BMJ 2001;323:1123): every observed visit of every assigned
-patient, visits in 2-week analysis windows up to week N, a mean per window and arm with the baseline
-mean common to both arms (randomisation), and an unstructured covariance over the windows of each
-hip (an MMRM; Mallinckrodt et al., Drug Inf J 2008;42:303-319) with a patient intercept shared by
-the two hips of patients with both involved (:mod:`.mixed`); when that covariance cannot be
-estimated, a random intercept and slope per patient instead, and the notes say so. Valid under
-missing at random (White et al., BMJ 2011;342:d40); ``bench/bench_trial_simulation.py`` measures
-its bias and coverage against complete cases. Sensitivity (:func:`sensitivity_analyses`): ANCOVA at week N with multiple
-imputation (sequential regression, Rubin's rules) and complete-case ANCOVA.
+patient, one value per patient and 2-week analysis window up to week N (the involved hip's, or the
+mean of both involved hips: the estimand's variable), a mean per window and arm with the baseline
+mean common to both arms (randomisation), and a covariance over the windows (an MMRM; Mallinckrodt
+et al., Drug Inf J 2008;42:303-319; :mod:`.mixed`): unstructured, or when that cannot be estimated
+the next of the pre-specified order :data:`COVARIANCE_ORDER`, and the notes say which and why.
+Valid under missing at random (White et al., BMJ 2011;342:d40); ``bench/bench_trial_simulation.py``
+measures its bias and coverage against the alternatives. Sensitivity (:func:`sensitivity_analyses`):
+ANCOVA at week N after multiple imputation under MAR (:mod:`.imputation`, Rubin's rules), after
+jump-to-reference imputation and with a delta-adjusted tipping point (both missing not at random),
+and complete-case ANCOVA.
 
 Per protocol (:func:`per_protocol`): adherence to the *assigned* schedule's breakouts from time zero
 to week N; patients who switched schedule, or have no week-N value, are excluded: a completers
@@ -26,7 +28,7 @@ analysis, biased when adherence or drop-out depend on prognosis (shown beside an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -35,7 +37,7 @@ from ..errors import HipAnalyticsError
 from .mixed import LMMFit, fit_lmm, lmm_data
 
 __all__ = ["WINDOW_WEEKS", "ESTIMAND_ATTRIBUTES", "estimand", "missing_data_text", "estimand_text", "analysis_windows",
-           "window_of", "trial_patients", "primary_analysis", "ancova", "Imputed", "impute_windows",
+           "window_of", "trial_patients", "COVARIANCE_ORDER", "covariance_words", "primary_analysis", "ancova", "Imputed", "impute_windows",
            "multiple_imputation_ancova", "TIPPING_DELTAS", "tipping_point", "tipping_text",
            "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm", "time_to_first_rise",
            "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
@@ -85,9 +87,8 @@ def missing_data_text(week: int) -> str:
     """How missing week-N values are handled, apart from the estimand: the assumption and the check."""
     return (f"Missing IR at week {week} (a patient not measured then: drop-out or a missed visit) is not an "
             "intercurrent event; the primary analysis assumes it is missing at random given the arm and the IR "
-            "observed before (MAR). The sensitivity analyses here do not depart from MAR (multiple imputation "
-            "assumes it too; complete cases assume missing completely at random): no analysis under missing not at "
-            "random is reported yet.")
+            "observed before (MAR). Two sensitivity analyses depart from MAR (missing not at random): jump to "
+            "reference, and a tipping point that shifts the imputed values until the conclusion changes.")
 
 
 def estimand_text(week: int) -> str:
@@ -221,9 +222,25 @@ def _assigned_adherence(out: pd.DataFrame, first: pd.DataFrame, programs: pd.Dat
                          "breakouts_done_per_week": done / weeks})
 
 
+COVARIANCE_ORDER = ("unstructured", "heterogeneous toeplitz", "toeplitz", "heterogeneous ar1", "ar1",
+                    "heterogeneous compound symmetry", "compound symmetry")
+"""The primary analysis's covariance over the windows, in the pre-specified order of fallback: the
+first whose REML fit converges to a positive definite covariance is used (from the most general to
+the most constrained, each heterogeneous variant, a variance per window, before its homogeneous
+one; Mallinckrodt et al., Drug Inf J 2008;42:303-319; Ashbeck & Bell, BMC Med Res Methodol
+2016;16:106). Toeplitz and AR(1) lags count windows (they are equally spaced, 2 weeks)."""
+
+
+def covariance_words(structure: str) -> str:
+    """A covariance structure's name as a report writes it (``"heterogeneous ar1"``: ``"heterogeneous AR(1)"``)."""
+    return structure.replace("toeplitz", "Toeplitz").replace("ar1", "AR(1)")
+
+
 @dataclass
 class PrimaryResult:
-    """The primary analysis: the adjusted difference at week N, its inference, and the model."""
+    """The primary analysis: the adjusted difference at week N, its inference, and the model.
+    ``covariance`` is the structure used (:data:`COVARIANCE_ORDER`), ``rejected`` the structures
+    tried before it, each with why it could not be used."""
 
     week: int
     estimate: float
@@ -237,17 +254,25 @@ class PrimaryResult:
     n_observations: int
     fit: LMMFit
     notes: list[str]
+    covariance: str = "unstructured"
+    rejected: list = field(default_factory=list)
 
     def row(self) -> dict:
         """The primary analysis as a row of :func:`sensitivity_analyses`' table."""
-        covariance = "unstructured covariance, MMRM" if self.fit.data.unstructured else "random effects"
-        return {"analysis": f"primary: cLDA ({covariance}), all visits", "n": self.n_patients, "estimate": self.estimate, "std_error": self.std_error,
-                "df": self.df, "ci_low": self.ci_low, "ci_high": self.ci_high, "p_value": self.p_value,
-                "note": "; ".join(self.notes)}
+        return {"analysis": f"primary: cLDA (MMRM, {covariance_words(self.covariance)} covariance), all visits", "n": self.n_patients,
+                "estimate": self.estimate, "std_error": self.std_error, "df": self.df, "ci_low": self.ci_low,
+                "ci_high": self.ci_high, "p_value": self.p_value, "note": "; ".join(self.notes)}
 
 
 def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
     """The cLDA estimate of the difference at week ``week`` (daily minus 3x/week), see the module doc.
+
+    The outcome is the patient's value per window: the involved hip's, or the mean of both hips
+    when both are involved (the estimand's variable), so each patient is one series and every
+    covariance parameter is identified by the patients' windows (a variance shared by the two hips
+    was estimated only from the few patients with both involved, and often drifted to a covariance
+    that is not positive definite). The covariance is the first of :data:`COVARIANCE_ORDER` that
+    can be estimated.
 
     Parameters
     ----------
@@ -258,9 +283,16 @@ def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
     -------
     PrimaryResult
         With the fitted model and ``notes`` naming every warning and fallback.
+
+    Raises
+    ------
+    HipAnalyticsError
+        Without baseline or week-N visits, or when no structure of the order can be estimated.
     """
     w = analysis_windows(visits, week)
     w = w[w["schedule"].isin([TREATED, REFERENCE])]
+    w = w.groupby(["patient_id", "window"], as_index=False).agg(degrees=("degrees", "mean"),
+                                                                schedule=("schedule", "first"))
     windows = sorted(w["window"].unique())
     if 0 not in windows or week not in windows:
         raise HipAnalyticsError(f"the primary analysis needs baseline visits and visits at week {week}")
@@ -270,26 +302,30 @@ def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
     columns += [daily * (w["window"] == k).to_numpy(dtype=float) for k in later]
     names = ["baseline mean"] + [f"week {k}" for k in later] + [f"daily x week {k}" for k in later]
     X = np.column_stack(columns)
-    side = "side" if w.groupby("patient_id")["side"].nunique().max() > 1 else None
-    fit = fit_lmm(lmm_data(w, X, names, y="degrees", subject="patient_id", side=side, unstructured="window"))
-    notes = list(fit.notes)
-    if not fit.converged or any("positive definite" in r for r in fit.singular_reasons()):
-        # fall back to random effects: fewer covariance parameters
-        notes.append("the unstructured covariance could not be estimated; a random intercept and slope per "
-                     "patient model the correlation of visits instead")
-        fit = fit_lmm(lmm_data(w, X, names, y="degrees", subject="patient_id", random=["weeks"], side=side))
-        notes += fit.notes
-        if fit.singular and fit.q > 1:  # too many random effects for the data: drop the slope
-            fit = fit_lmm(lmm_data(w, X, names, y="degrees", subject="patient_id", random=[], side=side))
-            notes += ["the random slope was dropped (singular fit); the between-patient variation in slope is "
-                      "then ignored, so standard errors of differences between later weeks may be too small"]
-            notes += fit.notes
+    rejected = []
+    for structure in COVARIANCE_ORDER:
+        fit = fit_lmm(lmm_data(w, X, names, y="degrees", subject="patient_id", unstructured="window",
+                               structure=structure))
+        why = ([] if fit.converged else ["the fit did not converge"]) + fit.singular_reasons()
+        if not why:
+            break
+        rejected.append((structure, "; ".join(why)))
+    else:
+        raise HipAnalyticsError("the primary analysis could not estimate any covariance structure of the "
+                                "pre-specified order: " + "; ".join(f"{s}: {r}" for s, r in rejected))
+    notes = [f"the {covariance_words(s)} covariance could not be used ({r})" for s, r in rejected]
+    if rejected:
+        notes.append(f"the {covariance_words(structure)} covariance was used instead (the pre-specified order)")
     L = np.zeros(fit.data.p)
     L[names.index(f"daily x week {week}")] = 1
     test = fit.test(L)
+    if not np.isfinite(test["df"]):
+        notes.append("Satterthwaite's degrees of freedom are undefined here (a variance parameter at its bound): "
+                     "no p-value or CI is given")
     per_arm = w.drop_duplicates("patient_id")["schedule"].value_counts().to_dict()
     return PrimaryResult(week, test["estimate"], test["std_error"], test["df"], test["ci_low"], test["ci_high"],
-                         test["p_value"], int(w["patient_id"].nunique()), per_arm, int(len(w)), fit, notes)
+                         test["p_value"], int(w["patient_id"].nunique()), per_arm, int(len(w)), fit, notes,
+                         structure, rejected)
 
 
 def ancova(table: pd.DataFrame, *, y: str = "week_deg", baseline: str = "baseline_deg") -> dict:
@@ -449,15 +485,15 @@ def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd
     cc = ancova(table)
     grid, tip = tipping_point(imputed)
     keys = ("n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")
-    rows = [primary.row(),
-            {"analysis": f"sensitivity: ANCOVA, multiple imputation ({mi['imputations']} imputations, MAR)",
+    rows = [{**primary.row(), "label": "primary (cLDA, all visits)"},
+            {"label": "multiple imputation (MAR)", "analysis": f"sensitivity: ANCOVA, multiple imputation ({mi['imputations']} imputations, MAR)",
              **{k: mi[k] for k in keys}, "note": f"{mi['missing_at_week']} missing at week {week} imputed"},
-            {"analysis": f"sensitivity: ANCOVA, jump to reference ({j2r['imputations']} imputations, MNAR)",
+            {"label": "jump to reference (MNAR)", "analysis": f"sensitivity: ANCOVA, jump to reference ({j2r['imputations']} imputations, MNAR)",
              **{k: j2r[k] for k in keys},
              "note": "after their last visit, daily patients imputed with the 3x/week mean (their advantage lost)"},
-            {"analysis": "sensitivity: ANCOVA, complete cases", **cc,
+            {"label": "complete cases", "analysis": "sensitivity: ANCOVA, complete cases", **cc,
              "note": "valid only if the missing are missing completely at random"},
-            {"analysis": "sensitivity: tipping point (delta-adjusted MI, MNAR)", "n": mi["n"],
+            {"label": "tipping point", "analysis": "sensitivity: tipping point (delta-adjusted MI, MNAR)", "n": mi["n"],
              "note": tipping_text(tip, significant=mi["p_value"] < 0.05)}]
     out = pd.DataFrame(rows)
     out.attrs["tipping_grid"] = grid
@@ -482,12 +518,12 @@ def per_protocol(table: pd.DataFrame) -> pd.DataFrame:
     """Per-protocol (assigned schedule, adherent, not switched) and as-treated ANCOVA at week N,
     with the group sizes and how the per-protocol groups differ at baseline."""
     pp = table[table["per_protocol"]]
-    rows = [{"analysis": "per protocol: ANCOVA of completers adherent to the assigned schedule up to week N, "
+    rows = [{"label": "per protocol", "analysis": "per protocol: ANCOVA of completers adherent to the assigned schedule up to week N, "
                          "switchers excluded",
              **ancova(pp), "n_daily": int((pp["arm"] == TREATED).sum()),
              "n_three_per_week": int((pp["arm"] == REFERENCE).sum())}]
     treated = table.assign(arm=table["followed"])
-    rows.append({"analysis": "as treated: each patient on the schedule followed longest up to week N",
+    rows.append({"label": "as treated", "analysis": "as treated: each patient on the schedule followed longest up to week N",
                  **ancova(treated),
                  "n_daily": int((treated.dropna(subset=["week_deg"])["arm"] == TREATED).sum()),
                  "n_three_per_week": int((treated.dropna(subset=["week_deg"])["arm"] == REFERENCE).sum())})

@@ -70,11 +70,13 @@ def test_a_trial_whose_analysis_failed_counts_as_showing_nothing(monkeypatch):
     from hipanalytics.analysis import power
 
     # four trials: two significant, one not, one whose primary analysis could not be fitted
-    outcomes = iter([(3.0, 0.01, 1.0, 5.0, ""), (3.0, 0.02, 1.0, 5.0, ""), (1.0, 0.4, -1.0, 3.0, ""),
-                     (np.nan, np.nan, np.nan, np.nan, "the primary analysis needs baseline visits")])
+    outcomes = iter([(3.0, 0.01, 1.0, 5.0, "", "unstructured"), (3.0, 0.02, 1.0, 5.0, "", "unstructured"),
+                     (1.0, 0.4, -1.0, 3.0, "", "heterogeneous toeplitz"),
+                     (np.nan, np.nan, np.nan, np.nan, "the primary analysis needs baseline visits", "")])
     monkeypatch.setattr(power, "_trial", lambda job: next(outcomes))
     row = simulate_power(Scenario(effect=3.0), [10], trials=4, workers=1, progress=False, closed_form=False).iloc[0]
     assert (row["trials"], row["failed"]) == (4, 1)
     assert row["power"] == 0.5  # 2 of 4 trials, not 2 of the 3 that could be fitted
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(power._wilson(2, 4))
     assert row["coverage"] == pytest.approx(3 / 3)  # coverage is of the CIs there are
+    assert row["covariance_used"] == "unstructured 2; heterogeneous Toeplitz 1"  # the fallback counted
