@@ -99,6 +99,8 @@ SYSTEMS = {
     "involved-side": f"{_LOCAL}:StructureDefinition:involved-side",
     "site": f"{_LOCAL}:StructureDefinition:site",
     "cohort": f"{_LOCAL}:StructureDefinition:cohort",
+    "allocation": f"{_LOCAL}:StructureDefinition:allocation",
+    "allocated-on": f"{_LOCAL}:StructureDefinition:allocated-on",
     "completion": f"{_LOCAL}:StructureDefinition:completion",
     "rounds-done": f"{_LOCAL}:StructureDefinition:rounds-done",
     "performed-at": f"{_LOCAL}:StructureDefinition:performed-at",
@@ -255,6 +257,10 @@ def _patient(row, show_name: bool) -> dict:
     pid = row["patient_id"]
     extension = [{"url": SYSTEMS["involved-side"], "valueCode": row["involved_side"]}]
     extension += [{"url": SYSTEMS[k], "valueString": _text(row.get(k))} for k in ("site", "cohort") if _text(row.get(k))]
+    if _text(row.get("allocation")):  # the randomised arm (a ResearchSubject would need a ResearchStudy)
+        extension.append({"url": SYSTEMS["allocation"], "valueCode": row["allocation"]})
+    if pd.notna(row.get("allocated_on")):
+        extension.append({"url": SYSTEMS["allocated-on"], "valueDate": _day(row["allocated_on"])})
     resource = {"resourceType": "Patient", "id": _uuid("Patient", pid), "extension": extension,
                 "identifier": [_identifier("patient", pid)]}
     if show_name and _text(row.get("display_name")):
@@ -627,6 +633,8 @@ _PATHS = {
     ("patients", "involved_side"): "Patient.extension(involved-side)",
     ("patients", "site"): "Patient.extension(site)",
     ("patients", "cohort"): "Patient.extension(cohort)",
+    ("patients", "allocation"): "Patient.extension(allocation)",
+    ("patients", "allocated_on"): "Patient.extension(allocated-on)",
     ("patients", "display_name"): "Patient.name",
     ("measurements", "measurement_id"): "Observation.identifier",
     ("measurements", "patient_id"): "Observation.subject",
@@ -830,7 +838,8 @@ def _patient_row(resource: dict) -> dict:
             "sex": _json_text(resource.get("gender")),
             "involved_side": _json_text(_extension(resource, "involved-side")),
             "site": _json_text(_extension(resource, "site")), "cohort": _json_text(_extension(resource, "cohort")),
-            "display_name": name}
+            "allocation": _json_text(_extension(resource, "allocation")),
+            "allocated_on": _json_text(_extension(resource, "allocated-on")), "display_name": name}
 
 
 def _side(site) -> str:

@@ -63,6 +63,10 @@ RECORD_ID = "patient_id"
 # display name, and free text, which may hold anything (our research exports drop it too).
 _IDENTIFIERS = {("patients", "display_name"), ("measurements", "notes"), ("sessions", "notes"), ("episodes", "notes")}
 
+# Fields shown only when another is filled in: an allocation date belongs to an allocation (the
+# import refuses one without the other, records.rules).
+_BRANCHING = {("patients", "allocated_on"): "[allocation] <> ''"}
+
 _VALIDATION = {"date": "date_ymd", "int": "integer", "year": "integer", "float": "number"}
 _TIME = {("sessions", "performed_at")}  # HH:MM, REDCap's "time" validation
 
@@ -121,6 +125,7 @@ def _field(table: str, spec: ColumnSpec, form: str, name: str) -> dict[str, str]
             row["Text Validation Min"], row["Text Validation Max"] = _number(low), _number(high)
     if (table, spec.name) in _IDENTIFIERS:
         row["Identifier?"] = "y"
+    row["Branching Logic (Show field only if...)"] = _BRANCHING.get((table, spec.name), "")
     if not spec.nullable and (spec.required or spec.name == RECORD_ID):
         row["Required Field?"] = "y"
     return row

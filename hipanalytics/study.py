@@ -76,8 +76,8 @@ class CohortComparison:
     caveats: list[str] = field(default_factory=list)
     key_figures: dict[str, Any] = field(default_factory=dict)
     allocated: bool = False
-    """Whether every patient's arm comes from an allocation (the patients' ``cohort`` column naming a
-    schedule) rather than from the schedule first chosen in care."""
+    """Whether every patient's arm comes from an allocation (the patients' ``allocation`` column, filled
+    in for every patient) rather than from the schedule first chosen in care."""
 
     contrast = "daily minus 3x/week"
 
@@ -108,7 +108,7 @@ class CohortComparison:
         else:
             text += f"The estimate is at least the {MDC_DEG:g}-degree MDC, a difference a clinician could measure. "
         if self.allocated:
-            text += ("Every patient's schedule was allocated (the patients' cohort column): if the allocation was "
+            text += ("Every patient's schedule was allocated (the patients' allocation column): if the allocation was "
                      "random, a randomised comparison.")
         else:
             text += ("No allocation is recorded: the schedules were chosen in routine care, where patients who "
@@ -131,7 +131,8 @@ class CohortComparison:
         return [
             ("Estimand", self.estimand),
             ("Outcome", "Hip IR of the involved side, seated with the hip at 90 degrees, active, by inclinometer, "
-                        "averaged over the trials of a visit. Time zero is the start of the patient's first program; "
+                        "averaged over the trials of a visit. Time zero is the patient's allocation date, or the start "
+                        "of their first program when no allocation date is given; "
                         "the baseline is the hip's last visit from 14 days before to 3 days after it (a patient "
                         "without one has no baseline: it is never a later visit). Follow-up visits are grouped into "
                         "2-week windows by explicit day ranges from time zero (week 2: days 4-20; week w: days 7w-7 "
@@ -490,7 +491,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
     caveats += [f"primary analysis: {n}" for n in primary.notes]
     caveats += [f"weekly-gain model: {n}" for n in weekly_gain["note"].iloc[:1] if n]
     missing = trial.missing_by_analysis(table, primary, week)
-    allocated = "cohort" in t["patients"] and bool(t["patients"]["cohort"].isin(set(t["programs"]["schedule"])).all())
+    allocated = "allocation" in t["patients"] and bool(t["patients"]["allocation"].notna().all())
     result = CohortComparison(
         allocated=allocated,
         week=week, threshold=threshold, patients=table, outcomes=outcomes, visits=visits, primary=primary,
@@ -550,7 +551,7 @@ def check_arms(patients: pd.DataFrame, programs: pd.DataFrame, cohort: str | Non
     extra = f" (and {', '.join(f'{int(counts[a])} on {a}' for a in other)}, not compared)" if other else ""
     raise ReportError(f"the schedule comparison needs at least {MIN_PER_ARM} patients assigned to each schedule; "
                       f"{where} has " + " and ".join(f"{n} on {arm}" for arm, n in held.items()) + extra +
-                      " (assigned: the patient's cohort when it names a schedule, else the first program's): "
+                      " (assigned: the patient's allocation when given, else the first program's): "
                       "choose a cohort with both schedules (--cohort) or add patients")
 
 

@@ -8,7 +8,8 @@ every week).
 Assumptions (each a parameter of :class:`Assumptions`)
 ------------------------------------------------------
 - Patients aged 20-70, 55 % female; involved hip right 45 %, left 45 %, both 10 % (``both_share``); randomised
-  1:1 to ``daily`` or ``three-per-week`` breakouts.
+  1:1 to ``daily`` or ``three-per-week`` breakouts (``allocation``, allocated on the program's start day,
+  ``allocated_on``; ``cohort`` holds the arm too, as a label).
 - Baseline active seated hip IR of the involved hip ~ N(22, 6) degrees, clipped to 5-40; with both
   hips involved each hip has its own baseline (a shared patient part and a side part, SD 3); the
   uninvolved side ~ 8 degrees more (SD 3). Normal adult means are about 29-50 degrees (J Athl Train
@@ -166,7 +167,7 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     weeks = rng.integers(a.weeks_min, a.weeks_max + 1, n)
     patients = pd.DataFrame({
         "patient_id": ids, "birth_year": np.array([d.year for d in start]) - age, "sex": sex, "involved_side": side,
-        "site": rng.choice(["north", "south"], n), "cohort": arm,
+        "site": rng.choice(["north", "south"], n), "cohort": arm, "allocation": arm, "allocated_on": start,
     })
 
     # --- programs: some daily patients switch to 3x/week for tolerance ----------------------

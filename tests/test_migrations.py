@@ -81,6 +81,51 @@ def test_the_upgraded_store_takes_the_new_columns(tmp_path):
         assert sessions.loc[sessions["performed_on"] == "2026-05-06", "pain_next_day"].tolist() == [4]
 
 
+def _store_at_0004(location: str) -> None:
+    """A store as the previous version (revision 0004) left it: patients whose cohort names a schedule
+    (the randomised arm, as that version read it), one with another label, one without, and a
+    corrected patient (two versions)."""
+    engine = sa.create_engine(location if location.startswith("postgresql") else f"sqlite:///{location}")
+    config = alembic_config()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        now = "2026-06-01T00:00:00+00:00"
+        for row_id, pid, cohort, version, supersedes in ((1, "P1", "daily", 1, None), (2, "P2", "three-per-week", 1, None),
+                                                         (3, "P3", "trial-A", 1, None), (4, "P4", None, 1, None),
+                                                         (5, "P1", "daily", 2, 1)):
+            conn.execute(sa.text(
+                "INSERT INTO patients (row_id, patient_id, birth_year, involved_side, cohort, version, status, "
+                "supersedes, recorded_at, recorded_by) VALUES (:row_id, :pid, 1970, 'right', :cohort, :version, "
+                "'active', :supersedes, :now, 'someone')"),
+                {"row_id": row_id, "pid": pid, "cohort": cohort, "version": version, "supersedes": supersedes, "now": now})
+    engine.dispose()
+
+
+def test_a_revision_4_store_upgrades_with_a_cohort_naming_a_schedule_as_the_allocation(location):  # noqa: F811
+    # the previous version read a cohort of exactly 'daily' or 'three-per-week' as the randomised
+    # arm; the upgrade copies it into allocation, so the store's analysis does not change
+    _store_at_0004(location)
+    if location.startswith("postgresql"):  # a server store: upgraded by the command only
+        with pytest.raises(StoreError, match=r"at schema revision 0004; this hipanalytics needs revision 0005.*store upgrade"):
+            Store(location)
+        sql = CliRunner().invoke(main, ["store", "upgrade", "--store", location, "--sql"])
+        assert "ALTER TABLE patients ADD COLUMN allocation" in sql.output, sql.output
+        assert "SET allocation=patients.cohort WHERE patients.cohort IN ('daily', 'three-per-week')" in sql.output
+        done = CliRunner().invoke(main, ["store", "upgrade", "--store", location])
+        assert done.exit_code == 0 and f"upgraded from schema revision 0004 to revision {HEAD}" in done.output, done.output
+    with Store(location, create=False) as store:  # SQLite: upgraded on open
+        history = store.read("patients", history=True).sort_values("row_id")
+        assert history["allocation"].fillna("").tolist() == ["daily", "three-per-week", "", "", "daily"]
+        assert history["allocated_on"].isna().all() and history["cohort"].tolist()[:3] == ["daily", "three-per-week",
+                                                                                          "trial-A"]
+        current = store.read("patients").set_index("patient_id")
+        assert current["allocation"].fillna("").to_dict() == {"P1": "daily", "P2": "three-per-week", "P3": "", "P4": ""}
+        migration = store.audit().query("action == 'migrate'")
+        assert migration["reason"].tolist() == [f"schema revision 0004 -> revision {HEAD}"]
+        assert "the randomised arm of a patient" in migration["details"].iloc[0]
+
+
 def test_the_revisions_build_exactly_the_tables_hipanalytics_reads(location):  # noqa: F811
     with Store(location) as store, store.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata())
@@ -184,5 +229,6 @@ def test_the_newest_revision_can_be_undone_for_a_rollback(tmp_path):
     engine.dispose()
     with sqlite3.connect(path) as conn:
         assert "pain_next_day" not in [r[1] for r in conn.execute("PRAGMA table_info(sessions)")]
+        assert "allocation" not in [r[1] for r in conn.execute("PRAGMA table_info(patients)")]
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
     assert sorted(pd.DataFrame(rows_of(path, "measurements"))["degrees"]) == [20.0, 21.0, 22.0, 24.0, 27.5, 28.5, 33.0]

@@ -86,9 +86,9 @@ def test_the_installed_package_runs_the_demo_and_a_patient_report_in_an_empty_fo
     old = work / "out" / "store-schema3.sqlite"
     old.write_bytes((ROOT / "tests" / "data" / "stores" / "store-schema3.sqlite").read_bytes())
     before = hipanalytics("store", "status", "--store", str(old))
-    assert before.returncode == 0 and "needs revision 0004" in before.stdout, before.stdout + before.stderr
+    assert before.returncode == 0 and "needs revision 0005" in before.stdout, before.stdout + before.stderr
     listed = hipanalytics("patients", "--store", str(old))  # opening a SQLite store upgrades it
     assert listed.returncode == 0 and listed.stdout.startswith("2 patients"), listed.stdout + listed.stderr
     after = hipanalytics("store", "status", "--store", str(old))
-    assert "revision 0004, up to date" in after.stdout, after.stdout + after.stderr
+    assert "revision 0005, up to date" in after.stdout, after.stdout + after.stderr
     assert sorted(p.name for p in work.iterdir()) == ["out", "reports"]  # nothing written elsewhere

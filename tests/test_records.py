@@ -206,6 +206,55 @@ def test_unknown_patient_and_measurement_before_birth_year():
     assert ("error", 3, "patient_id", "P999", "unknown patient") in got
 
 
+P_HEADER = "patient_id,birth_year,involved_side,cohort,allocation,allocated_on"
+
+
+def test_a_patients_allocation_is_a_schedule_with_an_optional_date():
+    text = (f"{P_HEADER}\nP1,1970,left,trial-A,daily,2026-01-05\nP2,1970,left,,Three per week,\n"
+            "P3,1970,left,daily,,\nP4,1970,left,,three-per-week,5 Jan 2026\n")
+    result = read(text, "patients")
+    assert result.report.ok and result.report.problems.empty
+    data = result.data.set_index("patient_id")
+    assert data["allocation"].fillna("").to_dict() == {"P1": "daily", "P2": "three-per-week", "P3": "", "P4": "three-per-week"}
+    assert data["allocated_on"].tolist()[::3] == [pd.Timestamp("2026-01-05")] * 2 and data["allocated_on"].isna().sum() == 2
+    assert data.loc["P3", "cohort"] == "daily"  # a label: it says nothing about the allocation
+    changes = result.report.normalisations
+    assert list(zip(changes["row"], changes["column"], changes["original"], changes["normalised"], changes["rule"])) == [
+        (3, "allocation", "Three per week", "three-per-week", "allocation spelling standardised"),
+        (5, "allocated_on", "5 Jan 2026", "2026-01-05", "date written as YYYY-MM-DD")]
+
+
+@pytest.mark.parametrize(("cells", "column", "value", "rule", "fix"), [
+    ("weekly,2026-01-05", "allocation", "weekly", "unknown allocation 'weekly'", "use one of daily, three-per-week"),
+    ("dialy,", "allocation", "dialy", "unknown allocation 'dialy'",
+     "use one of daily, three-per-week (did you mean 'daily'?)"),
+    (",2026-01-05", "allocated_on", "2026-01-05", "allocation date without an allocation",
+     "fill in allocation (daily or three-per-week), or leave allocated_on empty if the patient was not allocated"),
+    ("daily,2026-13-05", "allocated_on", "2026-13-05", "not a date", "write dates as YYYY-MM-DD (e.g. 2026-01-05)"),
+    ("daily,03/04/2026", "allocated_on", "03/04/2026", "ambiguous date: day and month could be either way round",
+     "declare the order (--dates day-first or --dates month-first) or use YYYY-MM-DD"),
+    ("daily,2027-01-04", "allocated_on", "2027-01-04", "date in the future (after 2026-11-01)", "check the year and month"),
+])
+def test_a_wrong_allocation_is_an_error_in_its_cell_naming_the_file_row_value_and_fix(cells, column, value, rule, fix):
+    result = read(f"{P_HEADER}\nP1,1970,left,,daily,2026-01-05\nP2,1970,left,trial-A,{cells}\n", "patients")
+    p = result.report.problems
+    assert list(zip(p["severity"], p["file"], p["row"], p["column"], p["value"], p["rule"], p["fix"])) == [
+        ("error", "<data>", 3, column, value, rule, fix)]
+    assert result.valid()["patient_id"].tolist() == ["P1"] and result.invalid()["patient_id"].tolist() == ["P2"]
+    assert f"row      3  {column}: '{value}': {rule}; fix: {fix}" in str(result.report)
+
+
+def test_an_allocation_in_a_workbook_names_the_sheets_row(tmp_path):
+    path = tmp_path / "patients.xlsx"
+    pd.DataFrame({"patient_id": ["P1", "P2"], "birth_year": [1970, 1980], "involved_side": ["left", "right"],
+                  "allocation": ["daily", None], "allocated_on": [pd.Timestamp("2026-01-05")] * 2}).to_excel(path, index=False)
+    result = read_records(path, "patients", today=TODAY)
+    p = result.report.problems
+    assert list(zip(p["file"], p["row"], p["column"], p["value"], p["rule"])) == [
+        (str(path), 3, "allocated_on", "2026-01-05", "allocation date without an allocation")]
+    assert result.data["allocated_on"].iloc[0] == pd.Timestamp("2026-01-05")
+
+
 def test_sessions_pain_must_be_whole_nprs_points_from_0_to_10():
     header = "patient_id,performed_on,session,completion,rounds_done,pain_before,pain_after"
     text = f"{header}\nP001,2026-01-05,breakouts,done,3,2,11\nP001,2026-01-06,breakouts,partial,2,4.5,3\n"

@@ -56,6 +56,10 @@ def test_choices_are_our_codes_and_limits_our_plausibility_bounds():
     assert d.loc["rom_measured_on", "Text Validation Type OR Show Slider Number"] == "date_ymd"
     assert set(d.index[d["Identifier?"] == "y"]) == {"display_name", "rom_notes", "ses_notes", "epi_notes"}
     assert d.loc["rom_measured_on", "Required Field?"] == "y" and d.loc["rom_trial", "Required Field?"] == ""
+    assert d.loc["allocation", "Choices, Calculations, OR Slider Labels"] == "daily, daily | three-per-week, three-per-week"
+    assert (d.loc["allocated_on", "Text Validation Type OR Show Slider Number"],
+            d.loc["allocated_on", "Branching Logic (Show field only if...)"]) == ("date_ymd", "[allocation] <> ''")
+    assert set(d.index[d["Branching Logic (Show field only if...)"] != ""]) == {"allocated_on"}
 
 
 def test_records_out_are_one_row_per_patient_and_an_instance_per_record():
@@ -85,7 +89,7 @@ def test_records_out_are_one_row_per_patient_and_an_instance_per_record():
 def test_cli_writes_the_dictionary_and_the_store_as_redcap_records(tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["redcap", "dictionary", "--out", str(tmp_path / "dict.csv")])
-    assert result.exit_code == 0 and "46 fields on 5 instruments" in result.output, result.output
+    assert result.exit_code == 0 and "48 fields on 5 instruments" in result.output, result.output
     assert pd.read_csv(tmp_path / "dict.csv", dtype=str).columns.tolist() == list(DICTIONARY_COLUMNS)
     store = Store(clinic_store(generate_clinic(2, seed=3), tmp_path, "s.sqlite"))
     result = runner.invoke(main, ["export", "--to-redcap", "--out", str(tmp_path / "records.csv"),

@@ -270,7 +270,7 @@ def test_the_cohort_result_in_plain_words_sets_the_ci_against_the_mdc_and_names_
     clinic = generate_clinic(16, seed=7)
     tables = {k: clinic[k] for k in ("patients", "programs", "measurements", "sessions")}
     allocated = cohort_comparison(tables, week=6, imputations=2)
-    assert allocated.allocated  # the synthetic patients' cohort names their schedule
+    assert allocated.allocated  # every synthetic patient has an allocation
     text = allocated.plain_language()
     p = allocated.primary
     assert text.startswith(f"At week 6, patients assigned to daily breakouts had {abs(p.estimate):.1f} degrees "
@@ -286,8 +286,8 @@ def test_the_cohort_result_in_plain_words_sets_the_ci_against_the_mdc_and_names_
     assert "at least the 5.4-degree MDC" in said(-6.0, -9.0, -3.0) and "6.0 degrees less" in said(-6.0, -9.0, -3.0)
     outsider = pd.DataFrame({"patient_id": ["NOPROG"], "birth_year": [1980], "sex": ["male"],
                              "involved_side": ["left"]})
-    unallocated = cohort_comparison({**tables, "patients": pd.concat([tables["patients"].drop(columns="cohort"),
-                                                                      outsider], ignore_index=True)},
+    unrecorded = tables["patients"].drop(columns=["allocation", "allocated_on"])  # a cohort naming a schedule is a label
+    unallocated = cohort_comparison({**tables, "patients": pd.concat([unrecorded, outsider], ignore_index=True)},
                                     week=6, imputations=2)
     assert ("1 patient not eligible (no program of either schedule), in no analysis and not in Table 1: NOPROG"
             in unallocated.caveats)

@@ -69,6 +69,24 @@ def test_quarantine_imports_good_rows_and_writes_bad_rows_unchanged_with_reasons
     assert len(store.read("measurements")) == 1
 
 
+def test_allocations_are_stored_read_back_and_every_row_of_their_file_is_accounted_for(store, tmp_path):
+    path = write(tmp_path / "allocated.csv", "P101,1970,right,trial-A,daily,2026-01-05",
+                 "P102,1971,left,,three per week,", "P103,1972,left,,,2026-01-05", "P104,1973,left,,weekly,",
+                 "", "P101,1970,right,trial-A,daily,2026-01-05",
+                 header="patient_id,birth_year,involved_side,cohort,allocation,allocated_on")
+    summary = store.import_file(path, "patients", mode="quarantine", quarantine_dir=tmp_path / "q", today=TODAY)
+    assert (summary.rows_read, summary.imported, summary.quarantined, summary.duplicates, summary.skipped) == (6, 2, 2, 1, 1)
+    assert summary.rows_read == summary.imported + summary.quarantined + summary.duplicates + summary.skipped
+    bad = pd.read_csv(summary.quarantine_file, dtype=str, keep_default_na=False)
+    assert bad["source_row"].tolist() == ["4", "5"] and bad["allocation"].tolist() == ["", "weekly"]
+    assert "allocated_on: allocation date without an allocation" in bad["problems"].iloc[0]
+    assert "allocation: unknown allocation 'weekly'" in bad["problems"].iloc[1]
+    stored = store.read("patients").set_index("patient_id")
+    assert stored.loc[["P101", "P102"], "allocation"].tolist() == ["daily", "three-per-week"]
+    assert stored.loc["P101", "allocated_on"] == pd.Timestamp("2026-01-05") and pd.isna(stored.loc["P102", "allocated_on"])
+    assert stored.loc[["P001", "P002"], "allocation"].isna().all()  # imported without the columns: no allocation
+
+
 def test_reimporting_the_same_file_adds_nothing(store, tmp_path):
     path = write(tmp_path / "m.csv", m_row(), m_row(trial="2", degrees="31"))
     first = store.import_file(path, "measurements", today=TODAY)

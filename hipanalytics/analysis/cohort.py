@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import HipAnalyticsError, HipAnalyticsWarning
+from ..records.columns import ALLOCATIONS
 from .adherence import adherence_summary
 from .rom import PRIMARY_METHOD, rom_trends, select_method, visits
 
@@ -33,7 +34,7 @@ __all__ = [
 
 BASELINE_WINDOW_DAYS = (-14, 3)
 """Baseline: a hip's last measurement from 14 days before to 3 days after time zero (the evaluation
-visit that led to the prescription, or the program's first days), as a trial pre-specifies a
+visit that led to the prescription or allocation, or the program's first days), as a trial pre-specifies a
 baseline window: never a later visit, so a missing day-0 visit leaves the patient without a
 baseline rather than making week 2 the baseline. The 14 days match
 :data:`hipanalytics.analysis.episodes.BASELINE_LOOKBACK_DAYS`; the 3 days allow a visit in the
@@ -51,38 +52,51 @@ class ConvergenceWarning(HipAnalyticsWarning):
 
 
 def assigned_schedule(patients: pd.DataFrame, programs: pd.DataFrame) -> pd.Series:
-    """The schedule each patient was assigned: the randomised arm (``cohort``) if it names a schedule,
-    else the schedule of the patient's first program."""
+    """The schedule each patient was assigned: their ``allocation`` (the randomised arm) when it
+    names a schedule, else the schedule of their first program. ``cohort`` is a free label and is
+    never read as an arm.
+
+    Examples
+    --------
+    >>> p = pd.DataFrame({"patient_id": ["P1", "P2", "P3"], "cohort": ["daily", "daily", None],
+    ...                   "allocation": ["three-per-week", None, "daily"]})
+    >>> g = pd.DataFrame({"patient_id": ["P1", "P2", "P3"], "schedule": ["daily", "daily", "three-per-week"],
+    ...                   "start_date": ["2026-01-05", "2026-01-05", "2026-01-05"]})
+    >>> assigned_schedule(p, g).tolist()
+    ['three-per-week', 'daily', 'daily']
+    """
     first = (programs.assign(start=pd.to_datetime(programs["start_date"])).sort_values("start")
              .drop_duplicates("patient_id").set_index("patient_id")["schedule"])
     assigned = first.reindex(patients["patient_id"]).to_numpy()
-    if "cohort" in patients:
-        schedules = set(programs["schedule"])
-        cohort = patients["cohort"].to_numpy()
-        assigned = np.where(pd.Series(cohort).isin(schedules).to_numpy(), cohort, assigned)
+    if "allocation" in patients:
+        allocation = pd.Series(patients["allocation"].to_numpy(dtype=object))
+        named = allocation.isin(set(ALLOCATIONS) | set(programs["schedule"])).to_numpy()
+        assigned = np.where(named, allocation.to_numpy(), assigned)
     return pd.Series(assigned, index=patients["patient_id"].to_numpy(), name="schedule")
 
 
 def time_zero(patients: pd.DataFrame, programs: pd.DataFrame) -> pd.Series:
-    """Each patient's time zero: the start of their first program, when the compared strategies
-    begin (NaT for a patient without a program).
+    """Each patient's time zero: the allocation date (``allocated_on``) when given, else the start
+    of their first program, when the compared strategies begin (NaT for a patient with neither).
 
     Examples
     --------
-    >>> p = pd.DataFrame({"patient_id": ["P1", "P2"]})
-    >>> g = pd.DataFrame({"patient_id": ["P1", "P1"], "start_date": ["2026-03-02", "2026-02-02"]})
+    >>> p = pd.DataFrame({"patient_id": ["P1", "P2", "P3"], "allocated_on": [None, None, "2026-01-29"]})
+    >>> g = pd.DataFrame({"patient_id": ["P1", "P1", "P3"], "start_date": ["2026-03-02", "2026-02-02", "2026-02-02"]})
     >>> time_zero(p, g).tolist()
-    [Timestamp('2026-02-02 00:00:00'), NaT]
+    [Timestamp('2026-02-02 00:00:00'), NaT, Timestamp('2026-01-29 00:00:00')]
     """
     first = pd.to_datetime(programs["start_date"]).groupby(programs["patient_id"].to_numpy()).min()
-    return pd.Series(pd.to_datetime(patients["patient_id"].map(first)).to_numpy(), index=patients["patient_id"].to_numpy(),
-                     name="time_zero")
+    zero = pd.to_datetime(patients["patient_id"].map(first))
+    if "allocated_on" in patients:
+        zero = pd.to_datetime(patients["allocated_on"]).fillna(zero)
+    return pd.Series(zero.to_numpy(), index=patients["patient_id"].to_numpy(), name="time_zero")
 
 
 def cohort_visits(measurements: pd.DataFrame, patients: pd.DataFrame, programs: pd.DataFrame, *,
                   method: dict | None = None) -> pd.DataFrame:
     """Visit values of the involved hip(s) on the primary method, timed from each patient's time
-    zero (:func:`time_zero`, the first program's start), with the assigned schedule: the long table
+    zero (:func:`time_zero`: the allocation date, else the first program's start), with the assigned schedule: the long table
     a mixed model is fitted to.
 
     A hip's baseline is its last visit in :data:`BASELINE_WINDOW_DAYS` around time zero (at week 0);
@@ -131,8 +145,8 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     """One row per patient: assigned schedule, change at week ``week``, slope, adherence, breakouts/week.
 
     The involved hip on the primary method is used (both hips averaged when both are involved).
-    Time zero is the first program's start and the baseline the last visit in
-    :data:`BASELINE_WINDOW_DAYS` around it (see :func:`cohort_visits`). The change at week N is the
+    Time zero is the allocation date, else the first program's start (:func:`time_zero`), and the
+    baseline the last visit in :data:`BASELINE_WINDOW_DAYS` around it (see :func:`cohort_visits`). The change at week N is the
     visit nearest to N weeks after time zero, within one week; without such a visit it is NaN and
     ``note`` says so.
 
@@ -165,7 +179,7 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     for column in ("adherence", "breakout_adherence", "breakouts_per_week_done"):
         out[column] = out["patient_id"].map(adh[column]) if column in adh else np.nan
     out["note"] = np.where(out["baseline_deg"].isna(), f"no baseline on the primary method (a visit {-BASELINE_WINDOW_DAYS[0]} days before to "
-                           f"{BASELINE_WINDOW_DAYS[1]} days after the program's start)",
+                           f"{BASELINE_WINDOW_DAYS[1]} days after the allocation date, else the program's start)",
                            np.where(out["change_deg"].isna(), f"no visit within 1 week of week {week}", ""))
     return out
 

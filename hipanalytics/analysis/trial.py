@@ -70,7 +70,8 @@ def estimand(week: int) -> dict[str, str]:
     return {
         "Treatment conditions": "Hip IR Mobility Breakouts daily (in one of the two daily Hip Movement Sequence "
                                 "sessions) versus breakouts 3x/week with a recovery day between, each followed by the "
-                                "Hip Movement Sequence twice a day, as prescribed at time zero (the program start).",
+                                "Hip Movement Sequence twice a day, as prescribed at time zero (the allocation date, "
+                                "else the program start).",
         "Population": "Patients with hip pain prescribed the breakouts on either schedule (every patient with a "
                       "program of either schedule; patients without one are not eligible).",
         "Variable": f"Internal rotation of the involved hip at week {week} after time zero (both hips averaged when "

@@ -12,11 +12,14 @@ from typing import Literal
 
 import pandera.pandas as pa
 
-__all__ = ["TABLES", "LATEST_DAY_COLUMNS", "SOURCE_ROW", "ORIGINAL_ROW", "ColumnSpec", "DateOrder", "DTYPES", "HIP_IR_ERROR_RANGE",
+__all__ = ["TABLES", "ALLOCATIONS", "LATEST_DAY_COLUMNS", "SOURCE_ROW", "ORIGINAL_ROW", "ColumnSpec", "DateOrder", "DTYPES", "HIP_IR_ERROR_RANGE",
            "HIP_IR_WARNING_RANGE", "ID_PATTERN", "ID_RULE", "ID_COLUMN", "valid_id", "FORMULA_TRIGGERS", "table_spec", "schema",
            "column_letter"]
 
 TABLES = ("patients", "programs", "measurements", "sessions", "episodes")
+ALLOCATIONS = ("daily", "three-per-week")
+"""The schedules a patient can be allocated to (``patients.allocation``): the two arms the cohort
+report compares."""
 LATEST_DAY_COLUMNS = (("measurements", "measured_on"), ("sessions", "performed_on"), ("episodes", "end_date"))
 """The dates that make a store's latest day (visits, sessions, discharges): the day a report is
 made for unless told otherwise."""
@@ -146,7 +149,14 @@ _SPECS: dict[str, tuple[ColumnSpec, ...]] = {
         _enum("sex", "sex as recorded", "female", _SEX_ALIASES, required=False, nullable=True),
         _enum("involved_side", "the painful hip(s)", "right", _SIDE_ALIASES),
         _text("site", "clinic site", "north", 100, required=False, nullable=True),
-        _text("cohort", "research cohort or arm", "trial-A", 100, required=False, nullable=True),
+        _text("cohort", "research cohort: a free label to select patients by (not an allocation: see allocation)",
+              "trial-A", 100, required=False, nullable=True),
+        _enum("allocation", "randomised arm: the schedule the patient was allocated to; empty: not allocated "
+              "(the first program's schedule counts, an observational comparison)", "daily",
+              {**{a: a for a in ALLOCATIONS}, "three per week": "three-per-week"},
+              required=False, nullable=True),
+        ColumnSpec("allocated_on", "date", "allocation date: time zero of the cohort comparison; needs an "
+                   "allocation; empty: the first program's start", "2026-01-05", required=False, nullable=True),
         _text("display_name", "name shown on reports (sensitive)", "Jo Bloggs", 200, required=False, nullable=True),
     ),
     "programs": (

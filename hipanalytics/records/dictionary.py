@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .columns import HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, ID_RULE, TABLES, table_spec
+from .columns import ALLOCATIONS, HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, ID_RULE, TABLES, table_spec
 
 __all__ = ["data_dictionary", "write_templates"]
 
@@ -72,6 +72,16 @@ def data_dictionary() -> str:
         "(exports, quarantine files, reports of problems), a text cell starting with `=`, `+`, `-`, `@`, a tab or a",
         "carriage return gets a leading `'`, so a spreadsheet shows it as text instead of running it as a formula.",
         "Numbers are not touched, the stored value is unchanged, and an import removes that quote again (reported).",
+        "",
+        "**Allocation** (patients): a randomised patient's arm is declared in `allocation` (one of "
+        f"{', '.join(f'`{a}`' for a in ALLOCATIONS)}),",
+        "with the allocation date in `allocated_on`. The cohort report's assigned schedule is the `allocation` when",
+        "given, else the schedule of the patient's first program; time zero is `allocated_on` when given, else the",
+        "first program's start (so an allocation without a date is accepted). An `allocated_on` without an",
+        "`allocation` is an error. The report calls the comparison randomised only when every patient it analyses",
+        "has an allocation. `cohort` is a free research label (`report cohort --cohort` selects patients by it) and",
+        "is never read as an arm; hipanalytics before store revision 0005 read a cohort of exactly `daily` or `three-per-week`",
+        "as the arm, so upgrading a store copies such a cohort into `allocation` (with no `allocated_on`).",
         "",
         "Templates to fill in: `data/templates/<table>.csv` and `data/templates/hipanalytics-templates.xlsx`.",
         "",

@@ -198,6 +198,11 @@ class Collector:
             "column": column, "original": _as_text(original), "normalised": _as_text(new), "rule": rule,
         }))
 
+    def rows_with_error(self, column: str) -> set[int]:
+        """Rows with an error in ``column`` so far."""
+        return {int(r) for p in self.problems
+                for r in p.loc[(p["severity"] == "error") & (p["column"] == column), "row"].dropna()}
+
     def has_file_error(self) -> bool:
         """Whether a whole-file error (no row, or the header row) was recorded."""
         return any(((p["severity"] == "error") & (p["row"].isna() | (p["row"] == 1))).any() for p in self.problems)

@@ -13,7 +13,7 @@ import pandas as pd
 from pandera.errors import SchemaErrors
 
 from ..errors import HipAnalyticsError
-from .columns import HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, schema
+from .columns import ALLOCATIONS, HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, schema
 from .report import Collector
 
 __all__ = ["check_rules"]
@@ -41,6 +41,7 @@ def check_rules(table: str, spec, data: pd.DataFrame, rows: pd.Series, collect: 
         collect.problem("error", rows[future], "birth_year", data.loc[future, "birth_year"],
                         "birth year in the future", "check the year")
         _ids_unique_ignoring_case(data, rows, collect, patients)
+        _allocation_date_needs_an_allocation(data, rows, collect)
     if patients is not None and "patient_id" in data and table != "patients":
         _known_patients(table, data, rows, collect, patients)
 
@@ -79,6 +80,17 @@ def _schema(table, spec, data, rows, collect) -> None:
             values = group["failure_case"].map(lambda v: "" if pd.isna(v) else f"{v:g}" if isinstance(v, float) else v)
             collect.problem("error", rows.iloc[group["index"].astype("int64").to_numpy()].to_numpy(), column,
                             values, rule, fix)
+
+
+def _allocation_date_needs_an_allocation(data, rows, collect) -> None:
+    """An allocation date without an allocation says a patient was randomised without saying to
+    what: an error (unless the allocation cell itself is already one)."""
+    wrong = collect.rows_with_error("allocation")
+    alone = (data["allocated_on"].notna() & data["allocation"].isna() & ~rows.isin(wrong)).to_numpy()
+    collect.problem("error", rows[alone], "allocated_on", data.loc[alone, "allocated_on"].dt.strftime("%Y-%m-%d"),
+                    "allocation date without an allocation",
+                    f"fill in allocation ({' or '.join(ALLOCATIONS)}), or leave allocated_on empty if the patient was "
+                    "not allocated")
 
 
 def _ids_unique_ignoring_case(data, rows, collect, patients) -> None:

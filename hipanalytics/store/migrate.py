@@ -36,11 +36,11 @@ if TYPE_CHECKING:
 __all__ = ["HEAD", "SCHEMA_VERSION", "MIGRATIONS_DIR", "LEGACY_COLUMNS", "alembic_config", "revision_of",
            "is_older", "describe", "upgrade", "upgrade_sql", "history", "legacy_to_3"]
 
-HEAD = "0004"
+HEAD = "0005"
 """The newest revision, the one this version of hipanalytics reads and writes (a test checks it
 against the revision files)."""
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """``meta.schema_version`` at :data:`HEAD` (the number hipanalytics used before Alembic)."""
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")

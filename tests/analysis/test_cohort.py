@@ -206,7 +206,7 @@ def test_a_patient_with_no_program_or_no_visits_gets_nan_with_a_reason(clinic):
     out = patient_outcomes(clinic["measurements"], patients, clinic["programs"], clinic["sessions"]).set_index("patient_id")
     assert pd.isna(out.loc["NEW", "change_deg"]) and pd.isna(out.loc["NEW", "adherence"])
     assert out.loc["NEW", "note"] == ("no baseline on the primary method (a visit 14 days before to 3 days after the "
-                                      "program's start)")
+                                      "allocation date, else the program's start)")
 
 
 def test_inputs_are_not_modified(clinic):
@@ -223,3 +223,19 @@ def test_inputs_are_not_modified(clinic):
     for k, frame in frames.items():
         pd.testing.assert_frame_equal(clinic[k], frame)
     pd.testing.assert_frame_equal(out, before)
+
+
+def test_the_allocation_not_the_cohort_is_the_arm_and_the_allocation_date_is_time_zero():
+    m = pd.DataFrame({"patient_id": "P1", "side": "left", "joint": "hip", "motion": "internal_rotation",
+                      "position": "seated_90", "mode": "active", "instrument": "inclinometer", "trial": 1,
+                      "measured_on": ["2025-12-22", "2026-01-01", "2026-01-15"], "degrees": [18.0, 20.0, 24.0]})
+    g = pd.DataFrame({"patient_id": ["P1"], "schedule": ["daily"], "start_date": ["2026-01-08"]})
+    p = pd.DataFrame({"patient_id": ["P1"], "involved_side": ["left"], "cohort": ["daily"],
+                      "allocation": ["three-per-week"], "allocated_on": [pd.Timestamp("2025-12-31")]})
+    v = cohort_visits(m, p, g)
+    assert v[["day", "baseline", "schedule"]].values.tolist() == [[1, True, "three-per-week"],
+                                                                  [15, False, "three-per-week"]]
+    # without the allocation date, time zero is the program start; without the allocation, the
+    # program's schedule is the arm, whatever the cohort label says
+    v = cohort_visits(m, p.drop(columns=["allocation", "allocated_on"]).assign(cohort="three-per-week"), g)
+    assert v[["day", "baseline", "schedule"]].values.tolist() == [[-7, True, "daily"], [7, False, "daily"]]
