@@ -9,7 +9,12 @@ Assumptions (each a parameter of :class:`Assumptions`)
 ------------------------------------------------------
 - Patients aged 20-70, 55 % female; involved hip right 45 %, left 45 %, both 10 % (``both_share``); randomised
   1:1 to ``daily`` or ``three-per-week`` breakouts (``allocation``, allocated on the program's start day,
-  ``allocated_on``; ``cohort`` holds the arm too, as a label).
+  ``allocated_on``; ``cohort`` holds the arm too, as a label). With ``allocation="by indication"``
+  the schedule is instead chosen as in routine care, with log-odds of daily ``indication_intercept
+  + indication_age (age - 45) + indication_site (site north)`` (no allocation recorded; cohort
+  "routine care"); with ``gain_model="arm"`` the gain also moves by ``age_gain`` per year of age over
+  45 and ``site_gain`` at the north site, so age and site confound the comparison (all 0 by
+  default: no confounding).
 - Baseline active seated hip IR of the involved hip ~ N(22, 6) degrees, clipped to 5-40; with both
   hips involved each hip has its own baseline (a shared patient part and a side part, SD 3); the
   uninvolved side ~ 8 degrees more (SD 3). Normal adult means are about 29-50 degrees (J Athl Train
@@ -50,7 +55,10 @@ Assumptions (each a parameter of :class:`Assumptions`)
   to give a drop-out of about 15 %, typical of rehabilitation trials. Pain rises are not related
   to the gain here, so pain-driven drop-out is ignorable for IR; drop-out for no progress depends
   on the observed IR and the arm (missing at random), which biases complete-case analyses and not
-  the likelihood-based primary analysis (``bench/bench_trial_simulation.py`` shows both).
+  the likelihood-based primary analysis (``bench/bench_trial_simulation.py`` shows both). With
+  ``dropout_future`` above 0, daily patients whose plateau gain (not yet observed) stays under the
+  MDC also stop with that chance after each visit from week 2: missing not at random, which the
+  MAR analyses cannot correct (the tipping point says how far from MAR the conclusion holds).
 
 Examples
 --------
@@ -118,6 +126,13 @@ class Assumptions:
     dropout_no_progress: float = 0.10
     dropout_no_progress_daily: float = 0.20
     mdc: float = 5.4
+    allocation: str = "random"
+    indication_intercept: float = 0.0
+    indication_age: float = 0.0
+    indication_site: float = 0.0
+    age_gain: float = 0.0
+    site_gain: float = 0.0
+    dropout_future: float = 0.0
 
     def true_effect(self, week: float) -> float:
         """With ``gain_model="arm"``: the true difference in mean involved-hip IR, daily minus 3x/week,
@@ -165,9 +180,16 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     arm = np.where(rng.permutation(n) % 2 == 0, "daily", "three-per-week")
     start = np.array([a.first_start + timedelta(days=int(d)) for d in rng.integers(0, a.enrolment_days, n)])
     weeks = rng.integers(a.weeks_min, a.weeks_max + 1, n)
+    site = rng.choice(["north", "south"], n)
+    randomised = a.allocation == "random"
+    if not randomised:  # routine care: the clinician chooses, from the patient in front of them
+        chooser = np.random.default_rng([seed, 21])  # its own stream: the rest of the clinic stays as drawn
+        logit = a.indication_intercept + a.indication_age * (age - 45) + a.indication_site * (site == "north")
+        arm = np.where(chooser.random(n) < 1 / (1 + np.exp(-logit)), "daily", "three-per-week")
     patients = pd.DataFrame({
         "patient_id": ids, "birth_year": np.array([d.year for d in start]) - age, "sex": sex, "involved_side": side,
-        "site": rng.choice(["north", "south"], n), "cohort": arm, "allocation": arm, "allocated_on": start,
+        "site": site, "cohort": arm if randomised else "routine care", "allocation": arm if randomised else None,
+        "allocated_on": start if randomised else None,
     })
 
     # --- programs: some daily patients switch to 3x/week for tolerance ----------------------
@@ -218,7 +240,8 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     baseline = {s: np.clip(base_patient + side_part[s], 5, 40) for s in ("left", "right")}
     other = np.clip(base_patient + a.other_side_offset + rng.normal(0, 3, n), 5, 60)
     if a.gain_model == "arm":
-        g = a.gain_three_per_week + a.arm_effect * (arm == "daily")
+        g = (a.gain_three_per_week + a.arm_effect * (arm == "daily") + a.age_gain * (age - 45)
+             + a.site_gain * (site == "north"))
     else:
         g = a.gain_max * (1 - np.exp(-a.gain_rate_per_breakout * per_week))
     reference = (a.ceiling - a.baseline_mean) if a.ceiling is not None else 1.0
@@ -237,6 +260,7 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     rise_days = [np.sort(day[(pi == i) & pain_rise]) for i in range(n)]
     told_days = [np.sort(day[(pi == i) & pain_told]) for i in range(n)]
     meas, dropout_day = [], np.full(n, 10_000)
+    future_gain = np.array([np.mean([gain[h][i] for h in involved_sides[i]]) for i in range(n)])  # not observed
     for i in range(n):
         last_day = 7 * int(weeks[i]) - 1
         visits = np.arange(0, last_day + 1, a.visit_every_days)
@@ -265,7 +289,8 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
                 gain_seen = np.mean([means[h] - first_mean[h] for h in involved_sides[i]])
                 hazard = (a.dropout_base + a.dropout_pain * (rises >= 2 and rises >= told / 2)
                           + (a.dropout_no_progress_daily if arm[i] == "daily" else a.dropout_no_progress)
-                          * (k >= 2 and gain_seen < a.mdc))
+                          * (k >= 2 and gain_seen < a.mdc)
+                          + a.dropout_future * (arm[i] == "daily") * (future_gain[i] < a.mdc))
                 if rng.random() < hazard:
                     dropout_day[i] = int(v)
                     break
