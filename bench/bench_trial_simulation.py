@@ -13,7 +13,8 @@ scenarios:
   departure reaches the tipping shift.
 - ``observational``: no allocation, the clinician chooses (older patients and the south site get
   3x/week more often) and age and site also move the gain (confounding by indication): the
-  unadjusted primary analysis is biased.
+  unadjusted primary analysis is biased, the overlap-weighted ANCOVA after MI (adjusted for
+  baseline IR, age, sex, side and site) is not.
 
 For each method it prints, side by side: mean bias (with its Monte Carlo SE), empirical SE, mean
 model SE, coverage of the 95 % CI (with its Monte Carlo SE). Seeded; uses every core.
@@ -34,7 +35,10 @@ from dataclasses import replace
 import numpy as np
 
 from hipanalytics.analysis.cohort import cohort_visits
-from hipanalytics.analysis.trial import ancova, impute_windows, primary_analysis, tipping_point, trial_patients
+from hipanalytics.analysis.trial import (ancova, impute_windows, primary_analysis, tipping_point, trial_patients,
+                                         weighted_analysis)
+from hipanalytics.analysis.weighting import baseline_covariates
+from hipanalytics.errors import HipAnalyticsError
 from hipanalytics.synthetic import Assumptions, generate_clinic
 
 WEEK = 6
@@ -47,7 +51,7 @@ SCENARIOS = {
                              indication_site=1.0, age_gain=-0.15, site_gain=1.5),
 }
 METHODS = ["primary: cLDA (MMRM), all visits", "MI ANCOVA (MAR, 20 imputations)", "MI ANCOVA, jump to reference",
-           "complete-case ANCOVA"]
+           "complete-case ANCOVA", "overlap-weighted ANCOVA after MI"]
 
 
 def one_trial(args):
@@ -63,6 +67,10 @@ def one_trial(args):
         mi = imputed.ancova()
         j2r = impute_windows(visits, table, WEEK, imputations=20, seed=seed, jump_to_reference=True).ancova()
         cc = ancova(table)
+        try:
+            weighted = weighted_analysis(imputed, baseline_covariates(clinic["patients"], clinic["programs"]))
+        except HipAnalyticsError:  # counted as a failed trial
+            weighted = dict.fromkeys(("estimate", "std_error", "ci_low", "ci_high"), np.nan)
         _, tip = tipping_point(imputed, deltas=np.array([-10.0, 10.0]))
     # the true departure from MAR: true week-6 IR of the daily patients missing then, minus their imputed mean
     true = clinic["true_ir"][clinic["true_ir"]["week"] == WEEK].groupby("patient_id")["true_deg"].mean()
@@ -75,7 +83,8 @@ def one_trial(args):
     rows = [(primary.estimate, primary.std_error, primary.ci_low, primary.ci_high),
             (mi["estimate"], mi["std_error"], mi["ci_low"], mi["ci_high"]),
             (j2r["estimate"], j2r["std_error"], j2r["ci_low"], j2r["ci_high"]),
-            (cc["estimate"], cc["std_error"], cc["ci_low"], cc["ci_high"])]
+            (cc["estimate"], cc["std_error"], cc["ci_low"], cc["ci_high"]),
+            (weighted["estimate"], weighted["std_error"], weighted["ci_low"], weighted["ci_high"])]
     return rows, float(table["week_deg"].isna().mean()), primary.covariance, tip["daily"], departure
 
 
@@ -109,7 +118,7 @@ def main(trials: int = 300, patients: int = 120, scenarios=tuple(SCENARIOS)) -> 
               f"{np.nanmedian(tips):+.1f} degrees ({np.isfinite(tips).sum()} of {len(tips)} tip); true departure "
               f"from MAR of the daily arm's missing week-{WEEK} values: {np.nanmean(departures):+.2f} degrees")
     print("Targets (issue 21): mar: primary and MI coverage 93-97% with bias near zero, complete cases biased; "
-          "mnar: MAR methods biased, the departure negative; observational: the unadjusted primary biased.")
+          "mnar: MAR methods biased, the departure negative; observational: the unadjusted primary biased, the weighted one unbiased with ~95% coverage.")
 
 
 if __name__ == "__main__":

@@ -92,12 +92,26 @@ class CohortComparison:
     def plain_language(self) -> str:
         """The result in a paragraph a clinician can read: the difference at week N with its CI, set
         against the MDC, and what kind of comparison it is."""
-        p = self.primary
-        size = fixed(abs(p.estimate))
-        more = "more" if p.estimate >= 0 else "less"
-        text = (f"At week {self.week}, patients assigned to daily breakouts had {size} degrees {more} hip IR than "
-                f"those assigned to breakouts 3x/week (95% CI {fixed(p.ci_low)} to {fixed(p.ci_high)} degrees, "
-                f"daily minus 3x/week; p {_p_words(p.p_value)}), adjusted for baseline IR. ")
+        from types import SimpleNamespace
+
+        observational = self.weighting is not None
+        if observational:
+            p = SimpleNamespace(**self.sensitivity[self.sensitivity["label"] == "adjusted: overlap weights"].iloc[0])
+            ess = self.weighting["ess"]
+            text = ("No allocation is recorded: the schedules were chosen in routine care, so this is an "
+                    "observational comparison. Adjusted for baseline IR, age, sex, involved side and site by "
+                    f"propensity-score overlap weights, at week {self.week} patients who started daily breakouts had "
+                    f"{fixed(abs(p.estimate))} degrees {'more' if p.estimate >= 0 else 'less'} hip IR than those who "
+                    f"started 3x/week (95% CI {fixed(p.ci_low)} to {fixed(p.ci_high)} degrees, daily minus 3x/week; "
+                    f"p {_p_words(p.p_value)}; effective sample size {ess['daily']:.0f} daily and "
+                    f"{ess['three-per-week']:.0f} 3x/week), in the patients who could have been given either "
+                    f"schedule (unadjusted: {fixed(self.primary.estimate)} degrees). ")
+        else:
+            p = self.primary
+            text = (f"At week {self.week}, patients assigned to daily breakouts had {fixed(abs(p.estimate))} degrees "
+                    f"{'more' if p.estimate >= 0 else 'less'} hip IR than those assigned to breakouts 3x/week (95% CI "
+                    f"{fixed(p.ci_low)} to {fixed(p.ci_high)} degrees, daily minus 3x/week; p {_p_words(p.p_value)}), "
+                    "adjusted for baseline IR. ")
         if -MDC_DEG < p.ci_low and p.ci_high < MDC_DEG:
             text += (f"The confidence interval rules out a difference as large as the {MDC_DEG:g}-degree MDC in "
                      "either direction: whichever schedule is better, the difference is smaller than a change one "
@@ -107,13 +121,17 @@ class CohortComparison:
                      "rule out a difference of that size: the data cannot tell yet. ")
         else:
             text += f"The estimate is at least the {MDC_DEG:g}-degree MDC, a difference a clinician could measure. "
-        if self.allocated:
+        if observational:
+            text += ("Confounders that were not measured (for example how well a patient tolerated the first "
+                     "sessions) are not adjusted for: the estimate is the schedule's effect only if there are none.")
+        elif not self.allocated:
+            why = self.sensitivity.attrs.get("weighting_error")
+            text += ("No allocation is recorded: the schedules were chosen in routine care, so this is an "
+                     "observational comparison, and the adjustment for confounding could not be made"
+                     + (f" ({why})" if why else "") + ": read it as a description, not as the effect of the schedule.")
+        else:
             text += ("Every patient's schedule was allocated (the patients' allocation column): if the allocation was "
                      "random, a randomised comparison.")
-        else:
-            text += ("No allocation is recorded: the schedules were chosen in routine care, where patients who "
-                     "tolerate daily breakouts poorly move to 3x/week, so this is an observational comparison, not "
-                     "adjusted for confounding: read it as a description, not as the effect of the schedule.")
         return text
 
     def methods_sections(self) -> list[tuple[str, str]]:
@@ -159,6 +177,21 @@ class CohortComparison:
              "the imputed week-N values of one arm or both shifted until the conclusion changes (Ratitch et al., "
              "Pharm Stat 2013); and on complete cases (valid only if missing completely at random). "
              "The patients missing from each analysis are listed with the reason."),
+            *([("Observational comparison",
+                "No allocation is recorded, so the comparison emulates a target trial (Hernan & Robins, Am J "
+                "Epidemiol 2016;183:758-764): eligibility, a program of either schedule; time zero, the program "
+                "start; the strategies, starting daily or 3x/week breakouts; the outcome, IR at week "
+                f"{self.week}. Confounding by indication is adjusted for by propensity-score overlap weights (Li, "
+                "Morgan & Zaslavsky, JASA 2018;113:390-400): a logistic model of starting daily on baseline IR, "
+                "age, sex, involved side and site, each daily patient weighted 1 - e and each 3x/week patient e; "
+                "the estimate is the weighted ANCOVA of week-N IR on arm and the same covariates (consistent if "
+                "either model is right; Funk et al., Am J Epidemiol 2011) with a robust (HC0) variance, after "
+                "multiple imputation of the missing values, on each imputation and pooled by Rubin's rules. The "
+                "target is the difference in the patients who could have been given either schedule (the overlap "
+                "population). Balance is shown as standardised mean differences before and after weighting "
+                "(|SMD| above 0.1 is imbalance; Austin, Stat Med 2009), with Kish's effective sample size and the "
+                "patients outside the common range of propensity scores (positivity). The unadjusted analyses "
+                "above assume no confounding.")] if self.weighting is not None else []),
             ("Other analyses",
              f"Per protocol: patients who did at least {100 * self.threshold:.0f}% of the breakouts their assigned "
              f"schedule planned up to week {self.week}, did not switch schedule and have a week-{self.week} value "
@@ -295,7 +328,27 @@ class CohortComparison:
             "weekly-gain-model": ("Linear mixed model of the weekly gain", self.weekly_gain_table()),
             "time-shape": ("Shape of the time course (exploratory)", self.time_shape_table()),
             "dose-response": ("Dose-response, adjusted for arm and follow-up (exploratory)", self.dose_table()),
+            **({"balance": ("Balance of the baseline covariates before and after overlap weighting "
+                            "(standardised mean differences)", self.balance_table())}
+               if self.weighting is not None else {}),
         }
+
+    @property
+    def weighting(self) -> dict | None:
+        """The confounding adjustment of an observational comparison (None when allocated)."""
+        return self.sensitivity.attrs.get("weighting")
+
+    def balance_table(self) -> pd.DataFrame:
+        """Covariate means by arm and standardised mean differences, before and after weighting."""
+        b = self.weighting["balance"]
+
+        def two(x):  # never "-0.00": a zero after weighting prints as zero
+            return fixed(round(float(x), 2) + 0.0, 2)
+
+        return pd.DataFrame({
+            "covariate": b["covariate"], "daily": b["mean_daily"].map(two), "3x/week": b["mean_three"].map(two),
+            "SMD before": b["smd_before"].map(two), "SMD after weighting": b["smd_after"].map(two),
+            "imbalanced (|SMD| > 0.1)": b["imbalanced"].map({True: "yes", False: "no"})})
 
     # -- figures -------------------------------------------------------------------------------
 
@@ -452,6 +505,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
     """
     from .analysis import cohort_visits, dose_response, mixed_model, patient_outcomes, table_one
     from .analysis import trial
+    from .analysis.weighting import baseline_covariates
     from .errors import HipAnalyticsError
     from .progress import _number, _tables
     from .synthetic import is_synthetic
@@ -473,7 +527,10 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
             table = trial.trial_patients(t["patients"], t["programs"], visits, t["sessions"], week=week,
                                          threshold=threshold)
             primary = trial.primary_analysis(visits, week)
-            sensitivity = trial.sensitivity_analyses(primary, visits, table, imputations=imputations, seed=seed)
+            allocated = "allocation" in t["patients"] and bool(t["patients"]["allocation"].notna().all())
+            covariates = None if allocated else baseline_covariates(t["patients"], t["programs"])
+            sensitivity = trial.sensitivity_analyses(primary, visits, table, imputations=imputations, seed=seed,
+                                                     covariates=covariates)
             weekly_gain = mixed_model(visits[visits["schedule"].isin(["daily", "three-per-week"])])
             dose = dose_response(outcomes)
         except ReportError:
@@ -489,9 +546,15 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         caveats.append(f"{len(outside)} patient{'s' if len(outside) != 1 else ''} not eligible (no program of either "
                        f"schedule), in no analysis and not in Table 1: {', '.join(outside)}")
     caveats += [f"primary analysis: {n}" for n in primary.notes]
+    weighted = sensitivity.attrs["weighting"]
+    if sensitivity.attrs["weighting_error"]:
+        caveats.append(f"confounding adjustment not made: {sensitivity.attrs['weighting_error']}")
+    if weighted is not None:
+        caveats += [f"confounding adjustment: {n}" for n in weighted["positivity"]["warnings"]]
+        caveats += [f"confounding adjustment: {c} still differs between the arms after weighting (|SMD| > 0.1)"
+                    for c in weighted["balance"].loc[weighted["balance"]["imbalanced"], "covariate"]]
     caveats += [f"weekly-gain model: {n}" for n in weekly_gain["note"].iloc[:1] if n]
     missing = trial.missing_by_analysis(table, primary, week)
-    allocated = "allocation" in t["patients"] and bool(t["patients"]["allocation"].notna().all())
     result = CohortComparison(
         allocated=allocated,
         week=week, threshold=threshold, patients=table, outcomes=outcomes, visits=visits, primary=primary,

@@ -292,8 +292,29 @@ def test_the_cohort_result_in_plain_words_sets_the_ci_against_the_mdc_and_names_
     assert ("1 patient not eligible (no program of either schedule), in no analysis and not in Table 1: NOPROG"
             in unallocated.caveats)
     assert unallocated.table1.iloc[0]["Overall"] == "16"
-    assert not unallocated.allocated and "this is an observational comparison, not adjusted for confounding" in \
-        unallocated.plain_language()
+    assert not unallocated.allocated and "observational comparison, and the adjustment for confounding could not be " \
+        "made (confounding adjustment: the covariates separate the schedules completely" in unallocated.plain_language()
+    assert any(c.startswith("confounding adjustment not made: ") for c in unallocated.caveats)
+
+
+def test_an_observational_cohort_is_adjusted_for_confounding_and_the_report_says_how():
+    from hipanalytics.progress import cohort_comparison
+    from hipanalytics.synthetic import Assumptions
+
+    confounded = Assumptions(gain_model="arm", arm_effect=3.0, allocation="by indication", indication_intercept=-0.4,
+                             indication_age=-0.08, indication_site=1.0, age_gain=-0.15, site_gain=1.5)
+    clinic = generate_clinic(120, seed=5, assumptions=confounded)
+    result = cohort_comparison(clinic, week=6, imputations=5)
+    assert not result.allocated and result.weighting is not None
+    adjusted = result.sensitivity.set_index("label").loc["adjusted: overlap weights"]
+    assert adjusted["estimate"] < result.primary.estimate  # older, south-site patients (who gain less) got 3x/week
+    words = result.plain_language()
+    assert words.startswith("No allocation is recorded") and "propensity-score overlap weights" in words
+    assert f"{adjusted['estimate']:.1f} degrees more" in words and "unadjusted: " in words
+    balance = result.tables()["balance"][1].set_index("covariate")
+    assert float(balance.loc["age", "SMD before"]) < -0.5 and balance.loc["age", "SMD after weighting"] == "0.00"
+    assert "Observational comparison" in dict(result.methods_sections())
+    assert "target trial" in dict(result.methods_sections())["Observational comparison"]
 
 
 def test_a_cohort_without_both_schedules_is_refused_saying_what_it_holds():

@@ -37,7 +37,7 @@ from ..errors import HipAnalyticsError
 from .mixed import LMMFit, fit_lmm, lmm_data
 
 __all__ = ["WINDOW_WEEKS", "ESTIMAND_ATTRIBUTES", "estimand", "missing_data_text", "estimand_text", "analysis_windows",
-           "window_of", "trial_patients", "COVARIANCE_ORDER", "covariance_words", "primary_analysis", "ancova", "Imputed", "impute_windows",
+           "window_of", "trial_patients", "COVARIANCE_ORDER", "covariance_words", "primary_analysis", "ancova", "Imputed", "impute_windows", "weighted_analysis",
            "multiple_imputation_ancova", "TIPPING_DELTAS", "tipping_point", "tipping_text",
            "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm", "time_to_first_rise",
            "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
@@ -364,6 +364,7 @@ class Imputed:
     values: np.ndarray
     missing: np.ndarray
     daily: np.ndarray
+    patient_ids: np.ndarray | None = None
 
     def ancova(self, delta_daily: float = 0.0, delta_three: float = 0.0) -> dict:
         """ANCOVA at week N on each completed copy, pooled by Rubin's rules; the *imputed* week-N
@@ -400,7 +401,52 @@ def impute_windows(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, impu
     values = impute_mvn(Y, X, imputations=imputations, seed=seed,
                         reference=daily == 1 if jump_to_reference else None,
                         X_reference=np.column_stack([np.ones(len(Y)), np.zeros(len(Y))]))
-    return Imputed(week, values, np.isnan(Y), daily)
+    return Imputed(week, values, np.isnan(Y), daily, wide.index.to_numpy())
+
+
+def weighted_analysis(imputed: Imputed, covariates: pd.DataFrame) -> dict:
+    """The confounding-adjusted difference at week N of an observational comparison
+    (:mod:`.weighting`): on each completed copy, propensity scores on the baseline covariates (the
+    copy's baseline IR among them), overlap weights and the weighted ANCOVA; pooled by Rubin's rules.
+
+    Parameters
+    ----------
+    covariates : DataFrame
+        Indexed by patient id: :data:`hipanalytics.analysis.weighting.COVARIATES` other than
+        ``baseline_deg`` (see :func:`hipanalytics.analysis.weighting.baseline_covariates`).
+
+    Returns
+    -------
+    dict
+        The pooled ``estimate``, ``std_error``, ``df``, ``ci_low``, ``ci_high``, ``p_value``, ``n``;
+        ``balance`` (:func:`~hipanalytics.analysis.weighting.balance_table`), ``ess``, ``positivity``
+        on the copies' mean baseline.
+    """
+    from . import weighting
+    from .imputation import rubin
+
+    other = covariates.reindex(imputed.patient_ids).reset_index(drop=True)
+    X, names = weighting.covariate_matrix(other.assign(baseline_deg=imputed.values[:, :, 0].mean(axis=0)))
+    dropped = weighting.one_arm_levels(X, names, imputed.daily)
+    keep = [j for j in range(len(names)) if j not in dropped]
+    fits = []
+    for v in imputed.values:
+        Xv = weighting.covariate_matrix(other.assign(baseline_deg=v[:, 0]))[0][:, keep]
+        ps = weighting.propensity_scores(Xv, imputed.daily)
+        fits.append(weighting.weighted_ancova(v[:, -1], imputed.daily, Xv,
+                                              weighting.overlap_weights(ps, imputed.daily)))
+    left_out = [f"{names[j]} occurs in one arm only (or in every patient of one arm): not adjusted for, no "
+                "comparable patient on the other schedule" for j in dropped]
+    X, names = X[:, keep], [names[j] for j in keep]
+    ps = weighting.propensity_scores(X, imputed.daily)
+    w = weighting.overlap_weights(ps, imputed.daily)
+    n = len(imputed.daily)
+    found = weighting.positivity(ps, imputed.daily)
+    found["warnings"] = left_out + found["warnings"]
+    return {"n": n, **rubin([f[0] for f in fits], [f[1] for f in fits], n - 2 - X.shape[1]),
+            "balance": weighting.balance_table(X, names, imputed.daily, w),
+            "ess": weighting.effective_sample_size(w, imputed.daily), "positivity": found,
+            "covariates": names}
 
 
 def multiple_imputation_ancova(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, imputations: int = 20,
@@ -474,11 +520,13 @@ def _first_tip(tips, direction, limit: float) -> float:
 
 
 def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd.DataFrame, *,
-                         imputations: int = 20, seed: int = 0) -> pd.DataFrame:
+                         imputations: int = 20, seed: int = 0, covariates: pd.DataFrame | None = None) -> pd.DataFrame:
     """The primary estimate beside its sensitivity analyses: MI ANCOVA (MAR), jump to reference
     (missing not at random: the daily patients lose their arm's advantage after drop-out),
     complete-case ANCOVA, and the delta-adjusted tipping point (its shifts in ``note``;
-    the grid in ``attrs["tipping_grid"]``)."""
+    the grid in ``attrs["tipping_grid"]``). With ``covariates`` (an observational comparison), first
+    the confounding-adjusted estimate (:func:`weighted_analysis`; its balance, effective sample size
+    and positivity in ``attrs["weighting"]``; when it cannot be made, why in ``attrs["weighting_error"]``)."""
     week = primary.week
     imputed = impute_windows(visits, table, week, imputations=imputations, seed=seed)
     mi = imputed.ancova()
@@ -496,7 +544,20 @@ def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd
              "note": "valid only if the missing are missing completely at random"},
             {"label": "tipping point", "analysis": "sensitivity: tipping point (delta-adjusted MI, MNAR)", "n": mi["n"],
              "note": tipping_text(tip, significant=mi["p_value"] < 0.05)}]
+    weighted, why_not = None, None
+    try:
+        weighted = weighted_analysis(imputed, covariates) if covariates is not None else None
+    except HipAnalyticsError as exc:  # e.g. separation in a small cohort: said, not fatal
+        why_not = str(exc)
+    if weighted is not None:
+        ess = weighted["ess"]
+        rows.insert(1, {"label": "adjusted: overlap weights", **{k: weighted[k] for k in keys},
+                        "analysis": "confounding-adjusted: overlap-weighted ANCOVA after MI (observational)",
+                        "note": f"propensity score on {', '.join(weighted['covariates'])}; effective sample size "
+                                f"{ess['daily']:.0f} daily, {ess['three-per-week']:.0f} 3x/week"})
     out = pd.DataFrame(rows)
+    out.attrs["weighting"] = weighted
+    out.attrs["weighting_error"] = why_not
     out.attrs["tipping_grid"] = grid
     out.attrs["tipping"] = tip
     return out
