@@ -346,7 +346,8 @@ class CohortComparison:
             return fixed(round(float(x), 2) + 0.0, 2)
 
         return pd.DataFrame({
-            "covariate": b["covariate"], "daily": b["mean_daily"].map(two), "3x/week": b["mean_three"].map(two),
+            "covariate": b["covariate"].replace({"baseline_deg": "baseline IR (degrees)", "age": "age (years)"})
+                                       .str.replace("_", " "), "daily": b["mean_daily"].map(two), "3x/week": b["mean_three"].map(two),
             "SMD before": b["smd_before"].map(two), "SMD after weighting": b["smd_after"].map(two),
             "imbalanced (|SMD| > 0.1)": b["imbalanced"].map({True: "yes", False: "no"})})
 

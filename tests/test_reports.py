@@ -312,7 +312,8 @@ def test_an_observational_cohort_is_adjusted_for_confounding_and_the_report_says
     assert words.startswith("No allocation is recorded") and "propensity-score overlap weights" in words
     assert f"{adjusted['estimate']:.1f} degrees more" in words and "unadjusted: " in words
     balance = result.tables()["balance"][1].set_index("covariate")
-    assert float(balance.loc["age", "SMD before"]) < -0.5 and balance.loc["age", "SMD after weighting"] == "0.00"
+    assert float(balance.loc["age (years)", "SMD before"]) < -0.5 and balance.loc["age (years)", "SMD after weighting"] == "0.00"
+    assert "involved side: right" in balance.index
     assert "Observational comparison" in dict(result.methods_sections())
     assert "target trial" in dict(result.methods_sections())["Observational comparison"]
 
