@@ -137,9 +137,7 @@ class CohortComparison:
     def methods_sections(self) -> list[tuple[str, str]]:
         """The methods, section by section: estimand, outcome, primary analysis, missing data, other
         analyses, software (each a heading and a paragraph)."""
-        from .analysis.trial import missing_data_text
-
-        from .analysis.trial import COVARIANCE_ORDER, covariance_words
+        from .analysis.trial import COVARIANCE_ORDER, covariance_words, missing_data_text
 
         p = self.primary
         covariance = (f"a covariance over the visit windows chosen by a pre-specified order, the first that can be "

@@ -330,22 +330,24 @@ def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
 
 
 def ancova(table: pd.DataFrame, *, y: str = "week_deg", baseline: str = "baseline_deg") -> dict:
-    """ANCOVA: ``y ~ daily + baseline`` by OLS on the rows with both values (complete cases)."""
-    import statsmodels.api as sm
+    """ANCOVA: ``y ~ daily + baseline`` by OLS on the rows with both values (complete cases), with
+    a t test and 95% CI on n - 3 degrees of freedom."""
+    from scipy import stats
 
     d = table.dropna(subset=[y, baseline])
     d = d[d["arm"].isin([TREATED, REFERENCE])]
     if d["arm"].nunique() < 2 or len(d) < 4:
         return {"n": len(d), "estimate": np.nan, "std_error": np.nan, "df": np.nan, "ci_low": np.nan,
                 "ci_high": np.nan, "p_value": np.nan}
-    X = sm.add_constant(np.column_stack([(d["arm"] == TREATED).astype(float), d[baseline].astype(float)]))
-    fit = sm.OLS(d[y].astype(float).to_numpy(), X).fit()
-    ci = fit.conf_int()[1]
-    return {"n": len(d), "estimate": float(fit.params[1]), "std_error": float(fit.bse[1]), "df": float(fit.df_resid),
-            "ci_low": float(ci[0]), "ci_high": float(ci[1]), "p_value": float(fit.pvalues[1])}
+    estimate, variance = _ols_ancova(d[y].to_numpy(dtype=float), (d["arm"] == TREATED).to_numpy(dtype=float),
+                                     d[baseline].to_numpy(dtype=float))
+    se, df = float(np.sqrt(variance)), float(len(d) - 3)
+    half = stats.t.ppf(0.975, df) * se
+    return {"n": len(d), "estimate": estimate, "std_error": se, "df": df, "ci_low": estimate - half,
+            "ci_high": estimate + half, "p_value": float(2 * stats.t.sf(abs(estimate / se), df))}
 
 
-def _fast_ancova(y: np.ndarray, arm: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
+def _ols_ancova(y: np.ndarray, arm: np.ndarray, baseline: np.ndarray) -> tuple[float, float]:
     """The arm coefficient of ``y ~ arm + baseline`` by least squares, and its variance."""
     X = np.column_stack([np.ones(len(y)), arm, baseline])
     XtX_inv = np.linalg.inv(X.T @ X)
@@ -373,7 +375,7 @@ class Imputed:
         from .imputation import rubin
 
         shift = self.missing[:, -1] * np.where(self.daily == 1, delta_daily, delta_three)
-        fits = [_fast_ancova(v[:, -1] + shift, self.daily, v[:, 0]) for v in self.values]
+        fits = [_ols_ancova(v[:, -1] + shift, self.daily, v[:, 0]) for v in self.values]
         n = len(self.daily)
         return {"n": n, **rubin([f[0] for f in fits], [f[1] for f in fits], n - 3),
                 "imputations": len(self.values), "missing_at_week": int(self.missing[:, -1].sum())}
@@ -428,16 +430,18 @@ def weighted_analysis(imputed: Imputed, covariates: pd.DataFrame) -> dict:
     other = covariates.reindex(imputed.patient_ids).reset_index(drop=True)
     X, names = weighting.covariate_matrix(other.assign(baseline_deg=imputed.values[:, :, 0].mean(axis=0)))
     dropped = weighting.one_arm_levels(X, names, imputed.daily)
+    left_out = [f"{names[j]} occurs in one arm only (or in every patient of one arm): not adjusted for, no "
+                "comparable patient on the other schedule" for j in dropped]
     keep = [j for j in range(len(names)) if j not in dropped]
+    X, names = X[:, keep], [names[j] for j in keep]
+    base = names.index("baseline_deg")
     fits = []
-    for v in imputed.values:
-        Xv = weighting.covariate_matrix(other.assign(baseline_deg=v[:, 0]))[0][:, keep]
+    for v in imputed.values:  # each copy: its own baseline IR, the other covariates as observed
+        Xv = X.copy()
+        Xv[:, base] = v[:, 0]
         ps = weighting.propensity_scores(Xv, imputed.daily)
         fits.append(weighting.weighted_ancova(v[:, -1], imputed.daily, Xv,
                                               weighting.overlap_weights(ps, imputed.daily)))
-    left_out = [f"{names[j]} occurs in one arm only (or in every patient of one arm): not adjusted for, no "
-                "comparable patient on the other schedule" for j in dropped]
-    X, names = X[:, keep], [names[j] for j in keep]
     ps = weighting.propensity_scores(X, imputed.daily)
     w = weighting.overlap_weights(ps, imputed.daily)
     n = len(imputed.daily)
