@@ -94,18 +94,22 @@ class CohortComparison:
         against the MDC, and what kind of comparison it is."""
         from types import SimpleNamespace
 
+        from .analysis.trial import WEIGHTED_METHODS
+
         observational = self.weighting is not None
         if observational:
-            p = SimpleNamespace(**self.sensitivity[self.sensitivity["label"] == "adjusted: overlap weights"].iloc[0])
+            p = SimpleNamespace(**self.sensitivity[self.sensitivity["label"] == WEIGHTED_METHODS["overlap"]].iloc[0])
+            dr = SimpleNamespace(**self.weighting["methods"]["aipw"])
             ess = self.weighting["ess"]
             text = ("No allocation is recorded: the schedules were chosen in routine care, so this is an "
-                    "observational comparison. Adjusted for baseline IR, age, sex, involved side and site by "
+                    f"observational comparison. Adjusted for {self.adjusted_for()} by "
                     f"propensity-score overlap weights, at week {self.week} patients who started daily breakouts had "
                     f"{fixed(abs(p.estimate))} degrees {'more' if p.estimate >= 0 else 'less'} hip IR than those who "
                     f"started 3x/week (95% CI {fixed(p.ci_low)} to {fixed(p.ci_high)} degrees, daily minus 3x/week; "
                     f"p {_p_words(p.p_value)}; effective sample size {ess['daily']:.0f} daily and "
                     f"{ess['three-per-week']:.0f} 3x/week), in the patients who could have been given either "
-                    f"schedule (unadjusted: {fixed(self.primary.estimate)} degrees). ")
+                    f"schedule (doubly robust estimate over all patients: {fixed(dr.estimate)} degrees, 95% CI "
+                    f"{fixed(dr.ci_low)} to {fixed(dr.ci_high)}; unadjusted: {fixed(self.primary.estimate)} degrees). ")
         else:
             p = self.primary
             text = (f"At week {self.week}, patients assigned to daily breakouts had {fixed(abs(p.estimate))} degrees "
@@ -137,7 +141,7 @@ class CohortComparison:
     def methods_sections(self) -> list[tuple[str, str]]:
         """The methods, section by section: estimand, outcome, primary analysis, missing data, other
         analyses, software (each a heading and a paragraph)."""
-        from .analysis.trial import COVARIANCE_ORDER, covariance_words, missing_data_text
+        from .analysis.trial import COVARIANCE_ORDER, TIME_SHAPE_RULE, covariance_words, missing_data_text
 
         p = self.primary
         covariance = (f"a covariance over the visit windows chosen by a pre-specified order, the first that can be "
@@ -180,13 +184,16 @@ class CohortComparison:
                 "Epidemiol 2016;183:758-764): eligibility, a program of either schedule; time zero, the program "
                 "start; the strategies, starting daily or 3x/week breakouts; the outcome, IR at week "
                 f"{self.week}. Confounding by indication is adjusted for by propensity-score overlap weights (Li, "
-                "Morgan & Zaslavsky, JASA 2018;113:390-400): a logistic model of starting daily on baseline IR, "
-                "age, sex, involved side and site, each daily patient weighted 1 - e and each 3x/week patient e; "
-                "the estimate is the weighted ANCOVA of week-N IR on arm and the same covariates (consistent if "
-                "either model is right; Funk et al., Am J Epidemiol 2011) with a robust (HC0) variance, after "
-                "multiple imputation of the missing values, on each imputation and pooled by Rubin's rules. The "
-                "target is the difference in the patients who could have been given either schedule (the overlap "
-                "population). Balance is shown as standardised mean differences before and after weighting "
+                f"Morgan & Zaslavsky, JASA 2018;113:390-400): a logistic model of starting daily on {self.adjusted_for()} "
+                "(baseline pain: the NPRS before the first session in the baseline window; a covariate missing "
+                "for some patients by a missing indicator), each daily patient weighted 1 - e and each "
+                "3x/week patient e; the estimate is the weighted ANCOVA of week-N IR on arm and the same covariates "
+                "with a robust (HC0) variance, after multiple imputation of the missing values, on each imputation "
+                "and pooled by Rubin's rules. Its target is the difference in the patients who could have been "
+                "given either schedule (the overlap population). Beside it, for all patients: the ANCOVA weighted by "
+                "stabilised inverse-probability weights (Robins et al., Epidemiology 2000;11:550-560) and the "
+                "augmented IPW estimate (Funk et al., Am J Epidemiol 2011;173:761-767), doubly robust: consistent "
+                "if either the propensity model or the outcome model is right. Balance is shown as standardised mean differences before and after weighting "
                 "(|SMD| above 0.1 is imbalance; Austin, Stat Med 2009), with Kish's effective sample size and the "
                 "patients outside the common range of propensity scores (positivity). The unadjusted analyses "
                 "above assume no confounding.")] if self.weighting is not None else []),
@@ -195,12 +202,20 @@ class CohortComparison:
              f"schedule planned up to week {self.week}, did not switch schedule and have a week-{self.week} value "
              "(a completers analysis, biased when adherence or drop-out depend on prognosis); as treated: each "
              f"patient on the schedule they followed on most days up to week {self.week}, whichever way they "
-             "switched. Secondary outcomes "
-             "(the weekly IR gain by a linear mixed model with a random intercept and slope per patient and an "
-             f"intercept per hip; reliable improvement of at least the MDC of {MDC_DEG:g} degrees at week "
-             f"{self.week}; the Hodges-Lehmann shift of the change) are tested with Holm's correction over the "
-             "three, and only if the primary analysis is significant at 5% (serial gatekeeping; otherwise they are "
-             "exploratory). Exploratory, without correction: per protocol, as treated, harms, dose-response (OLS of each "
+             "switched"
+             + (f"; the complier-average causal effect (assignment as the instrument for the schedule followed up to "
+                f"week {self.week}, two-stage least squares on baseline IR after the MAR imputations, robust variance; "
+                "Angrist, Imbens & Rubin, JASA 1996), the principled alternative to per protocol in randomised "
+                "data: it assumes assignment acts only through the schedule followed" if self.allocated else "")
+             + ". Secondary outcomes, both valid under MAR: the IR gain per week to week "
+             f"{self.week} (a REML mixed model of every visit, each arm its own time course, random intercept and "
+             "slope per patient and an intercept per hip; the difference in fitted change at week "
+             f"{self.week} over {self.week}), with the time course chosen by a pre-specified rule: {TIME_SHAPE_RULE}; "
+             f"and reliable improvement of at least the MDC of {MDC_DEG:g} degrees at week {self.week} (risk "
+             "difference after the MAR imputations, Rubin's rules). They are tested with Holm's correction over the "
+             "two, and only if the primary analysis is significant at 5% (serial gatekeeping; otherwise they are "
+             "exploratory). Exploratory, without correction: the Hodges-Lehmann shift of the change (complete "
+             "cases), per protocol, as treated, harms, dose-response (OLS of each "
              "patient's IR slope on breakouts done per week, adjusted for arm and follow-up) and the shape of the "
              "time course (linear, log(weeks + 1) and a restricted cubic spline, ML fits compared by AIC and "
              "likelihood ratio)."),
@@ -260,7 +275,8 @@ class CohortComparison:
             "difference": [fixed(e, d) for e, d in zip(s["estimate"], digits)],
             "95% CI": [_ci(a, b, d) for a, b, d in zip(s["ci_low"], s["ci_high"], digits)],
             "p": s["p_value"].map(p_value),
-            "p (Holm)": [p_value(h) if c else f"{p_value(h)} (exploratory)" for h, c in zip(s["p_holm"], s["confirmatory"])]})
+            "p (Holm)": ["outside the family (exploratory)" if pd.isna(h) else p_value(h) if c else f"{p_value(h)} (exploratory)"
+                         for h, c in zip(s["p_holm"], s["confirmatory"])]})
 
     def flow_table(self) -> pd.DataFrame:
         """The CONSORT counts, one row per step, one column per arm."""
@@ -301,7 +317,8 @@ class CohortComparison:
             "AIC": t["AIC"].map(lambda x: fixed(x, 1)),
             "LR vs linear": [("" if pd.isna(lr) else f"{fixed(lr, 2)} on {int(df)} df, p {p_value(p)}")
                              for lr, df, p in zip(t["LR vs linear"], t["LR df"], t["LR p"])],
-            "best AIC": np.where(t["best AIC"], "yes", "")})
+            "best AIC": np.where(t["best AIC"], "yes", ""),
+            "chosen (pre-specified rule)": np.where(t["chosen"], "yes", "")})
 
     def dose_table(self) -> pd.DataFrame:
         d = self.dose
@@ -331,6 +348,13 @@ class CohortComparison:
                if self.weighting is not None else {}),
         }
 
+    def adjusted_for(self) -> str:
+        """The covariates of the confounding adjustment in words (each once)."""
+        words = {"baseline_deg": "baseline IR", "age": "age", "pain": "baseline pain", "sex": "sex",
+                 "involved_side": "involved side", "site": "site"}
+        found = list(dict.fromkeys(words[n.split(":")[0]] for n in self.weighting["covariates"]))
+        return ", ".join(found[:-1]) + " and " + found[-1] if len(found) > 1 else found[0]
+
     @property
     def weighting(self) -> dict | None:
         """The confounding adjustment of an observational comparison (None when allocated)."""
@@ -344,7 +368,8 @@ class CohortComparison:
             return fixed(round(float(x), 2) + 0.0, 2)
 
         return pd.DataFrame({
-            "covariate": b["covariate"].replace({"baseline_deg": "baseline IR (degrees)", "age": "age (years)"})
+            "covariate": b["covariate"].replace({"baseline_deg": "baseline IR (degrees)", "age": "age (years)",
+                                                 "pain": "baseline pain (NPRS)"})
                                        .str.replace("_", " "), "daily": b["mean_daily"].map(two), "3x/week": b["mean_three"].map(two),
             "SMD before": b["smd_before"].map(two), "SMD after weighting": b["smd_after"].map(two),
             "imbalanced (|SMD| > 0.1)": b["imbalanced"].map({True: "yes", False: "no"})})
@@ -527,7 +552,7 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
                                          threshold=threshold)
             primary = trial.primary_analysis(visits, week)
             allocated = "allocation" in t["patients"] and bool(t["patients"]["allocation"].notna().all())
-            covariates = None if allocated else baseline_covariates(t["patients"], t["programs"])
+            covariates = None if allocated else baseline_covariates(t["patients"], t["programs"], t["sessions"])
             sensitivity = trial.sensitivity_analyses(primary, visits, table, imputations=imputations, seed=seed,
                                                      covariates=covariates)
             weekly_gain = mixed_model(visits[visits["schedule"].isin(["daily", "three-per-week"])])
@@ -536,9 +561,10 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
             raise
         except HipAnalyticsError as exc:
             raise ReportError(f"the schedule comparison cannot be made: {exc}") from None
-        per_protocol = trial.per_protocol(table)
-        secondary = trial.secondary_outcomes(table, visits, week, mdc=MDC_DEG, primary_p=primary.p_value)
+        per_protocol = trial.per_protocol(table, sensitivity.attrs["imputed"] if allocated else None)
         time_shape = trial.time_shape_comparison(visits)
+        secondary = trial.secondary_outcomes(table, visits, week, mdc=MDC_DEG, primary_p=primary.p_value,
+                                             imputed=sensitivity.attrs["imputed"], time_shape=time_shape)
     caveats = [str(w.message) for w in caught if issubclass(w.category, HipAnalyticsWarning)]
     outside = sorted(set(t["patients"]["patient_id"]) - set(table.loc[table["arm"].notna(), "patient_id"]))
     if outside:

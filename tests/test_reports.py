@@ -311,7 +311,12 @@ def test_an_observational_cohort_is_adjusted_for_confounding_and_the_report_says
     words = result.plain_language()
     assert words.startswith("No allocation is recorded") and "propensity-score overlap weights" in words
     assert f"{adjusted['estimate']:.1f} degrees more" in words and "unadjusted: " in words
+    dr = result.sensitivity.set_index("label").loc["adjusted: doubly robust (AIPW)"]
+    assert f"doubly robust estimate over all patients: {dr['estimate']:.1f} degrees" in words
+    assert "adjusted: stabilised IPT weights" in set(result.sensitivity["label"])
+    assert "baseline IR, age, baseline pain, sex, involved side and site" in words
     balance = result.tables()["balance"][1].set_index("covariate")
+    assert "baseline pain (NPRS)" in balance.index
     assert float(balance.loc["age (years)", "SMD before"]) < -0.5 and balance.loc["age (years)", "SMD after weighting"] == "0.00"
     assert "involved side: right" in balance.index
     assert "Observational comparison" in dict(result.methods_sections())

@@ -38,9 +38,9 @@ from .mixed import LMMFit, fit_lmm, lmm_data
 
 __all__ = ["WINDOW_WEEKS", "ESTIMAND_ATTRIBUTES", "estimand", "missing_data_text", "estimand_text", "analysis_windows",
            "window_of", "trial_patients", "COVARIANCE_ORDER", "covariance_words", "primary_analysis", "ancova", "Imputed", "impute_windows", "weighted_analysis",
-           "multiple_imputation_ancova", "TIPPING_DELTAS", "tipping_point", "tipping_text",
-           "sensitivity_analyses", "per_protocol", "consort_flow", "harms_by_arm", "time_to_first_rise",
-           "missing_by_analysis", "secondary_outcomes", "time_shape_comparison", "holm", "PrimaryResult"]
+           "WEIGHTED_METHODS", "multiple_imputation_ancova", "TIPPING_DELTAS", "tipping_point", "tipping_text",
+           "sensitivity_analyses", "complier_average", "per_protocol", "consort_flow", "harms_by_arm", "time_to_first_rise",
+           "missing_by_analysis", "secondary_outcomes", "TIME_SHAPE_RULE", "gain_per_week", "time_shape_comparison", "holm", "PrimaryResult"]
 
 WINDOW_WEEKS = 2
 """Visits are grouped into analysis windows of this many weeks (the protocol's visit interval):
@@ -406,10 +406,18 @@ def impute_windows(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, impu
     return Imputed(week, values, np.isnan(Y), daily, wide.index.to_numpy())
 
 
+WEIGHTED_METHODS = {"overlap": "adjusted: overlap weights", "stabilised": "adjusted: stabilised IPT weights",
+                    "aipw": "adjusted: doubly robust (AIPW)"}
+"""The confounding-adjusted estimates of an observational comparison (:func:`weighted_analysis`), by
+key, with their label in the sensitivity table; the overlap-weighted one leads."""
+
+
 def weighted_analysis(imputed: Imputed, covariates: pd.DataFrame) -> dict:
     """The confounding-adjusted difference at week N of an observational comparison
     (:mod:`.weighting`): on each completed copy, propensity scores on the baseline covariates (the
-    copy's baseline IR among them), overlap weights and the weighted ANCOVA; pooled by Rubin's rules.
+    copy's baseline IR among them), then the overlap-weighted ANCOVA (the overlap population), the
+    ANCOVA weighted by stabilised inverse-probability weights and the doubly robust AIPW estimate
+    (both the whole population); each pooled by Rubin's rules.
 
     Parameters
     ----------
@@ -420,9 +428,10 @@ def weighted_analysis(imputed: Imputed, covariates: pd.DataFrame) -> dict:
     Returns
     -------
     dict
-        The pooled ``estimate``, ``std_error``, ``df``, ``ci_low``, ``ci_high``, ``p_value``, ``n``;
-        ``balance`` (:func:`~hipanalytics.analysis.weighting.balance_table`), ``ess``, ``positivity``
-        on the copies' mean baseline.
+        The overlap-weighted ``estimate``, ``std_error``, ``df``, ``ci_low``, ``ci_high``, ``p_value``,
+        ``n``; ``methods``: the same for each key of :data:`WEIGHTED_METHODS`; ``balance``
+        (:func:`~hipanalytics.analysis.weighting.balance_table`, overlap weights), ``ess`` (overlap and
+        ``ess_stabilised``), ``positivity`` and ``largest_stabilised_weight`` on the copies' mean baseline.
     """
     from . import weighting
     from .imputation import rubin
@@ -435,22 +444,29 @@ def weighted_analysis(imputed: Imputed, covariates: pd.DataFrame) -> dict:
     keep = [j for j in range(len(names)) if j not in dropped]
     X, names = X[:, keep], [names[j] for j in keep]
     base = names.index("baseline_deg")
-    fits = []
+    daily = imputed.daily
+    fits = {key: [] for key in WEIGHTED_METHODS}
     for v in imputed.values:  # each copy: its own baseline IR, the other covariates as observed
         Xv = X.copy()
         Xv[:, base] = v[:, 0]
-        ps = weighting.propensity_scores(Xv, imputed.daily)
-        fits.append(weighting.weighted_ancova(v[:, -1], imputed.daily, Xv,
-                                              weighting.overlap_weights(ps, imputed.daily)))
-    ps = weighting.propensity_scores(X, imputed.daily)
-    w = weighting.overlap_weights(ps, imputed.daily)
-    n = len(imputed.daily)
-    found = weighting.positivity(ps, imputed.daily)
+        ps = weighting.propensity_scores(Xv, daily)
+        y = v[:, -1]
+        fits["overlap"].append(weighting.weighted_ancova(y, daily, Xv, weighting.overlap_weights(ps, daily)))
+        fits["stabilised"].append(weighting.weighted_ancova(y, daily, Xv, weighting.stabilised_weights(ps, daily)))
+        fits["aipw"].append(weighting.aipw(y, daily, Xv, ps))
+    n = len(daily)
+    methods = {key: {"n": n, **rubin([f[0] for f in found], [f[1] for f in found], n - 2 - X.shape[1])}
+               for key, found in fits.items()}
+    ps = weighting.propensity_scores(X, daily)
+    w = weighting.overlap_weights(ps, daily)
+    found = weighting.positivity(ps, daily)
     found["warnings"] = left_out + found["warnings"]
-    return {"n": n, **rubin([f[0] for f in fits], [f[1] for f in fits], n - 2 - X.shape[1]),
-            "balance": weighting.balance_table(X, names, imputed.daily, w),
-            "ess": weighting.effective_sample_size(w, imputed.daily), "positivity": found,
-            "covariates": names}
+    return {**methods["overlap"], "methods": methods,
+            "balance": weighting.balance_table(X, names, daily, w),
+            "ess": weighting.effective_sample_size(w, daily),
+            "ess_stabilised": weighting.effective_sample_size(weighting.stabilised_weights(ps, daily), daily),
+            "largest_stabilised_weight": float(weighting.stabilised_weights(ps, daily).max()),
+            "positivity": found, "covariates": names}
 
 
 def multiple_imputation_ancova(visits: pd.DataFrame, table: pd.DataFrame, week: int, *, imputations: int = 20,
@@ -528,7 +544,7 @@ def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd
     """The primary estimate beside its sensitivity analyses: MI ANCOVA (MAR), jump to reference
     (missing not at random: the daily patients lose their arm's advantage after drop-out),
     complete-case ANCOVA, and the delta-adjusted tipping point (its shifts in ``note``;
-    the grid in ``attrs["tipping_grid"]``). With ``covariates`` (an observational comparison), first
+    the grid in ``attrs["tipping_grid"]``; the MAR imputations in ``attrs["imputed"]``). With ``covariates`` (an observational comparison), first
     the confounding-adjusted estimate (:func:`weighted_analysis`; its balance, effective sample size
     and positivity in ``attrs["weighting"]``; when it cannot be made, why in ``attrs["weighting_error"]``)."""
     week = primary.week
@@ -554,14 +570,21 @@ def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd
     except HipAnalyticsError as exc:  # e.g. separation in a small cohort: said, not fatal
         why_not = str(exc)
     if weighted is not None:
-        ess = weighted["ess"]
-        rows.insert(1, {"label": "adjusted: overlap weights", **{k: weighted[k] for k in keys},
-                        "analysis": "confounding-adjusted: overlap-weighted ANCOVA after MI (observational)",
-                        "note": f"propensity score on {', '.join(weighted['covariates'])}; effective sample size "
-                                f"{ess['daily']:.0f} daily, {ess['three-per-week']:.0f} 3x/week"})
+        ess, stab = weighted["ess"], weighted["ess_stabilised"]
+        notes = {"overlap": f"the overlap population; propensity score on {', '.join(weighted['covariates'])}; "
+                            f"effective sample size {ess['daily']:.0f} daily, {ess['three-per-week']:.0f} 3x/week",
+                 "stabilised": f"all patients; effective sample size {stab['daily']:.0f} daily, "
+                               f"{stab['three-per-week']:.0f} 3x/week; largest weight {weighted['largest_stabilised_weight']:.1f}",
+                 "aipw": "all patients; consistent if either the propensity or the outcome model is right"}
+        analyses = {"overlap": "overlap-weighted ANCOVA", "stabilised": "ANCOVA weighted by stabilised IPT weights",
+                    "aipw": "augmented IPW (doubly robust)"}
+        rows[1:1] = [{"label": WEIGHTED_METHODS[key], **{k: weighted["methods"][key][k] for k in keys},
+                      "analysis": f"confounding-adjusted: {analyses[key]} after MI (observational)", "note": notes[key]}
+                     for key in WEIGHTED_METHODS]
     out = pd.DataFrame(rows)
     out.attrs["weighting"] = weighted
     out.attrs["weighting_error"] = why_not
+    out.attrs["imputed"] = imputed
     out.attrs["tipping_grid"] = grid
     out.attrs["tipping"] = tip
     return out
@@ -580,9 +603,57 @@ def tipping_text(tip: dict, *, significant: bool) -> str:
                          one("both", "both arms")]) + " (against MAR)")
 
 
-def per_protocol(table: pd.DataFrame) -> pd.DataFrame:
+def complier_average(imputed: Imputed, table: pd.DataFrame) -> dict:
+    """The complier-average causal effect (CACE) of daily breakouts at week N, for randomised data:
+    the effect in the patients who would follow the schedule they are assigned, estimated with the
+    assignment as the instrument for the schedule followed (``followed`` of :func:`trial_patients`,
+    the schedule on most days up to week N) by two-stage least squares with baseline IR as a
+    covariate, on each MI copy (:func:`impute_windows`) with a robust (HC0) variance, pooled by
+    Rubin's rules (Angrist, Imbens & Rubin, JASA 1996;91:444-455; Dunn, Maracy & Tomenson, Stat
+    Methods Med Res 2005;14:369-395). It assumes that assignment moves IR only through the schedule
+    followed (exclusion restriction) and that no patient follows daily *because* they were assigned
+    3x/week (monotonicity). Unlike the per-protocol analysis it compares randomised groups whole.
+
+    When every patient follows the schedule assigned, it is the ITT ANCOVA:
+
+    >>> imp = Imputed(6, np.array([[[20.0, 30], [25, 33], [22, 27], [18, 24], [21, 26]]]), np.zeros((5, 2), bool),
+    ...               np.array([1.0, 1, 0, 0, 0]), np.array(["A", "B", "C", "D", "E"]))
+    >>> t = pd.DataFrame({"patient_id": list("ABCDE"), "followed": ["daily"] * 2 + ["three-per-week"] * 3})
+    >>> round(complier_average(imp, t)["estimate"], 9) == round(imp.ancova()["estimate"], 9)
+    True
+
+    Raises
+    ------
+    HipAnalyticsError
+        When assignment hardly changes the schedule followed (a difference in share under 0.1: a
+        weak instrument, no estimate worth reporting).
+    """
+    from .imputation import rubin
+
+    received = (table.set_index("patient_id")["followed"].reindex(imputed.patient_ids) == TREATED).to_numpy(dtype=float)
+    z = imputed.daily
+    share = received[z == 1].mean() - received[z == 0].mean()
+    if not share >= 0.1:
+        raise HipAnalyticsError(f"complier average: assignment changed the schedule followed in {100 * share:.0f}% "
+                                "of patients (a weak instrument)")
+    fits = []
+    for v in imputed.values:
+        instruments = np.column_stack([np.ones(len(z)), z, v[:, 0]])
+        design = np.column_stack([np.ones(len(z)), received, v[:, 0]])
+        bread = np.linalg.inv(instruments.T @ design)
+        beta = bread @ instruments.T @ v[:, -1]
+        score = instruments * (v[:, -1] - design @ beta)[:, None]
+        fits.append((float(beta[1]), float((bread @ score.T @ score @ bread.T)[1, 1])))
+    n = len(z)
+    return {"n": n, **rubin([f[0] for f in fits], [f[1] for f in fits], n - 3),
+            "share_daily_followed": float(received[z == 1].mean()), "share_three_followed": float(1 - received[z == 0].mean())}
+
+
+def per_protocol(table: pd.DataFrame, imputed: Imputed | None = None) -> pd.DataFrame:
     """Per-protocol (assigned schedule, adherent, not switched) and as-treated ANCOVA at week N,
-    with the group sizes and how the per-protocol groups differ at baseline."""
+    with the group sizes and how the per-protocol groups differ at baseline; with ``imputed`` (a
+    randomised comparison) the complier-average causal effect after them (:func:`complier_average`;
+    when it cannot be estimated, its row says why)."""
     pp = table[table["per_protocol"]]
     rows = [{"label": "per protocol", "analysis": "per protocol: ANCOVA of completers adherent to the assigned schedule up to week N, "
                          "switchers excluded",
@@ -593,9 +664,22 @@ def per_protocol(table: pd.DataFrame) -> pd.DataFrame:
                  **ancova(treated),
                  "n_daily": int((treated.dropna(subset=["week_deg"])["arm"] == TREATED).sum()),
                  "n_three_per_week": int((treated.dropna(subset=["week_deg"])["arm"] == REFERENCE).sum())})
+    if imputed is not None:
+        row = {"label": "complier average (CACE)", "n_daily": int(imputed.daily.sum()),
+               "n_three_per_week": int(len(imputed.daily) - imputed.daily.sum())}
+        try:
+            cace = complier_average(imputed, table)
+        except HipAnalyticsError as exc:
+            row["analysis"] = f"complier average causal effect: not estimated ({exc})"
+        else:
+            row.update({k: cace[k] for k in ("n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")})
+            row["analysis"] = (f"complier average causal effect: assignment as the instrument for the schedule followed "
+                               f"(2SLS after MI; {100 * cace['share_daily_followed']:.0f}% of daily and "
+                               f"{100 * cace['share_three_followed']:.0f}% of 3x/week patients followed their schedule)")
+        rows.append(row)
     out = pd.DataFrame(rows)
     base = pp.groupby("arm")["baseline_deg"].mean()
-    out["baseline_difference"] = [base.get(TREATED, np.nan) - base.get(REFERENCE, np.nan), np.nan]
+    out["baseline_difference"] = [base.get(TREATED, np.nan) - base.get(REFERENCE, np.nan)] + [np.nan] * (len(out) - 1)
     return out
 
 
@@ -776,56 +860,57 @@ def missing_by_analysis(table: pd.DataFrame, primary: PrimaryResult, week: int) 
 
 
 def secondary_outcomes(table: pd.DataFrame, visits: pd.DataFrame, week: int, *, mdc: float,
-                       primary_p: float | None = None, alpha: float = 0.05) -> pd.DataFrame:
-    """The secondary outcomes, daily minus 3x/week, with Holm-adjusted p-values over their family,
-    behind the primary analysis as a gatekeeper: they are confirmatory only when the primary is
-    significant at ``alpha`` (``primary_p``; serial gatekeeping, Dmitrienko et al., Stat Med
-    2003;22:2387-2400), else exploratory, which ``confirmatory`` and ``note`` say.
+                       primary_p: float | None = None, alpha: float = 0.05,
+                       imputed: Imputed | None = None, time_shape: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The secondary outcomes, daily minus 3x/week, with Holm-adjusted p-values over the family of
+    the two that are valid under missing at random, behind the primary analysis as a gatekeeper:
+    they are confirmatory only when the primary is significant at ``alpha`` (``primary_p``; serial
+    gatekeeping, Dmitrienko et al., Stat Med 2003;22:2387-2400), else exploratory, which
+    ``confirmatory`` and ``note`` say.
 
-    1. Weekly IR gain: the ``weeks x schedule`` term of the random-slope mixed model on every visit
-       (:func:`hipanalytics.analysis.mixed_model`), degrees per week.
+    1. IR gain per week to week N (:func:`gain_per_week`): the difference in the mixed model's mean
+       change from time zero to week N, over N, with the time course chosen by
+       :data:`TIME_SHAPE_RULE` from ``time_shape`` (:func:`time_shape_comparison`; computed when not
+       given). Likelihood-based on every visit: valid under MAR.
     2. Reliable improvement at week N: the share of patients whose IR at week N exceeds baseline by
-       at least the MDC, risk difference with Newcombe's hybrid score CI and the score test
-       (patients with a week-N value).
-    3. Change at week N, distribution-free: the Hodges-Lehmann shift with the Mann-Whitney test.
+       at least the MDC, risk difference after multiple imputation under MAR (``imputed``, from
+       :func:`impute_windows`; computed when not given): on each completed copy the difference and
+       its binomial variance, pooled by Rubin's rules.
+    3. Change at week N, distribution-free (Hodges-Lehmann shift, Mann-Whitney test): complete
+       cases, so exploratory and outside the Holm family (valid only when missing completely at
+       random; said in ``note``).
 
     Returns
     -------
     DataFrame
         ``outcome``, ``unit``, ``n``, ``estimate``, ``ci_low``, ``ci_high``, ``p_value``,
-        ``p_holm``, ``confirmatory`` (bool), ``note``.
+        ``p_holm`` (NaN outside the family), ``confirmatory`` (bool), ``note``.
     """
     import warnings
 
-    from statsmodels.stats.proportion import confint_proportions_2indep, test_proportions_2indep
-
     from ..errors import HipAnalyticsWarning
-    from .cohort import compare_groups, mixed_model
+    from .cohort import compare_groups
+    from .imputation import rubin
 
-    rows = []
-    with warnings.catch_warnings():  # a fallback or a small group is told in the row's note instead
-        warnings.simplefilter("ignore", HipAnalyticsWarning)
-        model = mixed_model(visits[visits["schedule"].isin([TREATED, REFERENCE])])
-    gain = model[model["term"] == f"weeks x schedule={TREATED}"].iloc[0]
-    rows.append({"outcome": "weekly IR gain (mixed model, all visits)", "unit": "degrees per week",
-                 "n": int(gain["n_subjects"]), "estimate": gain["estimate"], "ci_low": gain["ci_low"],
-                 "ci_high": gain["ci_high"], "p_value": gain["p_value"],
-                 "note": "; ".join([f"random effects: {gain['random_effects']}", *([gain["note"]] if gain["note"] else [])])})
+    time_shape = time_shape_comparison(visits) if time_shape is None else time_shape
+    imputed = impute_windows(visits, table, week) if imputed is None else imputed
+    rows = [gain_per_week(visits, week, time_shape)]
+    fits = []
+    for v in imputed.values:
+        improved = (v[:, -1] - v[:, 0]) >= mdc
+        p1, p0 = improved[imputed.daily == 1].mean(), improved[imputed.daily == 0].mean()
+        n1, n0 = int(imputed.daily.sum()), int(len(imputed.daily) - imputed.daily.sum())
+        fits.append((p1 - p0, p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0))
+    pooled = rubin([f[0] for f in fits], [max(f[1], 1e-12) for f in fits], len(imputed.daily) - 2)
+    observed = ~imputed.missing[:, 0] & ~imputed.missing[:, -1]
+    seen = {k: int((observed & (imputed.daily == k)).sum()) for k in (1, 0)}
+    rows.append({"outcome": f"reliable improvement at week {week} (gain >= MDC {mdc:g} degrees)",
+                 "unit": "difference in proportion", "n": len(imputed.daily), "estimate": pooled["estimate"],
+                 "ci_low": pooled["ci_low"], "ci_high": pooled["ci_high"], "p_value": pooled["p_value"],
+                 "note": f"multiple imputation under MAR ({len(imputed.values)} imputations); baseline and week "
+                         f"{week} observed for {seen[1]} daily and {seen[0]} 3x/week patients"})
     d = table.dropna(subset=["week_deg", "baseline_deg"])
     d = d[d["arm"].isin([TREATED, REFERENCE])]
-    improved = (d["week_deg"] - d["baseline_deg"]) >= mdc
-    counts = {arm: (int(improved[d["arm"] == arm].sum()), int((d["arm"] == arm).sum())) for arm in (TREATED, REFERENCE)}
-    (x1, n1), (x2, n2) = counts[TREATED], counts[REFERENCE]
-    if min(n1, n2) > 0:
-        with np.errstate(divide="ignore", invalid="ignore"):  # statsmodels also computes an odds ratio, 1/0 at 100%
-            low, high = confint_proportions_2indep(x1, n1, x2, n2, method="newcomb", compare="diff")
-            p = test_proportions_2indep(x1, n1, x2, n2, method="score", compare="diff").pvalue
-        estimate = x1 / n1 - x2 / n2
-    else:
-        low = high = p = estimate = np.nan
-    rows.append({"outcome": f"reliable improvement at week {week} (gain >= MDC {mdc:g} degrees)",
-                 "unit": "difference in proportion", "n": n1 + n2, "estimate": estimate, "ci_low": low,
-                 "ci_high": high, "p_value": p, "note": f"{x1}/{n1} daily, {x2}/{n2} 3x/week; patients with a week-{week} value"})
     change = d.assign(change=d["week_deg"] - d["baseline_deg"], schedule=d["arm"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", HipAnalyticsWarning)
@@ -833,16 +918,78 @@ def secondary_outcomes(table: pd.DataFrame, visits: pd.DataFrame, week: int, *, 
     hl = hl[hl["statistic"] == "Mann-Whitney U"].iloc[0]
     rows.append({"outcome": f"change at week {week}, distribution-free (Hodges-Lehmann)", "unit": "degrees",
                  "n": int(hl["n_1"] + hl["n_2"]), "estimate": hl["estimate"], "ci_low": hl["ci_low"],
-                 "ci_high": hl["ci_high"], "p_value": hl["p_value"], "note": hl["note"]})
+                 "ci_high": hl["ci_high"], "p_value": hl["p_value"],
+                 "note": "; ".join(["exploratory, outside the Holm family: complete cases, valid only if missing "
+                                    "completely at random", *([hl["note"]] if hl["note"] else [])])})
     out = pd.DataFrame(rows)
-    finite = out["p_value"].notna()
+    family = out.index[:2][out["p_value"].iloc[:2].notna().to_numpy()]
     out["p_holm"] = np.nan
-    out.loc[finite, "p_holm"] = holm(out.loc[finite, "p_value"])
-    out["confirmatory"] = primary_p is not None and bool(primary_p < alpha)
+    out.loc[family, "p_holm"] = holm(out.loc[family, "p_value"])
+    out["confirmatory"] = (primary_p is not None and bool(primary_p < alpha)) & (out.index < 2)
     if primary_p is not None and not primary_p < alpha:
         gate = f"exploratory: the primary analysis was not significant (p = {primary_p:.2g}), so not tested"
-        out["note"] = [gate if not isinstance(n, str) or not n else f"{gate}; {n}" for n in out["note"]]
+        out.loc[:1, "note"] = [gate if not isinstance(n, str) or not n else f"{gate}; {n}" for n in out.loc[:1, "note"]]
     return out
+
+
+TIME_SHAPE_RULE = ("linear in weeks, unless the restricted cubic spline (3 knots) fits better by the likelihood-ratio "
+                   "test at the 5% level; then the spline")
+"""The pre-specified rule choosing the time course of the gain-per-week secondary outcome from
+:func:`time_shape_comparison` (the log shape is shown, not nested, and never chosen)."""
+
+
+def _time_basis(w: np.ndarray, knots: np.ndarray, shape: str) -> list[np.ndarray]:
+    """The time terms of ``shape`` at weeks ``w`` (the spline's knots fixed by the data it was fitted to)."""
+    if shape == "linear":
+        return [w]
+    if shape == "log(weeks + 1)":
+        return [np.log1p(w)]
+    k1, k2, k3 = knots
+
+    def pos3(x):
+        return np.clip(x, 0, None) ** 3
+
+    return [w, (pos3(w - k1) - pos3(w - k2) * (k3 - k1) / (k3 - k2) + pos3(w - k3) * (k2 - k1) / (k3 - k2)) / (k3 - k1) ** 2]
+
+
+def _shape_data(visits: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    d = visits[visits["schedule"].isin([TREATED, REFERENCE])].reset_index(drop=True)
+    w = d["weeks"].to_numpy(dtype=float)
+    return d, (d["schedule"] == TREATED).to_numpy(dtype=float), np.percentile(w, [10, 50, 90])
+
+
+def _shape_design(d: pd.DataFrame, daily: np.ndarray, knots: np.ndarray, shape: str) -> tuple[np.ndarray, list[str]]:
+    basis = _time_basis(d["weeks"].to_numpy(dtype=float), knots, shape)
+    X = np.column_stack([np.ones(len(d)), daily, *basis, *[daily * b for b in basis]])
+    return X, ["(Intercept)", "daily"] + [f"t{i}" for i in range(len(basis))] + [f"daily x t{i}" for i in range(len(basis))]
+
+
+def gain_per_week(visits: pd.DataFrame, week: int, time_shape: pd.DataFrame) -> dict:
+    """The difference, daily minus 3x/week, in the mean IR gain per week from time zero to week N:
+    a REML mixed model of every visit on the time course chosen by :data:`TIME_SHAPE_RULE` (each
+    arm its own curve; random intercept and slope per patient, an intercept per hip when some have
+    both; a random intercept only when the slope's variance cannot be estimated, said), the
+    difference in fitted change at week N over N. With the linear course it is the difference in
+    slope. Returns a row of :func:`secondary_outcomes`."""
+    spline = time_shape.set_index("time shape").loc["restricted cubic spline (3 knots)"]
+    shape = "restricted cubic spline (3 knots)" if spline["LR p"] < 0.05 else "linear"
+    d, daily, knots = _shape_data(visits)
+    X, labels = _shape_design(d, daily, knots, shape)
+    nested = "side" if "side" in d and d.groupby("patient_id")["side"].nunique().max() > 1 else None
+    notes = [f"time course: {shape} (rule: {TIME_SHAPE_RULE}; spline LR p = {spline['LR p']:.2g})"]
+    fit = fit_lmm(lmm_data(d, X, labels, y="degrees", subject="patient_id", random=["weeks"], side=nested))
+    if fit.singular or not fit.converged:
+        notes.append("random intercept only: the variation of the slope between patients could not be estimated, "
+                     "so the CI is too narrow")
+        fit = fit_lmm(lmm_data(d, X, labels, y="degrees", subject="patient_id", random=[], side=nested))
+    change = [b[1] - b[0] for b in _time_basis(np.array([0.0, float(week)]), knots, shape)]
+    L = np.zeros(len(labels))
+    for i, c in enumerate(change):
+        L[labels.index(f"daily x t{i}")] = c / week
+    result = fit.test(L)
+    return {"outcome": f"IR gain per week to week {week} (mixed model, all visits)", "unit": "degrees per week",
+            "n": int(d["patient_id"].nunique()), **{k: result[k] for k in ("estimate", "ci_low", "ci_high", "p_value")},
+            "note": "; ".join(notes + fit.notes)}
 
 
 def time_shape_comparison(visits: pd.DataFrame) -> pd.DataFrame:
@@ -851,26 +998,16 @@ def time_shape_comparison(visits: pd.DataFrame) -> pd.DataFrame:
 
     Shapes: linear (weeks), log(weeks + 1), and a restricted cubic spline with 3 knots at the 10th,
     50th and 90th percentiles of weeks (linear plus one nonlinear term; Harrell 2015), which nests
-    the linear model (LR test on 2 df: the term and its interaction with the arm).
+    the linear model (LR test on 2 df: the term and its interaction with the arm). ``chosen`` marks
+    the shape :data:`TIME_SHAPE_RULE` picks for the gain-per-week secondary outcome.
     """
     from scipy import stats
 
-    d = visits[visits["schedule"].isin([TREATED, REFERENCE])].reset_index(drop=True)
-    w = d["weeks"].to_numpy(dtype=float)
-    daily = (d["schedule"] == TREATED).to_numpy(dtype=float)
-    k1, k2, k3 = np.percentile(w, [10, 50, 90])
-
-    def pos3(x):
-        return np.clip(x, 0, None) ** 3
-
-    rcs = (pos3(w - k1) - pos3(w - k2) * (k3 - k1) / (k3 - k2) + pos3(w - k3) * (k2 - k1) / (k3 - k2)) / (k3 - k1) ** 2
-    shapes = {"linear": [w], "log(weeks + 1)": [np.log1p(w)], "restricted cubic spline (3 knots)": [w, rcs]}
+    d, daily, knots = _shape_data(visits)
     fits = {}
-    for name, basis in shapes.items():
-        X = np.column_stack([np.ones(len(d)), daily, *basis, *[daily * b for b in basis]])
-        labels = ["(Intercept)", "daily"] + [f"t{i}" for i in range(len(basis))] + [f"daily x t{i}" for i in range(len(basis))]
-        data = lmm_data(d, X, labels, y="degrees", subject="patient_id", random=["weeks"])
-        fits[name] = fit_lmm(data, reml=False)
+    for name in ("linear", "log(weeks + 1)", "restricted cubic spline (3 knots)"):
+        X, labels = _shape_design(d, daily, knots, name)
+        fits[name] = fit_lmm(lmm_data(d, X, labels, y="degrees", subject="patient_id", random=["weeks"]), reml=False)
     linear = fits["linear"]
     rows = []
     for name, fit in fits.items():
@@ -883,6 +1020,8 @@ def time_shape_comparison(visits: pd.DataFrame) -> pd.DataFrame:
                      "LR p": stats.chi2.sf(lr, extra) if nested else np.nan})
     out = pd.DataFrame(rows)
     out["best AIC"] = out["AIC"] == out["AIC"].min()
+    spline_wins = bool(out.loc[2, "LR p"] < 0.05)
+    out["chosen"] = [not spline_wins, False, spline_wins]
     return out
 
 
