@@ -65,7 +65,7 @@ def one_trial(args):
         warnings.simplefilter("ignore")
         clinic = generate_clinic(patients, seed=seed, assumptions=SCENARIOS[name])
         visits = cohort_visits(clinic["measurements"], clinic["patients"], clinic["programs"])
-        primary = primary_analysis(visits, WEEK)
+        primary = primary_analysis(visits, WEEK, sites=clinic["patients"].set_index("patient_id")["site"])
         table = trial_patients(clinic["patients"], clinic["programs"], visits, clinic["sessions"], week=WEEK,
                                threshold=0.7)
         imputed = impute_windows(visits, table, WEEK, imputations=20, seed=seed)

@@ -115,7 +115,7 @@ class CohortComparison:
             text = (f"At week {self.week}, patients assigned to daily breakouts had {fixed(abs(p.estimate))} degrees "
                     f"{'more' if p.estimate >= 0 else 'less'} hip IR than those assigned to breakouts 3x/week (95% CI "
                     f"{fixed(p.ci_low)} to {fixed(p.ci_high)} degrees, daily minus 3x/week; p {_p_words(p.p_value)}), "
-                    "adjusted for baseline IR. ")
+                    "adjusted for baseline IR" + (" and site" if p.adjusted_for else "") + ". ")
         if -MDC_DEG < p.ci_low and p.ci_high < MDC_DEG:
             text += (f"The confidence interval rules out a difference as large as the {MDC_DEG:g}-degree MDC in "
                      "either direction: whichever schedule is better, the difference is smaller than a change one "
@@ -163,7 +163,10 @@ class CohortComparison:
              f"every assigned patient up to week {self.week}, by assigned schedule (intention to treat), one value per "
              "patient and window (the involved hip's, or the mean of both hips when both are involved: the estimand's "
              "variable): a mean per window and arm, the baseline mean common to both arms (which randomisation "
-             f"ensures; in observational data an assumption), and {covariance}, fitted by REML (an MMRM). The "
+             "ensures; in observational data an assumption), "
+             + ("a mean shift per site common to every window (site as a covariate: " + ", ".join(p.adjusted_for)
+                + "; ICH E9 section 5.7), " if p.adjusted_for else "")
+             + f"and {covariance}, fitted by REML (an MMRM). The "
              f"estimate is the difference between arms at week {self.week}, with a t test and 95% CI on "
              "Satterthwaite's degrees of freedom from the REML fit (checked against R: the same formula applied to "
              "nlme's gls; undefined, and then said, when a variance parameter is at its bound)."),
@@ -550,7 +553,8 @@ def cohort_comparison(source, *, cohort: str | None = None, week: int = 6, thres
         try:
             table = trial.trial_patients(t["patients"], t["programs"], visits, t["sessions"], week=week,
                                          threshold=threshold)
-            primary = trial.primary_analysis(visits, week)
+            primary = trial.primary_analysis(
+                visits, week, sites=t["patients"].set_index("patient_id")["site"] if "site" in t["patients"] else None)
             allocated = "allocation" in t["patients"] and bool(t["patients"]["allocation"].notna().all())
             covariates = None if allocated else baseline_covariates(t["patients"], t["programs"], t["sessions"])
             sensitivity = trial.sensitivity_analyses(primary, visits, table, imputations=imputations, seed=seed,
@@ -666,7 +670,8 @@ def power_files(table: pd.DataFrame, folder: str | Path) -> list[str]:
     table.to_csv(folder / "power.csv", index=False)
     scenario = table.attrs.get("scenario", {})
     caption = "Power of the primary analysis by simulation" + (
-        f" (effect {scenario['effect']:g} degrees at week {scenario['week']}, drop-out {100 * scenario['dropout']:.0f}%)"
+        f" (effect {scenario['effect']:g} degrees at week {scenario['week']}, drop-out {100 * scenario['dropout']:.0f}%"
+        f"{', ' + scenario.get('mechanism', 'MCAR') if scenario['dropout'] else ''})"
         if scenario else "")
     (folder / "power.tex").write_text(latex_table(power_table(table), caption, "tab:power"), encoding="utf-8")
     figure = charts.power_curve(table)

@@ -133,6 +133,7 @@ class Assumptions:
     age_gain: float = 0.0
     site_gain: float = 0.0
     dropout_future: float = 0.0
+    no_progress_from_visit: int = 2
 
     def true_effect(self, week: float) -> float:
         """With ``gain_model="arm"``: the true difference in mean involved-hip IR, daily minus 3x/week,
@@ -289,7 +290,7 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
                 gain_seen = np.mean([means[h] - first_mean[h] for h in involved_sides[i]])
                 hazard = (a.dropout_base + a.dropout_pain * (rises >= 2 and rises >= told / 2)
                           + (a.dropout_no_progress_daily if arm[i] == "daily" else a.dropout_no_progress)
-                          * (k >= 2 and gain_seen < a.mdc)
+                          * (k >= a.no_progress_from_visit and gain_seen < a.mdc)
                           + a.dropout_future * (arm[i] == "daily") * (future_gain[i] < a.mdc))
                 if rng.random() < hazard:
                     dropout_day[i] = int(v)

@@ -532,3 +532,13 @@ def test_report_overview_names_the_patients_needing_attention_and_why(tmp_path):
     assert result.output.splitlines()[:2] == [
         "worklist on 2026-06-04: 1 active patient, 1 needing attention",
         "  P101: new pain flag; next: review tolerance before the next breakout session"]
+
+
+def test_power_command_simulates_mar_drop_out_and_writes_its_files(tmp_path):
+    result = run("power", "--per-arm", "10", "--trials", "10", "--dropout", "0.2", "--dropout-mechanism", "MAR",
+                 "--workers", "1", "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "written to" in result.output and (tmp_path / "power.csv").is_file()
+    assert "drop-out 20\\%, MAR" in (tmp_path / "power.tex").read_text()
+    refused = CliRunner().invoke(main, ["power", "--dropout-mechanism", "MNAR"])
+    assert refused.exit_code == 2 and "'MNAR' is not one of 'MCAR', 'MAR'" in refused.output

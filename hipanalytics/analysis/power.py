@@ -3,7 +3,8 @@
 Each simulated trial is a synthetic clinic (:func:`hipanalytics.synthetic.generate_clinic` with
 ``gain_model="arm"``): patients randomised 1:1, the schedule effect, spread, between-day noise,
 drop-out and follow-up set by a :class:`Scenario`; the primary analysis
-(:func:`hipanalytics.analysis.trial.primary_analysis`) is fitted to it, and the power is the share
+(:func:`hipanalytics.analysis.trial.primary_analysis`, with the generated patients' two sites as a
+covariate, as the cohort report fits it) is fitted to it, and the power is the share
 of trials whose two-sided p is below 0.05, with its Wilson 95 % CI. Trials are seeded one by one
 (the same scenario and seed give the same table on any machine and any number of workers) and run
 on worker processes.
@@ -25,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, replace
 
@@ -33,7 +35,7 @@ import pandas as pd
 
 from ..errors import HipAnalyticsError
 
-__all__ = ["Scenario", "closed_form_power", "simulate_power"]
+__all__ = ["Scenario", "MECHANISMS", "mar_hazard", "closed_form_power", "simulate_power"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,14 @@ class Scenario:
         Between-day (visit) measurement noise of one hip (degrees; 1.6 with the 2.0-degree trial
         error gives the 1.95-degree SEM of Krause et al. 2015).
     dropout : float
-        Share of patients without a value at week ``week`` (drop-out at random visits before it,
-        unrelated to the outcome: the power calculation's usual assumption).
+        Share of patients without a value at week ``week``.
+    mechanism : {"MCAR", "MAR"}
+        How patients drop out before week ``week``. ``"MCAR"``: at random visits, unrelated to the
+        outcome (the power calculation's usual assumption). ``"MAR"``: after a visit whose observed
+        gain is still under the MDC (no visible progress), with the same chance on either schedule,
+        so more on the arm that gains less: missing at random given the observed IR, the
+        assumption of the primary analysis. The chance per visit is calibrated on a generated
+        sample so that ``dropout`` of the patients have no week-N value (:func:`mar_hazard`).
     week : int
         The week the primary analysis compares (even: visits are every 2 weeks).
     followup_weeks : int
@@ -69,6 +77,7 @@ class Scenario:
     gain_sd: float = 4.0
     day_sd: float = 1.6
     dropout: float = 0.15
+    mechanism: str = "MCAR"
     week: int = 6
     followup_weeks: int = 8
     gain_three_per_week: float = 7.0
@@ -78,6 +87,8 @@ class Scenario:
         problems = []
         if not 0 <= self.dropout < 1:
             problems.append(f"dropout {self.dropout} must be a share from 0 up to 1")
+        if self.mechanism not in MECHANISMS:
+            problems.append(f"mechanism {self.mechanism!r} must be one of {', '.join(MECHANISMS)}")
         if self.week < 2 or self.week % 2:
             problems.append(f"week {self.week} must be an even number of weeks, 2 or more (visits are 2-weekly)")
         if self.followup_weeks < self.week:
@@ -103,8 +114,51 @@ class Scenario:
         if self.dropout > 0 and chances == 0:
             raise HipAnalyticsError(f"power scenario: no visit before week {self.week} at which to drop out; "
                                     "set dropout 0 or a later week")
-        base = replace(base, dropout_base=hazard)
-        return replace(base, arm_effect=self.effect / (1 - math.exp(-self.week / base.tau_weeks)))
+        base = replace(base, dropout_base=hazard, arm_effect=self.effect / (1 - math.exp(-self.week / base.tau_weeks)))
+        if self.mechanism == "MAR" and self.dropout > 0:
+            h = mar_hazard(self)
+            base = replace(base, dropout_base=0.0, dropout_no_progress=h, dropout_no_progress_daily=h,
+                           no_progress_from_visit=1)
+        return base
+
+
+MECHANISMS = ("MCAR", "MAR")
+"""The drop-out mechanisms a :class:`Scenario` can simulate."""
+
+
+@functools.lru_cache(maxsize=32)
+def mar_hazard(scenario: Scenario, patients: int = 1000, seed: int = 54321) -> float:
+    """The chance of stopping after a visit without visible progress that leaves ``scenario.dropout``
+    of the patients without a week-N value (bisection on a generated sample of ``patients``; seeded,
+    within about 0.01 of the share).
+
+    Raises
+    ------
+    HipAnalyticsError
+        When even certain drop-out after every such visit leaves fewer patients without a week-N value.
+    """
+    from ..synthetic import generate_clinic
+    from .cohort import cohort_visits
+    from .trial import analysis_windows
+
+    base = replace(scenario, mechanism="MCAR", dropout=0.0).assumptions()
+
+    def share(h: float) -> float:
+        a = replace(base, dropout_no_progress=h, dropout_no_progress_daily=h, no_progress_from_visit=1)
+        clinic = generate_clinic(patients, seed=seed, assumptions=a)
+        w = analysis_windows(cohort_visits(clinic["measurements"], clinic["patients"], clinic["programs"]), scenario.week)
+        return 1 - w.loc[w["window"] == scenario.week, "patient_id"].nunique() / patients
+
+    most = share(1.0)
+    if most < scenario.dropout:
+        raise HipAnalyticsError(f"power scenario: drop-out after visits without visible progress leaves at most "
+                                f"{100 * most:.0f}% without a value at week {scenario.week}; give a dropout of at most "
+                                f"{most:.2f} with mechanism MAR, or use MCAR")
+    low, high = 0.0, 1.0
+    for _ in range(8):
+        mid = (low + high) / 2
+        low, high = (mid, high) if share(mid) < scenario.dropout else (low, mid)
+    return (low + high) / 2
 
 
 def _trial(args) -> tuple[float, float, float, float, str, str]:
@@ -116,13 +170,13 @@ def _trial(args) -> tuple[float, float, float, float, str, str]:
     from .cohort import cohort_visits
     from .trial import primary_analysis
 
-    scenario, per_arm, seed = args
-    clinic = generate_clinic(2 * per_arm, seed=seed, assumptions=scenario.assumptions())
+    scenario, assumptions, per_arm, seed = args
+    clinic = generate_clinic(2 * per_arm, seed=seed, assumptions=assumptions)
     visits = cohort_visits(clinic["measurements"], clinic["patients"], clinic["programs"])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result = primary_analysis(visits, scenario.week)
+            result = primary_analysis(visits, scenario.week, sites=clinic["patients"].set_index("patient_id")["site"])
     except (HipAnalyticsError, np.linalg.LinAlgError) as exc:
         return np.nan, np.nan, np.nan, np.nan, str(exc), ""
     return result.estimate, result.p_value, result.ci_low, result.ci_high, "", result.covariance
@@ -145,7 +199,7 @@ def _ancova_inputs(scenario: Scenario, patients: int = 4000, seed: int = 12345) 
     from .cohort import cohort_visits
     from .trial import analysis_windows
 
-    complete = replace(scenario.assumptions(), dropout_base=0.0)
+    complete = replace(scenario, dropout=0.0).assumptions()
     clinic = generate_clinic(patients, seed=seed, assumptions=complete)
     w = analysis_windows(cohort_visits(clinic["measurements"], clinic["patients"], clinic["programs"]),
                          scenario.week)
@@ -214,7 +268,8 @@ def simulate_power(scenario: Scenario, per_arm, *, trials: int = 200, seed: int 
         raise HipAnalyticsError("power: give sample sizes of at least 4 patients per arm")
     if trials < 1:
         raise HipAnalyticsError("power: trials must be at least 1")
-    jobs = [(scenario, n, int(np.random.SeedSequence([seed, n, k]).generate_state(1)[0]))
+    assumptions = scenario.assumptions()  # once: a MAR scenario calibrates its drop-out here, not in every worker
+    jobs = [(scenario, assumptions, n, int(np.random.SeedSequence([seed, n, k]).generate_state(1)[0]))
             for n in sizes for k in range(trials)]
     workers = workers or os.cpu_count() or 1
     bar = tqdm(total=len(jobs), desc="simulated trials", disable=not progress, unit="trial")
@@ -230,7 +285,7 @@ def simulate_power(scenario: Scenario, per_arm, *, trials: int = 200, seed: int 
                 bar.update()
     bar.close()
     frame = pd.DataFrame(results, columns=["estimate", "p_value", "ci_low", "ci_high", "error", "covariance"])
-    frame["per_arm"] = [job[1] for job in jobs]
+    frame["per_arm"] = [job[2] for job in jobs]
     rows = []
     for n, group in frame.groupby("per_arm", sort=True):
         ok = group[group["error"] == ""]

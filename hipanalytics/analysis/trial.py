@@ -257,15 +257,18 @@ class PrimaryResult:
     notes: list[str]
     covariance: str = "unstructured"
     rejected: list = field(default_factory=list)
+    adjusted_for: list = field(default_factory=list)
 
     def row(self) -> dict:
         """The primary analysis as a row of :func:`sensitivity_analyses`' table."""
-        return {"analysis": f"primary: cLDA (MMRM, {covariance_words(self.covariance)} covariance), all visits", "n": self.n_patients,
+        adjusted = "".join(f", adjusted for {a}" for a in self.adjusted_for)
+        return {"analysis": f"primary: cLDA (MMRM, {covariance_words(self.covariance)} covariance{adjusted}), all visits",
+                "n": self.n_patients,
                 "estimate": self.estimate, "std_error": self.std_error, "df": self.df, "ci_low": self.ci_low,
                 "ci_high": self.ci_high, "p_value": self.p_value, "note": "; ".join(self.notes)}
 
 
-def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
+def primary_analysis(visits: pd.DataFrame, week: int, *, sites: pd.Series | None = None) -> PrimaryResult:
     """The cLDA estimate of the difference at week ``week`` (daily minus 3x/week), see the module doc.
 
     The outcome is the patient's value per window: the involved hip's, or the mean of both hips
@@ -279,6 +282,12 @@ def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
     ----------
     visits : DataFrame
         :func:`hipanalytics.analysis.cohort_visits` of every assigned patient.
+    sites : Series, optional
+        Each patient's site (indexed by patient id). With two or more sites among the analysed
+        patients, site is a covariate (a mean shift per site, common to every window: the
+        adjustment for a stratification or centre factor that ICH E9 section 5.7 and EMA's
+        guideline on baseline covariates, EMA/CHMP/295050/2013, expect); ``adjusted_for`` names it.
+        A patient without a recorded site is a site "not recorded".
 
     Returns
     -------
@@ -302,6 +311,14 @@ def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
     columns = [np.ones(len(w))] + [(w["window"] == k).to_numpy(dtype=float) for k in later]
     columns += [daily * (w["window"] == k).to_numpy(dtype=float) for k in later]
     names = ["baseline mean"] + [f"week {k}" for k in later] + [f"daily x week {k}" for k in later]
+    adjusted_for = []
+    if sites is not None:
+        site = w["patient_id"].map(sites).fillna("not recorded").astype(str)
+        levels = sorted(site.unique())
+        if len(levels) >= 2:
+            columns += [(site == level).to_numpy(dtype=float) for level in levels[1:]]
+            names += [f"site={level}" for level in levels[1:]]
+            adjusted_for.append(f"site ({len(levels)} sites)")
     X = np.column_stack(columns)
     rejected = []
     for structure in COVARIANCE_ORDER:
@@ -326,7 +343,7 @@ def primary_analysis(visits: pd.DataFrame, week: int) -> PrimaryResult:
     per_arm = w.drop_duplicates("patient_id")["schedule"].value_counts().to_dict()
     return PrimaryResult(week, test["estimate"], test["std_error"], test["df"], test["ci_low"], test["ci_high"],
                          test["p_value"], int(w["patient_id"].nunique()), per_arm, int(len(w)), fit, notes,
-                         structure, rejected)
+                         structure, rejected, adjusted_for)
 
 
 def ancova(table: pd.DataFrame, *, y: str = "week_deg", baseline: str = "baseline_deg") -> dict:

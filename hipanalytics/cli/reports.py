@@ -58,6 +58,10 @@ def _power_options(func):
                      help="Between-day measurement noise (degrees; 1.6 matches the 1.95-degree SEM of Krause 2015)."),
         click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.15, show_default=True,
                      help="Share of patients without a value at the comparison week."),
+        click.option("--dropout-mechanism", "mechanism", type=click.Choice(["MCAR", "MAR"]), default="MCAR",
+                     show_default=True,
+                     help="MCAR: drop-out unrelated to the outcome; MAR: after a visit without visible progress "
+                          "(observed gain under the MDC), the primary analysis's assumption."),
         click.option("--week", type=click.IntRange(min=2), default=6, show_default=True,
                      help="Comparison week (even: visits are 2-weekly)."),
         click.option("--weeks", "followup_weeks", type=click.IntRange(min=2), default=8, show_default=True,
@@ -79,8 +83,8 @@ def _power_options(func):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for power.csv, power.tex and the power curve (SVG, PDF) [default: ./reports/power].")
 @_refusals
-def power_command(effect, sd, gain_sd, day_sd, dropout, week, followup_weeks, per_arm, trials, seed, workers,
-                  out) -> None:
+def power_command(effect, sd, gain_sd, day_sd, dropout, mechanism, week, followup_weeks, per_arm, trials, seed,
+                  workers, out) -> None:
     """Power of the primary analysis by simulation, for each number of patients per arm.
 
     Every simulated trial is a synthetic clinic with the given effect, spread, noise, drop-out and
@@ -91,8 +95,8 @@ def power_command(effect, sd, gain_sd, day_sd, dropout, week, followup_weeks, pe
     from ..analysis.power import Scenario, simulate_power
     from ..study import power_files, power_table
 
-    scenario = Scenario(effect=effect, sd=sd, gain_sd=gain_sd, day_sd=day_sd, dropout=dropout, week=week,
-                        followup_weeks=followup_weeks)
+    scenario = Scenario(effect=effect, sd=sd, gain_sd=gain_sd, day_sd=day_sd, dropout=dropout, mechanism=mechanism,
+                        week=week, followup_weeks=followup_weeks)
     table = simulate_power(scenario, per_arm, trials=trials, seed=seed, workers=workers)
     click.echo(power_table(table).to_string(index=False))
     folder = out or default_reports_dir() / "power"
@@ -148,13 +152,14 @@ def report_cohort_command(store_path, out, cohort, week, threshold, formats) -> 
               help="Output folder [default: ./reports/power].")
 @_format_option
 @_refusals
-def report_power_command(effect, sd, gain_sd, day_sd, dropout, week, followup_weeks, per_arm, trials, seed, out,
-                         formats) -> None:
+def report_power_command(effect, sd, gain_sd, day_sd, dropout, mechanism, week, followup_weeks, per_arm, trials, seed,
+                         out, formats) -> None:
     """The power report: simulated power by sample size, the power curve, the closed-form check."""
     from ..reports import render_power
 
     result = render_power(out or default_reports_dir() / "power", effect=effect, sd=sd, gain_sd=gain_sd,
-                          day_sd=day_sd, dropout=dropout, week=week, followup_weeks=followup_weeks, per_arm=per_arm,
+                          day_sd=day_sd, dropout=dropout, mechanism=mechanism, week=week,
+                          followup_weeks=followup_weeks, per_arm=per_arm,
                           trials=trials, seed=seed, formats=formats)
     _echo_outputs(result)
 

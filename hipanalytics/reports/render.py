@@ -323,7 +323,8 @@ def _link_from_index(out_dir) -> None:
 
 
 def render_power(out_dir: str | Path, *, effect: float = 3.0, sd: float = 6.0, gain_sd: float = 4.0,
-                 day_sd: float = 1.6, dropout: float = 0.15, week: int = 6, followup_weeks: int = 8,
+                 day_sd: float = 1.6, dropout: float = 0.15, mechanism: str = "MCAR", week: int = 6,
+                 followup_weeks: int = 8,
                  per_arm=(20, 30, 40, 60, 80), trials: int = 200, seed: int = 1,
                  formats: tuple[str, ...] = ("html",), timeout: int = 3600) -> dict[str, Any]:
     """The power report (``notebooks/reports/power.ipynb``): the simulation table, the power curve,
@@ -331,10 +332,10 @@ def render_power(out_dir: str | Path, *, effect: float = 3.0, sd: float = 6.0, g
     :func:`hipanalytics.analysis.power.simulate_power`)."""
     from ..analysis.power import Scenario
 
-    Scenario(effect=effect, sd=sd, gain_sd=gain_sd, day_sd=day_sd, dropout=dropout, week=week,
+    Scenario(effect=effect, sd=sd, gain_sd=gain_sd, day_sd=day_sd, dropout=dropout, mechanism=mechanism, week=week,
              followup_weeks=followup_weeks)  # refuse a bad scenario before starting a kernel
     parameters = {"effect": float(effect), "sd": float(sd), "gain_sd": float(gain_sd), "day_sd": float(day_sd),
-                  "dropout": float(dropout), "week": int(week), "followup_weeks": int(followup_weeks),
+                  "dropout": float(dropout), "mechanism": str(mechanism), "week": int(week), "followup_weeks": int(followup_weeks),
                   "per_arm": [int(n) for n in per_arm], "trials": int(trials), "seed": int(seed)}
     return render_notebook(TEMPLATES_DIR / "power.ipynb", parameters, out_dir, "power", formats=formats,
                            title="Power and sample size", timeout=timeout)

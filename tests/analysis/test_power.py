@@ -56,7 +56,38 @@ def test_the_scenario_drop_out_is_the_share_without_a_week_n_value():
     assert t["week_deg"].isna().mean() == pytest.approx(0.3, abs=0.04)
 
 
+def test_a_mar_scenario_drops_out_after_no_visible_progress_to_the_share_asked():
+    from hipanalytics.analysis.cohort import cohort_visits
+    from hipanalytics.analysis.trial import trial_patients
+    from hipanalytics.synthetic import generate_clinic
+
+    scenario = Scenario(dropout=0.25, mechanism="MAR")
+    a = scenario.assumptions()
+    assert a.dropout_base == 0 and a.dropout_no_progress == a.dropout_no_progress_daily > 0
+    c = generate_clinic(1500, seed=2, assumptions=a)
+    v = cohort_visits(c["measurements"], c["patients"], c["programs"])
+    t = trial_patients(c["patients"], c["programs"], v, c["sessions"], week=6, threshold=0.7).set_index("patient_id")
+    assert t["week_deg"].isna().mean() == pytest.approx(0.25, abs=0.04)
+    # missing at random given the observed IR: who stops is who had shown no progress at week 2 or 4
+    seen = v[v["side"] == v["patient_id"].map(c["patients"].set_index("patient_id")["involved_side"])]
+    gain2 = (seen[seen["weeks"].between(1.5, 2.5)].groupby("patient_id")["degrees"].mean()
+             - seen[seen["baseline"]].groupby("patient_id")["degrees"].mean())
+    stopped = t["week_deg"].isna().reindex(gain2.index)
+    assert gain2[stopped].mean() < gain2[~stopped].mean() - 1.0
+    with pytest.raises(HipAnalyticsError, match="leaves at most"):
+        Scenario(dropout=0.95, mechanism="MAR").assumptions()
+
+
+def test_power_under_mar_drop_out_says_so_and_the_primary_stays_unbiased():
+    table = simulate_power(Scenario(effect=3.0, dropout=0.3, mechanism="MAR"), [40], trials=40, seed=4,
+                           progress=False, closed_form=False, workers=2)
+    row = table.iloc[0]
+    assert table.attrs["scenario"]["mechanism"] == "MAR"
+    assert row["mean_estimate"] == pytest.approx(3.0, abs=0.5) and row["coverage"] >= 0.85
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"mechanism": "MNAR"}, "mechanism 'MNAR' must be one of MCAR, MAR"),
     ({"dropout": 1.2}, "dropout 1.2 must be a share"),
     ({"week": 5}, "week 5 must be an even number"),
     ({"week": 10, "followup_weeks": 8}, "followup_weeks 8 must be at least week 10"),

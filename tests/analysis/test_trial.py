@@ -481,3 +481,19 @@ def test_jump_to_reference_and_the_tipping_point_move_the_way_the_assumption_say
     assert mar.ancova()["p_value"] < 0.05 and tip["daily"] < 0  # significant under MAR, tipped by worse drop-outs
     assert mar.ancova(tip["daily"], 0)["p_value"] >= 0.05 > mar.ancova(tip["daily"] + 0.2, 0)["p_value"]
     assert np.isnan(tip["three-per-week"]) or tip["three-per-week"] > 0
+
+
+def test_the_primary_analysis_adjusts_for_site_when_there_are_two_or_more():
+    c = generate_clinic(60, seed=11)
+    visits = cohort_visits(c["measurements"], c["patients"], c["programs"])
+    sites = c["patients"].set_index("patient_id")["site"]
+    north = visits["patient_id"].map(sites) == "north"
+    shifted = visits.assign(degrees=visits["degrees"] + np.where(north, 8.0, 0.0))  # a site that reads 8 degrees higher
+    plain, adjusted = primary_analysis(shifted, 6), primary_analysis(shifted, 6, sites=sites)
+    assert adjusted.adjusted_for == ["site (2 sites)"] and "adjusted for site (2 sites)" in adjusted.row()["analysis"]
+    assert "site=south" in adjusted.fit.names and not plain.adjusted_for
+    # a constant per site is absorbed exactly by the site term, not by the unadjusted model
+    assert adjusted.estimate == pytest.approx(primary_analysis(visits, 6, sites=sites).estimate, abs=1e-5)
+    assert plain.estimate != pytest.approx(primary_analysis(visits, 6).estimate, abs=1e-3)
+    assert adjusted.std_error < plain.std_error
+    assert not primary_analysis(visits, 6, sites=sites.map(lambda s: "one site")).adjusted_for
