@@ -439,7 +439,7 @@ def cohort_trajectories(cohort_visits_df: pd.DataFrame, *, ax=None, max_lines: i
         ax.fill_between(summary.index, summary["mean"] - half, summary["mean"] + half, color=colour, alpha=0.25)
         ax.plot(summary.index, summary["mean"], color=colour, linewidth=2.5,
                 label=f"{schedule} (n = {len(ids)}): mean, 95% CI")
-    ax.set_xlabel("weeks since the program start (time zero)")
+    ax.set_xlabel("weeks since time zero (allocation, else the program start)")
     ax.set_ylabel("hip internal rotation, involved side (degrees)")
     ax.set_title("IR trajectories by breakout schedule", loc="left")
     ax.legend(frameon=False, fontsize=9)
@@ -447,31 +447,31 @@ def cohort_trajectories(cohort_visits_df: pd.DataFrame, *, ax=None, max_lines: i
     return fig
 
 
-def dose_response_chart(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
-                        dose: str = "breakouts_per_week_done", ax=None) -> Figure:
-    """Scatter of each patient's IR slope against achieved breakouts per week, by schedule, with the
-    fit of :func:`hipanalytics.analysis.dose_response` (adjusted for arm and follow-up): one line
-    per arm over its range of doses, at the cohort's mean follow-up, so the lines are parallel and
-    their slope is the adjusted dose effect the table reports."""
+def dose_response_chart(outcomes: pd.DataFrame, *, value: str = "change_deg",
+                        dose: str = "breakouts_per_week_to_week", ax=None) -> Figure:
+    """Scatter of each patient's IR change at week N against the breakouts per week done up to it,
+    by schedule, with the fit of :func:`hipanalytics.analysis.dose_response` (adjusted for arm and
+    baseline IR): one line per arm over its range of doses, at the cohort's mean baseline, so the
+    lines are parallel and their slope is the adjusted dose effect the table reports."""
     from .analysis.cohort import dose_response
 
     fig, ax = _figure(ax, figsize=(6.5, 4.5), layout="constrained")
-    d = outcomes[[value, dose, "schedule", "followup_weeks"]].dropna()
+    d = outcomes[[value, dose, "schedule", "baseline_deg"]].dropna()
     for schedule, group in d.groupby("schedule"):
         ax.scatter(group[dose], group[value], s=14, alpha=0.6, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]),
                    label=schedule)
-    title = "Dose-response: achieved breakouts and IR gain"
+    title = "Dose-response: breakouts done and IR gain"
     if len(d) >= 6 and d["schedule"].nunique() == 2:
         fit = dose_response(d, value=value, dose=dose).set_index("term")["estimate"]
         for schedule, group in d.groupby("schedule"):
             x = np.linspace(group[dose].min(), group[dose].max(), 20)
             y = (fit["intercept"] + fit[dose] * x + fit.get(f"schedule={schedule}", 0.0)
-                 + fit["followup_weeks"] * d["followup_weeks"].mean())
+                 + fit["baseline_deg"] * d["baseline_deg"].mean())
             ax.plot(x, y, color=SCHEDULE_COLOURS.get(schedule, PALETTE["purple"]), linewidth=2,
                     label=f"{schedule}: adjusted fit")
-        title += f"\nlines: adjusted fit, {fit[dose]:+.2f} deg/week per breakout/week"
-    ax.set_xlabel("breakout sessions done per week")
-    ax.set_ylabel("IR slope (degrees per week)")
+        title += f"\nlines: adjusted fit, {fit[dose]:+.2f} degrees per breakout/week"
+    ax.set_xlabel("breakout sessions done per week, time zero to the comparison week")
+    ax.set_ylabel("IR change at the comparison week (degrees)")
     ax.set_title(title, loc="left")
     ax.legend(frameon=False, fontsize=9)
     ax.grid(alpha=0.3)
@@ -564,7 +564,7 @@ def time_to_event_chart(times: pd.DataFrame, *, event: str = "a pain rise", ax=N
         ax.scatter(censored["days"], at, marker="+", color=colour, s=30, zorder=3)
     ax.set_ylim(-0.02, 1.05)
     ax.set_xlim(left=0)
-    ax.set_xlabel("days since the program start")
+    ax.set_xlabel("days since time zero (allocation, else the program start)")
     ax.set_ylabel(f"share without {event}")
     ax.set_title(f"Time to the first {event.removeprefix('a ')} (Kaplan-Meier, 95% CI; +: censored)", loc="left",
                  fontsize=LEGIBLE_PT + 1)

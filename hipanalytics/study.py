@@ -219,7 +219,9 @@ class CohortComparison:
              "two, and only if the primary analysis is significant at 5% (serial gatekeeping; otherwise they are "
              "exploratory). Exploratory, without correction: the Hodges-Lehmann shift of the change (complete "
              "cases), per protocol, as treated, harms, dose-response (OLS of each "
-             "patient's IR slope on breakouts done per week, adjusted for arm and follow-up) and the shape of the "
+             f"patient's IR change at week {self.week} on the breakouts done per week up to it, adjusted for arm and "
+             "baseline IR; patients followed to that week, so no week after a drop-out counts as no dose, and "
+             "not adjusted for the length of follow-up, which drop-out decides) and the shape of the "
              "time course (linear, log(weeks + 1) and a restricted cubic spline, ML fits compared by AIC and "
              "likelihood ratio)."),
             ("Software", f"{self.software}."),
@@ -325,10 +327,11 @@ class CohortComparison:
 
     def dose_table(self) -> pd.DataFrame:
         d = self.dose
-        names = {"intercept": "intercept", "breakouts_per_week_done": "per breakout done per week",
-                 "schedule=daily": "assigned daily (vs 3x/week)", "followup_weeks": "per week of follow-up"}
+        names = {"intercept": "intercept", "breakouts_per_week_to_week": "per breakout done per week",
+                 "schedule=daily": "assigned daily (vs 3x/week)", "baseline_deg": "per degree of baseline IR"}
         return pd.DataFrame({
-            "term": d["term"].map(lambda t: names.get(t, t)), "IR slope, degrees per week": d["estimate"].map(lambda x: fixed(x, 2)),
+            "term": d["term"].map(lambda t: names.get(t, t)),
+            f"IR change at week {self.week}, degrees": d["estimate"].map(lambda x: fixed(x, 2)),
             "95% CI": [_ci(a, b, 2) for a, b in zip(d["ci_low"], d["ci_high"])], "p": d["p_value"].map(p_value)})
 
     def tables(self) -> dict[str, tuple[str, pd.DataFrame]]:
@@ -343,9 +346,9 @@ class CohortComparison:
             "per-protocol": ("Per protocol and as treated (exploratory)", self.per_protocol_table()),
             "secondary": ("Secondary outcomes, Holm-adjusted", self.secondary_table()),
             "harms-and-adherence": ("Tolerance, harms and adherence by assigned schedule", self.harms),
-            "weekly-gain-model": ("Linear mixed model of the weekly gain", self.weekly_gain_table()),
+            "weekly-gain-model": ("Linear mixed model of the weekly gain (exploratory)", self.weekly_gain_table()),
             "time-shape": ("Shape of the time course (exploratory)", self.time_shape_table()),
-            "dose-response": ("Dose-response, adjusted for arm and follow-up (exploratory)", self.dose_table()),
+            "dose-response": ("Dose-response, adjusted for arm and baseline IR (exploratory)", self.dose_table()),
             **({"balance": ("Balance of the baseline covariates before and after overlap weighting "
                             "(standardised mean differences)", self.balance_table())}
                if self.weighting is not None else {}),
@@ -431,10 +434,10 @@ class CohortComparison:
             f"{r.label} {fixed(r.estimate)} ({_ci(r.ci_low, r.ci_high)})" for r in rows.itertuples()) + "."
 
     def dose_alt(self) -> str:
-        slope = self.dose[self.dose["term"] == "breakouts_per_week_done"].iloc[0]
-        return (f"Each patient's IR slope against breakout sessions done per week; adjusted for arm and follow-up, "
-                f"the slope changes by {fixed(slope['estimate'], 2)} degrees a week per extra breakout a week "
-                f"(95% CI {_ci(slope['ci_low'], slope['ci_high'], 2)}).")
+        slope = self.dose[self.dose["term"] == "breakouts_per_week_to_week"].iloc[0]
+        return (f"Each patient's IR change at week {self.week} against breakout sessions done per week up to it; "
+                f"adjusted for arm and baseline IR, the change differs by {fixed(slope['estimate'], 2)} degrees per "
+                f"extra breakout a week (95% CI {_ci(slope['ci_low'], slope['ci_high'], 2)}).")
 
     def first_rise_alt(self) -> str:
         from .analysis.survival import kaplan_meier, median_time
@@ -445,7 +448,7 @@ class CohortComparison:
             parts.append(f"{arm}: {int(group['event'].sum())} of {len(group)} patients had a pain rise, median "
                          + (f"{median:g} days" if np.isfinite(median) else "not reached"))
         return ("Kaplan-Meier curves of the share of patients without a pain rise of 2 or more after a breakout "
-                "session, by days since the program start; " + "; ".join(parts) + ".")
+                "session, by days since time zero; " + "; ".join(parts) + ".")
 
     # -- export --------------------------------------------------------------------------------
 

@@ -118,9 +118,9 @@ def test_cohort_charts_and_forest_plot():
     assert "degrees" in fig.axes[0].get_ylabel()
     out = patient_outcomes(c["measurements"], c["patients"], c["programs"], c["sessions"])
     fig = charts.dose_response_chart(out)
-    slope = dose_response(out).set_index("term").loc["breakouts_per_week_done", "estimate"]  # adjusted, as the table
+    slope = dose_response(out).set_index("term").loc["breakouts_per_week_to_week", "estimate"]  # adjusted, as the table
     ax = fig.axes[0]
-    assert f"adjusted fit, {slope:+.2f} deg/week per breakout/week" in ax.get_title(loc="left")
+    assert f"adjusted fit, {slope:+.2f} degrees per breakout/week" in ax.get_title(loc="left")
     handles, labels = ax.get_legend_handles_labels()
     fits = [h for h, lab in zip(handles, labels) if lab.endswith(": adjusted fit")]
     assert len(fits) == 2 and all(len(h.get_xdata()) > 0 for h in fits)  # the legend names lines that are drawn

@@ -155,7 +155,10 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     DataFrame
         ``patient_id``, ``schedule`` (assigned, for intention-to-treat), ``baseline_deg``,
         ``change_deg`` (at week N), ``slope_deg_per_week``, ``followup_weeks`` (baseline to the last
-        visit), ``adherence``, ``breakout_adherence``, ``breakouts_per_week_done``, ``note``.
+        visit), ``adherence``, ``breakout_adherence``, ``breakouts_per_week_done`` (over the
+        programs), ``breakouts_per_week_to_week`` (breakout sessions done from time zero to week N,
+        per week: the dose that can have caused the week-N change; NaN without a week-N change, so
+        weeks after a drop-out never count as no dose), ``note``.
     """
     v = cohort_visits(measurements, patients, programs, method=method)
     if as_of is not None:
@@ -178,10 +181,23 @@ def patient_outcomes(measurements: pd.DataFrame, patients: pd.DataFrame, program
     out["followup_weeks"] = out["patient_id"].map(v.groupby("patient_id")["weeks"].max())
     for column in ("adherence", "breakout_adherence", "breakouts_per_week_done"):
         out[column] = out["patient_id"].map(adh[column]) if column in adh else np.nan
+    out["breakouts_per_week_to_week"] = (out["patient_id"].map(_breakouts_to_week(patients, programs, sessions, week))
+                                         .fillna(0.0).where(out["change_deg"].notna()))
     out["note"] = np.where(out["baseline_deg"].isna(), f"no baseline on the primary method (a visit {-BASELINE_WINDOW_DAYS[0]} days before to "
                            f"{BASELINE_WINDOW_DAYS[1]} days after the allocation date, else the program's start)",
                            np.where(out["change_deg"].isna(), f"no visit within 1 week of week {week}", ""))
     return out
+
+
+def _breakouts_to_week(patients: pd.DataFrame, programs: pd.DataFrame, sessions: pd.DataFrame, week: int) -> pd.Series:
+    """Breakout sessions done (fully or partly) from time zero to the last day of week ``week``, per week."""
+    from ..program import breakout_templates
+
+    zero = pd.Series(time_zero(patients, programs).to_numpy(), index=patients["patient_id"].to_numpy())
+    done = sessions[sessions["session"].isin(breakout_templates(programs))
+                    & sessions["completion"].isin(["full", "partial"])]
+    day = (pd.to_datetime(done["performed_on"]) - done["patient_id"].map(zero)).dt.days
+    return done[day.between(0, 7 * week - 1)].groupby("patient_id").size() / week
 
 
 def _hedges_g(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
@@ -441,21 +457,24 @@ def mixed_model(data: pd.DataFrame, *, outcome: str = "degrees", time: str = "we
                 "converged", "singular", "n_subjects", "n_obs", "note"]]
 
 
-def dose_response(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
-                  dose: str = "breakouts_per_week_done", group: str | None = "schedule",
-                  followup: str | None = "followup_weeks") -> pd.DataFrame:
-    """OLS of the outcome on the achieved dose (breakouts per week), adjusted for the assigned
-    schedule and the follow-up length, with 95 % CIs.
+def dose_response(outcomes: pd.DataFrame, *, value: str = "change_deg",
+                  dose: str = "breakouts_per_week_to_week", group: str | None = "schedule",
+                  covariates: tuple[str, ...] = ("baseline_deg",)) -> pd.DataFrame:
+    """OLS of the change at week N on the dose done up to week N (breakouts per week), adjusted for
+    the assigned schedule and baseline IR, with 95 % CIs.
 
     Achieved dose is not randomised: patients who do more breakouts differ in other ways, and
     those assigned daily do more by design, so the dose term is adjusted for the arm (the dose
-    effect within arms) and for the weeks of follow-up (a slope over a short follow-up is steeper
-    when gains saturate). The result is an association, not a causal dose effect.
+    effect within arms) and for baseline IR (less room to gain from a higher baseline). Outcome and
+    dose cover the same weeks, time zero to week N, and only patients followed to week N have
+    both, so no weeks after a drop-out count as no dose; the follow-up length is not adjusted for
+    (it is decided by the drop-out the outcome drives: a collider). The result is an association,
+    not a causal dose effect.
 
     Returns
     -------
     DataFrame
-        One row per term (``intercept``, the dose, the arm, the follow-up): ``estimate``,
+        One row per term (``intercept``, the dose, the arm, each covariate): ``estimate``,
         ``std_error``, ``ci_low``, ``ci_high``, ``p_value``, ``n``, ``r_squared``.
 
     Examples
@@ -464,12 +483,12 @@ def dose_response(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
     >>> c = generate_clinic(40, seed=5)
     >>> out = patient_outcomes(c["measurements"], c["patients"], c["programs"], c["sessions"])
     >>> dose_response(out)["term"].tolist()
-    ['intercept', 'breakouts_per_week_done', 'schedule=daily', 'followup_weeks']
+    ['intercept', 'breakouts_per_week_to_week', 'schedule=daily', 'baseline_deg']
     """
     import statsmodels.api as sm
 
-    covariates = [dose] + ([group] if group else []) + ([followup] if followup else [])
-    d = outcomes[[value, *covariates]].dropna()
+    needed = [dose] + ([group] if group else []) + list(covariates)
+    d = outcomes[[value, *needed]].dropna()
     columns, names = [d[dose].to_numpy(dtype=float)], [dose]
     if group:
         levels = sorted(d[group].unique())
@@ -478,12 +497,12 @@ def dose_response(outcomes: pd.DataFrame, *, value: str = "slope_deg_per_week",
             if level != reference:
                 columns.append((d[group] == level).to_numpy(dtype=float))
                 names.append(f"{group}={level}")
-    if followup:
-        columns.append(d[followup].to_numpy(dtype=float))
-        names.append(followup)
+    for c in covariates:
+        columns.append(d[c].to_numpy(dtype=float))
+        names.append(c)
     if len(d) < len(names) + 2:
         raise HipAnalyticsError(f"dose-response needs at least {len(names) + 2} patients with {value} and "
-                                f"{', '.join(covariates)}; found {len(d)}")
+                                f"{', '.join(needed)}; found {len(d)}")
     fit = sm.OLS(d[value].to_numpy(dtype=float), sm.add_constant(np.column_stack(columns), has_constant="add")).fit()
     ci = fit.conf_int()
     return pd.DataFrame({"term": ["intercept", *names], "estimate": fit.params, "std_error": fit.bse,

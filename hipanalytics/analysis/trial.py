@@ -146,7 +146,8 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
     Returns
     -------
     DataFrame
-        ``patient_id``, ``arm`` (assigned), ``baseline_deg``, ``week_deg`` (the window-N value,
+        ``patient_id``, ``arm`` (assigned), ``time_zero`` (the allocation date, else the first
+        program's start: :func:`hipanalytics.analysis.cohort.time_zero`), ``baseline_deg``, ``week_deg`` (the window-N value,
         hips averaged), ``last_window``, ``switched``, ``switch_week``, ``dropped_out``,
         ``dropout_week`` (the last window with a value, when there is no week-N value: after week N
         when the patient only missed that visit),
@@ -155,26 +156,28 @@ def trial_patients(patients: pd.DataFrame, programs: pd.DataFrame, visits: pd.Da
         zero to week N), ``breakouts_planned_per_week`` (assigned schedule), ``breakouts_done_per_week``,
         ``per_protocol`` (bool), ``reason`` (why not per protocol, or empty).
     """
-    from .cohort import assigned_schedule
+    from .cohort import assigned_schedule, time_zero
 
     w = analysis_windows(visits, week)
     hips = w.groupby(["patient_id", "window"])["degrees"].mean().unstack()
     out = pd.DataFrame({"patient_id": patients["patient_id"].to_numpy()})
     out["arm"] = out["patient_id"].map(assigned_schedule(patients, programs))
+    out["time_zero"] = time_zero(patients, programs).to_numpy()
     out["baseline_deg"] = out["patient_id"].map(hips[0] if 0 in hips else pd.Series(dtype=float))
     out["week_deg"] = out["patient_id"].map(hips[week] if week in hips else pd.Series(dtype=float))
     seen = visits.assign(window=window_of(visits["day"], visits["baseline"]))  # every visit, after week N too
     out["last_window"] = out["patient_id"].map(seen.groupby("patient_id")["window"].max())
     p = programs.assign(start=pd.to_datetime(programs["start_date"]), end=pd.to_datetime(programs["end_date"]))
     first = p.sort_values("start").groupby("patient_id").first()
+    zero = out.set_index("patient_id")["time_zero"]
     changed = p.groupby("patient_id")["schedule"].nunique() > 1
     switch_start = p.sort_values("start").groupby("patient_id").nth(1).set_index("patient_id")["start"] if len(p) else None
     out["switched"] = out["patient_id"].map(changed).fillna(False).astype(bool)
-    weeks_to_switch = ((switch_start - first["start"].reindex(switch_start.index)).dt.days / 7).round(1)
+    weeks_to_switch = ((switch_start - zero.reindex(switch_start.index)).dt.days / 7).round(1)
     out["switch_week"] = out["patient_id"].map(weeks_to_switch).where(out["switched"])
     out["dropped_out"] = out["week_deg"].isna() & out["baseline_deg"].notna()
     out["dropout_week"] = out["last_window"].where(out["dropped_out"])
-    out["followed"] = out["patient_id"].map(_followed_longest(p, first["start"], week)).fillna(out["arm"])
+    out["followed"] = out["patient_id"].map(_followed_longest(p, zero, week)).fillna(out["arm"])
     adherence = _assigned_adherence(out, first, p, sessions, week)
     for column in adherence:
         out[column] = adherence[column].to_numpy()
@@ -200,11 +203,13 @@ def _followed_longest(programs: pd.DataFrame, start: pd.Series, week: int) -> pd
 
 def _assigned_adherence(out: pd.DataFrame, first: pd.DataFrame, programs: pd.DataFrame,
                         sessions: pd.DataFrame, week: int) -> pd.DataFrame:
-    """Breakouts done over breakouts the *assigned* schedule plans from time zero to week ``week``
+    """Breakouts done over breakouts the *assigned* schedule plans from time zero (``time_zero``:
+    the allocation date, else the first program's start) to week ``week``
     (the outcome: what came after it cannot have caused it), and both per week."""
     from ..program import breakout_templates, plan_table
 
-    span = programs.groupby("patient_id").agg(start=("start", "min"), end=("end", "max"))
+    span = programs.groupby("patient_id").agg(end=("end", "max"))
+    span["start"] = out.set_index("patient_id")["time_zero"].reindex(span.index)
     span["end"] = span["end"].clip(upper=span["start"] + pd.Timedelta(days=7 * week - 1))
     assigned = pd.DataFrame({
         "program_id": out["patient_id"] + "-assigned", "patient_id": out["patient_id"],
@@ -692,7 +697,8 @@ def per_protocol(table: pd.DataFrame, imputed: Imputed | None = None) -> pd.Data
             row.update({k: cace[k] for k in ("n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")})
             row["analysis"] = (f"complier average causal effect: assignment as the instrument for the schedule followed "
                                f"(2SLS after MI; {100 * cace['share_daily_followed']:.0f}% of daily and "
-                               f"{100 * cace['share_three_followed']:.0f}% of 3x/week patients followed their schedule)")
+                               f"{100 * cace['share_three_followed']:.0f}% of 3x/week patients on their assigned schedule on "
+                               "most days up to week N)")
         rows.append(row)
     out = pd.DataFrame(rows)
     base = pp.groupby("arm")["baseline_deg"].mean()
@@ -757,13 +763,9 @@ def harms_by_arm(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataF
         ``measure`` and one column per arm (``daily``, ``three-per-week``), as text ready to print.
     """
     from ..numbers import fixed, percent
-    from ..program import breakout_templates
     from .tolerance import PAIN_RISE_NPRS
 
-    b = sessions[sessions["session"].isin(breakout_templates(programs))
-                 & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
-    b = b.assign(rise=(b["pain_after"].astype(float) - b["pain_before"].astype(float)) >= PAIN_RISE_NPRS)
-    b = b.sort_values(["patient_id", "performed_on"])
+    b = _scored_breakouts(sessions, programs).sort_values(["patient_id", "performed_on"])
     rises = b.groupby("patient_id")["rise"].sum()
     told = b.groupby("patient_id").size()
     repeated = b.groupby("patient_id")["rise"].apply(lambda r: bool((r.astype(int).rolling(6, min_periods=1).sum() >= 2).any()))
@@ -799,13 +801,24 @@ def harms_by_arm(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataF
         ]
     measures = ["patients", "breakout sessions with pain recorded", f"pain rises of {PAIN_RISE_NPRS:g}+ NPRS points",
                 "pain rises per 100 breakout sessions",
-                "first pain rise: patients with one, of those with pain logged; median days from program start "
+                "first pain rise: patients with one, of those with pain logged; median days from time zero "
                 "(Kaplan-Meier)",
                 "patients with repeated rises (2+ in 6 sessions), n (%)",
                 "switched schedule for pain, n (%)", "switched schedule for any reason, n (%)",
                 "no IR value at the comparison week, n (%)", "breakouts planned per week (assigned), median",
                 "breakouts done per week, median", "assigned breakouts done, median share"]
     return pd.DataFrame({"measure": measures, **columns})
+
+
+def _scored_breakouts(sessions: pd.DataFrame, programs: pd.DataFrame) -> pd.DataFrame:
+    """The breakout sessions with pain before and after recorded, and ``rise``: pain after at least
+    :data:`~hipanalytics.analysis.tolerance.PAIN_RISE_NPRS` points above pain before."""
+    from ..program import breakout_templates
+    from .tolerance import PAIN_RISE_NPRS
+
+    b = sessions[sessions["session"].isin(breakout_templates(programs))
+                 & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
+    return b.assign(rise=(b["pain_after"].astype(float) - b["pain_before"].astype(float)) >= PAIN_RISE_NPRS)
 
 
 def time_to_first_rise(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd.DataFrame) -> pd.DataFrame:
@@ -820,15 +833,10 @@ def time_to_first_rise(table: pd.DataFrame, sessions: pd.DataFrame, programs: pd
         ``patient_id``, ``arm``, ``days``, ``event`` (bool); feed it to
         :func:`hipanalytics.analysis.survival.kaplan_meier` per arm.
     """
-    from ..program import breakout_templates
-    from .tolerance import PAIN_RISE_NPRS
-
-    b = sessions[sessions["session"].isin(breakout_templates(programs))
-                 & sessions["pain_before"].notna() & sessions["pain_after"].notna()]
+    b = _scored_breakouts(sessions, programs)
     b = b[b["patient_id"].isin(table["patient_id"])]
-    zero = pd.to_datetime(programs["start_date"]).groupby(programs["patient_id"].to_numpy()).min()
-    day = (pd.to_datetime(b["performed_on"]) - b["patient_id"].map(zero)).dt.days
-    b = b.assign(day=day, rise=(b["pain_after"].astype(float) - b["pain_before"].astype(float)) >= PAIN_RISE_NPRS)
+    zero = table.set_index("patient_id")["time_zero"]
+    b = b.assign(day=(pd.to_datetime(b["performed_on"]) - b["patient_id"].map(zero)).dt.days)
     first = b[b["rise"]].groupby("patient_id")["day"].min()
     last = b.groupby("patient_id")["day"].max()
     out = pd.DataFrame({"patient_id": last.index})

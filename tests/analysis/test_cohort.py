@@ -168,8 +168,10 @@ def test_analysis_recovers_the_true_schedule_difference_and_gains(clinic, outcom
         observed = outcomes.loc[outcomes["schedule"] == arm, "change_deg"].dropna()
         half = stats.t.ppf(0.975, len(observed) - 1) * observed.std(ddof=1) / np.sqrt(len(observed))
         assert abs(observed.mean() - by_arm[arm]) <= half
-    dose = dose_response(outcomes).set_index("term").loc["breakouts_per_week_done"]
-    assert dose["ci_low"] > 0  # more breakouts, faster gains, as generated
+    big = generate_clinic(2000, seed=3)  # the dose effect within arms is small: 400 patients cannot show it
+    done = patient_outcomes(big["measurements"], big["patients"], big["programs"], big["sessions"], week=6)
+    dose = dose_response(done).set_index("term").loc["breakouts_per_week_to_week"]
+    assert dose["ci_low"] > 0  # more breakouts, bigger gains, as generated
 
 
 def test_mixed_model_on_the_cohort_shows_the_schedule_by_time_interaction(clinic):
@@ -239,3 +241,17 @@ def test_the_allocation_not_the_cohort_is_the_arm_and_the_allocation_date_is_tim
     # program's schedule is the arm, whatever the cohort label says
     v = cohort_visits(m, p.drop(columns=["allocation", "allocated_on"]).assign(cohort="three-per-week"), g)
     assert v[["day", "baseline", "schedule"]].values.tolist() == [[-7, True, "daily"], [7, False, "daily"]]
+
+
+def test_dose_covers_time_zero_to_week_n_and_is_missing_not_zero_after_a_drop_out(clinic, outcomes):
+    out = outcomes.set_index("patient_id")
+    gone = out.index[out["change_deg"].isna()]
+    assert len(gone) and out.loc[gone, "breakouts_per_week_to_week"].isna().all()  # not "no dose"
+    followed = out.index[out["change_deg"].notna()][0]
+    zero = pd.Timestamp(clinic["programs"].loc[clinic["programs"]["patient_id"] == followed, "start_date"].min())
+    s = clinic["sessions"]
+    s = s[(s["patient_id"] == followed) & (s["session"] == "breakouts") & s["completion"].isin(["full", "partial"])]
+    days = (pd.to_datetime(s["performed_on"]) - zero).dt.days
+    assert out.loc[followed, "breakouts_per_week_to_week"] == pytest.approx(days.between(0, 41).sum() / 6)
+    terms = dose_response(outcomes)["term"].tolist()
+    assert "followup_weeks" not in terms and "baseline_deg" in terms  # follow-up length is a collider

@@ -42,23 +42,25 @@ def test_kaplan_meier_by_hand_with_a_curve_that_reaches_zero():
         kaplan_meier([1, 2], [True])
 
 
-def test_time_to_first_rise_counts_days_from_the_program_start_and_censors_at_the_last_logged_session():
+def test_time_to_first_rise_counts_days_from_time_zero_and_censors_at_the_last_logged_session():
     programs = pd.DataFrame([{"program_id": f"{p}-1", "patient_id": p, "protocol_id": "hip-ir-breakouts",
                               "protocol_version": "1.0.0", "schedule": s, "start_date": pd.Timestamp("2026-01-05"),
                               "end_date": pd.Timestamp("2026-02-15")} for p, s in (("D", "daily"), ("T", "three-per-week"))])
     table = pd.DataFrame({"patient_id": ["D", "T", "N"], "arm": ["daily", "three-per-week", "daily"],
                           "switched": False, "dropped_out": False, "breakouts_planned_per_week": 7.0,
-                          "breakouts_done_per_week": 7.0, "assigned_adherence": 1.0})
+                          "breakouts_done_per_week": 7.0, "assigned_adherence": 1.0,
+                          # time zero: D's program start; T was allocated 2 days before his program began
+                          "time_zero": pd.to_datetime(["2026-01-05", "2026-01-03", "2026-01-05"])})
 
     def log(pid, rows):
         return [{"patient_id": pid, "performed_on": pd.Timestamp("2026-01-05") + pd.Timedelta(days=d),
                  "session": "breakouts", "completion": "full", "pain_before": b, "pain_after": a} for d, b, a in rows]
 
     sessions = pd.DataFrame(log("D", [(0, 2, 3), (1, 2, 3), (4, 2, 4), (6, 2, 5)])  # first rise of 2 on day 4
-                            + log("T", [(0, 2, 3), (2, 3, 4), (9, 2, 3)]))  # none: censored on day 9
+                            + log("T", [(0, 2, 3), (2, 3, 4), (9, 2, 3)]))  # none: censored on day 9 + 2
     times = time_to_first_rise(table, sessions, programs).set_index("patient_id")
     assert times.to_dict("index") == {"D": {"arm": "daily", "days": 4.0, "event": True},
-                                      "T": {"arm": "three-per-week", "days": 9.0, "event": False}}
+                                      "T": {"arm": "three-per-week", "days": 11.0, "event": False}}
     # N logged no session: no follow-up of pain, left out (not censored at 0)
     harms = harms_by_arm(table[table["patient_id"] != "N"], sessions, programs).set_index("measure")
     row = harms.loc[[m for m in harms.index if m.startswith("first pain rise")][0]]
