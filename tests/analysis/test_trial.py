@@ -497,3 +497,22 @@ def test_the_primary_analysis_adjusts_for_site_when_there_are_two_or_more():
     assert plain.estimate != pytest.approx(primary_analysis(visits, 6).estimate, abs=1e-3)
     assert adjusted.std_error < plain.std_error
     assert not primary_analysis(visits, 6, sites=sites.map(lambda s: "one site")).adjusted_for
+
+
+def test_adherence_and_switch_week_count_from_the_allocation_date():
+    c = generate_clinic(20, seed=8)
+    switcher = c["truth"].loc[c["truth"]["switched"], "patient_id"]
+    pid = switcher.iloc[0]  # seed 8 has one daily patient who switches to 3x/week
+    visits = cohort_visits(c["measurements"], c["patients"], c["programs"])
+    before = trial_patients(c["patients"], c["programs"], visits, c["sessions"], week=6, threshold=0.7).set_index("patient_id")
+    early = c["patients"].copy()
+    early.loc[early["patient_id"] == pid, "allocated_on"] = pd.Timestamp(early.loc[early["patient_id"] == pid,
+                                                                                   "allocated_on"].iloc[0]) - pd.Timedelta(days=7)
+    after = trial_patients(early, c["programs"], cohort_visits(c["measurements"], early, c["programs"]), c["sessions"],
+                           week=6, threshold=0.7).set_index("patient_id")
+    assert after.loc[pid, "time_zero"] == before.loc[pid, "time_zero"] - pd.Timedelta(days=7)
+    # the week before the program is a week of the assigned strategy with nothing done
+    assert after.loc[pid, "breakouts_done_per_week"] < before.loc[pid, "breakouts_done_per_week"]
+    assert before.loc[pid, "switched"] and after.loc[pid, "switch_week"] == pytest.approx(before.loc[pid, "switch_week"] + 1)
+    others = before.index != pid
+    pd.testing.assert_series_equal(after.loc[others, "assigned_adherence"], before.loc[others, "assigned_adherence"])
