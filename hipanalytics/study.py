@@ -164,8 +164,8 @@ class CohortComparison:
              "patient and window (the involved hip's, or the mean of both hips when both are involved: the estimand's "
              "variable): a mean per window and arm, the baseline mean common to both arms (which randomisation "
              "ensures; in observational data an assumption), "
-             + ("a mean shift per site common to every window (site as a covariate: " + ", ".join(p.adjusted_for)
-                + "; ICH E9 section 5.7), " if p.adjusted_for else "")
+             + ("a mean shift per site common to every window (site as a covariate; ICH E9 section 5.7), "
+                if p.adjusted_for else "")
              + f"and {covariance}, fitted by REML (an MMRM). The "
              f"estimate is the difference between arms at week {self.week}, with a t test and 95% CI on "
              "Satterthwaite's degrees of freedom from the REML fit (checked against R: the same formula applied to "
@@ -242,7 +242,9 @@ class CohortComparison:
         import scipy
         import statsmodels
 
-        return (f"hipanalytics {__version__} (mixed models cross-checked against R lme4, lmerTest and nlme; Kaplan-Meier against R survival), "
+        return (f"hipanalytics {__version__} (mixed models cross-checked against R lme4, lmerTest and nlme; Kaplan-Meier "
+                "against R survival; propensity weighting and AIPW against R glm, lm and sandwich; the complier average "
+                "against R AER's ivreg), "
                 f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
                 f"statsmodels {statsmodels.__version__}, pandas {pd.__version__}")
 
