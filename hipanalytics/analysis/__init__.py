@@ -9,11 +9,12 @@
 - :mod:`.cohort`: per-patient outcomes, group comparison, mixed model of the weekly gain,
   dose-response, Table 1
 - :mod:`.trial`: the trial analysis: estimand, primary analysis (cLDA/MMRM), sensitivity analyses
-  for missing data, per protocol and as treated, secondary outcomes, CONSORT flow, harms
+  for missing data, per protocol, as treated and the complier average, secondary outcomes,
+  CONSORT flow, harms
 - :mod:`.imputation`: multiple imputation of repeated measures (data augmentation, jump to
   reference) and Rubin's rules (used by the trial analysis)
-- :mod:`.weighting`: propensity-score overlap weights, balance, effective sample size and
-  positivity for an observational comparison
+- :mod:`.weighting`: propensity scores, overlap and stabilised weights, the doubly robust AIPW
+  estimate, balance, effective sample size and positivity for an observational comparison
 - :mod:`.survival`: Kaplan-Meier (time to the first pain rise)
 - :mod:`.mixed`: linear mixed models with lme4/lmerTest inference and MMRM covariance structures
   (used by the trial and cohort analyses)
