@@ -23,7 +23,11 @@ and complete-case ANCOVA.
 
 Per protocol (:func:`per_protocol`): adherence to the *assigned* schedule's breakouts from time zero
 to week N; patients who switched schedule, or have no week-N value, are excluded: a completers
-analysis, biased when adherence or drop-out depend on prognosis (shown beside an as-treated one).
+analysis, biased when adherence or drop-out depend on prognosis (shown beside an as-treated one);
+for randomised data the complier-average causal effect (:func:`complier_average`) compares the
+randomised groups whole. Observational data (no allocation) are adjusted for confounding
+(:func:`weighted_analysis`, :mod:`.weighting`). Secondary outcomes (:func:`secondary_outcomes`)
+are model-based or imputed, valid under MAR, and gatekept behind the primary.
 """
 
 from __future__ import annotations
