@@ -181,7 +181,10 @@ class CohortComparison:
              "mean (missing not at random; Carpenter et al., J Biopharm Stat 2013); a delta-adjusted tipping point, "
              "the imputed week-N values of one arm or both shifted until the conclusion changes (Ratitch et al., "
              "Pharm Stat 2013); and on complete cases (valid only if missing completely at random). "
-             "The patients missing from each analysis are listed with the reason."),
+             + ("In this observational comparison jump to reference is also made on the overlap-weighted estimate, "
+                "the one the plain words lead with, and the tipping point is that estimate's. "
+                if self.weighting is not None else "")
+             + "The patients missing from each analysis are listed with the reason."),
             *([("Observational comparison",
                 "No allocation is recorded, so the comparison emulates a target trial (Hernan & Robins, Am J "
                 "Epidemiol 2016;183:758-764): eligibility, a program of either schedule; time zero, the program "
@@ -398,7 +401,8 @@ class CohortComparison:
                    f"{MDC_DEG:g}-degree MDC changes it." if tips and min(tips) < MDC_DEG else
                    f"Only departures from missing at random larger than the {MDC_DEG:g}-degree MDC change the "
                    "conclusion.")
-        return (f"Tipping point (missing not at random): {row['note']}. A shift is how much worse (negative) or "
+        of = self.sensitivity.attrs.get("tipping_of", "the MI ANCOVA")
+        return (f"Tipping point (missing not at random), of {of}: {row['note']}. A shift is how much worse (negative) or "
                 f"better (positive) than MAR predicts the patients without a week-{self.week} value are assumed "
                 f"to be. {verdict}")
 

@@ -278,7 +278,7 @@ def test_the_cohort_result_in_plain_words_sets_the_ci_against_the_mdc_and_names_
     assert text.endswith("if the allocation was random, a randomised comparison.")
 
     def said(estimate, low, high):
-        primary = SimpleNamespace(estimate=estimate, ci_low=low, ci_high=high, p_value=0.2)
+        primary = SimpleNamespace(estimate=estimate, ci_low=low, ci_high=high, p_value=0.2, adjusted_for=[])
         return replace(allocated, primary=primary, allocated=False).plain_language()
 
     assert "rules out a difference as large as the 5.4-degree MDC" in said(1.2, -1.0, 3.4)
@@ -313,7 +313,9 @@ def test_an_observational_cohort_is_adjusted_for_confounding_and_the_report_says
     assert f"{adjusted['estimate']:.1f} degrees more" in words and "unadjusted: " in words
     dr = result.sensitivity.set_index("label").loc["adjusted: doubly robust (AIPW)"]
     assert f"doubly robust estimate over all patients: {dr['estimate']:.1f} degrees" in words
-    assert "adjusted: stabilised IPT weights" in set(result.sensitivity["label"])
+    assert {"adjusted: stabilised IPT weights", "adjusted: jump to reference (MNAR)"} <= set(result.sensitivity["label"])
+    assert result.sensitivity.attrs["tipping_of"] == "the overlap-weighted estimate"
+    assert result.tipping_sentence().startswith("Tipping point (missing not at random), of the overlap-weighted estimate")
     assert "baseline IR, age, baseline pain, sex, involved side and site" in words
     balance = result.tables()["balance"][1].set_index("covariate")
     assert "baseline pain (NPRS)" in balance.index

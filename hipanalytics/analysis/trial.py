@@ -457,7 +457,9 @@ def weighted_analysis(imputed: Imputed, covariates: pd.DataFrame) -> dict:
         The overlap-weighted ``estimate``, ``std_error``, ``df``, ``ci_low``, ``ci_high``, ``p_value``,
         ``n``; ``methods``: the same for each key of :data:`WEIGHTED_METHODS`; ``balance``
         (:func:`~hipanalytics.analysis.weighting.balance_table`, overlap weights), ``ess`` (overlap and
-        ``ess_stabilised``), ``positivity`` and ``largest_stabilised_weight`` on the copies' mean baseline.
+        ``ess_stabilised``), ``positivity`` and ``largest_stabilised_weight`` on the copies' mean
+        baseline; ``overlap``: the overlap-weighted analysis as a function of the shifts
+        ``(delta_daily, delta_three)`` of the imputed week-N values (for :func:`tipping_point`).
     """
     from . import weighting
     from .imputation import rubin
@@ -471,23 +473,29 @@ def weighted_analysis(imputed: Imputed, covariates: pd.DataFrame) -> dict:
     X, names = X[:, keep], [names[j] for j in keep]
     base = names.index("baseline_deg")
     daily = imputed.daily
-    fits = {key: [] for key in WEIGHTED_METHODS}
-    for v in imputed.values:  # each copy: its own baseline IR, the other covariates as observed
+    n, df = len(daily), len(daily) - 2 - X.shape[1]
+    copies = []  # each copy: its own baseline IR, the other covariates as observed; the scores do not depend on y
+    for v in imputed.values:
         Xv = X.copy()
         Xv[:, base] = v[:, 0]
-        ps = weighting.propensity_scores(Xv, daily)
-        y = v[:, -1]
-        fits["overlap"].append(weighting.weighted_ancova(y, daily, Xv, weighting.overlap_weights(ps, daily)))
-        fits["stabilised"].append(weighting.weighted_ancova(y, daily, Xv, weighting.stabilised_weights(ps, daily)))
-        fits["aipw"].append(weighting.aipw(y, daily, Xv, ps))
-    n = len(daily)
-    methods = {key: {"n": n, **rubin([f[0] for f in found], [f[1] for f in found], n - 2 - X.shape[1])}
-               for key, found in fits.items()}
+        copies.append((v[:, -1], Xv, weighting.propensity_scores(Xv, daily)))
+
+    def overlap(delta_daily: float = 0.0, delta_three: float = 0.0) -> dict:
+        shift = imputed.missing[:, -1] * np.where(daily == 1, delta_daily, delta_three)
+        fits = [weighting.weighted_ancova(y + shift, daily, Xv, weighting.overlap_weights(ps, daily))
+                for y, Xv, ps in copies]
+        return {"n": n, **rubin([f[0] for f in fits], [f[1] for f in fits], df)}
+
+    fits = {"stabilised": [weighting.weighted_ancova(y, daily, Xv, weighting.stabilised_weights(ps, daily))
+                           for y, Xv, ps in copies],
+            "aipw": [weighting.aipw(y, daily, Xv, ps) for y, Xv, ps in copies]}
+    methods = {"overlap": overlap(), **{key: {"n": n, **rubin([f[0] for f in found], [f[1] for f in found], df)}
+                                        for key, found in fits.items()}}
     ps = weighting.propensity_scores(X, daily)
     w = weighting.overlap_weights(ps, daily)
     found = weighting.positivity(ps, daily)
     found["warnings"] = left_out + found["warnings"]
-    return {**methods["overlap"], "methods": methods,
+    return {**methods["overlap"], "methods": methods, "overlap": overlap,
             "balance": weighting.balance_table(X, names, daily, w),
             "ess": weighting.effective_sample_size(w, daily),
             "ess_stabilised": weighting.effective_sample_size(weighting.stabilised_weights(ps, daily), daily),
@@ -507,11 +515,15 @@ TIPPING_DELTAS = np.arange(-10.0, 10.5, 1.0)
 degrees; Krause et al. 2015), wider than any plausible departure from missing at random."""
 
 
-def tipping_point(imputed: Imputed, *, alpha: float = 0.05, deltas=TIPPING_DELTAS) -> tuple[pd.DataFrame, dict]:
+def tipping_point(imputed: Imputed, *, alpha: float = 0.05, deltas=TIPPING_DELTAS,
+                  analysis=None) -> tuple[pd.DataFrame, dict]:
     """Delta-adjusted tipping-point analysis (Ratitch, O'Kelly & Tosiello, Pharm Stat 2013;12:337-347):
     the MAR-imputed week-N values of each arm shifted by a grid of deltas, the ANCOVA pooled at every
     pair, and the delta at which the conclusion (significant at ``alpha`` or not) changes when only
     the daily arm's, only the 3x/week arm's, or both arms' imputed values are shifted.
+    ``analysis(delta_daily, delta_three)`` is the pooled analysis shifted (default
+    :meth:`Imputed.ancova`; the overlap-weighted one of :func:`weighted_analysis` for an
+    observational comparison).
 
     Returns
     -------
@@ -535,13 +547,14 @@ def tipping_point(imputed: Imputed, *, alpha: float = 0.05, deltas=TIPPING_DELTA
     >>> bool(tip["daily"] < 0 < tip["three-per-week"])
     True
     """
-    grid = pd.DataFrame([{"delta_daily": a, "delta_three": b, **imputed.ancova(a, b)}
+    analysis = analysis or imputed.ancova
+    grid = pd.DataFrame([{"delta_daily": a, "delta_three": b, **analysis(a, b)}
                          for a in deltas for b in deltas])
     grid = grid[["delta_daily", "delta_three", "estimate", "ci_low", "ci_high", "p_value"]]
-    significant = imputed.ancova()["p_value"] < alpha
+    significant = analysis(0.0, 0.0)["p_value"] < alpha
 
     def tips(d_daily: float, d_three: float) -> bool:
-        return (imputed.ancova(d_daily, d_three)["p_value"] < alpha) != significant
+        return (analysis(d_daily, d_three)["p_value"] < alpha) != significant
 
     limit = float(np.abs(deltas).max())
     return grid, {name: _first_tip(tips, direction, limit)
@@ -569,17 +582,30 @@ def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd
                          imputations: int = 20, seed: int = 0, covariates: pd.DataFrame | None = None) -> pd.DataFrame:
     """The primary estimate beside its sensitivity analyses: MI ANCOVA (MAR), jump to reference
     (missing not at random: the daily patients lose their arm's advantage after drop-out),
-    complete-case ANCOVA, and the delta-adjusted tipping point (its shifts in ``note``;
-    the grid in ``attrs["tipping_grid"]``; the MAR imputations in ``attrs["imputed"]``). With ``covariates`` (an observational comparison), first
-    the confounding-adjusted estimate (:func:`weighted_analysis`; its balance, effective sample size
-    and positivity in ``attrs["weighting"]``; when it cannot be made, why in ``attrs["weighting_error"]``)."""
+    complete-case ANCOVA, and the delta-adjusted tipping point (its shifts in ``note``; the grid in
+    ``attrs["tipping_grid"]``; the MAR imputations in ``attrs["imputed"]``).
+
+    With ``covariates`` (an observational comparison), first the confounding-adjusted estimates
+    (:func:`weighted_analysis`; balance, effective sample size and positivity in
+    ``attrs["weighting"]``; when they cannot be made, why in ``attrs["weighting_error"]``), and the
+    departures from MAR are then made on the overlap-weighted estimate, the one the report leads
+    with: jump to reference adjusted, and the tipping point of the adjusted conclusion
+    (``attrs["tipping_of"]`` says which)."""
     week = primary.week
     imputed = impute_windows(visits, table, week, imputations=imputations, seed=seed)
     mi = imputed.ancova()
-    j2r = impute_windows(visits, table, week, imputations=imputations, seed=seed, jump_to_reference=True).ancova()
+    jumped = impute_windows(visits, table, week, imputations=imputations, seed=seed, jump_to_reference=True)
+    j2r = jumped.ancova()
     cc = ancova(table)
-    grid, tip = tipping_point(imputed)
     keys = ("n", "estimate", "std_error", "df", "ci_low", "ci_high", "p_value")
+    weighted, why_not = None, None
+    try:
+        weighted = weighted_analysis(imputed, covariates) if covariates is not None else None
+    except HipAnalyticsError as exc:  # e.g. separation in a small cohort: said, not fatal
+        why_not = str(exc)
+    tipped = weighted["overlap"] if weighted is not None else imputed.ancova
+    grid, tip = tipping_point(imputed, analysis=tipped)
+    of = "the overlap-weighted estimate" if weighted is not None else "the MI ANCOVA"
     rows = [{**primary.row(), "label": "primary (cLDA, all visits)"},
             {"label": "multiple imputation (MAR)", "analysis": f"sensitivity: ANCOVA, multiple imputation ({mi['imputations']} imputations, MAR)",
              **{k: mi[k] for k in keys}, "note": f"{mi['missing_at_week']} missing at week {week} imputed"},
@@ -588,13 +614,8 @@ def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd
              "note": "after their last visit, daily patients imputed with the 3x/week mean (their advantage lost)"},
             {"label": "complete cases", "analysis": "sensitivity: ANCOVA, complete cases", **cc,
              "note": "valid only if the missing are missing completely at random"},
-            {"label": "tipping point", "analysis": "sensitivity: tipping point (delta-adjusted MI, MNAR)", "n": mi["n"],
-             "note": tipping_text(tip, significant=mi["p_value"] < 0.05)}]
-    weighted, why_not = None, None
-    try:
-        weighted = weighted_analysis(imputed, covariates) if covariates is not None else None
-    except HipAnalyticsError as exc:  # e.g. separation in a small cohort: said, not fatal
-        why_not = str(exc)
+            {"label": "tipping point", "analysis": f"sensitivity: tipping point of {of} (delta-adjusted MI, MNAR)",
+             "n": mi["n"], "note": tipping_text(tip, significant=tipped()["p_value"] < 0.05)}]
     if weighted is not None:
         ess, stab = weighted["ess"], weighted["ess_stabilised"]
         notes = {"overlap": f"the overlap population; propensity score on {', '.join(weighted['covariates'])}; "
@@ -607,12 +628,18 @@ def sensitivity_analyses(primary: PrimaryResult, visits: pd.DataFrame, table: pd
         rows[1:1] = [{"label": WEIGHTED_METHODS[key], **{k: weighted["methods"][key][k] for k in keys},
                       "analysis": f"confounding-adjusted: {analyses[key]} after MI (observational)", "note": notes[key]}
                      for key in WEIGHTED_METHODS]
+        adjusted_j2r = weighted_analysis(jumped, covariates)
+        rows.insert(rows.index(next(r for r in rows if r["label"] == "jump to reference (MNAR)")) + 1,
+                    {"label": "adjusted: jump to reference (MNAR)", **{k: adjusted_j2r[k] for k in keys},
+                     "analysis": "sensitivity: overlap-weighted ANCOVA, jump to reference (MNAR, observational)",
+                     "note": "the confounding-adjusted estimate when daily patients lose their advantage after drop-out"})
     out = pd.DataFrame(rows)
     out.attrs["weighting"] = weighted
     out.attrs["weighting_error"] = why_not
     out.attrs["imputed"] = imputed
     out.attrs["tipping_grid"] = grid
     out.attrs["tipping"] = tip
+    out.attrs["tipping_of"] = of
     return out
 
 

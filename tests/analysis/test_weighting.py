@@ -134,6 +134,11 @@ def test_weighting_removes_confounding_by_indication_that_biases_the_unadjusted_
     for method in adjusted["methods"].values():
         assert abs(method["estimate"] - truth) < 0.6 and method["ci_low"] < truth < method["ci_high"]
     assert set(adjusted["covariates"]) >= {"baseline_deg", "age", "site: south"}
+    # the overlap analysis shifted, as the tipping point uses it: unshifted it is the estimate; a shift of the
+    # daily arm's imputed values moves it by the shift times the overlap weight of those values
+    assert adjusted["overlap"](0.0, 0.0)["estimate"] == pytest.approx(adjusted["estimate"])
+    lower = adjusted["overlap"](-5.0, 0.0)["estimate"]
+    assert adjusted["estimate"] - 5.0 < lower < adjusted["estimate"]
     assert adjusted["balance"]["smd_after"].abs().max() < 1e-6 < adjusted["balance"]["smd_before"].abs().max()
 
 
