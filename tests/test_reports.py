@@ -226,7 +226,8 @@ def test_cohort_and_overview_reports_match_the_package(store_path, tmp_path):
     assert cohort["figures"] == json.loads(json.dumps(expected.key_figures))
     document = cohort["html"].read_text()
     assert document.count("data:image/png;base64") == 6 and "Table 1" in document and "Estimand." in document
-    assert "Tipping point (missing not at random): the conclusion" in document
+    of = expected.sensitivity.attrs.get("tipping_of", "the MI ANCOVA")
+    assert f"Tipping point (missing not at random), of {of}: the conclusion" in document
     # every table as CSV and LaTeX, every figure as SVG and PDF, beside the report and listed in its JSON
     stems = [*expected.tables(), *expected.figures()]
     listed = {Path(f).name for f in files}
