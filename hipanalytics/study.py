@@ -247,7 +247,7 @@ class CohortComparison:
 
         return (f"hipanalytics {__version__} (mixed models cross-checked against R lme4, lmerTest and nlme; Kaplan-Meier "
                 "against R survival; propensity weighting and AIPW against R glm, lm and sandwich; the complier average "
-                "against R AER's ivreg), "
+                "against R AER's ivreg; multiple imputation against R mice), "
                 f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
                 f"statsmodels {statsmodels.__version__}, pandas {pd.__version__}")
 

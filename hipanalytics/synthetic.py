@@ -11,10 +11,12 @@ Assumptions (each a parameter of :class:`Assumptions`)
   1:1 to ``daily`` or ``three-per-week`` breakouts (``allocation``, allocated on the program's start day,
   ``allocated_on``; ``cohort`` holds the arm too, as a label). With ``allocation="by indication"``
   the schedule is instead chosen as in routine care, with log-odds of daily ``indication_intercept
-  + indication_age (age - 45) + indication_site (site north)`` (no allocation recorded; cohort
-  "routine care"); with ``gain_model="arm"`` the gain also moves by ``age_gain`` per year of age over
-  45 and ``site_gain`` at the north site, so age and site confound the comparison (all 0 by
-  default: no confounding).
+  + indication_age (age - 45) + indication_site (site north) + indication_pain (pain - 2.5)``, pain
+  being the patient's usual NPRS before a session (no allocation recorded; cohort "routine care");
+  with ``gain_model="arm"`` the gain also moves by ``age_gain`` per year of age over 45,
+  ``site_gain`` at the north site and ``pain_gain`` per NPRS point over 2.5, so age, site and pain
+  confound the comparison (all 0 by default: no confounding). The pain a clinic records before the
+  first session is that level measured with error (SD 0.8, rounded), as a real baseline would be.
 - Baseline active seated hip IR of the involved hip ~ N(22, 6) degrees, clipped to 5-40; with both
   hips involved each hip has its own baseline (a shared patient part and a side part, SD 3); the
   uninvolved side ~ 8 degrees more (SD 3). Normal adult means are about 29-50 degrees (J Athl Train
@@ -130,8 +132,10 @@ class Assumptions:
     indication_intercept: float = 0.0
     indication_age: float = 0.0
     indication_site: float = 0.0
+    indication_pain: float = 0.0
     age_gain: float = 0.0
     site_gain: float = 0.0
+    pain_gain: float = 0.0
     dropout_future: float = 0.0
     no_progress_from_visit: int = 2
 
@@ -185,8 +189,12 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     randomised = a.allocation == "random"
     if not randomised:  # routine care: the clinician chooses, from the patient in front of them
         chooser = np.random.default_rng([seed, 21])  # its own stream: the rest of the clinic stays as drawn
+        chosen = chooser.random(n)
         logit = a.indication_intercept + a.indication_age * (age - 45) + a.indication_site * (site == "north")
-        arm = np.where(chooser.random(n) < 1 / (1 + np.exp(-logit)), "daily", "three-per-week")
+        if a.indication_pain:  # the pain the patient arrives with, drawn here so that the choice can see it
+            pain_seen = np.clip(chooser.normal(a.pain_mean, 1.5, n), 0, 8)
+            logit = logit + a.indication_pain * (pain_seen - a.pain_mean)
+        arm = np.where(chosen < 1 / (1 + np.exp(-logit)), "daily", "three-per-week")
     patients = pd.DataFrame({
         "patient_id": ids, "birth_year": np.array([d.year for d in start]) - age, "sex": sex, "involved_side": side,
         "site": site, "cohort": arm if randomised else "routine care", "allocation": arm if randomised else None,
@@ -224,6 +232,8 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     partial = done & (rng.random(len(planned)) < a.partial_share)
     is_breakout_all = planned["breakouts"].to_numpy()
     pain_level = np.clip(rng.normal(a.pain_mean, 1.5, n), 0, 8)
+    if not randomised and a.indication_pain:
+        pain_level = pain_seen  # (the draw above still made: every later stream stays where it was)
     before_all = np.clip(np.rint(pain_level[pi] + rng.normal(0, 0.8, len(planned))), 0, 10)
     rise = np.where(planned["schedule"].to_numpy() == "daily", a.pain_rise_daily, a.pain_rise_three)
     rise = rise + np.where(responder[pi] & (planned["schedule"].to_numpy() == "daily"), a.pain_responder_rise, 0)
@@ -242,7 +252,7 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     other = np.clip(base_patient + a.other_side_offset + rng.normal(0, 3, n), 5, 60)
     if a.gain_model == "arm":
         g = (a.gain_three_per_week + a.arm_effect * (arm == "daily") + a.age_gain * (age - 45)
-             + a.site_gain * (site == "north"))
+             + a.site_gain * (site == "north") + a.pain_gain * (pain_level - a.pain_mean))
     else:
         g = a.gain_max * (1 - np.exp(-a.gain_rate_per_breakout * per_week))
     reference = (a.ceiling - a.baseline_mean) if a.ceiling is not None else 1.0

@@ -12,7 +12,7 @@ import pytest
 from hipanalytics.program import Program, plan, plan_table
 from hipanalytics.records import read_records
 from hipanalytics.store import Store
-from hipanalytics.synthetic import generate_clinic, write_clinic
+from hipanalytics.synthetic import Assumptions, generate_clinic, write_clinic
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,21 @@ def test_arms_are_balanced_and_switches_are_new_programs_from_a_date(clinic):
         first, second = g.sort_values("start_date").itertuples()
         assert (first.schedule, second.schedule) == ("daily", "three-per-week")
         assert pd.Timestamp(second.start_date) - pd.Timestamp(first.end_date) == pd.Timedelta(days=1)
+
+
+def test_by_indication_the_patients_in_more_pain_get_three_per_week_and_the_rest_of_the_clinic_stays():
+    plain = Assumptions(allocation="by indication")
+    painful = Assumptions(allocation="by indication", indication_pain=-1.5)
+    before, after = generate_clinic(400, seed=5, assumptions=plain), generate_clinic(400, seed=5, assumptions=painful)
+    first = after["sessions"].dropna(subset=["pain_before"]).groupby("patient_id")["pain_before"].first()
+    arm = after["truth"].set_index("patient_id")["assigned_schedule"]
+    assert first[arm == "three-per-week"].mean() - first[arm == "daily"].mean() > 1.0
+    assert (before["truth"]["assigned_schedule"] != after["truth"]["assigned_schedule"]).any()
+    pd.testing.assert_frame_equal(before["patients"], after["patients"])  # who they are does not move
+    # randomised, the clinician's view of the pain plays no part: the same clinic to the last value
+    randomised = generate_clinic(60, seed=7, assumptions=Assumptions(indication_pain=-1.5))
+    for name in ("patients", "programs", "measurements", "sessions"):
+        pd.testing.assert_frame_equal(randomised[name], generate_clinic(60, seed=7)[name])
 
 
 def test_vectorised_plan_table_matches_the_program_planner(clinic):

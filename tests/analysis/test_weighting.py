@@ -119,8 +119,10 @@ def test_effective_sample_size_positivity_and_separation():
 
 
 def test_weighting_removes_confounding_by_indication_that_biases_the_unadjusted_comparison():
+    # older patients, the south site and patients who arrive in more pain get 3x/week more often, and gain less
     a = Assumptions(gain_model="arm", arm_effect=3.0, allocation="by indication", indication_intercept=-0.4,
-                    indication_age=-0.08, indication_site=1.0, age_gain=-0.15, site_gain=1.5)
+                    indication_age=-0.08, indication_site=1.0, indication_pain=-0.5, age_gain=-0.15, site_gain=1.5,
+                    pain_gain=-0.6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         c = generate_clinic(1500, seed=3, assumptions=a)
@@ -129,11 +131,14 @@ def test_weighting_removes_confounding_by_indication_that_biases_the_unadjusted_
         imputed = trial.impute_windows(visits, table, 6, imputations=5, seed=1)
     truth = a.true_effect(6)
     unadjusted = imputed.ancova()
-    adjusted = trial.weighted_analysis(imputed, weighting.baseline_covariates(c["patients"], c["programs"]))
+    covariates = weighting.baseline_covariates(c["patients"], c["programs"], c["sessions"])
+    arm = table.set_index("patient_id")["arm"].reindex(covariates.index)
+    assert covariates["pain"][arm == "three-per-week"].mean() - covariates["pain"][arm == "daily"].mean() > 0.3
+    adjusted = trial.weighted_analysis(imputed, covariates)
     assert unadjusted["estimate"] - truth > 1.0 and not unadjusted["ci_low"] < truth < unadjusted["ci_high"]
     for method in adjusted["methods"].values():
         assert abs(method["estimate"] - truth) < 0.6 and method["ci_low"] < truth < method["ci_high"]
-    assert set(adjusted["covariates"]) >= {"baseline_deg", "age", "site: south"}
+    assert set(adjusted["covariates"]) >= {"baseline_deg", "age", "pain", "site: south"}
     # the overlap analysis shifted, as the tipping point uses it: unshifted it is the estimate; a shift of the
     # daily arm's imputed values moves it by the shift times the overlap weight of those values
     assert adjusted["overlap"](0.0, 0.0)["estimate"] == pytest.approx(adjusted["estimate"])
