@@ -118,7 +118,7 @@ def test_validate_import_and_export_as_a_user_would(tmp_path):
     exported = pd.read_csv(tmp_path / "m.csv")
     assert len(exported) == len(pd.read_csv(sample / "measurements.csv")) + 1
     key = tmp_path / "key"
-    key.write_text("a-secret-key-of-some-length")
+    key.write_text("8f1c0e5b9a7d4c3e2f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e")
     research = run("export", "--deidentify", "--out", str(tmp_path / "research"), "--key-file", str(key), "--store", db)
     assert research.exit_code == 0 and (tmp_path / "research" / "README.md").exists()
     assert run("export", "--deidentify", "--out", str(tmp_path / "r2"), "--store", db).exit_code == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import multiprocessing
 from datetime import date
@@ -17,6 +18,7 @@ from hipanalytics.store import Store
 from .stores import location  # noqa: F401 - a fixture
 
 TODAY = date(2026, 11, 1)
+KEY = hashlib.sha256(b"hipanalytics test key").hexdigest().encode()  # 64 hex digits: 256 bits
 PATIENTS = "patient_id,birth_year,sex,involved_side\nP001,1970,female,right\nP002,1985,male,left\n"
 M_HEADER = "patient_id,measured_on,side,joint,motion,position,mode,instrument,degrees,trial"
 
@@ -230,7 +232,7 @@ def test_deidentified_export_keeps_intervals_and_weekdays_and_drops_identifiers(
 
     store.import_file(write(tmp_path / "a.csv", m_row(day="2026-01-05"), m_row(day="2026-01-19", trial="2")),
                       "measurements", today=TODAY)
-    key = b"k" * 32
+    key = KEY
     tables = {t: store.read(t) for t in ("patients", "measurements")}
     before = {t: df.copy() for t, df in tables.items()}
     out = deidentify(tables, key)
@@ -241,12 +243,13 @@ def test_deidentified_export_keeps_intervals_and_weekdays_and_drops_identifiers(
     gap = (m["measured_on"].iloc[1] - m["measured_on"].iloc[0]).days
     assert gap == 14 and {d.weekday() for d in m["measured_on"]} == {0}
     p = out["patients"]
-    assert "birth_year" not in p and p.set_index(p["patient_id"])["age_at_start"].dropna().tolist() == [56]
+    assert "birth_year" not in p and p.set_index(p["patient_id"])["age_band"].dropna().tolist() == ["55-59"]  # 56
     assert set(deidentify(tables, key)["measurements"]["patient_id"]) == set(m["patient_id"])
-    assert deidentify(tables, b"x" * 32)["measurements"]["patient_id"].iloc[0] != m["patient_id"].iloc[0]
-    with pytest.raises(StoreError, match="at least 16 bytes"):
+    other = hashlib.sha256(b"another key").hexdigest().encode()
+    assert deidentify(tables, other)["measurements"]["patient_id"].iloc[0] != m["patient_id"].iloc[0]
+    with pytest.raises(StoreError, match="too short"):
         deidentify(tables, b"short")
-    paths = export_research(store, tmp_path / "research", key)
+    paths = export_research(store, tmp_path / "research", key).paths
     assert "notes" not in pd.read_csv(paths["measurements"]).columns
     assert "Dropped" in paths["README"].read_text()
 
@@ -262,7 +265,7 @@ def test_deidentified_episodes_hide_the_patient_id_and_dates_in_their_ids(store,
     assert episodes["episode_id"].tolist() == ["P001-E20260406"]  # the patient id and the start date
     tables = {t: store.read(t) for t in ("patients", "programs", "episodes")}
     tables["programs"]["episode_id"] = "P001-E20260406"  # as a clinic that gives its own episode ids
-    out = deidentify(tables, b"k" * 32)
+    out = deidentify(tables, KEY)
     text = out["episodes"].to_string() + out["programs"].to_string()
     assert "P001" not in text and "20260406" not in text and "Leeds" not in text
     assert out["episodes"]["episode_id"].str.match(r"^RE-[0-9a-f]{12}$").all()

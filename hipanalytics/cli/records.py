@@ -214,12 +214,18 @@ def _echo_worth_a_look(summary, first: int = 5) -> None:
 @click.option("--key-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Secret key for pseudonyms and date shifts [default: $HIPANALYTICS_DEID_KEY].")
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--k", "k", type=click.IntRange(min=2), default=5, show_default=True,
+              help="With --deidentify: warn about combinations of age band, sex, side, site and cohort shared "
+                   "by fewer than K patients.")
+@click.option("--generalise", is_flag=True,
+              help="With --deidentify: widen the age bands, then suppress site and cohort, until every such "
+                   "group has K patients or more.")
 @click.option("--to-redcap", "to_redcap", is_flag=True,
               help="Every table as one REDCap import file (CSV, raw data) for the dictionary of "
                    "`hipanalytics redcap dictionary`.")
 @_store_option
 @_refusals
-def export_command(table, out, history, deidentify, key_file, fmt, to_redcap, store_path) -> None:
+def export_command(table, out, history, deidentify, key_file, fmt, k, generalise, to_redcap, store_path) -> None:
     """Export TABLE to a file, or (--deidentify) every table de-identified for research, or
     (--to-redcap) every table in REDCap's import format."""
     import os
@@ -242,9 +248,16 @@ def export_command(table, out, history, deidentify, key_file, fmt, to_redcap, st
         key = key_file.read_bytes().strip() if key_file else os.environ.get("HIPANALYTICS_DEID_KEY", "").encode()
         if not key:
             raise click.UsageError("--deidentify needs a secret key: --key-file FILE or $HIPANALYTICS_DEID_KEY")
-        for name, path in export_research(store, out, key, fmt=fmt).items():
+        result = export_research(store, out, key, fmt=fmt, k=k, generalise=generalise)
+        for name, path in result.paths.items():
             click.echo(f"  {name:13} {path}")
+        if result.generalised:
+            click.echo(f"generalised: {'; '.join(result.generalised)}")
+        if result.warning():
+            click.echo(f"warning: {result.warning()}", err=True)
         return
+    if generalise:
+        raise click.UsageError("--generalise is for the research export: add --deidentify")
     if table is None:
         raise click.UsageError("name the TABLE to export, or use --deidentify")
     click.echo(store.export(table, out, history=history))

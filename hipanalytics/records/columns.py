@@ -14,7 +14,7 @@ import pandera.pandas as pa
 
 __all__ = ["TABLES", "ALLOCATIONS", "LATEST_DAY_COLUMNS", "SOURCE_ROW", "ORIGINAL_ROW", "ColumnSpec", "DateOrder", "DTYPES", "HIP_IR_ERROR_RANGE",
            "HIP_IR_WARNING_RANGE", "ID_PATTERN", "ID_RULE", "ID_COLUMN", "valid_id", "FORMULA_TRIGGERS", "table_spec", "schema",
-           "column_letter"]
+           "column_letter", "RESEARCH_EXPORT"]
 
 TABLES = ("patients", "programs", "measurements", "sessions", "episodes")
 ALLOCATIONS = ("daily", "three-per-week")
@@ -232,6 +232,59 @@ _SPECS: dict[str, tuple[ColumnSpec, ...]] = {
         _text("notes", "free text (dropped from research exports)", "", 2000, required=False, nullable=True),
     ),
 }
+
+
+_PSEUDONYM = ("pseudonymised", "keyed-hash pseudonym (HMAC-SHA256 with the exporter's key)")
+_SHIFTED = ("shifted", "moved by the patient's date shift (whole weeks, never 0)")
+_KEPT = ("kept", "as stored (a number or a value of a fixed list)")
+
+
+def _recoded(what: str) -> tuple[str, str]:
+    return ("recoded", f"kept when {what}; any other value replaced by a keyed code")
+
+
+RESEARCH_EXPORT: dict[str, dict[str, tuple[str, str]]] = {
+    "patients": {
+        "patient_id": _PSEUDONYM,
+        "birth_year": ("generalised", "exported as `age_band`: 5-year band of the age at time zero, 90 and above "
+                                      "as `90+` (wider with `--generalise`)"),
+        "sex": _KEPT, "involved_side": ("kept", "as stored; `one` or `both` when `--generalise` needs it"),
+        "site": ("pseudonymised", "keyed code per site (suppressed by `--generalise` when needed)"),
+        "cohort": _recoded("a schedule or allocation name"),
+        "allocation": _KEPT, "allocated_on": _SHIFTED,
+    },
+    "programs": {
+        "program_id": _PSEUDONYM, "patient_id": _PSEUDONYM,
+        "protocol_id": _recoded("the id of a shipped protocol"),
+        "protocol_version": _recoded("a version number (digits and dots)"),
+        "schedule": _recoded("a protocol's schedule id or a list of weekdays"),
+        "start_date": _SHIFTED, "end_date": _SHIFTED,
+        "breakout_slot": _recoded("a protocol's slot id"),
+        "choices": _recoded("every part is a protocol's choice or exercise id"),
+        "dose_overrides": _recoded("JSON of exercise ids to sets/reps/hold_s numbers"),
+        "omit": _recoded("every part is a protocol's exercise id"),
+        "episode_id": _PSEUDONYM,
+    },
+    "measurements": {
+        "measurement_id": _PSEUDONYM, "patient_id": _PSEUDONYM, "measured_on": _SHIFTED, "side": _KEPT,
+        "joint": _recoded("`hip`"), "motion": _KEPT, "position": _KEPT, "mode": _KEPT, "instrument": _KEPT,
+        "degrees": _KEPT, "trial": _KEPT,
+    },
+    "sessions": {
+        "session_id": _PSEUDONYM, "patient_id": _PSEUDONYM, "performed_on": _SHIFTED,
+        "performed_at": ("generalised", "the hour only (`08:15` -> `08:00`); anything else emptied"),
+        "session": _recoded("a protocol's session id"),
+        "completion": _KEPT, "rounds_done": _KEPT, "pain_before": _KEPT, "pain_after": _KEPT, "pain_next_day": _KEPT,
+    },
+    "episodes": {
+        "episode_id": _PSEUDONYM, "patient_id": _PSEUDONYM, "start_date": _SHIFTED, "end_date": _SHIFTED,
+        "discharge_reason": _KEPT,
+    },
+}
+"""The research export's allow-list (:func:`hipanalytics.store.deidentify`): per table, every
+column exported and its treatment (``kept``, ``pseudonymised``, ``shifted``, ``generalised``,
+``recoded``), with how. A column not listed (names, free-text notes, reasons, assessors, and any
+column added later until it is listed here) is dropped."""
 
 
 def table_spec(table: str) -> tuple[ColumnSpec, ...]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .columns import ALLOCATIONS, HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, ID_RULE, TABLES, table_spec
+from .columns import (ALLOCATIONS, HIP_IR_ERROR_RANGE, HIP_IR_WARNING_RANGE, ID_RULE, RESEARCH_EXPORT, TABLES,
+                      table_spec)
 
 __all__ = ["data_dictionary", "write_templates"]
 
@@ -83,13 +84,20 @@ def data_dictionary() -> str:
         "is never read as an arm; hipanalytics before store revision 0005 read a cohort of exactly `daily` or `three-per-week`",
         "as the arm, so upgrading a store copies such a cohort into `allocation` (with no `allocated_on`).",
         "",
+        "**Research export** (`export --deidentify`): the last column of each table says what the de-identified",
+        "export does with the column: *kept*, *pseudonymised* (keyed hash), *shifted* (dates: one shift per",
+        "patient), *generalised*, *recoded* (a value outside the named vocabulary becomes a keyed code: free text",
+        "that could carry a name never leaves) or *dropped*. The list is an allow-list: a column it does not name",
+        "is dropped. The method is in the export's README and in `docs/store.md`.",
+        "",
         "Templates to fill in: `data/templates/<table>.csv` and `data/templates/hipanalytics-templates.xlsx`.",
         "",
     ]
     for table in TABLES:
         lines += [f"## {table}", "",
-                  "| column | required | empty allowed | type | unit | allowed values / range | max length | meaning | example |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| column | required | empty allowed | type | unit | allowed values / range | max length | meaning | example "
+                  "| research export |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for c in table_spec(table):
             allowed = ", ".join(f"`{v}`" for v in c.allowed)
             if c.aliases:
@@ -103,7 +111,8 @@ def data_dictionary() -> str:
             meaning = c.description + (f". Source: {c.source}" if c.source else "")
             length = f"{c.max_length:,}" if c.max_length else ""
             lines.append(f"| `{c.name}` | {'yes' if c.required else 'no'} | {'yes' if c.nullable else 'no'} | "
-                         f"{_KIND_TEXT[c.kind]} | {c.unit} | {allowed} | {length} | {meaning} | {c.example} |")
+                         f"{_KIND_TEXT[c.kind]} | {c.unit} | {allowed} | {length} | {meaning} | {c.example} | "
+                         f"{_research(table, c.name)} |")
         example = ",".join(c.example for c in table_spec(table))
         lines += ["", "Example row:", "", "```csv", ",".join(c.name for c in table_spec(table)), example, "```", ""]
     lines += [
@@ -126,6 +135,11 @@ def data_dictionary() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _research(table: str, column: str) -> str:
+    treatment, how = RESEARCH_EXPORT[table].get(column, ("dropped", ""))
+    return f"{treatment}: {how}" if how else treatment
 
 
 def write_templates(folder: str | Path) -> list[Path]:

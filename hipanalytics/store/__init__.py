@@ -13,8 +13,8 @@ tries again the rows it set aside.
 
 The modules are the store's jobs: :mod:`.schema` (the tables), :mod:`.migrate` (schema versions
 and upgrades, with the Alembic revisions in ``migrations/``), :mod:`.imports`,
-:mod:`.history` (corrections, voids, schedule changes), :mod:`.export` (exports, de-identified
-research export) and :mod:`.core` (the :class:`Store` that opens and reads).
+:mod:`.history` (corrections, voids, schedule changes), :mod:`.export` (exports),
+:mod:`.deidentify` (the de-identified research export) and :mod:`.core` (the :class:`Store` that opens and reads).
 
 Examples
 --------
@@ -28,10 +28,12 @@ Examples
 """
 
 from .core import Store
-from .export import DEIDENTIFY_NOTE, EXPORT_FORMATS, deidentify, export_research, spreadsheet_safe, write_table
+from .deidentify import DEIDENTIFY_NOTE, ResearchExport, check_key, deidentify, export_research, small_cells
+from .export import EXPORT_FORMATS, spreadsheet_safe, write_table
 from .imports import ImportSummary
 from .migrate import HEAD, SCHEMA_VERSION
 from .schema import HISTORY_COLUMNS, ID_COLUMN
 
 __all__ = ["HEAD", "SCHEMA_VERSION", "DEIDENTIFY_NOTE", "EXPORT_FORMATS", "HISTORY_COLUMNS", "ID_COLUMN", "ImportSummary",
-           "Store", "deidentify", "export_research", "spreadsheet_safe", "write_table"]
+           "ResearchExport", "Store", "check_key", "deidentify", "export_research", "small_cells", "spreadsheet_safe",
+           "write_table"]
