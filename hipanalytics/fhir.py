@@ -748,10 +748,18 @@ def _load(path: Path) -> tuple[str, list[tuple[int, Any, str]]]:
     stripped = text.strip()
     if not stripped:
         raise FhirError(f"{path}: the file is empty")
+    deep = (f"{path}: the JSON is nested more deeply than Python's parser allows (about 1,000 levels): no FHIR "
+            "resource is; check that this is the file meant")
     try:
         whole = json.loads(stripped, parse_float=str, parse_int=str)
     except json.JSONDecodeError:
         whole = None
+    except RecursionError:
+        raise FhirError(deep) from None
+    if isinstance(whole, list) or (whole is not None and not isinstance(whole, dict)):
+        raise FhirError(f"{path}: the file is one JSON {type(whole).__name__ if not isinstance(whole, list) else 'array'}, "
+                        "not a FHIR Bundle (an object with resourceType 'Bundle') or NDJSON (one resource object "
+                        "per line)")
     if isinstance(whole, dict) and whole.get("resourceType") == "Bundle":
         entries = whole.get("entry") or []
         if not isinstance(entries, list):
@@ -765,10 +773,16 @@ def _load(path: Path) -> tuple[str, list[tuple[int, Any, str]]]:
         if not line.strip():
             continue
         try:
-            resources.append((number, json.loads(line, parse_float=str, parse_int=str), ""))
+            resource = json.loads(line, parse_float=str, parse_int=str)
         except json.JSONDecodeError as exc:
             raise FhirError(f"{path}, line {number}: not JSON ({exc.msg} at column {exc.colno}); expected a "
                             "FHIR Bundle or NDJSON (one resource per line)") from None
+        except RecursionError:
+            raise FhirError(f"{deep} (line {number})") from None
+        if not isinstance(resource, dict):
+            raise FhirError(f"{path}, line {number}: a JSON {'array' if isinstance(resource, list) else 'value'}, "
+                            "not a resource; NDJSON holds one resource object per line")
+        resources.append((number, resource, ""))
     return "NDJSON", resources
 
 

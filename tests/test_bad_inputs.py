@@ -56,6 +56,22 @@ CASES = {
     "unknown_patient_and_before_birth.csv": ([], 1, ["patient_id: 'P404': unknown patient",
                                                      "measured_on: '1970-01-05': date before the patient's birth year"],
                                              (1, 2, 0, 0)),
+    # a decimal comma in an unquoted comma-separated file splits the value: never stored as 32 degrees, trial 5
+    "decimal_comma_shift.csv": ([], 1, [
+        "row      3  -: 'P001,2026-01-05,right,hip,internal_rotation,seated_90,active,inclinometer,32,5,': 11 fields, "
+        "but the header has 10: degrees 32,5 looks like a decimal comma that split the value in two",
+        'fix: write the value with a decimal point (32.5) or quote it ("32,5")',
+        "row      4  -: 'P001,2026-01-05,left,hip,internal_rotation,seated_90,active,inclinometer,33,5,1': 11 fields, "
+        "but the header has 10: degrees 33,5 looks like a decimal comma",
+        "row      6  degrees: 'x33': not a number of degrees",
+        "row      6  -: 'P001,2026-01-19,left,hip,internal_rotation,seated_90,active,inclinometer,x33,1,': 11 fields, but "
+        "the header has 10 (the extra ones empty), and the row's values fail their columns",
+        "2  empty fields beyond the header's 10 columns dropped"], (2, 3, 0, 0)),
+    # integers beyond any range (and beyond 64 bits) and a header cell over csv's field limit: refusals, not crashes
+    "huge_integers.csv": ([], 1, ["row      3  trial: '123456789012345678901234': a whole number of 24 digits, far "
+                                  "too large for trial; fix: write a whole number from 1 to 20",
+                                  "row      4  degrees: '1.23457e+26': hip IR outside -20..90"], (1, 2, 0, 0)),
+    "long_header.csv": ([], 1, ["the header cell in column K is 140,000 characters long: not a column name"], None),
     # 1. ragged rows, binary files, junk
     "ragged_row.csv": ([], 1, ["error     row      3  -: 'P001,2026-01-05,right,hip,internal_rotation,seated_90,",
                                "12 fields, but the header has 11"], (3, 1, 0, 0)),
@@ -103,7 +119,8 @@ CASES = {
     "many_extra_columns.csv": ([], 0, ["warning   row      1  -: ", "1,990 columns are not part of the measurements "
                                        "table: 'extra_0', 'extra_1'", "and 1,980 more"], (1, 0, 0, 0)),
 }
-TABLE = {"patient_ids.csv": "patients", "iso_datetimes_sessions.csv": "sessions"}
+TABLE = {"patient_ids.csv": "patients", "iso_datetimes_sessions.csv": "sessions",
+         "huge_integers_patients.csv": "patients", "huge_integers_sessions.csv": "sessions"}
 
 
 def run(*args: str):
@@ -368,3 +385,24 @@ def test_unsafe_patient_ids_are_refused_with_the_rule_and_alike_ids_get_their_ow
     second = render_patient(store_path, "Q_1", tmp_path / "reports")["html"]
     assert first != second and first.exists() and second.exists()
     assert second.name == "progress-Q_1.html" and first.name.startswith("progress-Q_1-")
+
+
+@pytest.mark.parametrize("name, texts, imported", [
+    ("huge_integers_patients.csv", ["row 3  birth_year '99999999999999999999999': a whole number of 23 digits, "
+                                    "far too large for birth_year; fix: write the year with 4 digits (e.g. 1971)"], 1),
+    ("huge_integers_sessions.csv", ["row 3  rounds_done '100000000000000000000': a whole number of 21 digits",
+                                    "row 4  pain_after '-77777777777777777777777': a whole number of 23 digits, "
+                                    "far too large for pain_after; fix: write a whole number from 0 to 10"], 1),
+])
+def test_huge_integers_in_any_table_are_set_aside_row_by_row(name, texts, imported, store_path, tmp_path):
+    table = TABLE[name]
+    result = run("import", BAD / name, "--table", table, "--store", store_path, "--quarantine", "--quarantine-dir",
+                 tmp_path)
+    assert result.exit_code == 3 and "internal error" not in result.output, result.output
+    for text in texts:
+        assert text in result.output
+    summary = Store(store_path).imports()
+    got = summary[summary["table_name"] == table].iloc[-1]
+    assert got["imported"] == imported and got["rows_read"] == got["imported"] + got["quarantined"]
+    (quarantine,) = tmp_path.glob(f"{Path(name).stem}-{table}-quarantine-*.csv")
+    assert "far too large" in quarantine.read_text()

@@ -412,6 +412,20 @@ def test_files_that_are_not_fhir_are_refused_in_one_line(tmp_path):
     empty.write_text("\n")
     with pytest.raises(FhirError, match="empty"):
         read_fhir(empty)
+    # a JSON array is neither a Bundle nor NDJSON; JSON nested 200,000 deep is refused, not a RecursionError
+    store = str(tmp_path / "s.sqlite")
+    array = tmp_path / "array.json"
+    array.write_text("[1, 2, 3]\n")
+    for path, words in ((array, "the file is one JSON array, not a FHIR Bundle"),
+                        (tmp_path / "deep.json", "nested more deeply than Python's parser allows")):
+        if path.name == "deep.json":
+            path.write_text('{"resourceType": "Bundle", "entry": ' + "[" * 200_000 + "]" * 200_000 + "}")
+        result = CliRunner().invoke(main, ["fhir", "import", str(path), "--store", store, "--quarantine"])
+        assert result.exit_code == 1 and words in result.output and "internal error" not in result.output, result.output
+    lines = tmp_path / "lines.ndjson"
+    lines.write_text('{"resourceType": "Patient", "id": "a"}\n[1, 2]\n')
+    with pytest.raises(FhirError, match=r"line 2: a JSON array, not a resource"):
+        read_fhir(lines)
 
 
 def test_the_local_code_systems_are_valid_and_the_mapping_document_lists_the_codes():

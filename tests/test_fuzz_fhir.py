@@ -45,7 +45,8 @@ TABLES = {
 PATIENT, OBSERVATION, PROCEDURE, PAIN, _ = (e["resource"] for e in patient_bundle(TABLES, "P001", sessions=True)["entry"])
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.integers(10**18, 10**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20) | st.sampled_from(["deg", "rad", "7771000", "24028007", "left", "", "2026-13-01",
                                               "urn:hipanalytics:fhir:id:patient", "Patient/1"]),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(
@@ -102,3 +103,20 @@ def test_any_bundle_is_imported_or_refused_with_every_resource_accounted_for(bun
             if counts:
                 table, read, *parts = counts.groups()
                 assert int(read) == len(rows.tables[table]) == sum(map(int, parts))
+
+
+@settings(max_examples=max(EXAMPLES // 4, 10), deadline=None, derandomize=EXAMPLES <= 40)
+@given(depth=st.integers(1, 300_000), element=st.sampled_from(["entry", "valueQuantity", "subject", "code"]),
+       array=st.booleans())
+def test_json_nested_to_any_depth_is_imported_or_refused_never_a_crash(depth, element, array):
+    opening, closing = ("[", "]") if array else ('{"a": ', "}")
+    deep = opening * depth + ("1" if not array else "") + closing * depth
+    observation = json.dumps(OBSERVATION)[:-1] + f', "{element}": DEEP}}'
+    text = ('{"resourceType": "Bundle", "type": "collection", "entry": DEEP}' if element == "entry" else
+            '{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": ' + observation + "}]}")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bundle.json"
+        path.write_text(text.replace("DEEP", deep))
+        result = CliRunner().invoke(main, ["fhir", "import", str(path), "--quarantine", "--store",
+                                           str(Path(folder) / "s.sqlite")])
+        assert result.exit_code in (0, 1, 3) and "internal error" not in result.output, result.output

@@ -1,15 +1,18 @@
 """Property-based fuzzing of the import path, through the command line.
 
 Hypothesis builds mangled clinic files from a valid measurements table: cells replaced by junk
-(any Unicode, control characters, delimiters, quotes, formulas, numbers in odd spellings, very
-long text), rows shortened or lengthened, blank rows inserted, in a random encoding and delimiter.
+(any Unicode, control characters, delimiters, quotes, formulas, numbers in odd spellings, non-ASCII
+digits, integers of 16-41 digits, very long text), rows shortened or lengthened, blank rows
+inserted, header cells longer than csv's field limit, decimal commas that split a value over two
+fields of an unquoted comma-separated file, in a random encoding and delimiter.
 For every file, `hipanalytics import --quarantine --report` must:
 
 - never end in a traceback: exit code 0, 1 or 3 (never 4, "a bug");
 - keep the row accounting: rows read = imported + quarantined + duplicates + skipped, with rows
   read counted independently from the generated records;
 - store every value as written or as the report says it was normalised;
-- import nothing when it refuses the file.
+- import nothing when it refuses the file;
+- never store a row whose degrees a decimal comma split in two.
 
 ``make test`` runs a fixed set of examples (derandomised, so CI is repeatable); set
 HIPANALYTICS_FUZZ_EXAMPLES=2000 for a longer, random search.
@@ -57,7 +60,9 @@ junk = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["", " ", "nan", "NA", "=1+1", "@SUM(A1)", "+4", "-3", "'=x", "3O", "32,5°", "1e5", "２",
                      "12/31/2025", "2026-13-01", "2026-03-04T10:00:00", "03/04/2026", "Total", "\x00", "a\nb",
-                     '"', ",", ";", "\t", "|", "x" * 2500, "../../etc/passwd", "SYN-00001", "left ", " P001"]),
+                     '"', ",", ";", "\t", "|", "x" * 2500, "../../etc/passwd", "SYN-00001", "left ", " P001",
+                     "٣٢", "３２", "۳۲٫۵", "१२", "٣"]),  # non-ASCII digits (Arabic-Indic, full-width, Devanagari)
+    st.integers(10**15, 10**40).map(str) | st.integers(-10**40, -10**15).map(str),  # beyond any range and 64 bits
 )
 
 
@@ -74,7 +79,17 @@ def mangled_files(draw):
         records[i] = records[i][:delta] if delta < 0 else records[i] + [draw(junk) for _ in range(delta)]
     for _ in range(draw(st.integers(0, 2))):  # blank rows
         records.insert(draw(st.integers(1, len(records))), draw(st.sampled_from([[], [""] * len(HEADER)])))
+    if draw(st.integers(0, 9)) == 0:  # a header cell longer than the csv module's default field limit
+        records[0][draw(st.integers(0, len(HEADER) - 1))] = "h" * draw(st.sampled_from([201, 131_073, 200_000]))
     delimiter = draw(st.sampled_from([",", ";", "\t", "|"]))
+    split = set()
+    if delimiter == ",":  # decimal commas in an unquoted comma-separated file: the value split over two fields
+        for i in draw(st.lists(st.integers(1, len(records) - 1), max_size=2, unique=True)):
+            if len(records[i]) == len(HEADER):
+                whole, fraction = draw(st.integers(0, 60)), draw(st.integers(1, 9))
+                at = HEADER.index("degrees")
+                records[i] = records[i][:at] + [str(whole), str(fraction)] + records[i][at + 1:]
+                split.add(i + 1)  # the spreadsheet row of record i (the header is row 1)
     encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "cp1252"]))
     text = io.StringIO()
     csv.writer(text, delimiter=delimiter, lineterminator="\r\n").writerows(records)
@@ -82,7 +97,7 @@ def mangled_files(draw):
         content = text.getvalue().encode(encoding)
     except UnicodeEncodeError:
         content = text.getvalue().encode("utf-8")
-    return records, content
+    return records, content, split
 
 
 def _rows_read(records: list[list[str]]) -> int:
@@ -96,7 +111,7 @@ def _rows_read(records: list[list[str]]) -> int:
           database=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(mangled_files())
 def test_any_mangled_file_is_imported_exactly_or_refused_with_a_reason(case):
-    records, content = case
+    records, content, split = case
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         store_path = folder / "clinic.sqlite"
@@ -123,6 +138,8 @@ def test_any_mangled_file_is_imported_exactly_or_refused_with_a_reason(case):
             cells = {row: dict(zip(HEADER, record)) for row, record in enumerate(records[1:], start=2)
                      if len(record) >= len(HEADER) and not any(c.strip() for c in record[len(HEADER):])}
             assert_stored_as_written_or_reported(store, "measurements", report, cells)
+            stored_rows = set(store.read("measurements", history=True)["source_row"].astype(int))
+            assert not stored_rows & split, (result.output, records)  # a split value is never stored as it fell
 
 
 def test_the_fuzz_test_can_fail():

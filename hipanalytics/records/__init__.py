@@ -142,9 +142,7 @@ def read_records(
         collect.changes.clear()
         return _result(file, table, rows_read, collect, pd.DataFrame({SOURCE_ROW: pd.Series(dtype="int64")}))
     named = _skip_blank_and_summary_rows(named, collect).reset_index(drop=True)
-    for row, (count, record) in raw.ragged.items():
-        collect.problem("error", [row], None, [record], f"{count} fields, but the header has {len(raw.header)}",
-                        "a value may hold the delimiter without quotes, or a field is missing: correct the row")
+    _check_field_counts(raw, spec, collect)
     rows = named[SOURCE_ROW]
     data = pd.DataFrame({SOURCE_ROW: rows})
     if ORIGINAL_ROW in named:
@@ -155,7 +153,68 @@ def read_records(
         repeated, suspected = derive_ids(table, data, rows, collect, coded, repeated_trials=repeated_trials)
         check_rules(table, spec, data, rows, collect, today, patients)
         check_duplicates(table, data, rows, collect, repeated, suspected)
+    _check_padded_rows(raw, collect)
     return _result(file, table, rows_read, collect, data.reset_index(drop=True), named.reset_index(drop=True))
+
+
+def _decimal_comma(raw: RawTable, spec, fields: list[str]) -> str | None:
+    """The first number column whose value, read with a decimal comma, was split over two fields by the
+    comma delimiter (``32,5`` -> ``32`` | ``5``): 'degrees 32,5', or None."""
+    if raw.delimiter != ",":
+        return None
+    numbers = {c.name for c in spec if c.kind == "float"}
+    names = [re.sub(r"\s+", "_", str(c).strip().lower()) for c in raw.header]
+    for i, name in enumerate(names[:len(fields) - 1]):
+        if name in numbers and re.fullmatch(r"[+-]?\d+", fields[i].strip()) and re.fullmatch(r"\d+", fields[i + 1].strip()):
+            return f"{name} {fields[i].strip()},{fields[i + 1].strip()}"
+    return None
+
+
+def _decimal_fix(split: str) -> str:
+    whole, fraction = split.split(" ", 1)[1].split(",")
+    return (f'write the value with a decimal point ({whole}.{fraction}) or quote it ("{whole},{fraction}"), or save '
+            "the file with semicolons as the delimiter; if the row only ends with one delimiter too many, remove it; "
+            "then import the row again")
+
+
+def _check_field_counts(raw: RawTable, spec, collect: Collector) -> None:
+    """Rows whose fields do not line up with the header are errors, never read as they fall: a row
+    with more fields than the header is read (its empty extra fields dropped, reported) only when no
+    number column looks split by a decimal comma; whether its other fields pass their types is
+    checked once they are read (:func:`_check_padded_rows`)."""
+    n = len(raw.header)
+    for row, (count, record, fields) in raw.ragged.items():
+        split = _decimal_comma(raw, spec, fields) if count > n else None
+        collect.problem("error", [row], None, [record], f"{count} fields, but the header has {n}"
+                        + (f": {split} looks like a decimal comma that split the value in two" if split else ""),
+                        _decimal_fix(split) if split else
+                        "a value may hold the delimiter without quotes, or a field is missing: correct the row")
+    for row, fields in list(raw.padded.items()):
+        split = _decimal_comma(raw, spec, fields)
+        if split:
+            collect.problem("error", [row], None, [raw.delimiter.join(fields)],
+                            f"{len(fields)} fields, but the header has {n}: {split} looks like a decimal comma that "
+                            "split the value in two (every later field would shift by one)", _decimal_fix(split))
+            del raw.padded[row]
+        else:
+            collect.normalised([row], None, [raw.delimiter.join(fields[n:])], [""],
+                               f"empty fields beyond the header's {n} columns dropped")
+
+
+def _check_padded_rows(raw: RawTable, collect: Collector) -> None:
+    """A row whose empty extra fields were dropped and whose fields then fail their types may not line
+    up with the header: said beside its errors."""
+    if not raw.padded or not collect.problems:
+        return
+    problems, _ = collect.frames()
+    failing = set(problems.loc[problems["severity"] == "error", "row"].dropna().astype(int))
+    n = len(raw.header)
+    for row in sorted(failing & set(raw.padded)):
+        fields = raw.padded[row]
+        collect.problem("error", [row], None, [raw.delimiter.join(fields)],
+                        f"{len(fields)} fields, but the header has {n} (the extra ones empty), and the row's values "
+                        "fail their columns: a field may be missing or split, shifting the rest",
+                        "check that every value is under its column, then import the row again")
 
 
 def _result(file, table, rows_read, collect, data, raw=None) -> ReadResult:
@@ -164,10 +223,22 @@ def _result(file, table, rows_read, collect, data, raw=None) -> ReadResult:
     return ReadResult(data, ValidationReport(file, table, rows_read, problems, changes), raw)
 
 
+_LONGEST_NAME = 200
+"""A header cell longer than this is not a column name: the file is refused."""
+
+
 def _header(raw: RawTable, table: str, spec, collect: Collector) -> pd.DataFrame | None:
     """The body with standardised column names (text) and ``source_row``, or None when the header
     itself refuses the file."""
     body = raw.body
+    long = [(p, len(str(c))) for p, c in enumerate(raw.header, start=1) if len(str(c)) > _LONGEST_NAME]
+    if long:
+        position, length = long[0]
+        collect.problem("error", [1], None, [f"{str(raw.header[position - 1])[:40]}..."],
+                        f"the header cell in column {column_letter(position)} is {length:,} characters long: not a "
+                        f"column name (column names are at most {_LONGEST_NAME} characters)",
+                        "check that the first row is the header row of the table, not data or pasted text")
+        return None
     names: list[str | None] = []
     for position, cell in enumerate(raw.header, start=1):
         standard = re.sub(r"\s+", "_", str(cell).strip().lower())

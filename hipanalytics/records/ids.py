@@ -136,7 +136,7 @@ def derive_ids(table: str, data: pd.DataFrame, rows: pd.Series, collect: Collect
 def _number_trials(data, rows, collect, repeated_trials: bool) -> dict[int, int]:
     """Number measurements without a trial in file order within their visit; return the suspected
     duplicates (identical rows at one visit), which take the number of the row they repeat."""
-    no_trial = data["trial"].isna()
+    no_trial = data["trial"].isna() & ~rows.isin(collect.rows_with_error("trial"))  # refused is not "not given"
     if not no_trial.any():
         return {}
     visit = NATURAL_KEY["measurements"][:-1]

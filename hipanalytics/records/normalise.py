@@ -140,12 +140,25 @@ def _normalise_float(spec, text, rows, collect):
     return number.astype("float64")
 
 
+_MOST_DIGITS = 15
+"""Whole numbers longer than this are refused as written (no column's range comes near; a 64-bit
+integer holds 18 digits, a float 15 exactly)."""
+
+
 def _normalise_int(spec, text, rows, collect):
     present = text != ""
     ok = text.str.match(_INTEGER)
     bad = present & ~ok
-    collect.problem("error", rows[bad], spec.name, text[bad], "not a whole number",
-                    f"write a whole number{' from %g to %g' % (spec.minimum, spec.maximum) if spec.maximum else ''}")
+    span = f" from {spec.minimum:g} to {spec.maximum:g}" if spec.maximum else ""
+    collect.problem("error", rows[bad], spec.name, text[bad], "not a whole number", f"write a whole number{span}")
+    digits = text.str.replace(r"^[+-]?0*", "", regex=True).str.split(".").str[0].str.len()
+    huge = present & ok & (digits > _MOST_DIGITS)
+    if huge.any():  # beyond any column's range, and beyond what a 64-bit integer holds
+        collect.problem("error", rows[huge], spec.name, text[huge],
+                        digits[huge].map(lambda n: f"a whole number of {n} digits, far too large for {spec.name}"),
+                        f"write the year with 4 digits (e.g. {spec.example})" if spec.kind == "year"
+                        else f"write a whole number{span or ' of at most ' + str(_MOST_DIGITS) + ' digits'}")
+        ok = ok & ~huge
     number = pd.to_numeric(text.where(ok & present), errors="coerce").astype("Int64")
     changed = present & ok & (number.astype("str") != text.str.lstrip("+"))
     _record_changes(collect, rows, spec.name, text, number.astype("str"), changed, "written as a whole number")

@@ -37,13 +37,19 @@ class RawTable:
     ``header`` holds the first non-blank row as written; ``body`` one column per header cell
     (named 0, 1, ...) and one row per record after it, cells as text ('' when empty); ``rows``
     the spreadsheet row number of each body row; ``ragged`` the rows whose field count differs
-    from the header's: row -> (field count, the record as written).
+    from the header's: row -> (field count, the record as written, its fields); ``padded`` the rows
+    with more fields than the header whose extra fields are all empty: row -> their fields (the
+    body holds the first ones; whether that reading can stand is for the reader of the table to
+    judge, knowing the columns' types).
     """
 
     header: list[str]
     body: pd.DataFrame
     rows: np.ndarray
-    ragged: dict[int, tuple[int, str]] = field(default_factory=dict)
+    ragged: dict[int, tuple[int, str, list[str]]] = field(default_factory=dict)
+    padded: dict[int, list[str]] = field(default_factory=dict)
+    delimiter: str | None = None
+    """The field delimiter of delimited text (None for workbooks and Parquet)."""
 
 
 def label_of(source: Any) -> str:
@@ -217,7 +223,8 @@ def _read_delimited(text: str, collect: Collector) -> RawTable | None:
     first = next((line for line in lines if line.strip()), None)
     if first is None:
         return _refuse(collect, "the file is empty", "export the table again with a header row and data rows")
-    delimiter = _sniff(first)
+    csv.field_size_limit(max(csv.field_size_limit(), sys.maxsize // 2))  # a long cell is a finding, not a crash
+    delimiter = _sniff(first[:_PROBE])
     if delimiter != ",":
         name = _DELIMITERS[delimiter]
         collect.normalised([None], None, ["(delimiter)"], [name], f"columns are separated by {name}s")
@@ -247,13 +254,12 @@ def _read_fast(text: str, delimiter: str) -> RawTable | None:
     while end and not any(str(c).strip() for c in body.iloc[end - 1]):  # blank lines after the last filled row
         end -= 1                                                          # are not rows
     body = body.iloc[:end]
-    return RawTable(header, body, np.arange(2, len(body) + 2, dtype="int64"))
+    return RawTable(header, body, np.arange(2, len(body) + 2, dtype="int64"), delimiter=delimiter)
 
 
 def _read_records(text: str, delimiter: str, collect: Collector) -> RawTable | None:
     """Record by record with Python's csv module: blank lines, quoted line breaks and ragged rows
     keep their spreadsheet row numbers."""
-    csv.field_size_limit(max(csv.field_size_limit(), sys.maxsize // 2))  # a long note is a finding, not a crash
     records = []
     try:
         for record in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False):
@@ -266,20 +272,19 @@ def _read_records(text: str, delimiter: str, collect: Collector) -> RawTable | N
     header = records[start]
     last = len(records) - 1 - blank[::-1].index(False)
     n = len(header)
-    cells, rows, ragged = [], [], {}
+    cells, rows, ragged, padded = [], [], {}, {}
     for index in range(start + 1, last + 1):
         record = records[index]
         row = index + 1  # a spreadsheet opening this file shows record i on row i + 1
         if len(record) != n and any(c.strip() for c in record[n:]) or len(record) < n and not blank[index]:
-            ragged[row] = (len(record), delimiter.join(record))
+            ragged[row] = (len(record), delimiter.join(record), record)
         elif len(record) > n:
-            collect.normalised([row], None, [delimiter.join(record[n:])], [""],
-                               f"empty fields beyond the header's {n} columns dropped")
+            padded[row] = record
         cells.append((record + [""] * n)[:n])
         rows.append(row)
     body = pd.DataFrame(cells, columns=range(n), dtype="str") if cells else pd.DataFrame(
         {i: pd.Series(dtype="str") for i in range(n)})
-    return RawTable(header, body, np.asarray(rows, dtype="int64"), ragged)
+    return RawTable(header, body, np.asarray(rows, dtype="int64"), ragged, padded, delimiter)
 
 
 # ----------------------------------------------------------------------------------------------
