@@ -63,9 +63,9 @@ def on_sample_store(store) -> bool:
     from ..config import SAMPLE_ENV
     from ..synthetic import sample_store_path
 
-    if store.engine.dialect.name != "sqlite" or not store.engine.url.database:
+    if store.path is None:
         return False
-    here = Path(store.engine.url.database).resolve()
+    here = store.path.resolve()
     known = [os.environ.get(SAMPLE_ENV), sample_store_path(create=False)]  # never makes a cache folder
     return any(path and Path(path).resolve() == here for path in known)
 

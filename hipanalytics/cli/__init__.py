@@ -75,6 +75,13 @@ class _Command(click.Group):
             import tempfile
             import traceback
 
+            from ..store.faults import machine_fault
+
+            fault = machine_fault(exc)
+            if fault:  # the machine's fault, not a bug: said in words, exit 1
+                click.echo(f"error: {fault}", err=True)
+                sys.exit(EXIT_REFUSED)
+
             with tempfile.NamedTemporaryFile("w", prefix="hipanalytics-error-", suffix=".txt", delete=False) as f:
                 traceback.print_exc(file=f)
             click.echo(f"internal error (a bug in hipanalytics {__version__}): {type(exc).__name__}: {exc}. "

@@ -1,6 +1,8 @@
-"""The store's upkeep: `store status`, `store upgrade`."""
+"""The store's upkeep: `store status`, `store upgrade`, `store check`, `store backup`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -30,7 +32,7 @@ def _revision(url: str) -> str | None:
 
 @main.group("store")
 def store_group() -> None:
-    """The store's schema: which revision it is at, and upgrading it (docs/store.md)."""
+    """The store's upkeep: its schema revision and upgrades, its health, its backups (docs/store.md)."""
 
 
 @store_group.command("status")
@@ -81,3 +83,39 @@ def upgrade_command(store_path, as_sql) -> None:
     shown = engine.url.render_as_string(hide_password=True)
     click.echo(f"{shown}: already at revision {after}" if before == after else
                f"{shown}: upgraded from schema {describe(before)} to revision {after}")
+
+
+@store_group.command("check")
+@_store_option
+@_refusals
+def check_command(store_path) -> None:
+    """Check the store whole: SQLite's integrity check, the schema revision, the records of every
+    table (current and every version), and the history (every record's versions, every import in
+    the audit trail). Exit code 1 when anything is wrong."""
+    from ..store import Store
+    from ..store.integrity import check_store
+
+    with Store(store_path or default_store(), create=False) as store:
+        found = check_store(store)
+    for line in found.lines():
+        click.echo(line)
+    if not found.ok:
+        click.echo("error: the store needs repair: see docs/store.md (Backup and restore)", err=True)
+        raise SystemExit(1)
+
+
+@store_group.command("backup")
+@click.argument("destination", type=click.Path(path_type=Path))
+@_store_option
+@_refusals
+def backup_command(destination, store_path) -> None:
+    """Copy the store to DESTINATION (a new file, or a folder to put a dated copy in: a name ending in
+    / is made a folder) with SQLite's
+    online backup, safe while others use the store; the copy is checked. Restore by copying a backup
+    back in place of the store (docs/store.md). A store on a database server is backed up with pg_dump."""
+    from ..store import Store
+    from ..store.integrity import backup
+
+    with Store(store_path or default_store(), create=False) as store:
+        written = backup(store, destination)
+    click.echo(f"backup written to {written} ({written.stat().st_size:,} bytes) and checked")

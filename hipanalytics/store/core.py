@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
+import urllib.parse
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
-from ..errors import StoreError
+from ..errors import HipAnalyticsWarning, StoreError
 from ..records import TABLES
 from ..records.columns import LATEST_DAY_COLUMNS
 from .export import write_table
+from .faults import opening_error
 from .history import HistoryMixin
 from .imports import ImportMixin
 from .migrate import HEAD, describe, is_older, revision_of, upgrade
@@ -41,20 +46,38 @@ class Store(ImportMixin, HistoryMixin):
     def __init__(self, location: str | Path, *, create: bool = True):
         text = str(location)
         is_url = "://" in text
+        self.path: Path | None = None
+        """The SQLite file (None for a database server)."""
+        self.read_only = False
+        """Whether the store is opened for reading only (a SQLite file on read-only media or in a folder
+        this user cannot write): reading works, writing is refused in words."""
+        engine_url = text
         if not is_url:
             path = Path(location)
             if not path.exists() and not create:
                 raise StoreError(f"no store at {path}; import data first or check the path")
             if not path.parent.exists():
                 raise StoreError(f"folder {path.parent} does not exist; create it or choose another path")
-            text = f"sqlite:///{path}"
+            text = engine_url = f"sqlite:///{path}"
+            self.path = path
+            if path.exists() and not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                # SQLite's WAL needs to write beside the file even to read; a store closed cleanly has no
+                # WAL left, so it is read as immutable (no locks, no -shm), else read-only through its WAL
+                self.read_only = True
+                wal = path.with_name(path.name + "-wal")
+                options = "mode=ro" if wal.exists() and wal.stat().st_size else "mode=ro&immutable=1"
+                engine_url = f"sqlite:///file:{urllib.parse.quote(str(path.resolve()))}?{options}&uri=true"
         self.url = text
-        self.engine = sa.create_engine(text, future=True)
+        self.engine = sa.create_engine(engine_url, future=True)
         if self.engine.dialect.name == "sqlite":
-            sqlite_setup(self.engine)
+            sqlite_setup(self.engine, read_only=self.read_only)
         self.md = metadata()
+        self._sound = False  # the integrity check before the first write has not run yet
         try:
             self._check_schema(create)
+        except sa.exc.DatabaseError as exc:
+            self.engine.dispose()
+            raise StoreError(opening_error(text, exc)) from None
         except BaseException:
             self.engine.dispose()
             raise
@@ -68,6 +91,9 @@ class Store(ImportMixin, HistoryMixin):
             found = revision_of(conn)
         if found == HEAD:
             return
+        if self.read_only and found is not None:
+            raise StoreError(f"the store {self.path} is at schema {describe(found)} and read-only here, so it cannot be "
+                             f"upgraded to revision {HEAD}: copy it to a writable folder first")
         if found is None and not create:
             raise StoreError(f"{self.url} is not a hipanalytics store (no meta table)")
         if found is not None and self.engine.dialect.name != "sqlite" and is_older(found):
@@ -77,6 +103,29 @@ class Store(ImportMixin, HistoryMixin):
                 "workstation: hipanalytics store upgrade --store URL (or --sql to print the SQL for your "
                 "database administrator); see docs/store.md")
         upgrade(self.engine, create=create)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A write transaction, after the integrity check (once per Store: :mod:`.integrity`); a
+        damaged store is refused before anything is written."""
+        if self.read_only:
+            raise StoreError(f"the store {self.path} is read-only here (the file, its folder, or the medium it is on): "
+                             "nothing was written. Reading commands (patients, export, reports) still work; to write, "
+                             "copy the store to a writable folder or ask for write permission (SQLite also writes "
+                             "in the store's folder)")
+        if not self._sound:
+            from .integrity import QUICK_CHECK_SECONDS, damaged_message, quick_check
+
+            problems = quick_check(self)
+            if problems:
+                raise StoreError(damaged_message(str(self.path), problems))
+            if problems is None and self.engine.dialect.name == "sqlite":
+                warnings.warn(f"the store's integrity check did not finish within {QUICK_CHECK_SECONDS:g} s; writing "
+                              "anyway (run `hipanalytics store check` when the store is not in use)", HipAnalyticsWarning,
+                              stacklevel=3)
+            self._sound = True
+        with self.engine.begin() as conn:
+            yield conn
 
     def close(self) -> None:
         """Release the database connections."""

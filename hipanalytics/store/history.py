@@ -53,7 +53,7 @@ class HistoryMixin:
         return self._new_version(table, record_id, {}, reason=reason, who=who, status="voided")
 
     def _new_version(self, table, record_id, changes, *, reason, who, status) -> int:
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return self._new_version_in(conn, table, record_id, changes, reason=reason, who=who, status=status)
 
     def _new_version_in(self, conn, table, record_id, changes, *, reason, who, status) -> int:
@@ -112,7 +112,7 @@ class HistoryMixin:
 
         record = program_record(program)
         who = user(who)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             current = self._current(conn, "programs", program.patient_id)
             current = current[current["program_id"] != program.program_id]
             start, end = pd.Timestamp(program.start_date), pd.Timestamp(program.end_date)
@@ -171,7 +171,7 @@ class HistoryMixin:
         gap = EPISODE_GAP_DAYS if gap_days is None else gap_days
         who = user(who)
         day = pd.Timestamp(on)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             programs = self._current(conn, "programs", patient_id)
             stored = self._current(conn, "episodes", patient_id)
             episodes = episodes_of_care(programs, stored, gap_days=gap, as_of=day)

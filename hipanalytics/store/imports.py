@@ -147,7 +147,7 @@ class ImportMixin:
         patients = self.read("patients")[["patient_id", "birth_year"]]
         ready = self._validated(source, table, patients, report, sheet=sheet, dates=dates, encoding=encoding,
                                 repeated_trials=repeated_trials, today=today)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return self._store_validated(conn, ready, mode, quarantine_dir, user(who), origin, report)
 
     def import_tables(
@@ -188,7 +188,7 @@ class ImportMixin:
                 new = ready[-1].result.valid()[["patient_id", "birth_year"]]  # (a stored patient stays as stored)
                 patients = pd.concat([patients, new], ignore_index=True).drop_duplicates("patient_id", keep="first")
         who = user(who)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return [self._store_validated(conn, r, mode, quarantine_dir, who, origin, quiet) for r in ready]
 
     def _validated(self, source, table: str, patients, report, **read) -> _Validated:
@@ -372,7 +372,7 @@ class ImportMixin:
             With every problem; the report's ``row`` counts the first entry as row 2, as a
             spreadsheet with a header would.
         """
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return self._add_records_in(conn, table, rows, who=user(who), today=today, label=label)
 
     def _add_records_in(self, conn, table, rows, *, who, today, label) -> pd.DataFrame:

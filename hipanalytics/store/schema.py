@@ -130,14 +130,16 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def sqlite_setup(engine: sa.Engine) -> None:
-    """WAL journal, a generous busy timeout and BEGIN IMMEDIATE, so concurrent writers queue."""
+def sqlite_setup(engine: sa.Engine, *, read_only: bool = False) -> None:
+    """WAL journal, a generous busy timeout and BEGIN IMMEDIATE, so concurrent writers queue (read
+    only: the journal left as it is and a plain BEGIN)."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None  # let SQLAlchemy's BEGIN below start transactions
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA cache_size=-262144")  # 256 MB page cache: index upkeep on big imports
@@ -145,7 +147,7 @@ def sqlite_setup(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def typed(table: str, df: pd.DataFrame) -> pd.DataFrame:
