@@ -87,8 +87,7 @@ def test_store_check_reports_counts_and_the_history_of_a_sound_store(copy):
 def test_store_backup_is_a_checked_copy_that_restores_by_copying_back(copy, tmp_path):
     missing = run("store", "backup", tmp_path / "nowhere" / "b.sqlite", "--store", copy)
     assert missing.exit_code == 1 and "does not exist" in missing.output
-    (tmp_path / "backups").mkdir()
-    made = run("store", "backup", tmp_path / "backups", "--store", copy)
+    made = run("store", "backup", f"{tmp_path / 'backups'}/", "--store", copy)  # a folder, made
     assert made.exit_code == 0 and "and checked" in made.output, made.output
     (backup,) = (tmp_path / "backups").glob("clinic-backup-*.sqlite")
     again = run("store", "backup", backup, "--store", copy)

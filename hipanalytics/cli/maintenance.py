@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 import sqlalchemy as sa
@@ -105,7 +104,7 @@ def check_command(store_path) -> None:
 
 
 @store_group.command("backup")
-@click.argument("destination", type=click.Path(path_type=Path))
+@click.argument("destination", type=click.Path())  # text: a trailing / says "a folder"
 @_store_option
 @_refusals
 def backup_command(destination, store_path) -> None:
