@@ -24,6 +24,7 @@ __all__ = [
     "default_store",
     "protocol_dirs",
     "safe_filename",
+    "WINDOWS_RESERVED",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -130,6 +131,10 @@ def default_store() -> str:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+WINDOWS_RESERVED = frozenset({"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))})
+"""Names Windows gives no file, in any letter case and whatever the extension (``NUL.txt``;
+Microsoft, "Naming Files, Paths, and Namespaces"): ids with such a part are refused, and a file
+name made from one is changed."""
 
 
 def safe_filename(text: str, *, max_length: int = 80) -> str:
@@ -161,6 +166,8 @@ def safe_filename(text: str, *, max_length: int = 80) -> str:
     'etc_passwd-3754d6'
     >>> safe_filename("Zoë O'Neil / P-07")
     'Zoe_O_Neil_P-07-6be4ff'
+    >>> safe_filename("CON").startswith("CON-"), safe_filename("nul.txt").startswith("nul.txt-")
+    (True, True)
     """
     import hashlib
 
@@ -168,7 +175,7 @@ def safe_filename(text: str, *, max_length: int = 80) -> str:
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     cleaned = _UNSAFE.sub("_", ascii_text).strip("._-")
     cleaned = re.sub(r"_+", "_", cleaned)[:max_length].strip("._-") or "unnamed"
-    if cleaned == text:
+    if cleaned == text and cleaned.split(".")[0].casefold() not in WINDOWS_RESERVED:
         return cleaned
     suffix = hashlib.sha256(text.encode("utf-8")).hexdigest()[:6]
     return f"{cleaned[:max_length - 7].rstrip('._-')}-{suffix}"

@@ -406,3 +406,43 @@ def test_huge_integers_in_any_table_are_set_aside_row_by_row(name, texts, import
     assert got["imported"] == imported and got["rows_read"] == got["imported"] + got["quarantined"]
     (quarantine,) = tmp_path.glob(f"{Path(name).stem}-{table}-quarantine-*.csv")
     assert "far too large" in quarantine.read_text()
+
+
+# -- 11. smaller findings ----------------------------------------------------------------------
+
+def test_ids_windows_reserves_as_device_names_are_refused(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_text("patient_id,birth_year,involved_side\nCON,1970,left\nnul.txt,1971,left\nLPT1,1972,right\n"
+                    "site/COM3,1973,right\nCONSTANCE,1974,left\n")
+    result = run("validate", path, "--table", "patients", "--store", tmp_path / "none.sqlite")
+    assert result.exit_code == 1
+    for row, value in ((2, "CON"), (3, "nul.txt"), (4, "LPT1"), (5, "site/COM3")):
+        assert f"row      {row}  patient_id: '{value}': not a valid id" in result.output
+    assert "row      6" not in result.output and "device name" in result.output
+
+
+def test_text_cells_that_look_like_numbers_keep_their_sign_through_an_export(store_path, tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_text("patient_id,birth_year,involved_side,cohort,site\nP010,1970,left,+1,-1\n")
+    assert run("import", path, "--table", "patients", "--store", store_path).exit_code == 0
+    out = tmp_path / "exported.csv"
+    assert run("export", "patients", "--out", out, "--store", store_path).exit_code == 0
+    row = out.read_text().splitlines()[-1]
+    assert ",'-1,'+1," in row  # site, cohort: a spreadsheet would read +1 as the number 1
+    again = tmp_path / "again.sqlite"
+    assert run("import", out, "--table", "patients", "--store", again).exit_code == 0
+    stored = Store(again).read("patients").set_index("patient_id").loc["P010"]
+    assert (stored["cohort"], stored["site"]) == ("+1", "-1")
+
+
+def test_validate_finds_what_import_would_and_says_when_there_is_no_store(store_path, tmp_path):
+    changed = tmp_path / "patients.csv"
+    changed.write_text(PATIENTS.read_text().replace("1970", "1971"))
+    checked = run("validate", changed, "--table", "patients", "--store", store_path)
+    imported = run("import", changed, "--table", "patients", "--store", store_path)
+    assert checked.exit_code == imported.exit_code == 1
+    assert "'P001' is already stored with different values" in checked.output
+    assert "'P001' is already stored with different values" in imported.output
+    alone = CliRunner().invoke(main, ["validate", str(BAD / "unknown_patient_and_before_birth.csv"), "--table",
+                                      "measurements", "--store", str(tmp_path / "missing.sqlite")])
+    assert "warning: no store at" in alone.output and "unknown patients and ids already stored were not looked for" in alone.output

@@ -68,12 +68,19 @@ def validate_command(file, table, sheet, dates, encoding, repeated_trials, repor
     table = _guess_table(file, table)
     patients = None
     location = store_path or default_store()
-    if "://" in location or Path(location).exists():  # known patients (for patients: ids in another case)
+    found = "://" in location or Path(location).exists()
+    if found:  # known patients (for patients: ids in another case)
         with Store(location, create=False) as store:
             patients = store.read("patients")[["patient_id", "birth_year"]]
     result = read_records(file, table, sheet=sheet, dates=dates, encoding=encoding, repeated_trials=repeated_trials,
                           patients=patients)
+    if found:  # as an import would: ids already stored with other values
+        with Store(location, create=False) as store:
+            result = store.check_against_store(result)
     click.echo(str(result.report))
+    if not found:
+        click.echo(f"warning: no store at {location}, so the file was checked on its own: unknown patients and ids "
+                   "already stored were not looked for (give --store, or set $HIPANALYTICS_STORE)", err=True)
     if not result.report.whole_file:
         _echo_normalised(result.report.normalisation_counts().to_dict())
     _write_report(result.report, report_path)

@@ -12,6 +12,8 @@ from typing import Literal
 
 import pandera.pandas as pa
 
+from ..config import WINDOWS_RESERVED
+
 __all__ = ["TABLES", "ALLOCATIONS", "LATEST_DAY_COLUMNS", "SOURCE_ROW", "ORIGINAL_ROW", "ColumnSpec", "DateOrder", "DTYPES", "HIP_IR_ERROR_RANGE",
            "HIP_IR_WARNING_RANGE", "ID_PATTERN", "ID_RULE", "ID_COLUMN", "valid_id", "FORMULA_TRIGGERS", "table_spec", "schema",
            "column_letter", "RESEARCH_EXPORT"]
@@ -39,7 +41,9 @@ ID_COLUMN = {"patients": "patient_id", "programs": "program_id", "measurements":
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._/-]*[A-Za-z0-9])?")
 ID_RULE = ("letters A-Z a-z, digits 0-9 and . _ - / only, starting and ending with a letter or digit, "
-           "with no '..' and no '//'")
+           "with no '..' and no '//', and no part that Windows reserves as a device name (CON, PRN, AUX, NUL, "
+           "COM1-COM9, LPT1-LPT9, also with an extension such as NUL.txt)")
+
 """The id rule for patient and program ids. They name files and appear in links, so nothing that
 could climb out of a folder (``../``) or hide in a file name is accepted; the length limit is each
 column's ``max_length``. Measurement and session ids (often derived, ``M|P001|2026-01-05|...``) only
@@ -54,9 +58,12 @@ def valid_id(text: str, max_length: int = 64) -> bool:
     --------
     >>> [valid_id(t) for t in ("P001", "Q/1", "2026/001-a", "../../etc/passwd", "A..B", "P 001", "")]
     [True, True, True, False, False, False, False]
+    >>> [valid_id(t) for t in ("CON", "nul.txt", "lpt1", "Aux", "site/COM3", "CONSTANCE", "NUL1")]
+    [False, False, False, False, False, True, True]
     """
     return (0 < len(text) <= max_length and bool(ID_PATTERN.fullmatch(text)) and ".." not in text
-            and "//" not in text)
+            and "//" not in text and not any(part.split(".")[0].casefold() in WINDOWS_RESERVED
+                                             for part in text.split("/")))
 
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from ..errors import HipAnalyticsWarning, StoreError
 from ..records import TABLES
 from ..records.columns import LATEST_DAY_COLUMNS
-from .export import write_table
+from .export import text_columns, write_table
 from .faults import opening_error
 from .history import HistoryMixin
 from .imports import ImportMixin
@@ -223,4 +223,4 @@ class Store(ImportMixin, HistoryMixin):
         CSV and Excel are spreadsheet-safe: a text cell that would run as a formula gets a leading
         ``'`` (see :func:`hipanalytics.store.spreadsheet_safe`); the stored values are unchanged.
         """
-        return write_table(self.read(table, history=history), path, sheet=table)
+        return write_table(self.read(table, history=history), path, sheet=table, text_columns=text_columns(table))

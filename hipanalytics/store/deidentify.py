@@ -29,7 +29,7 @@ import pandas as pd
 from ..errors import StoreError
 from ..records import TABLES, table_spec
 from ..records.columns import ALLOCATIONS, RESEARCH_EXPORT
-from .export import EXPORT_FORMATS, write_table
+from .export import EXPORT_FORMATS, text_columns, write_table
 
 if TYPE_CHECKING:
     from .core import Store
@@ -421,7 +421,8 @@ def export_research(store: Store, folder: str | Path, key: bytes, *, fmt: str = 
     cells = small_cells(tables["patients"], k)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    paths = {name: write_table(df, folder / f"{name}.{fmt}", sheet=name) for name, df in tables.items()}
+    paths = {name: write_table(df, folder / f"{name}.{fmt}", sheet=name, text_columns=text_columns(name))
+             for name, df in tables.items()}
     columns = pd.DataFrame([{"table": t, "column": s.name, "treatment": RESEARCH_EXPORT[t].get(s.name, ("dropped", ""))[0],
                              "how": RESEARCH_EXPORT[t].get(s.name, ("dropped", ""))[1]}
                             for t in TABLES for s in table_spec(t)])

@@ -287,6 +287,16 @@ class ImportMixin:
         conn.exec_driver_sql("DELETE FROM incoming_ids")
         return stored[stored["status"] == "active"]
 
+    def check_against_store(self, result: ReadResult) -> ReadResult:
+        """``result`` (of :func:`~hipanalytics.records.read_records`) with the errors an import of it
+        would add: rows whose id is already stored with other values. Nothing is written."""
+        if result.report.whole_file or result.data.empty or ID_COLUMN[result.report.table] not in result.data:
+            return result
+        with self.engine.connect() as conn:
+            conflicts, _ = self._compare_with_store(conn, result.report.table, result)
+            conn.rollback()
+        return _with_problems(result, conflicts)
+
     def _compare_with_store(self, conn, table: str, result: ReadResult) -> tuple[dict[int, str], set[int]]:
         """Rows whose id is stored with different content (conflicts) and with the same (duplicates)."""
         id_col = ID_COLUMN[table]
