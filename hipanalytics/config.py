@@ -25,6 +25,8 @@ __all__ = [
     "protocol_dirs",
     "safe_filename",
     "WINDOWS_RESERVED",
+    "TIMEZONE_ENV",
+    "clinic_timezone",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -123,6 +125,33 @@ STORE_ENV = "HIPANALYTICS_STORE"
 SAMPLE_ENV = "HIPANALYTICS_SAMPLE_STORE"
 """Environment variable naming a private copy of the synthetic sample store that an app serves
 (``hipanalytics app ... --sample``), so the app says it runs on the sample."""
+
+
+TIMEZONE_ENV = "HIPANALYTICS_TIMEZONE"
+
+
+def clinic_timezone():
+    """The clinic's time zone (``$HIPANALYTICS_TIMEZONE``, an IANA name such as ``Europe/London``) to
+    which date-times with an offset are converted on import; None when not set (such values are then
+    refused).
+
+    Raises
+    ------
+    HipAnalyticsError
+        When the name is not a time zone.
+    """
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = os.environ.get(TIMEZONE_ENV, "").strip()
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        from .errors import HipAnalyticsError
+
+        raise HipAnalyticsError(f"{TIMEZONE_ENV}={name!r} is not a time zone: use an IANA name such as "
+                                "Europe/London or America/New_York") from None
 
 
 def default_store() -> str:

@@ -104,7 +104,16 @@ CASES = {
                                             "and 4 hold the same values at the same visit and no trial number",
                                             "--repeated-trials"], (2, 0, 1, 0)),
     # 8. dates
-    "iso_datetimes.csv": ([], 0, ["4 values normalised", "date-time read as its date"], (4, 0, 0, 0)),
+    "iso_datetimes.csv": ([], 1, ["date-time read as its date",
+                                  "row      4  measured_on: '2026-03-04T10:00:00+01:00': a time-zone offset (+01:00)",
+                                  "row      5  measured_on: '2026-03-04 09:30:00Z': a time-zone offset (Z)",
+                                  "HIPANALYTICS_TIMEZONE=Europe/London"], (2, 2, 0, 0)),
+    # 10. values that could be read two ways, and impossible times
+    "ambiguous_values.csv": ([], 1, [
+        "row      2  degrees: '1,234': ambiguous: 1,234 could be 1234 (a thousands separator) or 1.234 (a decimal comma)",
+        "row      3  measured_on: '2026-09-05 25:00': impossible time of day",
+        "row      4  measured_on: '2026-03-04T23:30:00-02:00': a time-zone offset (-02:00)",
+        "decimal comma read as a decimal point"], (1, 3, 0, 0)),
     "day_first_impossible.csv": (["--dates", "day-first"], 1,
                                  ["row      3  measured_on: '12/31/2025': impossible with --dates day-first: 31 is not "
                                   "a month"], (1, 1, 0, 0)),
@@ -120,7 +129,8 @@ CASES = {
                                        "table: 'extra_0', 'extra_1'", "and 1,980 more"], (1, 0, 0, 0)),
 }
 TABLE = {"patient_ids.csv": "patients", "iso_datetimes_sessions.csv": "sessions",
-         "huge_integers_patients.csv": "patients", "huge_integers_sessions.csv": "sessions"}
+         "huge_integers_patients.csv": "patients", "huge_integers_sessions.csv": "sessions",
+         "impossible_times_sessions.csv": "sessions"}
 
 
 def run(*args: str):
@@ -305,14 +315,28 @@ def test_repeated_trials_are_kept_when_the_user_says_so(store_path):
 # -- 8. dates ----------------------------------------------------------------------------------
 
 
-def test_iso_date_times_are_read_as_their_date_and_a_session_keeps_its_time(store_path):
+def test_iso_date_times_are_read_as_their_date_and_a_session_keeps_its_time(store_path, monkeypatch):
+    monkeypatch.setenv("HIPANALYTICS_TIMEZONE", "Asia/Tokyo")  # offsets converted to the clinic's zone (UTC+9)
     result = run("import", BAD / "iso_datetimes.csv", "--table", "measurements", "--store", store_path)
-    assert result.exit_code == 0 and "4 imported" in result.output
-    assert set(Store(store_path).read("measurements")["measured_on"].dt.strftime("%Y-%m-%d")) == {"2026-03-04"}
+    assert result.exit_code == 0 and "4 imported" in result.output, result.output
+    assert "time-zone offset converted to the clinic's time zone Asia/Tokyo" in result.output
+    stored = Store(store_path).read("measurements")
+    assert set(stored["measured_on"].dt.strftime("%Y-%m-%d")) == {"2026-03-04"}  # 10:00+01:00 is 18:00 in Tokyo
+    ambiguous = run("import", BAD / "ambiguous_values.csv", "--table", "measurements", "--store", store_path,
+                    "--quarantine", "--quarantine-dir", store_path.parent)
+    assert ambiguous.exit_code == 3 and "2 imported, 2 quarantined" in ambiguous.output  # the offset converted
+    late = Store(store_path).read("measurements")
+    assert "2026-03-05" in set(late["measured_on"].dt.strftime("%Y-%m-%d"))  # 23:30-02:00 is 10:30 next day
+    monkeypatch.setenv("HIPANALYTICS_TIMEZONE", "Mars/Olympus")
+    wrong = run("validate", BAD / "iso_datetimes.csv", "--table", "measurements", "--store", store_path)
+    assert wrong.exit_code == 1 and "is not a time zone" in wrong.output
     sessions = run("import", BAD / "iso_datetimes_sessions.csv", "--table", "sessions", "--store", store_path)
     assert sessions.exit_code == 0 and "time taken from the date-time in performed_on" in sessions.output
     stored = Store(store_path).read("sessions").sort_values("performed_at")
     assert stored["performed_at"].tolist() == ["08:15", "18:00"]
+    times = run("validate", BAD / "impossible_times_sessions.csv", "--table", "sessions", "--store", store_path)
+    assert times.exit_code == 1 and "row      2  performed_at: '24:00': not a time of day" in times.output
+    assert "row      4  performed_at: '18:61': not a time of day" in times.output and "time written as HH:MM" in times.output
 
 
 # -- 9. the quarantine round trip ---------------------------------------------------------------

@@ -26,7 +26,9 @@ __all__ = ["codes_of", "normalise_columns"]
 
 _DEGREES = re.compile(r"^([+-]?\d+(?:[.,]\d+)?)\s*(?:°|º|deg|degs|degree|degrees)?$", re.IGNORECASE)
 _INTEGER = re.compile(r"^[+-]?\d+(?:\.0+)?$")
-_DATE_TIME = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2})[T ](\d{1,2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
+_DATE_TIME = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2})[T ](\d{1,2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3},\d{3}(?:\D|$)")
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})$")
 _DATE_FORMATS = [  # (pattern, pandas format, ambiguous day/month order?)
     (re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$"), "%Y-%m-%d", False),
     (re.compile(r"^\d{4}/\d{1,2}/\d{1,2}$"), "%Y/%m/%d", False),
@@ -130,7 +132,13 @@ def _normalise_float(spec, text, rows, collect):
     bad = present & match.isna()
     collect.problem("error", rows[bad], spec.name, text[bad], f"not a number of {spec.unit or 'units'}",
                     "write a plain number such as 32 or 32.5")
-    number = pd.to_numeric(match.str.replace(",", ".", regex=False), errors="coerce")
+    thousands = present & ~bad & text.str.match(_THOUSANDS)  # 1,234: a thousands separator or a decimal comma?
+    collect.problem("error", rows[thousands], spec.name, text[thousands],
+                    text[thousands].map(lambda v: f"ambiguous: {v} could be {v.replace(',', '')} (a thousands separator) "
+                                                  f"or {v.replace(',', '.')} (a decimal comma)"),
+                    "write the number without a thousands separator, with a decimal point (e.g. 32.5)")
+    bad = bad | thousands
+    number = pd.to_numeric(match.where(~thousands).str.replace(",", ".", regex=False), errors="coerce")
     shown = number.map(lambda v: f"{v:g}", na_action="ignore")
     parsed = present & ~bad
     comma = parsed & text.str.contains(",", regex=False)
@@ -214,6 +222,46 @@ class DateEvidence:
                             "export the dates again in one order (best YYYY-MM-DD), then declare it with --dates")
 
 
+def _to_clinic_time(spec, text, stamp, zoned, rows, collect, reported):
+    """Date-times with a time-zone offset: converted to the clinic's time zone when one is set
+    (:func:`hipanalytics.config.clinic_timezone`), reported; otherwise refused (the date itself may
+    differ by a day between zones)."""
+    from ..config import TIMEZONE_ENV, clinic_timezone
+
+    zone = clinic_timezone()
+    if zone is None:
+        collect.problem("error", rows[zoned], spec.name, text[zoned],
+                        stamp[3][zoned].map(lambda z: f"a time-zone offset ({z}): the clinic's date and time are not "
+                                                      "known without its time zone"),
+                        f"set the clinic's time zone ({TIMEZONE_ENV}=Europe/London, an IANA name) to convert it, "
+                        "or write local dates and times without an offset")
+        reported |= zoned
+        return stamp
+    local = pd.to_datetime(text[zoned].str.replace(" ", "T", n=1), utc=True, format="ISO8601").dt.tz_convert(zone)
+    stamp = stamp.copy()
+    stamp.loc[zoned, 0] = local.dt.strftime("%Y-%m-%d")
+    stamp.loc[zoned, 1] = local.dt.strftime("%H")
+    stamp.loc[zoned, 2] = local.dt.strftime("%M")
+    collect.normalised(rows[zoned], spec.name, text[zoned], local.dt.strftime("%Y-%m-%d %H:%M"),
+                       f"time-zone offset converted to the clinic's time zone {zone.key} ({TIMEZONE_ENV})")
+    return stamp
+
+
+def _normalise_time(spec, text, rows, collect):
+    """A time of day, HH:MM from 00:00 to 23:59 (``8:15`` written ``08:15``, reported); anything else
+    refused."""
+    parts = text.str.extract(_TIME_OF_DAY)
+    hour, minute = pd.to_numeric(parts[0], errors="coerce"), pd.to_numeric(parts[1], errors="coerce")
+    present = text != ""
+    ok = present & (hour <= 23) & (minute <= 59)
+    bad = present & ~ok
+    collect.problem("error", rows[bad], spec.name, text[bad], "not a time of day (HH:MM, 00:00 to 23:59)",
+                    "write the time as HH:MM, e.g. 08:15 (24:00 is 00:00 of the next day)")
+    written = parts[0].str.zfill(2) + ":" + parts[1]
+    _record_changes(collect, rows, spec.name, text, written, ok & (written != text), "time written as HH:MM")
+    return written.where(ok, text)
+
+
 def _normalise_date(spec, text, rows, collect, order: DateOrder | None, evidence: DateEvidence):
     """Dates to midnight timestamps; returns them and the time of day of date-time values ('' if none)."""
     result = pd.Series(pd.NaT, index=text.index, dtype="datetime64[s]")
@@ -223,9 +271,18 @@ def _normalise_date(spec, text, rows, collect, order: DateOrder | None, evidence
     stamp = text.str.extract(_DATE_TIME)
     with_time = present & stamp[0].notna()
     if with_time.any():
+        hour, minute = pd.to_numeric(stamp[1], errors="coerce"), pd.to_numeric(stamp[2], errors="coerce")
+        impossible = with_time & ((hour > 23) | (minute > 59))
+        collect.problem("error", rows[impossible], spec.name, text[impossible], "impossible time of day (hours "
+                        "run 00-23, minutes 00-59)", "correct the time, or give the date alone (YYYY-MM-DD)")
+        reported |= impossible
+        zoned = with_time & ~impossible & stamp[3].notna()
+        if zoned.any():
+            stamp = _to_clinic_time(spec, text, stamp, zoned, rows, collect, reported)
+        with_time &= ~reported
         times[with_time] = stamp[1][with_time].str.zfill(2) + ":" + stamp[2][with_time]
-    value = text.where(~with_time, stamp[0])
-    handled = ~present
+    value = text.where(~with_time, stamp[0]).where(~reported, "")
+    handled = ~present | reported
     for pattern, fmt, ambiguous in _DATE_FORMATS:
         mask = present & ~handled & value.str.match(pattern)
         if not mask.any():
@@ -320,6 +377,8 @@ def normalise_columns(spec, raw, rows, data, collect, dates) -> dict[str, tuple[
             times[col.name] = time_of_day.take(codes).set_axis(raw.index)
         else:
             value = _normalise_text(col, text, positions, report)
+            if col.name == "performed_at":  # text, but a time of day: HH:MM
+                value = _normalise_time(col, value, positions, report)
         value = value.where(text != "").astype(DTYPES[col.kind])
         data[col.name] = value.take(codes).set_axis(raw.index)
         merged, distinct_values = pd.factorize(value, use_na_sentinel=True)  # " P1" and "P1" are one value
