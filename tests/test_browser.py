@@ -10,6 +10,7 @@ that blocks CDNs). The screenshots are kept in ``build/test-artifacts/``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -84,10 +85,13 @@ def _serve(app: str, tmp_path: Path):
         [sys.executable, "-m", "hipanalytics.cli", "app", app, "--store", str(store_path),
          "--port", str(port), "--no-browser"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + 90
     while True:
         try:
+            token = re.search(r"/\?token=([\w-]+) ", (tmp_path / "voila.log").read_text())
+            if token is None:
+                raise OSError("no token printed yet")
+            url = f"http://127.0.0.1:{port}/?token={token.group(1)}"
             urllib.request.urlopen(url, timeout=5).close()
             break
         except OSError:

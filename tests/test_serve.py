@@ -36,6 +36,14 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _token(log_path: Path) -> str:
+    """The launch's token, from the address the command printed (LookupError until it has)."""
+    found = re.search(r"/\?token=([\w-]+) ", log_path.read_text())
+    if not found:
+        raise LookupError("no token printed yet")
+    return found.group(1)
+
+
 @contextlib.contextmanager
 def _served_app(tmp_path: Path, *args: str):
     """Start ``hipanalytics app builder`` and request its page (so that a kernel runs); yields the
@@ -49,10 +57,10 @@ def _served_app(tmp_path: Path, *args: str):
         deadline = time.monotonic() + 90
         while True:
             try:  # the page request makes Voilà start a kernel and run the app notebook on it
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=60) as page:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={_token(log_path)}", timeout=60) as page:
                     page.read()
                 break
-            except OSError:
+            except (OSError, LookupError):
                 if app.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the app did not start:\n{log_path.read_text()}")
                 time.sleep(0.5)
@@ -122,3 +130,49 @@ def test_the_cached_sample_is_reused_until_something_is_saved_into_it(tmp_path, 
     assert sample_store() == path
     with Store(path, create=False) as store:  # built anew: the entry saved into the sample is gone
         assert "P999" not in set(store.read("patients")["patient_id"]) and len(store.read("patients")) == 40
+
+
+def _request(port: int, path: str, headers: dict) -> int:
+    """The status of a GET to the app (redirects not followed)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", path, headers=headers)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_the_app_answers_only_its_own_host_origin_and_token(tmp_path, clinic_store):
+    # the shape of a DNS-rebinding attack: a hostile page whose name resolves to 127.0.0.1
+    with _served_app(tmp_path, "--store", str(clinic_store)) as (app, port, output):
+        token = _token(tmp_path / "app.log")
+        assert f"open http://localhost:{port}/?token={token} " in output()
+        here = f"127.0.0.1:{port}"
+        assert _request(port, f"/?token={token}", {"Host": here}) == 200
+        assert _request(port, f"/?token={token}", {"Host": f"localhost:{port}"}) == 200
+        assert _request(port, f"/?token={token}", {"Host": "evil.example"}) == 403
+        assert _request(port, f"/?token={token}", {"Host": f"evil.example:{port}", "Origin": "http://evil.example"}) == 403
+        assert _request(port, "/", {"Host": here}) in (302, 403)  # no token: to the login page, never the app
+        assert _request(port, "/?token=wrong", {"Host": here}) in (302, 403)
+        kernels = re.findall(r"Kernel started: ([0-9a-f-]{36})", output())
+        assert kernels
+        upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+        channels = f"/api/kernels/{kernels[-1]}/channels"
+        assert _request(port, f"{channels}?token={token}", {**upgrade, "Host": "evil.example",
+                                                            "Origin": "http://evil.example"}) == 403
+        assert _request(port, channels, {**upgrade, "Host": here, "Origin": f"http://{here}"}) == 403  # no token
+        # the browser's cookie from the token login: same origin opens the kernel, another origin does not
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", f"/?token={token}", headers={"Host": here})
+        response = connection.getresponse()
+        cookie = "; ".join(c.split(";")[0] for c in response.headers.get_all("Set-Cookie") or [])
+        response.read()
+        connection.close()
+        assert cookie
+        assert _request(port, channels, {**upgrade, "Host": here, "Origin": "http://evil.example", "Cookie": cookie}) == 403
+        assert _request(port, channels, {**upgrade, "Host": here, "Origin": f"http://{here}", "Cookie": cookie}) == 101

@@ -24,7 +24,7 @@ from ..config import PACKAGE_DIR, SAMPLE_ENV, STORE_ENV, notebooks_dir, package_
 from ..errors import ServeError
 
 __all__ = ["APPS", "APPS_DIR", "NOTEBOOKS_DIR", "VOILA_TEMPLATE", "voila_command", "lab_command", "lab_folder",
-           "exposure_warning", "check_port", "run"]
+           "exposure_warning", "check_port", "new_token", "run"]
 
 NOTEBOOKS_DIR = notebooks_dir()
 """The shipped notebooks (report templates, tutorials, apps); ``notebooks/`` in a checkout links here."""
@@ -49,19 +49,30 @@ def voila_command(app: str, *, port: int = 8866, host: str = "127.0.0.1", idle_m
     Kernels of closed pages are shut down after ``idle_minutes`` without activity (checked every
     minute); an open page keeps its kernel.
 
+    Who may ask: every request needs the launch's token (``$JUPYTER_TOKEN``, set by :func:`run`
+    from :func:`new_token`; in the URL the command prints, then a cookie), as JupyterLab does.
+    Served on this machine, a request naming any other host (``Host: evil.example``, the shape of a
+    DNS-rebinding attack) is refused with 403, and the kernel websocket refuses a page of another
+    origin (Voilà's own default lets any host through).
+
     Examples
     --------
     >>> cmd = voila_command("builder", port=9000, open_browser=False)
     >>> cmd[3].endswith("program_builder.ipynb"), "--Voila.ip=127.0.0.1" in cmd, "--no-browser" in cmd
     (True, True, True)
-    >>> "--template=hipanalytics" in cmd
-    True
+    >>> "--template=hipanalytics" in cmd, "--Voila.auto_token=True" in cmd
+    (True, True)
+    >>> [c for c in cmd if "tornado_settings" in c]
+    ["--Voila.tornado_settings={'allow_remote_access': False, 'local_hostnames': ['localhost']}"]
     """
     if app not in APPS:
         raise ValueError(f"unknown app {app!r}: expected one of {', '.join(APPS)}")
+    local = host in LOCAL_HOSTS  # elsewhere the Host check cannot tell the served name from another: the token guards
+    settings = {"allow_remote_access": not local, "local_hostnames": ["localhost"]}
     return [
         sys.executable, "-m", "voila", str(APPS_DIR / APPS[app]),
         f"--Voila.ip={host}", f"--port={port}", "--Voila.port_retries=0",
+        "--Voila.auto_token=True", f"--Voila.tornado_settings={settings!r}",
         f"--template={VOILA_TEMPLATE}",
         "--MappingKernelManager.cull_interval=60",
         f"--MappingKernelManager.cull_idle_timeout={idle_minutes * 60}",
@@ -122,9 +133,10 @@ def lab_command(folder: str | Path, *, port: int = 8888, host: str = "127.0.0.1"
 def exposure_warning(host: str) -> str:
     """What the command says before serving: who can reach the app, and what that means for patient data."""
     if host in LOCAL_HOSTS:
-        return ("Serving on this machine only (localhost). The app has no login: patient data may be used like "
-                "this on one machine, but serving it beyond one machine needs an authenticated deployment "
-                "(for example JupyterHub behind HTTPS).")
+        return ("Serving on this machine only (localhost), to requests that name this machine and carry this "
+                "launch's token. The app has no login of its own: patient data may be used like this on one "
+                "machine, but serving it beyond one machine needs an authenticated deployment (for example "
+                "JupyterHub behind HTTPS).")
     return (f"WARNING: serving on {host}: anyone who can reach this address sees and changes patient records, "
             "and nothing is encrypted. Use an authenticated deployment (for example JupyterHub behind HTTPS) "
             "for patient data beyond one machine.")
@@ -199,8 +211,17 @@ def _stop(server: subprocess.Popen, timeout: float) -> None:
     psutil.wait_procs(alive, timeout=timeout)
 
 
-def run(command: list[str], *, store: str | Path | None = None, sample: bool = False, stop_timeout: float = 20) -> int:
-    """Run a server command until it stops, with ``$HIPANALYTICS_STORE`` set to ``store``.
+def new_token() -> str:
+    """A per-launch token for the apps' URL: 256 random bits, URL-safe."""
+    import secrets
+
+    return secrets.token_urlsafe(32)
+
+
+def run(command: list[str], *, store: str | Path | None = None, sample: bool = False, stop_timeout: float = 20,
+        token: str | None = None) -> int:
+    """Run a server command until it stops, with ``$HIPANALYTICS_STORE`` set to ``store`` (and
+    ``$JUPYTER_TOKEN`` to ``token``: in the environment, never on a command line other users can read).
 
     With ``sample``, ``store`` is a private copy of the synthetic sample store, and
     ``$HIPANALYTICS_SAMPLE_STORE`` names it too, so the apps say they run on the sample; otherwise
@@ -220,6 +241,8 @@ def run(command: list[str], *, store: str | Path | None = None, sample: bool = F
         text = str(store)
         env[STORE_ENV] = text if "://" in text else str(Path(text).resolve())
     env.pop(SAMPLE_ENV, None)
+    if token is not None:
+        env["JUPYTER_TOKEN"] = token
     if sample and store is not None:
         env[SAMPLE_ENV] = env[STORE_ENV]
     # The package's Voilà template (offline) is found through JUPYTER_PATH.

@@ -38,7 +38,7 @@ def app_command(app, store_path, sample, idle_minutes, port, host, no_browser) -
     import shutil
     import tempfile
 
-    from ..apps.serve import check_port, exposure_warning, run, voila_command
+    from ..apps.serve import check_port, exposure_warning, new_token, run, voila_command
     from ..store import Store
 
     if sample and store_path:
@@ -54,11 +54,13 @@ def app_command(app, store_path, sample, idle_minutes, port, host, no_browser) -
         location = store_path or default_store()
         Store(location, create=False).close()  # refuses a missing store or a wrong schema, with the reason
     click.echo(exposure_warning(host), err=True)
+    token = new_token()
     click.echo(f"store: {location}{' (synthetic sample, deleted when the app stops)' if sample else ''}\n"
-               f"open http://{'localhost' if host == '127.0.0.1' else host}:{port}/ (Ctrl-C stops the app)", err=True)
+               f"open http://{'localhost' if host == '127.0.0.1' else host}:{port}/?token={token} (the token is this "
+               "launch's key: keep the address to yourself; Ctrl-C stops the app)", err=True)
     try:
         code = run(voila_command(app, port=port, host=host, idle_minutes=idle_minutes, open_browser=not no_browser),
-                   store=location, sample=sample)
+                   store=location, sample=sample, token=token)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
