@@ -108,6 +108,9 @@ CASES = {
                                   "row      4  measured_on: '2026-03-04T10:00:00+01:00': a time-zone offset (+01:00)",
                                   "row      5  measured_on: '2026-03-04 09:30:00Z': a time-zone offset (Z)",
                                   "HIPANALYTICS_TIMEZONE=Europe/London"], (2, 2, 0, 0)),
+    # 9. digits of other scripts: one policy, in every number and date column: written in ASCII, reported
+    "non_ascii_digits.csv": ([], 0, ["4 values normalised", "digits of another script (full-width, Arabic-Indic, "
+                                     "Devanagari...) written as 0-9"], (2, 0, 0, 0)),
     # 10. values that could be read two ways, and impossible times
     "ambiguous_values.csv": ([], 1, [
         "row      2  degrees: '1,234': ambiguous: 1,234 could be 1234 (a thousands separator) or 1.234 (a decimal comma)",

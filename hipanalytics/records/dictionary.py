@@ -54,6 +54,8 @@ def data_dictionary() -> str:
         "Accepted spellings are normalised and every normalisation is listed in the validation report",
         "(`--report FILE` writes every change with its row, column, value before and after, and rule):",
         "sides `L`/`Lt`/`left` -> `left`; `32°`, `32 deg`, `32,5` -> 32 / 32.5 degrees; spaces trimmed;",
+        "digits of other scripts in number and date columns (full-width `３２`, Arabic-Indic `٣٢`) -> `32`",
+        "(ids keep to the id rule, so such digits are refused there);",
         "dates `2026-01-05`, `2026/01/05`, `5 Jan 2026`, `January 5, 2026`, and `25/03/2026` (unambiguous);",
         "date-times `2026-03-04T10:00:00` (with or without seconds) are read as their date, and in",
         "`performed_on` the time fills an empty `performed_at` (`HH:MM`, `8:15` written `08:15`).",

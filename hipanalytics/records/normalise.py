@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,35 @@ class _PerUnique:
             return
         hit, (new, rule) = self._expand(unique_positions, new, rule)
         self.collect.normalised(self.rows[hit], column, self._original[hit].to_numpy(dtype=object), new, rule)
+
+
+def _digit_table() -> dict[int, str]:
+    table = {c: str(unicodedata.digit(chr(c))) for c in range(0x80, 0x110000)
+             if unicodedata.category(chr(c)) == "Nd"}
+    # the separators and signs that come with them: full-width forms, Arabic decimal and thousands marks
+    table.update({0xFF0E: ".", 0xFF0C: ",", 0x066B: ".", 0x066C: ",", 0xFF0D: "-", 0x2212: "-", 0xFF0B: "+",
+                  0xFF0F: "/", 0xFF1A: ":"})
+    return table
+
+
+_DIGITS: dict[int, str] | None = None
+
+
+def ascii_digits(text: str) -> str:
+    """``text`` with every decimal digit of another script (full-width ``３２``, Arabic-Indic ``٣٢``,
+    Devanagari ``३२``...) and the separators that come with them written in ASCII.
+
+    Examples
+    --------
+    >>> ascii_digits("３２．５"), ascii_digits("٣٢٫٥"), ascii_digits("३२"), ascii_digits("32.5")
+    ('32.5', '32.5', '32', '32.5')
+    """
+    global _DIGITS
+    if text.isascii():
+        return text
+    if _DIGITS is None:
+        _DIGITS = _digit_table()
+    return text.translate(_DIGITS)
 
 
 def _record_changes(collect, rows, column, before, after, changed, rule):
@@ -366,6 +396,13 @@ def normalise_columns(spec, raw, rows, data, collect, dates) -> dict[str, tuple[
         trimmed = text != distinct
         if trimmed.any():
             report.normalised(positions[trimmed], col.name, distinct[trimmed], text[trimmed], "spaces trimmed")
+        if col.kind in ("float", "int", "year", "date"):  # one policy for digits of other scripts: written in ASCII
+            ascii_text = text.map(ascii_digits)
+            changed = ascii_text != text
+            if changed.any():
+                report.normalised(positions[changed], col.name, text[changed], ascii_text[changed],
+                                  "digits of another script (full-width, Arabic-Indic, Devanagari...) written as 0-9")
+                text = ascii_text
         if col.kind == "enum":
             value = _normalise_enum(col, text, positions, report)
         elif col.kind == "float":
