@@ -108,6 +108,17 @@ CASES = {
                                   "row      4  measured_on: '2026-03-04T10:00:00+01:00': a time-zone offset (+01:00)",
                                   "row      5  measured_on: '2026-03-04 09:30:00Z': a time-zone offset (Z)",
                                   "HIPANALYTICS_TIMEZONE=Europe/London"], (2, 2, 0, 0)),
+    # 9. what a sheet's values hide: a hidden first sheet (not read, said), a hidden row and column (read, said),
+    #    merged cells and a formula without a computed value (errors in their cells, never stored empty)
+    "hidden_merged_formulas.xlsx": ([], 1, [
+        "hidden sheet(s) not read: 'Old export'; sheet 'ROM' was read",
+        "row      1  notes: 'notes': column K (notes) is hidden in Excel; it was read",
+        "warning   row      3  -: '(hidden row)': the row is hidden in Excel",
+        "row      5  patient_id: 'A5': the cell is part of the merged cells A4:A5: only A4 holds a value",
+        "row      6  notes: 'K6': the cell holds a formula (=B6&\" note\") whose value was never computed and saved"],
+        (3, 2, 0, 0)),
+    # 11. a zip bomb renamed .xlsx is refused before it is unpacked
+    "zip_bomb.xlsx": ([], 1, ["unpacks to 63 MB, 1,029 times its compressed size", "refused before reading"], None),
     # 9. digits of other scripts: one policy, in every number and date column: written in ASCII, reported
     "non_ascii_digits.csv": ([], 0, ["4 values normalised", "digits of another script (full-width, Arabic-Indic, "
                                      "Devanagari...) written as 0-9"], (2, 0, 0, 0)),

@@ -207,7 +207,8 @@ def _echo_worth_a_look(summary, first: int = 5) -> None:
         click.echo(f"{label}:")
         for p in found.head(first).itertuples():
             what = f"{p.column} {shown(p.value)}" if isinstance(p.column, str) else p.value
-            click.echo(f"  row {int(p.row)} ({what}): {p.rule}; {p.fix}")
+            where = "the file" if pd.isna(p.row) else f"row {int(p.row)}"  # a warning about the whole file
+            click.echo(f"  {where} ({what}): {p.rule}; {p.fix}")
         if len(found) > first:
             click.echo(f"  ... and {len(found) - first} more (--report FILE lists them all)")
 

@@ -143,6 +143,7 @@ def read_records(
         return _result(file, table, rows_read, collect, pd.DataFrame({SOURCE_ROW: pd.Series(dtype="int64")}))
     named = _skip_blank_and_summary_rows(named, collect).reset_index(drop=True)
     _check_field_counts(raw, spec, collect)
+    _check_structure(raw, collect)
     rows = named[SOURCE_ROW]
     data = pd.DataFrame({SOURCE_ROW: rows})
     if ORIGINAL_ROW in named:
@@ -157,13 +158,49 @@ def read_records(
     return _result(file, table, rows_read, collect, data.reset_index(drop=True), named.reset_index(drop=True))
 
 
+def _column_names(raw: RawTable) -> list[str]:
+    return [re.sub(r"\s+", "_", str(c).strip().lower()) for c in raw.header]
+
+
+def _check_structure(raw: RawTable, collect: Collector) -> None:
+    """What a workbook sheet's values hide: hidden rows and columns (read, and said), merged cells
+    and formulas without a saved value (each an error in its cell: they would read as empty)."""
+    found = raw.structure
+    if found is None or not len(raw.rows):
+        return
+    body = set(int(r) for r in raw.rows)
+    names, width = _column_names(raw), len(raw.header)
+    hidden_rows = sorted(body & set(found.hidden_rows))
+    collect.problem("warning", hidden_rows, None, ["(hidden row)"] * len(hidden_rows),
+                    "the row is hidden in Excel; it was read like the others", "check that it belongs to the table")
+    for c in sorted(set(found.hidden_columns)):
+        if c < width:
+            collect.problem("warning", [1], names[c], [names[c]], f"column {column_letter(c + 1)} ({names[c]}) is "
+                            "hidden in Excel; it was read like the others", "check that it belongs to the table")
+    for r1, c1, r2, c2 in found.merged:
+        first = f"{column_letter(c1 + 1)}{r1}"
+        span = f"{first}:{column_letter(c2 + 1)}{r2}"
+        for r in range(r1, r2 + 1):
+            for c in range(c1, min(c2, width - 1) + 1):
+                if (r, c) != (r1, c1) and r in body:
+                    collect.problem("error", [r], names[c], [f"{column_letter(c + 1)}{r}"],
+                                    f"the cell is part of the merged cells {span}: only {first} holds a value, so it "
+                                    "would read as empty", "unmerge the cells and fill in the value in each row")
+    for (r, c), formula in sorted(found.formulas.items()):
+        if r in body and c < width:
+            collect.problem("error", [r], names[c], [f"{column_letter(c + 1)}{r}"],
+                            f"the cell holds a formula (={formula}) whose value was never computed and saved, so it "
+                            "would read as empty", "open the workbook in Excel or LibreOffice, let it calculate and "
+                            "save it (or paste the values)")
+
+
 def _decimal_comma(raw: RawTable, spec, fields: list[str]) -> str | None:
     """The first number column whose value, read with a decimal comma, was split over two fields by the
     comma delimiter (``32,5`` -> ``32`` | ``5``): 'degrees 32,5', or None."""
     if raw.delimiter != ",":
         return None
     numbers = {c.name for c in spec if c.kind == "float"}
-    names = [re.sub(r"\s+", "_", str(c).strip().lower()) for c in raw.header]
+    names = _column_names(raw)
     for i, name in enumerate(names[:len(fields) - 1]):
         if name in numbers and re.fullmatch(r"[+-]?\d+", fields[i].strip()) and re.fullmatch(r"\d+", fields[i + 1].strip()):
             return f"{name} {fields[i].strip()},{fields[i + 1].strip()}"

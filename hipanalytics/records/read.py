@@ -50,6 +50,8 @@ class RawTable:
     padded: dict[int, list[str]] = field(default_factory=dict)
     delimiter: str | None = None
     """The field delimiter of delimited text (None for workbooks and Parquet)."""
+    structure: SheetStructure | None = None
+    """A workbook sheet's hidden rows and columns, merged cells and formulas without a value."""
 
 
 def label_of(source: Any) -> str:
@@ -313,9 +315,96 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+_MAX_UNZIPPED = 1 << 30  # 1 GiB
+_MAX_RATIO = 200
+"""A workbook is a zip file: one that unpacks to more than 1 GiB, or a part over 50 MB that is more
+than 200 times its compressed size (ordinary sheets compress 5-30 times), is refused before
+parsing, as a zip bomb would be."""
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+
+
+@dataclass
+class SheetStructure:
+    """What a worksheet's XML says that its values do not: hidden sheets, rows and columns, merged
+    cells, and formulas without a saved (computed) value."""
+
+    states: dict[str, str] = field(default_factory=dict)
+    hidden_rows: list[int] = field(default_factory=list)
+    hidden_columns: list[int] = field(default_factory=list)
+    merged: list[tuple[int, int, int, int]] = field(default_factory=list)
+    formulas: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+def _cell_position(ref: str) -> tuple[int, int]:
+    """``"J5"`` -> (5, 9): the spreadsheet row and the 0-based column."""
+    letters = "".join(c for c in ref if c.isalpha())
+    column = 0
+    for c in letters.upper():
+        column = column * 26 + ord(c) - 64
+    return int(ref[len(letters):]), column - 1
+
+
+def _unzipped_size_problem(archive) -> str | None:
+    total = sum(i.file_size for i in archive.infolist())
+    if total > _MAX_UNZIPPED:
+        return f"the workbook unpacks to {total / 2**30:.1f} GiB"
+    for info in archive.infolist():
+        if info.file_size > 50_000_000 and info.file_size > _MAX_RATIO * max(info.compress_size, 1):
+            return (f"its part {info.filename} unpacks to {info.file_size / 1e6:,.0f} MB, "
+                    f"{info.file_size / max(info.compress_size, 1):,.0f} times its compressed size")
+    return None
+
+
+def _structure(archive, chosen: str) -> SheetStructure:
+    """Sheet states from the workbook part, then one streaming pass over the chosen sheet's XML."""
+    import xml.etree.ElementTree as ET
+
+    found = SheetStructure()
+    book = ET.fromstring(archive.read("xl/workbook.xml"))
+    rels = ET.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target") for r in rels}
+    part = None
+    for sheet in book.iter(f"{_MAIN}sheet"):
+        found.states[sheet.get("name")] = sheet.get("state", "visible")
+        if sheet.get("name") == chosen:
+            target = targets.get(sheet.get(f"{_REL}id"), "")
+            part = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
+    if part is None or part not in archive.namelist():
+        return found
+    with archive.open(part) as handle:
+        for _, element in ET.iterparse(handle):
+            tag = element.tag.removeprefix(_MAIN)
+            if tag == "row":
+                if element.get("hidden") in ("1", "true") and element.get("r"):
+                    found.hidden_rows.append(int(element.get("r")))
+                element.clear()
+            elif tag == "col" and element.get("hidden") in ("1", "true"):
+                found.hidden_columns += range(int(element.get("min")) - 1, int(element.get("max")))
+            elif tag == "mergeCell" and ":" in element.get("ref", ""):
+                (r1, c1), (r2, c2) = (_cell_position(x) for x in element.get("ref").split(":"))
+                found.merged.append((r1, c1, r2, c2))
+            elif tag == "c":
+                formula, value = element.find(f"{_MAIN}f"), element.find(f"{_MAIN}v")
+                if formula is not None and (value is None or value.text is None) and element.get("r"):
+                    found.formulas[_cell_position(element.get("r"))] = formula.text or "(shared formula)"
+    return found
+
+
 def _read_excel(raw: bytes, sheet: str | int | None, collect: Collector) -> RawTable | None:
+    import zipfile
+
     import openpyxl
 
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            bomb = _unzipped_size_problem(archive)
+    except zipfile.BadZipFile:
+        bomb = None  # openpyxl says what is wrong below
+    if bomb:
+        return _refuse(collect, f"{bomb}: far more than any clinic table, as a zip bomb would (refused before "
+                                "reading)", "export the table again from the program that made it")
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - a damaged or encrypted workbook: say so, never a traceback
@@ -332,16 +421,40 @@ def _read_excel(raw: bytes, sheet: str | int | None, collect: Collector) -> RawT
                 return _refuse(collect, f"the workbook has no sheet {sheet!r}",
                                f"name one of its sheets: {', '.join(repr(n) for n in names)}")
         else:
-            chosen = names[0]
+            states = _structure_of(raw, names[0]).states
+            visible = [n for n in names if states.get(n, "visible") == "visible"] or names
+            chosen = visible[0]
+        structure = _structure_of(raw, chosen)
+        hidden = [n for n in names if structure.states.get(n, "visible") != "visible"]
+        if chosen in hidden:
+            collect.problem("warning", [None], None, [chosen], f"sheet {chosen!r} is hidden in Excel; it was read, "
+                            "as asked", "check that the hidden sheet is the table meant")
+        elif hidden:
+            collect.problem("warning", [None], None, [", ".join(hidden)],
+                            f"hidden sheet(s) not read: {', '.join(repr(n) for n in hidden)}; sheet {chosen!r} was read",
+                            "pass --sheet NAME to read a hidden sheet")
         grid = [[cell_text(v) for v in row] for row in workbook[chosen].iter_rows(values_only=True)]
         if sheet is None and not any(any(c.strip() for c in row) for row in grid):
-            filled = [n for n in names[1:] if any(any(cell_text(v).strip() for v in row)
-                                                  for row in workbook[n].iter_rows(values_only=True))]
+            filled = [n for n in visible if n != chosen and any(any(cell_text(v).strip() for v in row)
+                                                                for row in workbook[n].iter_rows(values_only=True))]
             hint = f"; the data seems to be on sheet {filled[0]!r}: pass --sheet {filled[0]!r}" if filled else ""
             return _refuse(collect, f"the first sheet {chosen!r} is empty", "name the sheet that holds the table" + hint)
     finally:
         workbook.close()
-    return _from_grid(grid, collect, f"sheet {chosen!r}")
+    table = _from_grid(grid, collect, f"sheet {chosen!r}")
+    if table is not None:
+        table.structure = structure
+    return table
+
+
+def _structure_of(raw: bytes, chosen: str) -> SheetStructure:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return _structure(archive, chosen)
+    except (zipfile.BadZipFile, KeyError, ValueError, SyntaxError):  # a workbook openpyxl reads but we cannot scan
+        return SheetStructure()
 
 
 def _from_grid(grid: list[list[str]], collect: Collector, where: str) -> RawTable | None:
