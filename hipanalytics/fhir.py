@@ -707,6 +707,9 @@ class FhirRows:
     reduced: Counter = field(default_factory=Counter)
     """Values kept in part, by what was kept (a birth date's year, a date-time's date)."""
     dates: dict[str, str] = field(default_factory=dict)
+    dangling: dict[str, dict[int, str]] = field(default_factory=dict)
+    """Per table, rows whose resource refers to a Patient found neither in the files nor by our
+    patient-id identifier: row number -> the reference."""
 
     def __str__(self) -> str:
         made = ", ".join(f"{len(f)} {t}" for t, f in self.tables.items() if len(f))
@@ -733,7 +736,20 @@ class FhirRows:
                 return f"{value} (FHIR {locator}, {path})" if locator else f"{value} (FHIR {path})"
 
             columns = [column(c, r) for c, r in zip(part["column"], part["row"])]
-            return part.assign(file=self.file, column=columns)
+            part = part.assign(file=self.file, column=columns)
+            dangling = self.dangling.get(table, {})
+            if dangling and "rule" in part:  # the patient is missing, not the cell: say which reference
+                refs = [dangling.get(int(r)) if not pd.isna(r) and str(c).startswith("patient_id") else None
+                        for c, r in zip(part["column"], part["row"])]
+                hit = pd.Series([x is not None for x in refs], index=part.index) & part["rule"].str.startswith("empty cell")
+                if hit.any():
+                    part = part.copy()
+                    part.loc[hit, "value"] = [refs[i] for i, h in enumerate(hit) if h]
+                    part.loc[hit, "rule"] = [f"refers to {refs[i]}, a Patient that is in no file read and not named "
+                                             "by our patient-id identifier" for i, h in enumerate(hit) if h]
+                    part.loc[hit, "fix"] = ("put the Patient in the Bundle (or import it first and refer to it by "
+                                            "its identifier), or correct the reference")
+            return part
 
         return ValidationReport(self.file, table, report.rows_read, translated(report.problems),
                                 translated(report.normalisations))
@@ -813,6 +829,15 @@ def _extension(element, key: str) -> Any:
         if ext.get("url") == SYSTEMS[key]:
             return next((v for k, v in ext.items() if k.startswith("value")), None)
     return None
+
+
+def _note_dangling(dangling: dict, table: str, rows: dict, resource: dict, element: str) -> None:
+    """A row whose patient could not be found though its resource refers to one: the reference, by
+    the row's number (header = row 1), for :meth:`FhirRows.translate`."""
+    row = rows[table][-1]
+    reference = _json_text(_object(resource, element).get("reference"))
+    if not row.get("patient_id") and reference:
+        dangling.setdefault(table, {})[len(rows[table]) + 1] = reference
 
 
 def _subject_id(resource: dict, patients: dict[str, str]) -> str:
@@ -964,6 +989,7 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
             patients.update(dict.fromkeys(_references(resource, full_url), pid))
     rows: dict[str, list[dict]] = {"patients": [], "measurements": [], "sessions": [], "episodes": []}
     at: dict[str, list[str]] = {t: [] for t in rows}
+    dangling: dict[str, dict[int, str]] = {}
     skipped: Counter = Counter()
     reduced: Counter = Counter()
     sessions: dict[str, dict] = {}  # references and session ids -> the session's row
@@ -986,12 +1012,14 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
         elif kind_of == "Observation" and _is_rom(resource):
             rows["measurements"].append(_observation_row(resource, patients))
             at["measurements"].append(number)
+            _note_dangling(dangling, "measurements", rows, resource, "subject")
             if len(_json_text(resource.get("effectiveDateTime"))) > 10:
                 reduced["Observation.effectiveDateTime: the date kept, as written (the store holds visit dates)"] += 1
         elif kind_of == "Procedure" and _find(resource.get("code"), SYSTEMS["session-template"]):
             row = _session_row(resource, patients, reduced)
             rows["sessions"].append(row)
             at["sessions"].append(number)
+            _note_dangling(dangling, "sessions", rows, resource, "subject")
             for key in _references(resource, full_url) + [f"id:{row['session_id']}"] * bool(row["session_id"]):
                 sessions[key] = row
         elif kind_of == "Observation" and _is_pain(resource):
@@ -1001,6 +1029,7 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
         elif kind_of == "EpisodeOfCare":
             rows["episodes"].append(_episode_row(resource, patients))
             at["episodes"].append(number)
+            _note_dangling(dangling, "episodes", rows, resource, "patient")
         elif kind_of == "Observation":
             codes = ", ".join(f"{_json_text(c.get('system')) or '?'}|{_json_text(c.get('code')) or '?'}"
                               for c in _items(resource.get("code"), "coding"))
@@ -1028,7 +1057,7 @@ def read_fhir(path: str | Path | list, *, known_patients: set[str] | None = None
               for t, r in rows.items()}
     used = sum(len(r) for r in rows.values()) + attached
     return FhirRows(label, ", ".join(dict.fromkeys(kinds)), tables, len(resources), used, n_known, skipped, at,
-                    reduced)
+                    reduced, dangling=dangling)
 
 
 def import_fhir(store, path: str | Path | list, *, mode: str = "strict", quarantine_dir: str | Path | None = None,

@@ -277,6 +277,33 @@ def test_quarantine_keeps_the_good_rows_and_accounts_for_every_resource(tmp_path
     assert report["column"].str.contains("FHIR entry 2, Observation.method").any()
 
 
+def test_one_bad_patient_is_set_aside_alone_and_a_missing_patient_is_named(tmp_path):
+    store = _clinic(tmp_path)
+    with Store(store) as s:
+        tables = {t: s.read(t) for t in ("patients", "programs", "measurements", "sessions")}
+    pid = tables["patients"]["patient_id"].iloc[0]
+    bundle = patient_bundle(tables, pid)
+    entries = bundle["entry"]
+    patient = next(e["resource"] for e in entries if e["resource"]["resourceType"] == "Patient")
+    patient.pop("id", None)
+    patient.pop("identifier", None)  # nothing says who this is
+    observations = [e["resource"] for e in entries if e["resource"]["resourceType"] == "Observation"]
+    observations[0]["subject"] = {"reference": "Patient/nobody-here"}
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    fresh = tmp_path / "fresh.sqlite"
+    with Store(fresh) as s:  # the patient is known here, so the other observations import
+        s.add_records("patients", tables["patients"].iloc[:1])
+    result = CliRunner().invoke(main, ["fhir", "import", str(path), "--quarantine", "--store", str(fresh)])
+    assert result.exit_code == 3, result.output
+    assert "patient_id (FHIR entry 1, Patient.identifier): (empty): empty cell in a required column" in result.output
+    entry = next(i for i, e in enumerate(entries, start=1) if e["resource"] is observations[0])
+    assert (f"patient_id (FHIR entry {entry}, Observation.subject): 'Patient/nobody-here': refers to "
+            "Patient/nobody-here, a Patient that is in no file read") in result.output
+    imported = len(Store(fresh).read("measurements"))
+    assert imported == len(observations) - 1 > 0  # every other resource imported
+
+
 def test_strict_mode_is_all_or_nothing_across_the_tables_of_one_file(tmp_path):
     store = tmp_path / "s.sqlite"
     assert CliRunner().invoke(main, ["fhir", "import", str(FHIR / "server-searchset.json"), "--store",

@@ -276,6 +276,8 @@ class ImportMixin:
         if conn.execute(sa.select(t.c.row_id).limit(1)).first() is None:
             return pd.DataFrame()
         wanted = pd.Series(pd.unique(ids.dropna()))
+        if wanted.empty:  # no row has an id (every one refused): nothing to look up
+            return pd.DataFrame()
         conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS incoming_ids (rid TEXT PRIMARY KEY)")
         conn.exec_driver_sql("DELETE FROM incoming_ids")
         incoming = sa.table("incoming_ids", sa.column("rid"))
