@@ -397,6 +397,64 @@ def _values(raw: pd.DataFrame, name: str, dictionary: pd.DataFrame) -> pd.Series
                       "export every field of the mapped instruments, raw data")
 
 
+_NUMBER_VALIDATIONS = {"number", "integer", "number_1dp", "number_2dp", "number_1dp_comma_decimal",
+                       "number_2dp_comma_decimal", "number_comma_decimal"}
+
+
+def _kind_fits(kind: str, field_type: str, validation: str) -> bool:
+    """Whether a REDCap field of ``field_type`` / ``validation`` can hold our column ``kind``."""
+    if kind == "enum":
+        return field_type in ("radio", "dropdown", "checkbox", "text", "yesno", "truefalse")
+    if kind == "date":
+        return field_type == "text" and validation.startswith(("date_", "datetime_"))
+    if kind in ("int", "year", "float"):
+        return field_type in ("text", "calc", "slider") and (validation in _NUMBER_VALIDATIONS or field_type != "text")
+    return field_type in ("text", "notes", "calc", "descriptive", "sql")
+
+
+def _check_dictionary(dic: pd.DataFrame, tables: dict[str, _TableMap], raw: pd.DataFrame, label: str,
+                      dictionary: str | Path, record_id: str) -> None:
+    """The dictionary must describe the export and our columns: every required column's field
+    present, each mapped field of a type that can hold it, on the instrument the mapping expects,
+    and every data column of the export a field of the dictionary (else: another project's
+    dictionary, or a tampered one). Raises :class:`RedcapError` naming every mismatch."""
+    problems = []
+    validation = dic.get("Text Validation Type OR Show Slider Number", pd.Series("", index=dic.index)).fillna("")
+    for table, tm in tables.items():
+        kinds = {c.name: c for c in table_spec(table)}
+        for column, name in tm.columns.items():
+            spec = kinds.get(column)
+            if spec is None or name not in dic.index:
+                continue
+            field_type, valid = str(dic.at[name, "Field Type"]).strip(), str(validation.get(name, "")).strip()
+            if not _kind_fits(spec.kind, field_type, valid):
+                problems.append(f"field {name!r} is {field_type}{' (' + valid + ')' if valid else ''} in the dictionary, "
+                                f"but {table}.{column} needs {'a date' if spec.kind == 'date' else 'a number' if spec.kind in ('int', 'year', 'float') else 'a choice or text'}")
+            form = str(dic.at[name, "Form Name"]).strip()
+            if tm.form and form and form != tm.form and name != record_id:
+                problems.append(f"field {name!r} is on instrument {form!r} in the dictionary, not {tm.form!r}")
+    fields = set(dic.index)
+    checkbox = re.compile(r"(.+)___[^_].*")
+    unknown = [c for c in raw.columns if c not in fields and not _BOOKKEEPING.fullmatch(c)
+               and not (checkbox.fullmatch(c) and checkbox.fullmatch(c).group(1) in fields)]
+    if unknown:
+        problems.append(f"the export has {len(unknown)} column(s) the dictionary does not list: "
+                        f"{', '.join(map(repr, unknown[:8]))}{' ...' if len(unknown) > 8 else ''}")
+    if problems:
+        raise RedcapError(f"{dictionary} does not describe {label}: " + "; ".join(problems)
+                          + ". Give the data dictionary of the project this export came from (Project Setup > "
+                            "Data Dictionary > Download), or a --mapping for a project whose fields differ")
+
+
+def _choices(dic: pd.DataFrame, name: str) -> dict[str, str]:
+    """A radio or dropdown field's choices, raw code -> label (``1, Left | 2, Right``)."""
+    if name not in dic.index or str(dic.at[name, "Field Type"]).strip() not in ("radio", "dropdown"):
+        return {}
+    text = str(dic.get("Choices, Calculations, OR Slider Labels", pd.Series(dtype=str)).get(name, "") or "")
+    pairs = [part.split(",", 1) for part in text.split("|") if "," in part]
+    return {code.strip(): label.strip() for code, label in pairs}
+
+
 def read_redcap(export: str | Path, dictionary: str | Path, mapping: str | Path | None = None) -> RedcapRows:
     """Read a REDCap "CSV (raw data)" export into our tables (text, not yet validated).
 
@@ -419,7 +477,15 @@ def read_redcap(export: str | Path, dictionary: str | Path, mapping: str | Path 
     label = str(export)
     dic = _read_dictionary(dictionary)
     record_id, tables = _builtin_mapping() if mapping is None else _load_mapping(mapping, dic)
-    if mapping is None:  # a project built from an earlier dictionary of ours lacks the newer fields
+    if mapping is None:  # a project built from an earlier dictionary of ours lacks the newer, optional fields
+        required = {(t, c.name) for t in TABLES for c in table_spec(t) if c.required and not c.nullable}
+        lacking = [f for t, m in tables.items() for c, f in m.columns.items()
+                   if f not in dic.index and (t, c) in required and f != record_id
+                   and any(g in dic.index for g in m.columns.values())]
+        if lacking:
+            raise RedcapError(f"{dictionary}: the data dictionary has no field {', '.join(map(repr, lacking))}, which "
+                              "our tables require: give the project's own dictionary (Project Setup > Data "
+                              "Dictionary > Download), or a --mapping for a project whose fields differ")
         tables = {t: replace(m, columns={c: f for c, f in m.columns.items() if f in dic.index})
                   for t, m in tables.items()}
         tables = {t: m for t, m in tables.items() if m.columns}
@@ -427,6 +493,7 @@ def read_redcap(export: str | Path, dictionary: str | Path, mapping: str | Path 
     if record_id not in raw.columns:
         raise RedcapError(f"{label}: no record id column {record_id!r}: not an export of this project "
                           "(or give --mapping with its record_id)")
+    _check_dictionary(dic, tables, raw, label, dictionary, record_id)
     n = len(raw)
     instrument = (raw["redcap_repeat_instrument"].str.strip() if "redcap_repeat_instrument" in raw
                   else pd.Series("", index=raw.index))
@@ -439,6 +506,7 @@ def read_redcap(export: str | Path, dictionary: str | Path, mapping: str | Path 
     entries: dict[str, list[int]] = {}
     dates: dict[str, str] = {}
     used_columns = {record_id}
+    specs = {t: {c.name: c.aliases or dict.fromkeys(c.allowed) for c in table_spec(t)} for t in TABLES}
     for table in TABLES:
         tm = tables.get(table)
         if tm is None:
@@ -460,8 +528,11 @@ def read_redcap(export: str | Path, dictionary: str | Path, mapping: str | Path 
             part = pd.DataFrame({RECORD_ID: raw.loc[rows, record_id].str.strip()})
             for column, name in {**tm.columns, **entry["columns"]}.items():
                 text = values[name].loc[rows]
-                codes = tm.codes.get(column)
-                part[column] = text.map(lambda v, codes=codes: codes.get(v, v) if codes and v else v)
+                codes = tm.codes.get(column)  # the mapping's own translation comes first
+                known = {k.casefold() for k in specs[table].get(column, {})}
+                choices = {c: lab for c, lab in _choices(dic, name).items() if c.casefold() not in known}
+                part[column] = text.map(lambda v, codes=codes, choices=choices: (codes or {}).get(v) or
+                                        choices.get(v, v) if v else v)
                 names[(table, column)] = name
             for column, name in entry["columns"].items():  # this row's own field for the column
                 names[(table, column, number)] = name

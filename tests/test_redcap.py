@@ -225,3 +225,51 @@ def test_a_blank_line_in_an_export_is_a_blank_row_and_later_rows_keep_their_numb
     assert (rows.rows_read, rows.used, rows.blank, rows.unmapped) == (8, 6, 2, 0)
     bad = rows.tables["measurements"]
     assert bad.loc[bad["degrees"] == "4O", "source_row"].tolist() == [9]
+
+
+def _redcap_import(tmp_path, export, dictionary):
+    return CliRunner().invoke(main, ["import", "--from-redcap", str(export), "--dictionary", str(dictionary),
+                                     "--store", str(tmp_path / "s.sqlite")])
+
+
+def test_the_dictionary_is_checked_against_the_export_and_our_columns(tmp_path):
+    export = REDCAP / "classic-repeating.csv"
+    field = "Variable / Field Name"
+    # a dictionary that lacks a field our tables require
+    missing = pd.read_csv(PREVIOUS_DICTIONARY, dtype=str, keep_default_na=False)
+    missing[missing[field] != "rom_degrees"].to_csv(tmp_path / "missing.csv", index=False)
+    result = _redcap_import(tmp_path, export, tmp_path / "missing.csv")
+    assert result.exit_code == 1 and "no field 'rom_degrees', which our tables require" in result.output
+    # a tampered one: the degrees field made a date, the side moved to another instrument
+    tampered = pd.read_csv(PREVIOUS_DICTIONARY, dtype=str, keep_default_na=False)
+    at = tampered[field] == "rom_degrees"
+    tampered.loc[at, "Text Validation Type OR Show Slider Number"] = "date_ymd"
+    tampered.loc[tampered[field] == "rom_side", "Form Name"] = "patient"
+    tampered.to_csv(tmp_path / "tampered.csv", index=False)
+    result = _redcap_import(tmp_path, export, tmp_path / "tampered.csv")
+    assert result.exit_code == 1 and "field 'rom_degrees' is text (date_ymd) in the dictionary, but " \
+                                     "measurements.degrees needs a number" in result.output
+    assert "field 'rom_side' is on instrument 'patient' in the dictionary, not 'rom_visit'" in result.output
+    # another project's dictionary
+    result = _redcap_import(tmp_path, export, REDCAP / "other-dictionary.csv")
+    assert result.exit_code == 1 and "other-dictionary.csv" in result.output
+    assert "internal error" not in result.output
+    assert not (tmp_path / "s.sqlite").exists() or Store(tmp_path / "s.sqlite").read("measurements").empty
+
+
+def test_a_projects_own_choice_codes_are_translated_through_its_dictionary(tmp_path):
+    field = "Variable / Field Name"
+    d = pd.read_csv(PREVIOUS_DICTIONARY, dtype=str, keep_default_na=False)
+    d.loc[d[field] == "rom_side", "Choices, Calculations, OR Slider Labels"] = "1, Left | 2, Right"
+    d.loc[d[field] == "involved_side", "Choices, Calculations, OR Slider Labels"] = "1, Left | 2, Right | 3, Both"
+    d.to_csv(tmp_path / "coded.csv", index=False)
+    export = pd.read_csv(REDCAP / "classic-repeating.csv", dtype=str, keep_default_na=False)
+    export["rom_side"] = export["rom_side"].map({"left": "1", "right": "2", "": ""})
+    export["involved_side"] = export["involved_side"].map({"left": "1", "right": "2", "both": "3", "": ""})
+    export.to_csv(tmp_path / "coded-export.csv", index=False)
+    result = _redcap_import(tmp_path, tmp_path / "coded-export.csv", tmp_path / "coded.csv")
+    assert result.exit_code == 0, result.output
+    store = Store(tmp_path / "s.sqlite")
+    original = pd.read_csv(REDCAP / "classic-repeating.csv", dtype=str, keep_default_na=False)
+    assert sorted(store.read("measurements")["side"]) == sorted(v for v in original["rom_side"] if v)
+    assert sorted(store.read("patients")["involved_side"]) == sorted(v for v in original["involved_side"] if v)
