@@ -278,7 +278,7 @@ def deidentify(tables: dict[str, pd.DataFrame], key: bytes, *, as_of: date | Non
     >>> out = deidentify({"patients": patients}, secrets.token_hex(32).encode())["patients"]
     >>> out.columns.tolist()
     ['patient_id', 'age_band', 'sex', 'involved_side', 'cohort']
-    >>> out["cohort"].str.startswith("cohort-").all()
+    >>> bool(out["cohort"].str.startswith("cohort-").all())
     True
     """
     check_key(key)
