@@ -12,10 +12,10 @@ scenarios:
   week-6 values (their true mean minus the MAR-imputed mean), and the share of trials whose true
   departure reaches their tipping shift (where the MAR conclusion is overturned by the real drop-out:
   near 0 under MAR, more under MNAR, which is what the tipping point warns of).
-- ``observational``: no allocation, the clinician chooses (older patients, patients who arrive in
-  more pain and the south site get 3x/week more often) and age, pain and site also move the gain
-  (confounding by indication; the pain the clinic records before the first session is the patient's
-  pain measured with error, so some confounding by pain is left after adjustment): the
+- ``observational``: no allocation, the clinician chooses (older patients, patients who score more
+  pain before the first session and the south site get 3x/week more often) and age, pain and site
+  also move the gain (confounding by indication; the choice follows the recorded score, the gain
+  the patient's pain level it measures with error): the
   unadjusted primary analysis is biased; the confounding-adjusted estimates after MI (adjusted for
   baseline IR, age, baseline pain, sex, side and site): the overlap-weighted ANCOVA, the ANCOVA
   weighted by stabilised IPT weights and the doubly robust AIPW, should not be. (Pain-rise

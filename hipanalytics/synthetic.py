@@ -15,8 +15,10 @@ Assumptions (each a parameter of :class:`Assumptions`)
   being the patient's usual NPRS before a session (no allocation recorded; cohort "routine care");
   with ``gain_model="arm"`` the gain also moves by ``age_gain`` per year of age over 45,
   ``site_gain`` at the north site and ``pain_gain`` per NPRS point over 2.5, so age, site and pain
-  confound the comparison (all 0 by default: no confounding). The pain a clinic records before the
-  first session is that level measured with error (SD 0.8, rounded), as a real baseline would be.
+  confound the comparison (all 0 by default: no confounding). The clinician chooses from the pain
+  score recorded before the first session (done in the clinic): the patient's level measured with
+  error (SD 0.8, rounded), as a real baseline is, so adjusting for that recorded score (the
+  baseline covariate) removes the confounding the choice brings, while the gain follows the level.
 - Baseline active seated hip IR of the involved hip ~ N(22, 6) degrees, clipped to 5-40; with both
   hips involved each hip has its own baseline (a shared patient part and a side part, SD 3); the
   uninvolved side ~ 8 degrees more (SD 3). Normal adult means are about 29-50 degrees (J Athl Train
@@ -191,9 +193,10 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
         chooser = np.random.default_rng([seed, 21])  # its own stream: the rest of the clinic stays as drawn
         chosen = chooser.random(n)
         logit = a.indication_intercept + a.indication_age * (age - 45) + a.indication_site * (site == "north")
-        if a.indication_pain:  # the pain the patient arrives with, drawn here so that the choice can see it
+        if a.indication_pain:  # the pain the patient arrives with, and the score the clinician records of it
             pain_seen = np.clip(chooser.normal(a.pain_mean, 1.5, n), 0, 8)
-            logit = logit + a.indication_pain * (pain_seen - a.pain_mean)
+            first_score = np.clip(np.rint(pain_seen + chooser.normal(0, 0.8, n)), 0, 10)
+            logit = logit + a.indication_pain * (first_score - a.pain_mean)  # chosen from what is seen
         arm = np.where(chosen < 1 / (1 + np.exp(-logit)), "daily", "three-per-week")
     patients = pd.DataFrame({
         "patient_id": ids, "birth_year": np.array([d.year for d in start]) - age, "sex": sex, "involved_side": side,
@@ -235,11 +238,18 @@ def generate_clinic(n_patients: int = 40, *, seed: int = 2026, assumptions: Assu
     if not randomised and a.indication_pain:
         pain_level = pain_seen  # (the draw above still made: every later stream stays where it was)
     before_all = np.clip(np.rint(pain_level[pi] + rng.normal(0, 0.8, len(planned))), 0, 10)
+    first_session = None
+    if not randomised and a.indication_pain:  # the first session, in the clinic: done, its pain score the one seen
+        order = pd.DataFrame({"pi": pi, "day": day, "at": planned["slot_time"].to_numpy()})
+        first_session = order.sort_values(["pi", "day", "at"], kind="stable").groupby("pi").head(1).index.to_numpy()
+        before_all[first_session] = first_score[pi[first_session]]
     rise = np.where(planned["schedule"].to_numpy() == "daily", a.pain_rise_daily, a.pain_rise_three)
     rise = rise + np.where(responder[pi] & (planned["schedule"].to_numpy() == "daily"), a.pain_responder_rise, 0)
     after_all = np.clip(np.rint(before_all + np.where(is_breakout_all, rise, 0) + rng.normal(0, 0.8, len(planned))),
                         0, 10)
     record_pain = is_breakout_all | (rng.random(len(planned)) < 0.3)
+    if first_session is not None:
+        done[first_session] = record_pain[first_session] = True
     pain_rise = done & record_pain & is_breakout_all & (after_all - before_all >= 2)
     pain_told = done & record_pain & is_breakout_all
 
