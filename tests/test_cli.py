@@ -137,15 +137,17 @@ def test_app_refuses_a_missing_store_and_serves_an_existing_one_on_localhost(tmp
     missing = run("app", "builder", "--store", str(tmp_path / "none.sqlite"), "--no-browser", "--port", str(_free_port()))
     assert missing.exit_code == 1 and "no store at" in missing.output
     calls = []
-    monkeypatch.setattr(serve, "run", lambda command, store=None, sample=False: calls.append((command, store, sample)) or 0)
+    monkeypatch.setattr(serve, "run", lambda command, store=None, sample=False, token=None:
+                        calls.append((command, store, sample, token)) or 0)
     Store(tmp_path / "clinic.sqlite").close()
     port = _free_port()
     result = run("app", "entry", "--store", str(tmp_path / "clinic.sqlite"), "--port", str(port), "--no-browser",
                  "--idle-minutes", "30")
     assert result.exit_code == 0, result.output
     assert "no login" in result.output and "authenticated deployment" in result.output
-    (command, store, sample), = calls
+    (command, store, sample, token), = calls
     assert command[3].endswith("data_entry.ipynb") and store == str(tmp_path / "clinic.sqlite") and not sample
+    assert len(token) >= 40 and f"/?token={token} " in result.output and token not in " ".join(command)
     assert {"--Voila.ip=127.0.0.1", f"--port={port}", "--MappingKernelManager.cull_idle_timeout=1800",
             "--no-browser"} <= set(command)
     exposed = run("app", "dashboard", "--sample", "--host", "0.0.0.0", "--port", str(_free_port()), "--no-browser")
