@@ -16,9 +16,10 @@ from ..errors import HipAnalyticsWarning, StoreError
 from ..records import TABLES
 from ..records.columns import LATEST_DAY_COLUMNS
 from .export import text_columns, write_table
-from .faults import opening_error
+from .faults import opening_error, read_only_message
 from .history import HistoryMixin
 from .imports import ImportMixin
+from .integrity import QUICK_CHECK_SECONDS, damaged_message, quick_check
 from .migrate import HEAD, describe, is_older, revision_of, upgrade
 from .schema import HISTORY_COLUMNS, ID_COLUMN, metadata, sqlite_setup, typed
 
@@ -109,13 +110,8 @@ class Store(ImportMixin, HistoryMixin):
         """A write transaction, after the integrity check (once per Store: :mod:`.integrity`); a
         damaged store is refused before anything is written."""
         if self.read_only:
-            raise StoreError(f"the store {self.path} is read-only here (the file, its folder, or the medium it is on): "
-                             "nothing was written. Reading commands (patients, export, reports) still work; to write, "
-                             "copy the store to a writable folder or ask for write permission (SQLite also writes "
-                             "in the store's folder)")
+            raise StoreError(read_only_message(str(self.path)))
         if not self._sound:
-            from .integrity import QUICK_CHECK_SECONDS, damaged_message, quick_check
-
             problems = quick_check(self)
             if problems:
                 raise StoreError(damaged_message(str(self.path), problems))

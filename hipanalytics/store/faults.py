@@ -9,7 +9,7 @@ import sqlite3
 
 import sqlalchemy as sa
 
-__all__ = ["machine_fault", "opening_error"]
+__all__ = ["machine_fault", "opening_error", "read_only_message"]
 
 _FULL = ("the disk is full (or the user's disk quota is used up): nothing of this command's writing was kept. "
          "Free some space on the disk that holds the store and the output folder, then run the command again")
@@ -29,13 +29,18 @@ def _where(location: str | None) -> str:
     return f"{location.removeprefix('sqlite:///')} "
 
 
+def read_only_message(location: str | None) -> str:
+    """The refusal to write to a read-only store, with what still works and what to do."""
+    return _READ_ONLY.format(where=_where(location))
+
+
 def _message(text: str, location: str | None) -> str | None:
     lowered = text.lower()
     where = _where(location)
     if "database or disk is full" in lowered or "no space left" in lowered or "disk quota" in lowered:
         return _FULL
     if "readonly database" in lowered or "read-only" in lowered or "unable to open database file" in lowered:
-        return _READ_ONLY.format(where=where)
+        return read_only_message(location)
     if "file is not a database" in lowered:
         return _NOT_A_STORE.format(where=where)
     if "malformed" in lowered or "disk i/o error" in lowered:

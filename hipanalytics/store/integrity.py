@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from ..errors import StoreError
 from ..records import TABLES
+from .migrate import revision_of
 from .schema import ID_COLUMN
 
 if TYPE_CHECKING:
@@ -109,8 +110,6 @@ def check_store(store: Store) -> StoreCheck:
     """The store's full check: SQLite's ``integrity_check``, the schema revision, the records
     (current and every version) of each table, and the history: each record's versions numbered
     1, 2, ... without a gap, each version's import known, each import in the audit trail."""
-    from .migrate import revision_of
-
     where = store.engine.url.render_as_string(hide_password=True)
     integrity = quick_check(store, seconds=None, full=True) or []
     if integrity:
@@ -172,9 +171,7 @@ def backup(store: Store, destination: str | Path) -> Path:
             target.close()
     finally:
         raw.close()
-    from .core import Store as _Store
-
-    with _Store(destination, create=False) as copy:
+    with type(store)(destination, create=False) as copy:
         found = quick_check(copy, seconds=None, full=True)
     if found:
         raise StoreError(f"the backup {destination} failed its integrity check ({found[0]}); keep the store as it is "
